@@ -1,0 +1,243 @@
+//! Layouts and names shared by the pktd eBPF program (`pktd-ebpf`) and its user
+//! space (`pktd-daemon`, tests).
+//!
+//! Every type that crosses the kernel/user boundary is defined here once, as
+//! `#[repr(C)]` with explicit padding and integers instead of `bool`, and its
+//! size is pinned by a compile-time assertion. With the `user` feature the
+//! types implement [`aya::Pod`] so user space can read and write them in maps.
+#![no_std]
+
+use core::mem::size_of;
+
+/// Most clients (capture sessions) one attachment — one program on one
+/// (network namespace, interface) — evaluates per packet.
+pub const MAX_CLIENTS: u32 = 64;
+
+/// Most instructions in one classic-BPF program (the kernel's BPF_MAXINSNS).
+pub const MAX_INSNS: usize = 4096;
+
+/// Number of scratch memory cells of classic BPF (BPF_MEMWORDS).
+pub const MEM_WORDS: usize = 16;
+
+/// Most bytes of a packet copied into one record. Longer captures are cut
+/// here whatever the filter, client and policy allow.
+pub const MAX_CAPLEN: u32 = 65535;
+
+/// Bytes of each packet the kernel program copies once per packet so that
+/// filter loads inside them need no helper call.
+pub const PREFIX_LEN: u32 = 256;
+
+/// Direction bit: the packet was received on the interface (TC ingress).
+pub const DIR_IN: u32 = 1;
+/// Direction bit: the packet was sent on the interface (TC egress).
+pub const DIR_OUT: u32 = 2;
+
+/// Names of the eBPF programs and maps in the object built from `pktd-ebpf`.
+pub mod names {
+    /// TC classifier run on received packets.
+    pub const PROG_INGRESS: &str = "pktd_ingress";
+    /// TC classifier run on sent packets.
+    pub const PROG_EGRESS: &str = "pktd_egress";
+    /// `Array<Globals, 1>`: the number of slots to scan.
+    pub const MAP_GLOBALS: &str = "PKTD_GLOBALS";
+    /// `Array<ClientConfig, MAX_CLIENTS>`: per-client settings.
+    pub const MAP_CLIENTS: &str = "PKTD_CLIENTS";
+    /// `ArrayOfMaps<Array<FilterProgram, 1>, MAX_CLIENTS>`: per-client filter.
+    pub const MAP_FILTERS: &str = "PKTD_FILTERS";
+    /// `ArrayOfMaps<RingBuf, MAX_CLIENTS>`: per-client ring buffer.
+    pub const MAP_RINGS: &str = "PKTD_RINGS";
+    /// `PerCpuArray<ClientCounters, MAX_CLIENTS>`: per-client counters.
+    pub const MAP_COUNTERS: &str = "PKTD_COUNTERS";
+    /// `Array<ClientUsage, MAX_CLIENTS>`: quota consumption, shared by CPUs.
+    pub const MAP_USAGE: &str = "PKTD_USAGE";
+    /// `PerCpuArray<PacketPrefix, 1>`: the first bytes of the current packet.
+    pub const MAP_PREFIX: &str = "PKTD_PREFIX";
+    /// `Array<RecordBuffer, NR_CPUS>`: where a record is assembled.
+    pub const MAP_RECORD: &str = "PKTD_RECORD";
+
+    /// Every map name, for the check that the built object has them all.
+    pub const ALL_MAPS: [&str; 8] = [
+        MAP_GLOBALS,
+        MAP_CLIENTS,
+        MAP_FILTERS,
+        MAP_RINGS,
+        MAP_COUNTERS,
+        MAP_USAGE,
+        MAP_PREFIX,
+        MAP_RECORD,
+    ];
+    /// Every program name.
+    pub const ALL_PROGRAMS: [&str; 2] = [PROG_INGRESS, PROG_EGRESS];
+}
+
+/// One classic-BPF instruction, laid out like the kernel's `struct sock_filter`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CbpfInsn {
+    /// Opcode.
+    pub code: u16,
+    /// Jump offset when the condition holds.
+    pub jt: u8,
+    /// Jump offset when the condition does not hold.
+    pub jf: u8,
+    /// Generic field (constant, offset, memory index).
+    pub k: u32,
+}
+const _: () = assert!(size_of::<CbpfInsn>() == 8);
+
+impl CbpfInsn {
+    /// An instruction from its four fields.
+    pub const fn new(code: u16, jt: u8, jf: u8, k: u32) -> Self {
+        Self { code, jt, jf, k }
+    }
+}
+
+/// A validated classic-BPF program as the kernel program reads it: the value
+/// of a client's one-entry filter map. Replacing the inner map swaps the
+/// filter atomically; a packet sees either the old or the new program whole.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FilterProgram {
+    /// Number of instructions in use (1..=MAX_INSNS).
+    pub len: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// The instructions; those past `len` are never executed.
+    pub insns: [CbpfInsn; MAX_INSNS],
+}
+const _: () = assert!(size_of::<FilterProgram>() == 8 + 8 * MAX_INSNS);
+
+/// Global settings of one attachment.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Globals {
+    /// Slots `0..slot_count` are scanned for each packet.
+    pub slot_count: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+}
+const _: () = assert!(size_of::<Globals>() == 8);
+
+/// Settings of one client slot. A slot is evaluated only while `active` is 1;
+/// user space fills everything else (filter, ring) before setting it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// 1 while the slot is in use.
+    pub active: u32,
+    /// Bitmask of DIR_IN / DIR_OUT.
+    pub directions: u32,
+    /// Most bytes captured per packet (already the minimum of the client's
+    /// and the policy's snaplen).
+    pub snaplen: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// Most packets delivered in the session; 0 means no limit.
+    pub packet_quota: u64,
+    /// Most captured bytes delivered in the session; 0 means no limit.
+    pub byte_quota: u64,
+}
+const _: () = assert!(size_of::<ClientConfig>() == 32);
+
+/// Per-CPU counters of one client slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientCounters {
+    /// Packets the client's filter was run on.
+    pub seen: u64,
+    /// Packets the filter accepted.
+    pub matched: u64,
+    /// Packets put into the client's ring buffer.
+    pub delivered: u64,
+    /// Matched packets lost because the ring buffer was full.
+    pub dropped: u64,
+    /// Matched packets refused because a quota was reached.
+    pub over_quota: u64,
+    /// Captured bytes put into the ring buffer.
+    pub delivered_bytes: u64,
+}
+const _: () = assert!(size_of::<ClientCounters>() == 48);
+
+impl ClientCounters {
+    /// Adds another CPU's counters to these.
+    pub fn accumulate(&mut self, other: &Self) {
+        self.seen += other.seen;
+        self.matched += other.matched;
+        self.delivered += other.delivered;
+        self.dropped += other.dropped;
+        self.over_quota += other.over_quota;
+        self.delivered_bytes += other.delivered_bytes;
+    }
+}
+
+/// Quota consumption of one client slot, updated atomically by all CPUs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientUsage {
+    /// Packets charged to the quota.
+    pub packets: u64,
+    /// Captured bytes charged to the quota.
+    pub bytes: u64,
+}
+const _: () = assert!(size_of::<ClientUsage>() == 16);
+
+/// The first bytes of the packet being classified, as it was on the wire
+/// (VLAN tag in place).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PacketPrefix {
+    /// The bytes; `PREFIX_LEN` of packet plus room for a 4-byte load that
+    /// starts inside it.
+    pub bytes: [u8; PREFIX_LEN as usize + 8],
+}
+
+/// Header of each record in a client's ring buffer; `cap_len` packet bytes
+/// follow it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// CLOCK_TAI time the packet was seen, in nanoseconds.
+    pub timestamp_ns: u64,
+    /// Length of the packet on the wire (VLAN tag included).
+    pub wire_len: u32,
+    /// Number of bytes that follow.
+    pub cap_len: u32,
+    /// Interface index in the attachment's network namespace.
+    pub ifindex: u32,
+    /// DIR_IN or DIR_OUT.
+    pub direction: u32,
+}
+/// Size of [`RecordHeader`].
+pub const RECORD_HEADER_LEN: usize = 24;
+const _: () = assert!(size_of::<RecordHeader>() == RECORD_HEADER_LEN);
+
+/// Where the kernel program assembles one record before it is copied into a
+/// ring buffer: the header, then up to MAX_CAPLEN bytes.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct RecordBuffer {
+    /// The record's header.
+    pub header: RecordHeader,
+    /// The captured bytes; room for MAX_CAPLEN rounded up.
+    pub data: [u8; 65536],
+}
+const _: () = assert!(MAX_CAPLEN as usize <= 65536);
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: each type is #[repr(C)], made only of integers with explicit
+    // padding fields, so every bit pattern is valid and there are no holes.
+    unsafe impl aya::Pod for super::CbpfInsn {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FilterProgram {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Globals {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ClientConfig {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ClientCounters {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ClientUsage {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RecordHeader {}
+}
