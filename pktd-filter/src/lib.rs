@@ -1,1 +1,45 @@
-//! placeholder
+//! Classic-BPF filters for pktd.
+//!
+//! Clients describe the packets they want with a tcpdump expression or a
+//! ready-made classic-BPF program. This crate turns either into a
+//! [`ValidProgram`]:
+//!
+//! - [`compile`] runs libpcap's own compiler for Ethernet, so expressions
+//!   mean exactly what they mean to tcpdump;
+//! - [`parse_ddd`] / [`parse_binary`] read the usual interchange forms, and
+//!   [`format_d`], [`format_dd`], [`format_ddd`], [`to_binary`] write them
+//!   (the text forms byte-identical to tcpdump's);
+//! - [`validate`] applies the Linux kernel's classic-BPF rules, so pktd
+//!   accepts exactly the programs the kernel would, minus ancillary and
+//!   negative-offset loads, which pktd's eBPF evaluator cannot serve.
+//!
+//! [`interpret`] is a kernel-semantics interpreter, the oracle for pktd's
+//! eBPF evaluator; [`pcap_offline_filter`] and [`kernel_accepts`] expose
+//! libpcap's interpreter and the kernel's checks as references for tests.
+//!
+//! All `unsafe` code (libpcap and socket calls) lives in one private module.
+#![deny(unsafe_code)]
+
+pub use pktd_common::CbpfInsn;
+
+mod error;
+mod image;
+mod interpret;
+mod kernel;
+mod libpcap;
+pub mod opcodes;
+#[expect(
+    unsafe_code,
+    reason = "the crate's one FFI module: libpcap and setsockopt"
+)]
+mod pcap_ffi;
+mod text;
+mod validate;
+
+pub use error::{FilterError, Rule};
+pub use image::format_d;
+pub use interpret::interpret;
+pub use kernel::kernel_accepts;
+pub use libpcap::{compile, pcap_offline_filter};
+pub use text::{format_dd, format_ddd, parse_binary, parse_ddd, to_binary};
+pub use validate::{ValidProgram, validate};

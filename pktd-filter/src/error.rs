@@ -1,0 +1,103 @@
+//! The crate's one error type and the names of the validation rules.
+
+use std::fmt;
+
+use pktd_common::CbpfInsn;
+
+/// Everything that can go wrong compiling, parsing or validating a filter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FilterError {
+    /// libpcap could not compile a tcpdump expression.
+    #[error("cannot compile filter expression {expression:?}: {message}")]
+    Compile {
+        /// The expression as given.
+        expression: String,
+        /// libpcap's explanation (`pcap_geterr`).
+        message: String,
+    },
+
+    /// A textual program (`tcpdump -ddd` form) is malformed.
+    #[error("line {line}: {message}")]
+    Parse {
+        /// 1-based line (or, in the one-line comma form, 1-based item) where
+        /// the problem is.
+        line: usize,
+        /// What is wrong there.
+        message: String,
+    },
+
+    /// A binary program is not a whole number of 8-byte instructions.
+    #[error("a binary program is a multiple of 8 bytes long, this one has {len} bytes")]
+    Binary {
+        /// Its length in bytes.
+        len: usize,
+    },
+
+    /// The program is empty or longer than the kernel allows.
+    #[error(
+        "a program has 1 to {max} instructions, this one has {len}",
+        max = crate::opcodes::BPF_MAXINSNS
+    )]
+    Length {
+        /// Its number of instructions.
+        len: usize,
+    },
+
+    /// One instruction breaks a validation rule.
+    #[error(
+        "instruction {index} (code {code:#x} jt {jt} jf {jf} k {k:#x}): {rule}",
+        code = insn.code, jt = insn.jt, jf = insn.jf, k = insn.k
+    )]
+    Invalid {
+        /// Its position in the program, from 0.
+        index: usize,
+        /// The instruction itself.
+        insn: CbpfInsn,
+        /// The rule it breaks.
+        rule: Rule,
+    },
+}
+
+/// A rule of [`validate`](crate::validate). All but [`Rule::AncillaryLoad`]
+/// and [`Rule::NegativeOffset`] are the Linux kernel's own
+/// (net/core/filter.c); those two are pktd's, because its eBPF evaluator has
+/// no socket-buffer metadata and no header-relative offsets to offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rule {
+    /// The opcode is not in the kernel's allowlist (`chk_code_allowed`).
+    UnknownOpcode,
+    /// `div #0` or `mod #0`.
+    DivisionByZero,
+    /// `lsh #k` or `rsh #k` with k of 32 or more.
+    ShiftTooLarge,
+    /// A scratch memory index of 16 or more.
+    MemoryIndexOutOfRange,
+    /// A jump whose target is at or past the end of the program.
+    JumpOutOfRange,
+    /// An absolute load at `SKF_AD_OFF` or above (Linux ancillary data).
+    AncillaryLoad,
+    /// A load at a negative offset (`SKF_NET_OFF` / `SKF_LL_OFF` ranges).
+    NegativeOffset,
+    /// The last instruction is not `ret #k` or `ret a`.
+    LastNotReturn,
+    /// `M[k]` may be read on some path before anything is stored there.
+    UninitializedMemoryRead,
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Rule::UnknownOpcode => "opcode not allowed in a classic BPF program",
+            Rule::DivisionByZero => "division or modulo by constant zero",
+            Rule::ShiftTooLarge => "shift by a constant of 32 or more",
+            Rule::MemoryIndexOutOfRange => "scratch memory index M[k] with k of 16 or more",
+            Rule::JumpOutOfRange => "jump target at or past the end of the program",
+            Rule::AncillaryLoad => "ancillary loads (SKF_AD_*) are not supported",
+            Rule::NegativeOffset => "negative-offset loads are not supported",
+            Rule::LastNotReturn => "the last instruction must be ret #k or ret a",
+            Rule::UninitializedMemoryRead => "reads scratch memory M[k] before it is written",
+        })
+    }
+}
