@@ -1,0 +1,151 @@
+//! Network namespaces, named the way operators name them: `ip netns` names
+//! (`/run/netns/NAME`) or a process's namespace (`/proc/PID/ns/net`).
+//!
+//! Work that must happen inside a namespace (resolving an interface,
+//! attaching a program, opening an AF_PACKET socket) runs on a short-lived
+//! thread that enters it, so the daemon's own threads never change
+//! namespace.
+
+use std::{
+    fmt,
+    fs::File,
+    os::fd::AsFd,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+};
+
+use crate::sys;
+
+/// Errors naming or entering a network namespace.
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    /// The name is not an `ip netns` name nor a `/proc/PID/ns/net` path.
+    #[error("invalid network namespace {name:?}: {reason}")]
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// The namespace file could not be opened.
+    #[error("cannot open network namespace {path}")]
+    Open {
+        /// The namespace file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// setns(2) failed.
+    #[error("cannot enter network namespace {path}")]
+    Enter {
+        /// The namespace file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A network namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Netns {
+    /// The daemon's own namespace.
+    Current,
+    /// A namespace file: `/run/netns/NAME` or `/proc/PID/ns/net`.
+    File(PathBuf),
+}
+
+impl Netns {
+    /// Parses an operator's name: empty or `-` for the daemon's namespace,
+    /// `/proc/PID/ns/net`, or an `ip netns` name.
+    pub fn parse(name: &str) -> Result<Self, NetnsError> {
+        let invalid = |reason| NetnsError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        };
+        if name.is_empty() || name == "-" {
+            return Ok(Self::Current);
+        }
+        if let Some(rest) = name.strip_prefix("/proc/") {
+            let pid = rest
+                .strip_suffix("/ns/net")
+                .ok_or_else(|| invalid("a path must be /proc/PID/ns/net"))?;
+            if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid("a path must be /proc/PID/ns/net"));
+            }
+            return Ok(Self::File(PathBuf::from(name)));
+        }
+        if name.len() > 255
+            || name == "."
+            || name == ".."
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(invalid(
+                "an ip netns name is 1 to 255 of A-Z a-z 0-9 . _ -, not . or ..",
+            ));
+        }
+        Ok(Self::File(Path::new("/run/netns").join(name)))
+    }
+
+    /// The namespace's identity (device and inode of its nsfs file): two
+    /// names of one namespace give the same key.
+    pub fn key(&self) -> Result<(u64, u64), NetnsError> {
+        let path = self.path();
+        let meta = std::fs::metadata(&path).map_err(|source| NetnsError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        Ok((meta.dev(), meta.ino()))
+    }
+
+    fn path(&self) -> PathBuf {
+        match self {
+            Self::Current => PathBuf::from("/proc/thread-self/ns/net"),
+            Self::File(path) => path.clone(),
+        }
+    }
+
+    /// Runs `work` on a thread inside this namespace and returns its result.
+    pub fn run<T: Send>(&self, work: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
+        let Self::File(path) = self else {
+            return Ok(work());
+        };
+        let file = File::open(path).map_err(|source| NetnsError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    sys::enter_netns(file.as_fd()).map_err(|source| NetnsError::Enter {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    Ok(work())
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+}
+
+/// The index of interface `name` in the calling thread's namespace (call
+/// it inside [`Netns::run`] for another namespace).
+pub fn interface_index(name: &str) -> std::io::Result<u32> {
+    sys::interface_index(name)
+}
+
+impl fmt::Display for Netns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Current => f.write_str("(pktd's own)"),
+            Self::File(path) => match path.strip_prefix("/run/netns") {
+                Ok(name) => write!(f, "{}", name.display()),
+                Err(_) => write!(f, "{}", path.display()),
+            },
+        }
+    }
+}
