@@ -1,1 +1,9 @@
-//! placeholder
+//! pktd's integration-test harness: packet and filter corpora, throw-away
+//! network labs, and helpers to drive the capture path in the real kernel.
+#![deny(unsafe_code)]
+
+pub mod corpus;
+pub mod kernel;
+pub mod netlab;
+#[allow(unsafe_code, reason = "AF_PACKET sockets for sending test traffic")]
+pub mod sys;

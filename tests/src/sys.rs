@@ -1,0 +1,63 @@
+//! The test harness's system calls (AF_PACKET sockets). The only module of
+//! this crate with `unsafe` code.
+
+use std::{
+    io,
+    mem::size_of,
+    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+};
+
+/// An AF_PACKET raw socket bound to `ifindex` in the calling thread's
+/// namespace, for sending whole Ethernet frames. It receives nothing
+/// (protocol 0).
+pub fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_ifindex = ifindex as i32;
+    // SAFETY: addr is a valid sockaddr_ll of the size passed.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            std::ptr::from_ref(&addr).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Sends one frame on a bound AF_PACKET socket.
+pub fn send_frame(socket: &OwnedFd, frame: &[u8]) -> io::Result<()> {
+    // SAFETY: frame is a valid buffer of frame.len() bytes.
+    let sent = unsafe { libc::send(socket.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+    match sent {
+        n if n < 0 => Err(io::Error::last_os_error()),
+        n if n as usize == frame.len() => Ok(()),
+        n => Err(io::Error::other(format!(
+            "sent {n} of {} bytes",
+            frame.len()
+        ))),
+    }
+}
+
+/// Waits up to `timeout_ms` for `fd` to become readable.
+pub fn wait_readable(fd: i32, timeout_ms: i32) -> bool {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let rc = unsafe { libc::poll(&mut pollfd, 1, timeout_ms) };
+    rc > 0
+}

@@ -1,0 +1,241 @@
+//! The kernel program's per-client rules, checked in the real kernel through
+//! BPF_PROG_TEST_RUN: snaplen, quotas, directions, ring overflow, filter
+//! replacement, slot reuse and limits.
+
+use pktd_common::{CbpfInsn, DIR_IN, DIR_OUT, MAX_CLIENTS};
+use pktd_daemon::capture::{Attachment, CaptureError, ClientSpec};
+use pktd_filter::{ValidProgram, compile, validate};
+use pktd_tests::{corpus, kernel::Bench};
+
+fn filter(expression: &str) -> ValidProgram {
+    compile(expression, true, 262_144).unwrap_or_else(|err| panic!("{expression}: {err}"))
+}
+
+fn udp_frame(dport: u16, payload_len: usize) -> Vec<u8> {
+    corpus::ipv4_udp_frame(
+        [2, 0, 0, 0, 0, 2],
+        [2, 0, 0, 0, 0, 1],
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+        40000,
+        dport,
+        &vec![0xab; payload_len],
+    )
+}
+
+#[test]
+fn capture_length_is_the_least_of_filter_snaplen_and_packet() {
+    let ret_20 = validate(&[CbpfInsn::new(0x06, 0, 0, 20)]).expect("ret #20");
+    let spec = ClientSpec {
+        snaplen: 60,
+        ..ClientSpec::default()
+    };
+    let mut bench = Bench::with_spec(&[filter("udp"), ret_20], &spec);
+    let frame = udp_frame(9000, 1000);
+    let records = bench.run(&frame);
+    let by_snaplen = records[0].as_ref().expect("udp matches");
+    assert_eq!(by_snaplen.data, frame[..60]);
+    assert_eq!(by_snaplen.wire_len, frame.len() as u32);
+    let by_filter = records[1].as_ref().expect("ret #20 matches");
+    assert_eq!(by_filter.data, frame[..20]);
+
+    let short = udp_frame(9000, 0);
+    let records = bench.run(&short);
+    assert_eq!(
+        records[0].as_ref().expect("udp matches").data,
+        short[..short.len().min(60)]
+    );
+}
+
+#[test]
+fn packet_and_byte_quotas_are_enforced_in_the_kernel() {
+    let mut bench = Bench::with_spec(
+        &[filter("udp")],
+        &ClientSpec {
+            packet_quota: 3,
+            ..ClientSpec::default()
+        },
+    );
+    let frame = udp_frame(9000, 100);
+    let delivered = (0..10).filter(|_| bench.run(&frame)[0].is_some()).count();
+    assert_eq!(delivered, 3);
+    let counters = bench.attachment.counters(bench.clients[0].slot()).unwrap();
+    assert_eq!(
+        (counters.matched, counters.delivered, counters.over_quota),
+        (10, 3, 7)
+    );
+
+    // 142-byte frames against a 300-byte quota: two fit, the third would not.
+    let mut bench = Bench::with_spec(
+        &[filter("udp")],
+        &ClientSpec {
+            byte_quota: 300,
+            ..ClientSpec::default()
+        },
+    );
+    let delivered = (0..5).filter(|_| bench.run(&frame)[0].is_some()).count();
+    assert_eq!(frame.len(), 142);
+    assert_eq!(delivered, 2);
+    let counters = bench.attachment.counters(bench.clients[0].slot()).unwrap();
+    assert_eq!((counters.delivered_bytes, counters.over_quota), (284, 3));
+}
+
+#[test]
+fn clients_see_only_their_directions() {
+    let mut attachment = Attachment::detached().unwrap();
+    let spec = |directions| ClientSpec {
+        directions,
+        ..ClientSpec::default()
+    };
+    let mut inbound = attachment
+        .add_client(&spec(DIR_IN), &filter("udp"))
+        .unwrap();
+    let mut outbound = attachment
+        .add_client(&spec(DIR_OUT), &filter("udp"))
+        .unwrap();
+    let frame = udp_frame(9000, 10);
+    attachment.test_run(DIR_IN, &frame, 1).unwrap();
+    assert_eq!(
+        inbound.next_record().expect("inbound record").direction,
+        DIR_IN
+    );
+    assert!(outbound.next_record().is_none());
+    attachment.test_run(DIR_OUT, &frame, 1).unwrap();
+    assert!(inbound.next_record().is_none());
+    assert_eq!(
+        outbound.next_record().expect("outbound record").direction,
+        DIR_OUT
+    );
+}
+
+#[test]
+fn a_full_ring_drops_for_that_client_only() {
+    let mut attachment = Attachment::detached().unwrap();
+    let mut small = attachment
+        .add_client(
+            &ClientSpec {
+                ring_bytes: 4096,
+                ..ClientSpec::default()
+            },
+            &filter("udp"),
+        )
+        .unwrap();
+    let mut large = attachment
+        .add_client(&ClientSpec::default(), &filter("udp"))
+        .unwrap();
+    let frame = udp_frame(9000, 1000);
+    for _ in 0..20 {
+        attachment.test_run(DIR_IN, &frame, 1).unwrap();
+    }
+    let small_counters = attachment.counters(small.slot()).unwrap();
+    let large_counters = attachment.counters(large.slot()).unwrap();
+    assert!(small_counters.dropped > 0, "{small_counters:?}");
+    assert_eq!(small_counters.delivered + small_counters.dropped, 20);
+    assert_eq!((large_counters.delivered, large_counters.dropped), (20, 0));
+    let read = std::iter::from_fn(|| small.next_record()).count() as u64;
+    assert_eq!(read, small_counters.delivered);
+    assert_eq!(std::iter::from_fn(|| large.next_record()).count(), 20);
+}
+
+#[test]
+fn a_replaced_filter_applies_to_the_next_packet() {
+    let mut bench = Bench::new(&[filter("udp dst port 9001")]);
+    let slot = bench.clients[0].slot();
+    assert!(bench.run(&udp_frame(9001, 10))[0].is_some());
+    assert!(bench.run(&udp_frame(9002, 10))[0].is_none());
+    bench
+        .attachment
+        .set_filter(slot, &filter("udp dst port 9002"))
+        .unwrap();
+    assert!(bench.run(&udp_frame(9001, 10))[0].is_none());
+    assert!(bench.run(&udp_frame(9002, 10))[0].is_some());
+}
+
+#[test]
+fn removed_slots_stop_at_once_and_are_reused_fresh() {
+    let mut attachment = Attachment::detached().unwrap();
+    let mut first = attachment
+        .add_client(&ClientSpec::default(), &filter("udp"))
+        .unwrap();
+    let frame = udp_frame(9000, 10);
+    attachment.test_run(DIR_IN, &frame, 1).unwrap();
+    assert!(first.next_record().is_some());
+    let slot = first.slot();
+    attachment.remove_client(slot).unwrap();
+    attachment.test_run(DIR_IN, &frame, 1).unwrap();
+    assert!(
+        first.next_record().is_none(),
+        "a removed client got a packet"
+    );
+    assert!(matches!(
+        attachment.counters(slot),
+        Err(CaptureError::NoSuchSlot { .. })
+    ));
+
+    let mut second = attachment
+        .add_client(&ClientSpec::default(), &filter("tcp"))
+        .unwrap();
+    assert_eq!(second.slot(), slot, "the freed slot is reused");
+    let counters = attachment.counters(slot).unwrap();
+    assert_eq!(counters.seen, 0, "a reused slot starts with fresh counters");
+    attachment.test_run(DIR_IN, &frame, 1).unwrap();
+    assert!(second.next_record().is_none(), "udp frame, tcp filter");
+}
+
+#[test]
+fn at_most_max_clients_per_attachment() {
+    let mut attachment = Attachment::detached().unwrap();
+    let spec = ClientSpec {
+        ring_bytes: 4096,
+        ..ClientSpec::default()
+    };
+    let clients: Vec<_> = (0..MAX_CLIENTS)
+        .map(|i| {
+            attachment
+                .add_client(&spec, &filter(&format!("udp dst port {}", 9000 + i)))
+                .unwrap()
+        })
+        .collect();
+    assert!(matches!(
+        attachment.add_client(&spec, &filter("udp")),
+        Err(CaptureError::SlotsFull { .. })
+    ));
+    // Every slot is evaluated: the last client gets its port.
+    attachment
+        .test_run(DIR_IN, &udp_frame(9000 + MAX_CLIENTS as u16 - 1, 10), 1)
+        .unwrap();
+    let mut last = clients.into_iter().last().unwrap();
+    assert!(last.next_record().is_some());
+}
+
+#[test]
+fn invalid_client_settings_are_refused() {
+    let mut attachment = Attachment::detached().unwrap();
+    for spec in [
+        ClientSpec {
+            directions: 0,
+            ..ClientSpec::default()
+        },
+        ClientSpec {
+            directions: 4,
+            ..ClientSpec::default()
+        },
+        ClientSpec {
+            snaplen: 0,
+            ..ClientSpec::default()
+        },
+        ClientSpec {
+            ring_bytes: u32::MAX,
+            ..ClientSpec::default()
+        },
+    ] {
+        assert!(
+            matches!(
+                attachment.add_client(&spec, &filter("udp")),
+                Err(CaptureError::InvalidSpec { .. })
+            ),
+            "{spec:?} accepted"
+        );
+    }
+    assert_eq!(attachment.client_count(), 0);
+}

@@ -1,0 +1,301 @@
+//! The capture path on a real interface: a veth pair between two throw-away
+//! namespaces, frames sent from the peer with AF_PACKET, the kernel program
+//! attached at TC, each client reading its own ring buffer.
+
+use std::{
+    os::fd::AsRawFd,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
+
+use pktd_common::{DIR_IN, DIR_OUT};
+use pktd_daemon::capture::{Attachment, Client, ClientSpec, Record};
+use pktd_filter::{ValidProgram, compile, pcap_offline_filter};
+use pktd_tests::{corpus, netlab::Lab, sys};
+
+fn filter(expression: &str) -> ValidProgram {
+    compile(expression, true, 262_144).unwrap_or_else(|err| panic!("{expression}: {err}"))
+}
+
+/// Everything waiting in the client's ring, until it stays empty for
+/// `idle`.
+fn drain(client: &mut Client, idle: Duration) -> Vec<Record> {
+    let mut records = Vec::new();
+    loop {
+        while let Some(record) = client.next_record() {
+            records.push(record);
+        }
+        if !sys::wait_readable(client.as_raw_fd(), idle.as_millis() as i32) {
+            return records;
+        }
+    }
+}
+
+/// What libpcap says a client with `program` must get from `frames`.
+fn expected(program: &ValidProgram, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    frames
+        .iter()
+        .filter_map(|frame| {
+            let verdict = pcap_offline_filter(program.insns(), frame, frame.len() as u32);
+            (verdict != 0).then(|| frame[..frame.len().min(verdict as usize)].to_vec())
+        })
+        .collect()
+}
+
+fn udp_frame(dport: u16, sequence: u64, payload_len: usize) -> Vec<u8> {
+    let mut payload = sequence.to_be_bytes().to_vec();
+    payload.resize(payload_len.max(8), 0x5a);
+    corpus::ipv4_udp_frame(
+        [2, 0, 0, 0, 0, 2],
+        [2, 0, 0, 0, 0, 1],
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+        40000,
+        dport,
+        &payload,
+    )
+}
+
+/// Sequence number and destination port of a frame made by `udp_frame`.
+fn sequence_and_port(frame: &[u8]) -> (u64, u16) {
+    let port = u16::from_be_bytes([frame[36], frame[37]]);
+    let sequence = u64::from_be_bytes(frame[42..50].try_into().unwrap());
+    (sequence, port)
+}
+
+#[test]
+fn many_clients_each_get_exactly_their_frames_as_sent() {
+    let lab = Lab::new();
+    let mut attachment =
+        Attachment::attach(&lab.capture_netns(), &lab.capture_if).expect("attaching");
+    let expressions = [
+        "udp",
+        "tcp",
+        "vlan",
+        "vlan 100 and udp",
+        "arp",
+        "ip6",
+        "tcp[tcpflags] & tcp-syn != 0",
+        "not ip and not ip6",
+        "port 53 or port 80",
+        "len > 500",
+        "ip[6:2] & 0x1fff != 0",
+    ];
+    let programs: Vec<ValidProgram> = expressions.iter().map(|e| filter(e)).collect();
+    let spec = ClientSpec {
+        directions: DIR_IN,
+        ..ClientSpec::default()
+    };
+    let mut clients: Vec<Client> = programs
+        .iter()
+        .map(|program| {
+            attachment
+                .add_client(&spec, program)
+                .expect("adding a client")
+        })
+        .collect();
+
+    // Frames the kernel delivers to TC unchanged: at most MTU-sized, and no
+    // VLAN EtherType without a tag and two more bytes (skb_vlan_untag drops
+    // those on receive, before any hook — tcpdump never sees them either).
+    let frames: Vec<Vec<u8>> = corpus::packets(400, 7)
+        .into_iter()
+        .map(|packet| packet.bytes)
+        .filter(|frame| frame.len() <= 1514)
+        .filter(|frame| {
+            let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+            !matches!(ethertype, 0x8100 | 0x88a8) || frame.len() >= 20
+        })
+        .collect();
+    let tagged = frames
+        .iter()
+        .filter(|frame| frame[12] == 0x81 && frame[13] == 0x00)
+        .count();
+    assert!(tagged > 10, "only {tagged} VLAN-tagged frames");
+
+    let sender = lab.sender();
+    for frame in &frames {
+        sender.send(frame);
+    }
+
+    let capture_ifindex = attachment.ifindex().expect("attached");
+    for ((expression, program), client) in expressions.iter().zip(&programs).zip(&mut clients) {
+        let records = drain(client, Duration::from_millis(300));
+        for record in &records {
+            assert_eq!(record.direction, DIR_IN, "{expression}");
+            assert_eq!(record.ifindex, capture_ifindex, "{expression}");
+            assert!(record.data.len() as u32 <= record.wire_len, "{expression}");
+        }
+        let mut got: Vec<Vec<u8>> = records.into_iter().map(|record| record.data).collect();
+        let mut want = expected(program, &frames);
+        assert!(!want.is_empty(), "{expression} matches none of the frames");
+        got.sort();
+        want.sort();
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "{expression}: got {} frames, libpcap says {}",
+            got.len(),
+            want.len()
+        );
+        assert!(got == want, "{expression}: frames differ from those sent");
+        let counters = attachment.counters(client.slot()).unwrap();
+        assert_eq!(counters.delivered, want.len() as u64, "{expression}");
+        assert_eq!(counters.dropped, 0, "{expression}");
+    }
+}
+
+#[test]
+fn tagged_frames_keep_their_tag_on_ingress_and_egress() {
+    let lab = Lab::new();
+    let bridge_port = lab.bridge_capture_to_new_port();
+    let spec = |directions| ClientSpec {
+        directions,
+        ..ClientSpec::default()
+    };
+    let vlan_udp = filter("vlan 100 and udp");
+    // Ingress on the capture side: the receive path moves the tag into skb
+    // metadata before TC.
+    let mut ingress =
+        Attachment::attach(&lab.capture_netns(), &lab.capture_if).expect("attaching ingress");
+    let mut received = ingress.add_client(&spec(DIR_IN), &vlan_udp).unwrap();
+    let mut untagged_view = ingress.add_client(&spec(DIR_IN), &filter("udp")).unwrap();
+    // Egress of the bridge port: the tag is still in metadata there.
+    let mut egress =
+        Attachment::attach(&lab.capture_netns(), &bridge_port).expect("attaching egress");
+    let mut forwarded = egress.add_client(&spec(DIR_OUT), &vlan_udp).unwrap();
+
+    let on_wire: Vec<Vec<u8>> = (0..20)
+        .map(|i| corpus::vlan_tag(&udp_frame(9000, i, 100), 0x8100, 100))
+        .collect();
+    let sender = lab.sender();
+    for frame in &on_wire {
+        sender.send(frame);
+    }
+    for (name, client) in [("ingress", &mut received), ("egress", &mut forwarded)] {
+        let records = drain(client, Duration::from_millis(300));
+        let got: Vec<&[u8]> = records
+            .iter()
+            .map(|record| record.data.as_slice())
+            .collect();
+        assert_eq!(got.len(), on_wire.len(), "{name}");
+        for (got, sent) in got.iter().zip(&on_wire) {
+            assert_eq!(
+                got, sent,
+                "{name}: a frame differs from the tagged frame sent"
+            );
+        }
+    }
+    // `udp` alone does not match a tagged frame, exactly as libpcap says.
+    assert!(drain(&mut untagged_view, Duration::from_millis(100)).is_empty());
+}
+
+#[test]
+fn a_filter_swapped_under_traffic_applies_whole() {
+    let lab = Lab::new();
+    let mut attachment =
+        Attachment::attach(&lab.capture_netns(), &lab.capture_if).expect("attaching");
+    let spec = ClientSpec {
+        directions: DIR_IN,
+        ring_bytes: 16 << 20,
+        ..ClientSpec::default()
+    };
+    let mut client = attachment
+        .add_client(&spec, &filter("udp dst port 9001"))
+        .unwrap();
+    let slot = client.slot();
+    const FRAMES: u64 = 6000;
+    let sent = AtomicU64::new(0);
+    let (before_swap, after_swap) = std::thread::scope(|scope| {
+        let sender = lab.sender();
+        let sent = &sent;
+        scope.spawn(move || {
+            for sequence in 0..FRAMES {
+                // Ports 9001, 9002, 9003 in turn; 9003 matches neither filter.
+                let port = 9001 + (sequence % 3) as u16;
+                sender.send(&udp_frame(port, sequence, 64));
+                sent.store(sequence + 1, Ordering::SeqCst);
+            }
+        });
+        while sent.load(Ordering::SeqCst) < FRAMES / 3 {
+            std::thread::yield_now();
+        }
+        let before = sent.load(Ordering::SeqCst);
+        attachment
+            .set_filter(slot, &filter("udp dst port 9002"))
+            .unwrap();
+        let after = sent.load(Ordering::SeqCst);
+        (before, after)
+    });
+    assert!(after_swap < FRAMES, "the swap happened after the traffic");
+
+    let records = drain(&mut client, Duration::from_millis(300));
+    let mut seen_old = 0;
+    let mut seen_new = 0;
+    for record in &records {
+        let (sequence, port) = sequence_and_port(&record.data);
+        match port {
+            9001 => {
+                assert!(
+                    sequence <= after_swap,
+                    "old filter matched frame {sequence} after the swap"
+                );
+                seen_old += 1;
+            }
+            9002 => {
+                assert!(
+                    sequence + 1 >= before_swap,
+                    "new filter matched frame {sequence} before the swap"
+                );
+                seen_new += 1;
+            }
+            other => panic!("frame {sequence} to port {other} matched neither filter"),
+        }
+    }
+    // Every frame sent entirely before the swap went by the old filter, every
+    // frame after it by the new one.
+    let old_expected = (0..before_swap.saturating_sub(1))
+        .filter(|s| s % 3 == 0)
+        .count();
+    let new_expected = (after_swap + 1..FRAMES).filter(|s| s % 3 == 1).count();
+    assert!(seen_old >= old_expected, "{seen_old} < {old_expected}");
+    assert!(seen_new >= new_expected, "{seen_new} < {new_expected}");
+    let counters = attachment.counters(slot).unwrap();
+    assert_eq!(counters.dropped, 0);
+    assert_eq!(counters.delivered, records.len() as u64);
+}
+
+#[test]
+fn a_full_ring_is_counted_as_drops_for_that_client_only() {
+    let lab = Lab::new();
+    let mut attachment =
+        Attachment::attach(&lab.capture_netns(), &lab.capture_if).expect("attaching");
+    let small_ring = ClientSpec {
+        directions: DIR_IN,
+        ring_bytes: 8192,
+        ..ClientSpec::default()
+    };
+    let large_ring = ClientSpec {
+        directions: DIR_IN,
+        ..ClientSpec::default()
+    };
+    let mut slow = attachment.add_client(&small_ring, &filter("udp")).unwrap();
+    let mut fast = attachment.add_client(&large_ring, &filter("udp")).unwrap();
+    let sender = lab.sender();
+    const FRAMES: u64 = 200;
+    for sequence in 0..FRAMES {
+        sender.send(&udp_frame(9000, sequence, 1000));
+    }
+    let fast_records = drain(&mut fast, Duration::from_millis(300));
+    let slow_records = drain(&mut slow, Duration::from_millis(50));
+    let fast_counters = attachment.counters(fast.slot()).unwrap();
+    let slow_counters = attachment.counters(slow.slot()).unwrap();
+    assert_eq!(fast_records.len() as u64, FRAMES);
+    assert_eq!(
+        (fast_counters.delivered, fast_counters.dropped),
+        (FRAMES, 0)
+    );
+    assert!(slow_counters.dropped > 0, "{slow_counters:?}");
+    assert_eq!(slow_counters.delivered + slow_counters.dropped, FRAMES);
+    assert_eq!(slow_records.len() as u64, slow_counters.delivered);
+}
