@@ -42,7 +42,9 @@ fn main() -> anyhow::Result<()> {
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .env_remove("RUSTFLAGS")
         .output()
-        .context("running `rustup run nightly cargo build` for pktd-ebpf (run `cargo xtask bootstrap`)")?;
+        .context(
+            "running `rustup run nightly cargo build` for pktd-ebpf (run `cargo xtask bootstrap`)",
+        )?;
     if !output.status.success() {
         for line in String::from_utf8_lossy(&output.stderr).lines() {
             println!("cargo:warning={line}");

@@ -35,8 +35,8 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use pktd_common::{
-    ClientConfig, ClientCounters, ClientUsage, DIR_IN, DIR_OUT, FilterProgram, Globals,
-    MAX_CAPLEN, MAX_CLIENTS, MAX_INSNS, PacketPrefix, RECORD_HEADER_LEN, RecordBuffer,
+    ClientConfig, ClientCounters, ClientUsage, DIR_IN, DIR_OUT, FilterProgram, Globals, MAX_CAPLEN,
+    MAX_CLIENTS, MAX_INSNS, PacketPrefix, RECORD_HEADER_LEN, RecordBuffer,
 };
 
 use crate::{interp::Vm, packet::Packet};

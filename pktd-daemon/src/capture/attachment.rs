@@ -230,12 +230,13 @@ impl Attachment {
             operation: "counting possible CPUs",
             source,
         })?;
-        let zeros = PerCpuValues::try_from(vec![ClientCounters::default(); cpus]).map_err(
-            |source| CaptureError::Io {
-                operation: "building per-CPU counters",
-                source,
-            },
-        )?;
+        let zeros =
+            PerCpuValues::try_from(vec![ClientCounters::default(); cpus]).map_err(|source| {
+                CaptureError::Io {
+                    operation: "building per-CPU counters",
+                    source,
+                }
+            })?;
         self.maps
             .counters
             .set(slot, zeros, 0)
@@ -345,8 +346,8 @@ impl Attachment {
             insns: [Default::default(); MAX_INSNS],
         });
         program.insns[..filter.len()].copy_from_slice(filter.insns());
-        let mut inner: Array<MapData, FilterProgram> = Array::create(1, 0)
-            .map_err(map_error("creating a filter map", names::MAP_FILTERS))?;
+        let mut inner: Array<MapData, FilterProgram> =
+            Array::create(1, 0).map_err(map_error("creating a filter map", names::MAP_FILTERS))?;
         inner
             .set(0, *program, 0)
             .map_err(map_error("writing a filter", names::MAP_FILTERS))?;
@@ -387,7 +388,10 @@ impl Attachment {
 fn client_config(spec: &ClientSpec) -> Result<ClientConfig, CaptureError> {
     if spec.directions == 0 || spec.directions & !(DIR_IN | DIR_OUT) != 0 {
         return Err(CaptureError::InvalidSpec {
-            message: format!("directions {:#x} (must be in, out or both)", spec.directions),
+            message: format!(
+                "directions {:#x} (must be in, out or both)",
+                spec.directions
+            ),
         });
     }
     if spec.snaplen == 0 {

@@ -58,7 +58,10 @@ mod tests {
         entry.extend_from_slice(&[9, 8, 7, 0, 0]);
         let record = Record::parse(&entry, 5).expect("a whole record");
         assert_eq!(record.timestamp_ns, 1_005);
-        assert_eq!((record.wire_len, record.ifindex, record.direction), (60, 7, 1));
+        assert_eq!(
+            (record.wire_len, record.ifindex, record.direction),
+            (60, 7, 1)
+        );
         assert_eq!(record.data, vec![9, 8, 7]);
         assert_eq!(Record::parse(&entry[..20], 0), None, "short header");
         assert_eq!(Record::parse(&entry[..26], 0), None, "short data");
