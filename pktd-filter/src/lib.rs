@@ -13,6 +13,8 @@
 //!   accepts exactly the programs the kernel would, minus ancillary and
 //!   negative-offset loads, which pktd's eBPF evaluator cannot serve.
 //!
+//! [`and_then`] ANDs two programs (a policy's filter and a client's).
+//!
 //! [`interpret`] is a kernel-semantics interpreter, the oracle for pktd's
 //! eBPF evaluator; [`pcap_offline_filter`] and [`kernel_accepts`] expose
 //! libpcap's interpreter and the kernel's checks as references for tests.
@@ -22,6 +24,7 @@
 
 pub use pktd_common::CbpfInsn;
 
+mod combine;
 mod error;
 mod image;
 mod interpret;
@@ -36,6 +39,7 @@ mod pcap_ffi;
 mod text;
 mod validate;
 
+pub use combine::and_then;
 pub use error::{FilterError, Rule};
 pub use image::format_d;
 pub use interpret::interpret;
