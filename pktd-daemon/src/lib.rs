@@ -1,6 +1,8 @@
 //! pktd, the packet capture and injection multiplexer: the daemon as a
-//! library.
+//! library, so tests can start one on a temporary socket.
 //!
+//! - [`run`]: serve clients on a Unix socket under a policy until shutdown.
+//! - [`policy`]: who may capture what.
 //! - [`capture`]: the kernel program per (namespace, interface), client
 //!   slots, ring buffers and records.
 //! - [`netns`]: naming and entering network namespaces.
@@ -8,5 +10,11 @@
 
 pub mod capture;
 pub mod netns;
+pub mod policy;
+mod registry;
+mod server;
+mod session;
 #[allow(unsafe_code, reason = "the one module with system calls")]
 mod sys;
+
+pub use server::{PolicyStore, run};

@@ -86,3 +86,16 @@ fn clock_ns(clock: libc::clockid_t) -> i128 {
 pub fn realtime_minus_tai_ns() -> i64 {
     (clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_TAI)) as i64
 }
+
+/// Registers a client's ring buffer with the tokio reactor (readable when
+/// records wait).
+pub fn register_ring(
+    client: crate::capture::Client,
+) -> io::Result<tokio::io::unix::AsyncFd<crate::capture::Client>> {
+    // SAFETY: the fd is the client's ring-buffer map fd, owned by the
+    // client for its whole life and the same on every as_raw_fd call.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(client, tokio::io::Interest::READABLE)
+    }
+    .map_err(io::Error::from)
+}

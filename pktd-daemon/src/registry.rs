@@ -1,0 +1,130 @@
+//! The daemon's attachments: the kernel program attached on demand per
+//! (network namespace, interface), shared by every session there, detached
+//! when the last one leaves.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use pktd_common::ClientCounters;
+use pktd_filter::ValidProgram;
+
+use crate::{
+    capture::{Attachment, CaptureError, Client, ClientSpec},
+    netns::Netns,
+};
+
+/// Identity of an attachment: the namespace's (device, inode) and the
+/// interface name, so two names of one namespace share one attachment.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AttachmentKey {
+    netns: (u64, u64),
+    interface: String,
+}
+
+/// Where a session's client lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotRef {
+    key: AttachmentKey,
+    slot: u32,
+}
+
+/// Every attachment of the daemon.
+#[derive(Default)]
+pub struct Registry {
+    attachments: Mutex<HashMap<AttachmentKey, Attachment>>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<AttachmentKey, Attachment>> {
+        // A panic while holding the lock leaves plain data behind; carry on.
+        self.attachments
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds a client on `interface` in `netns`, attaching the program there
+    /// first if no session uses it yet. Blocking (it may load and attach a
+    /// program): call it from a blocking thread.
+    pub fn add_client(
+        &self,
+        netns: &Netns,
+        interface: &str,
+        spec: &ClientSpec,
+        filter: &ValidProgram,
+    ) -> Result<(SlotRef, Client), CaptureError> {
+        let key = AttachmentKey {
+            netns: netns.key()?,
+            interface: interface.to_owned(),
+        };
+        let mut attachments = self.lock();
+        let attachment = match attachments.entry(key.clone()) {
+            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let attachment = Attachment::attach(netns, interface)?;
+                tracing::info!(%netns, interface, "attached");
+                entry.insert(attachment)
+            }
+        };
+        let result = attachment.add_client(spec, filter);
+        if attachment.client_count() == 0 {
+            // The first client failed: do not keep an idle attachment.
+            attachments.remove(&key);
+        }
+        let client = result?;
+        Ok((
+            SlotRef {
+                key,
+                slot: client.slot(),
+            },
+            client,
+        ))
+    }
+
+    /// Replaces a client's filter.
+    pub fn set_filter(&self, slot: &SlotRef, filter: &ValidProgram) -> Result<(), CaptureError> {
+        let mut attachments = self.lock();
+        let attachment = attachments
+            .get_mut(&slot.key)
+            .ok_or(CaptureError::NoSuchSlot { slot: slot.slot })?;
+        attachment.set_filter(slot.slot, filter)
+    }
+
+    /// A client's counters.
+    pub fn counters(&self, slot: &SlotRef) -> Result<ClientCounters, CaptureError> {
+        let attachments = self.lock();
+        let attachment = attachments
+            .get(&slot.key)
+            .ok_or(CaptureError::NoSuchSlot { slot: slot.slot })?;
+        attachment.counters(slot.slot)
+    }
+
+    /// Removes a client; the last one on an attachment detaches it.
+    pub fn remove_client(&self, slot: &SlotRef) {
+        let mut attachments = self.lock();
+        let Some(attachment) = attachments.get_mut(&slot.key) else {
+            return;
+        };
+        if let Err(err) = attachment.remove_client(slot.slot) {
+            tracing::warn!(slot = slot.slot, %err, "removing a client");
+        }
+        if attachment.client_count() == 0 {
+            attachments.remove(&slot.key);
+            tracing::info!(
+                interface = slot.key.interface,
+                "detached (no sessions left)"
+            );
+        }
+    }
+
+    /// Detaches everything (shutdown).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+}

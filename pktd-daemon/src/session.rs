@@ -1,0 +1,660 @@
+//! One client connection: the hello, then at most one capture session whose
+//! packets stream to the client while its requests are answered.
+//!
+//! The client's identity is its SO_PEERCRED credentials; nothing it writes
+//! changes who it is. A misbehaving client gets an error reply and, when the
+//! framing can no longer be trusted, its connection closed; nothing it sends
+//! touches another session.
+
+use std::{sync::Arc, time::Duration};
+
+use pktd_common::{ClientCounters, DIR_IN, DIR_OUT, MAX_CAPLEN};
+use pktd_filter::{FilterError, ValidProgram, and_then, compile, validate};
+use pktd_proto::{
+    Connection, Direction, EndReason, ErrorCode, FilterSpec, Hello, MAGIC, OpenCapture,
+    PROTOCOL_VERSION, Packet, ProtoError, Reply, Request, Stats,
+};
+use tokio::{io::unix::AsyncFd, net::UnixStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    capture::{CaptureError, Client, ClientSpec},
+    netns::Netns,
+    policy::{Peer, Rules},
+    registry::SlotRef,
+    server::Shared,
+};
+
+/// How long a client may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often quotas, drops and the policy are looked at.
+const TICK: Duration = Duration::from_millis(200);
+/// Most records moved per wake-up, so one busy session yields to others.
+const DRAIN_BATCH: usize = 2048;
+/// Link type of every capture: Ethernet.
+const LINKTYPE_ETHERNET: u32 = 1;
+
+/// An error reply, and whether the connection must close after it.
+struct Refusal {
+    code: ErrorCode,
+    message: String,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// A capture session in progress.
+struct Capture {
+    id: u64,
+    slot: SlotRef,
+    ring: AsyncFd<Client>,
+    request: OpenCapture,
+    rules: Rules,
+    spec: ClientSpec,
+    /// Packets still to deliver before the count is reached; None = no count.
+    remaining: Option<u64>,
+    /// Drops already told to the client.
+    told_dropped: u64,
+}
+
+/// Serves one connection to its end.
+pub(crate) async fn serve(stream: UnixStream, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let peer = match stream.peer_cred() {
+        Ok(cred) => Peer {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid().unwrap_or(0),
+        },
+        Err(err) => {
+            tracing::warn!(%err, "no peer credentials; dropping the connection");
+            return;
+        }
+    };
+    let mut connection = Connection::new(stream);
+    if !hello(&mut connection, &peer).await {
+        return;
+    }
+    let mut session = Session {
+        shared,
+        peer,
+        capture: None,
+    };
+    session.run(&mut connection, shutdown).await;
+    session.finish();
+}
+
+/// The hello exchange; false when the connection is to be dropped.
+async fn hello(connection: &mut Connection<UnixStream>, peer: &Peer) -> bool {
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, connection.read_hello()).await {
+        Ok(Ok(Some(hello))) => hello,
+        Ok(Ok(None)) => return false,
+        Ok(Err(err)) => {
+            let _ = refuse(connection, ErrorCode::BadHello, format!("bad hello: {err}")).await;
+            return false;
+        }
+        Err(_) => {
+            let _ = refuse(connection, ErrorCode::BadHello, "no hello within 5 s").await;
+            return false;
+        }
+    };
+    let Hello {
+        magic,
+        version,
+        client,
+    } = hello;
+    if magic != MAGIC {
+        let _ = refuse(
+            connection,
+            ErrorCode::BadHello,
+            "not a pktd client (bad magic)",
+        )
+        .await;
+        return false;
+    }
+    if version != PROTOCOL_VERSION {
+        let _ = refuse(
+            connection,
+            ErrorCode::UnsupportedVersion,
+            format!(
+                "protocol version {version} is not supported; this daemon speaks {PROTOCOL_VERSION}"
+            ),
+        )
+        .await;
+        return false;
+    }
+    tracing::debug!(uid = peer.uid, pid = peer.pid, client, "hello");
+    connection
+        .write_reply(&Reply::HelloAck {
+            version: PROTOCOL_VERSION,
+            daemon: format!("pktd {}", env!("CARGO_PKG_VERSION")),
+        })
+        .await
+        .is_ok()
+}
+
+async fn refuse(
+    connection: &mut Connection<UnixStream>,
+    code: ErrorCode,
+    message: impl Into<String>,
+) -> Result<(), ProtoError> {
+    connection
+        .write_reply(&Reply::Error {
+            code,
+            message: message.into(),
+        })
+        .await
+}
+
+/// How the request loop goes on after one event.
+enum Next {
+    Continue,
+    /// Stop serving; the session (if any) was already ended.
+    Stop,
+}
+
+struct Session {
+    shared: Arc<Shared>,
+    peer: Peer,
+    capture: Option<Capture>,
+}
+
+impl Session {
+    async fn run(&mut self, connection: &mut Connection<UnixStream>, shutdown: CancellationToken) {
+        let mut policy_changes = self.shared.policy.subscribe();
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => {
+                    self.end(connection, EndReason::DaemonShutdown).await;
+                    Next::Stop
+                }
+                request = connection.read_request() => self.on_request(connection, request).await,
+                ready = readable(&self.capture) => match ready {
+                    Ok(()) => self.forward_packets(connection).await,
+                    Err(err) => {
+                        self.end(connection, EndReason::Error(format!("ring buffer: {err}"))).await;
+                        Next::Stop
+                    }
+                },
+                _ = tick.tick() => self.check_limits(connection).await,
+                _ = policy_changes.changed() => self.recheck_policy(connection).await,
+            };
+            if let Next::Stop = next {
+                return;
+            }
+        }
+    }
+
+    /// Releases the session's slot (the kernel stops evaluating it at once).
+    fn finish(&mut self) {
+        if let Some(capture) = self.capture.take() {
+            self.release(&capture);
+        }
+    }
+
+    fn release(&self, capture: &Capture) {
+        self.shared.registry.remove_client(&capture.slot);
+        let mut per_uid = self
+            .shared
+            .sessions_per_uid
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = per_uid.get_mut(&self.peer.uid) {
+            *count = count.saturating_sub(1);
+        }
+        tracing::info!(session = capture.id, uid = self.peer.uid, "session ended");
+    }
+
+    async fn on_request(
+        &mut self,
+        connection: &mut Connection<UnixStream>,
+        request: Result<Option<Request>, ProtoError>,
+    ) -> Next {
+        let request = match request {
+            Ok(Some(request)) => request,
+            // The client went away: its session goes with it.
+            Ok(None) => return Next::Stop,
+            Err(ProtoError::Decode { message }) => {
+                // The frame was whole, only its content is bad: the framing
+                // still holds, so the connection can go on.
+                let _ = refuse(
+                    connection,
+                    ErrorCode::Malformed,
+                    format!("malformed request: {message}"),
+                )
+                .await;
+                return Next::Continue;
+            }
+            Err(err) => {
+                let _ = refuse(connection, ErrorCode::Malformed, format!("{err}; closing")).await;
+                self.end(connection, EndReason::Error(err.to_string()))
+                    .await;
+                return Next::Stop;
+            }
+        };
+        let result = match request {
+            Request::Open(open) => self.open(open).await.map(|(id, snaplen)| Reply::Opened {
+                session_id: id,
+                link_type: LINKTYPE_ETHERNET,
+                snaplen,
+            }),
+            Request::SetFilter { filter, optimize } => self.set_filter(filter, optimize).await,
+            Request::Stats => self.stats().map(Reply::Stats),
+            Request::Close => {
+                self.end(connection, EndReason::Closed).await;
+                return Next::Stop;
+            }
+        };
+        let reply = result.unwrap_or_else(|refusal| Reply::Error {
+            code: refusal.code,
+            message: refusal.message,
+        });
+        match connection.write_reply(&reply).await {
+            Ok(()) => Next::Continue,
+            Err(_) => Next::Stop,
+        }
+    }
+
+    async fn open(&mut self, request: OpenCapture) -> Result<(u64, u32), Refusal> {
+        if self.capture.is_some() {
+            return Err(Refusal::new(
+                ErrorCode::OutOfOrder,
+                "a capture is already open on this connection",
+            ));
+        }
+        let rules = self.allowed_rules(&request)?;
+        let netns = Netns::parse(&request.netns)
+            .map_err(|err| Refusal::new(ErrorCode::NoSuchNetns, err.to_string()))?;
+        let (inbound, outbound) = directions(request.direction);
+        let snaplen = match request.snaplen {
+            0 => rules.max_snaplen,
+            asked => asked.min(rules.max_snaplen),
+        };
+        let ring_bytes = match request.buffer_bytes {
+            0 => rules.ring_bytes,
+            asked => asked.min(rules.ring_bytes),
+        };
+        let spec = ClientSpec {
+            directions: if inbound { DIR_IN } else { 0 } | if outbound { DIR_OUT } else { 0 },
+            snaplen: snaplen.min(MAX_CAPLEN),
+            packet_quota: rules.packet_quota,
+            byte_quota: rules.byte_quota,
+            ring_bytes,
+        };
+        let filter = session_filter(&rules, &request.filter, request.optimize, snaplen)?;
+        self.reserve_session_slot(&rules)?;
+
+        let registry = self.shared.registry.clone();
+        let interface = request.interface.clone();
+        let spec_for_kernel = spec.clone();
+        let added = tokio::task::spawn_blocking(move || {
+            registry.add_client(&netns, &interface, &spec_for_kernel, &filter)
+        })
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+        let (slot, client) = match added {
+            Ok(added) => added,
+            Err(err) => {
+                self.unreserve_session_slot();
+                return Err(capture_refusal(err, &request));
+            }
+        };
+        let ring = match crate::sys::register_ring(client) {
+            Ok(ring) => ring,
+            Err(err) => {
+                self.shared.registry.remove_client(&slot);
+                self.unreserve_session_slot();
+                return Err(Refusal::new(
+                    ErrorCode::Internal,
+                    format!("polling the ring buffer: {err}"),
+                ));
+            }
+        };
+        let id = self.shared.new_session_id();
+        tracing::info!(
+            session = id,
+            uid = self.peer.uid,
+            pid = self.peer.pid,
+            principal = rules.principal,
+            netns = request.netns,
+            interface = request.interface,
+            snaplen = spec.snaplen,
+            "session opened"
+        );
+        let effective_snaplen = spec.snaplen;
+        self.capture = Some(Capture {
+            id,
+            slot,
+            ring,
+            remaining: (request.packet_count != 0).then_some(request.packet_count),
+            request,
+            rules,
+            spec,
+            told_dropped: 0,
+        });
+        Ok((id, effective_snaplen))
+    }
+
+    /// The rules that apply to this peer, if they allow `request`.
+    fn allowed_rules(&self, request: &OpenCapture) -> Result<Rules, Refusal> {
+        let policy = self.shared.policy.current();
+        let rules = policy.rules_for(&self.peer).ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::Denied,
+                format!(
+                    "the policy allows uid {} gid {} nothing",
+                    self.peer.uid, self.peer.gid
+                ),
+            )
+        })?;
+        check_request(rules, request)?;
+        Ok(rules.clone())
+    }
+
+    fn reserve_session_slot(&self, rules: &Rules) -> Result<(), Refusal> {
+        let mut per_uid = self
+            .shared
+            .sessions_per_uid
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = per_uid.entry(self.peer.uid).or_default();
+        if *count >= rules.max_sessions {
+            return Err(Refusal::new(
+                ErrorCode::Limit,
+                format!(
+                    "uid {} already has {} sessions, the most principal {:?} allows",
+                    self.peer.uid, count, rules.principal
+                ),
+            ));
+        }
+        *count += 1;
+        Ok(())
+    }
+
+    fn unreserve_session_slot(&self) {
+        let mut per_uid = self
+            .shared
+            .sessions_per_uid
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = per_uid.get_mut(&self.peer.uid) {
+            *count = count.saturating_sub(1);
+        }
+    }
+
+    async fn set_filter(&mut self, filter: FilterSpec, optimize: bool) -> Result<Reply, Refusal> {
+        let capture = self
+            .capture
+            .as_ref()
+            .ok_or_else(|| Refusal::new(ErrorCode::OutOfOrder, "no capture is open"))?;
+        let program = session_filter(&capture.rules, &filter, optimize, capture.spec.snaplen)?;
+        self.shared
+            .registry
+            .set_filter(&capture.slot, &program)
+            .map_err(|err| Refusal::new(ErrorCode::Internal, err.to_string()))?;
+        if let Some(capture) = self.capture.as_mut() {
+            capture.request.filter = filter;
+            capture.request.optimize = optimize;
+        }
+        Ok(Reply::FilterSet)
+    }
+
+    fn stats(&self) -> Result<Stats, Refusal> {
+        let capture = self
+            .capture
+            .as_ref()
+            .ok_or_else(|| Refusal::new(ErrorCode::OutOfOrder, "no capture is open"))?;
+        self.counters(capture).map(|counters| to_stats(&counters))
+    }
+
+    fn counters(&self, capture: &Capture) -> Result<ClientCounters, Refusal> {
+        self.shared
+            .registry
+            .counters(&capture.slot)
+            .map_err(|err| Refusal::new(ErrorCode::Internal, err.to_string()))
+    }
+
+    /// Moves waiting records to the client; ends the session when its count
+    /// is reached.
+    async fn forward_packets(&mut self, connection: &mut Connection<UnixStream>) -> Next {
+        let Some(capture) = self.capture.as_mut() else {
+            return Next::Continue;
+        };
+        let limit = capture.remaining.map_or(DRAIN_BATCH, |remaining| {
+            remaining.min(DRAIN_BATCH as u64) as usize
+        });
+        let mut packets = Vec::new();
+        while packets.len() < limit {
+            let record = match capture.ring.get_mut().next_record() {
+                Some(record) => record,
+                None => {
+                    // Empty: clear the readiness, then look once more, since a
+                    // record committed meanwhile may have had its wake-up
+                    // consumed by the clear.
+                    if let Ok(Ok(mut guard)) =
+                        tokio::time::timeout(Duration::ZERO, capture.ring.readable_mut()).await
+                    {
+                        guard.clear_ready();
+                    }
+                    match capture.ring.get_mut().next_record() {
+                        Some(record) => record,
+                        None => break,
+                    }
+                }
+            };
+            packets.push(Packet {
+                timestamp_ns: record.timestamp_ns,
+                wire_len: record.wire_len,
+                direction: if record.direction == DIR_OUT {
+                    Direction::Out
+                } else {
+                    Direction::In
+                },
+                data: record.data,
+            });
+        }
+        if let Some(remaining) = capture.remaining.as_mut() {
+            *remaining -= packets.len() as u64;
+        }
+        let count_reached = capture.remaining == Some(0);
+        for reply in pktd_proto::batch_packets(packets, pktd_proto::MAX_REPLY_FRAME) {
+            if connection.write_reply(&reply).await.is_err() {
+                return Next::Stop;
+            }
+        }
+        if count_reached {
+            self.end(connection, EndReason::CountReached).await;
+            return Next::Stop;
+        }
+        Next::Continue
+    }
+
+    /// Quotas reached end the session; new ring-full drops are told to the
+    /// client as an unsolicited Stats reply. Also forwards anything waiting,
+    /// in case a ring wake-up was missed.
+    async fn check_limits(&mut self, connection: &mut Connection<UnixStream>) -> Next {
+        if let Next::Stop = self.forward_packets(connection).await {
+            return Next::Stop;
+        }
+        let Some(capture) = self.capture.as_ref() else {
+            return Next::Continue;
+        };
+        let Ok(counters) = self.counters(capture) else {
+            return Next::Continue;
+        };
+        if counters.over_quota > 0 {
+            // Whatever was delivered before the quota was hit went above.
+            let reason = if capture.spec.packet_quota != 0
+                && counters.delivered >= capture.spec.packet_quota
+            {
+                EndReason::PacketQuota
+            } else {
+                EndReason::ByteQuota
+            };
+            self.end(connection, reason).await;
+            return Next::Stop;
+        }
+        if counters.dropped > capture.told_dropped {
+            if let Some(capture) = self.capture.as_mut() {
+                capture.told_dropped = counters.dropped;
+            }
+            if connection
+                .write_reply(&Reply::Stats(to_stats(&counters)))
+                .await
+                .is_err()
+            {
+                return Next::Stop;
+            }
+        }
+        Next::Continue
+    }
+
+    /// Ends the session if the new policy no longer allows it.
+    async fn recheck_policy(&mut self, connection: &mut Connection<UnixStream>) -> Next {
+        let Some(capture) = self.capture.as_ref() else {
+            return Next::Continue;
+        };
+        if let Err(refusal) = self.allowed_rules(&capture.request) {
+            tracing::info!(
+                session = capture.id,
+                reason = refusal.message,
+                "policy revoked a session"
+            );
+            self.end(connection, EndReason::PolicyRevoked).await;
+            return Next::Stop;
+        }
+        Next::Continue
+    }
+
+    /// Sends End with the final counters (after the last packets) and
+    /// releases the slot. Without a session there is nothing to end.
+    async fn end(&mut self, connection: &mut Connection<UnixStream>, reason: EndReason) {
+        let Some(capture) = self.capture.take() else {
+            return;
+        };
+        let stats = self
+            .counters(&capture)
+            .map(|counters| to_stats(&counters))
+            .unwrap_or_default();
+        self.release(&capture);
+        let _ = connection.write_reply(&Reply::End { reason, stats }).await;
+    }
+}
+
+/// Resolves when the capture's ring has records (never without a capture).
+async fn readable(capture: &Option<Capture>) -> std::io::Result<()> {
+    match capture {
+        Some(capture) => capture.ring.readable().await.map(|_| ()),
+        None => std::future::pending().await,
+    }
+}
+
+fn directions(direction: Direction) -> (bool, bool) {
+    match direction {
+        Direction::In => (true, false),
+        Direction::Out => (false, true),
+        Direction::InOut => (true, true),
+    }
+}
+
+fn check_request(rules: &Rules, request: &OpenCapture) -> Result<(), Refusal> {
+    if !rules.allows_netns(&request.netns) {
+        return Err(Refusal::new(
+            ErrorCode::Denied,
+            format!(
+                "principal {:?} may not capture in network namespace {:?}",
+                rules.principal, request.netns
+            ),
+        ));
+    }
+    if !rules.allows_interface(&request.interface) {
+        return Err(Refusal::new(
+            ErrorCode::Denied,
+            format!(
+                "principal {:?} may not capture on interface {:?}",
+                rules.principal, request.interface
+            ),
+        ));
+    }
+    let (inbound, outbound) = directions(request.direction);
+    if !rules.allows_direction(inbound, outbound) {
+        return Err(Refusal::new(
+            ErrorCode::Denied,
+            format!(
+                "principal {:?} may not capture direction {:?}",
+                rules.principal, request.direction
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The program the kernel runs for a session: the client's filter, ANDed
+/// with the policy's when there is one.
+fn session_filter(
+    rules: &Rules,
+    filter: &FilterSpec,
+    optimize: bool,
+    snaplen: u32,
+) -> Result<ValidProgram, Refusal> {
+    let invalid = |err: FilterError| Refusal::new(ErrorCode::InvalidFilter, err.to_string());
+    let client = match filter {
+        FilterSpec::Expression(expression) => compile(expression, optimize, snaplen),
+        FilterSpec::Bytecode(insns) => {
+            let insns: Vec<_> = insns.iter().copied().map(Into::into).collect();
+            validate(&insns)
+        }
+    }
+    .map_err(invalid)?;
+    match &rules.filter {
+        None => Ok(client),
+        Some(expression) => {
+            let policy = compile(expression, true, snaplen).map_err(|err| {
+                Refusal::new(ErrorCode::Internal, format!("the policy's filter: {err}"))
+            })?;
+            and_then(&policy, &client).map_err(invalid)
+        }
+    }
+}
+
+fn capture_refusal(err: CaptureError, request: &OpenCapture) -> Refusal {
+    match err {
+        CaptureError::NoInterface { .. } => {
+            Refusal::new(ErrorCode::NoSuchInterface, err.to_string())
+        }
+        CaptureError::Netns(_) => Refusal::new(
+            ErrorCode::NoSuchNetns,
+            format!("network namespace {:?}: {err}", request.netns),
+        ),
+        CaptureError::SlotsFull { .. } => Refusal::new(ErrorCode::Limit, err.to_string()),
+        CaptureError::InvalidSpec { .. } => Refusal::new(ErrorCode::Malformed, err.to_string()),
+        other => Refusal::new(ErrorCode::Internal, error_chain(&other)),
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn to_stats(counters: &ClientCounters) -> Stats {
+    Stats {
+        received: counters.seen,
+        matched: counters.matched,
+        delivered: counters.delivered,
+        dropped: counters.dropped,
+        over_quota: counters.over_quota,
+    }
+}
