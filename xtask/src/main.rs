@@ -1,1 +1,69 @@
-fn main() {}
+//! pktd's developer commands. Each one bootstraps the machine first (Debian
+//! packages, rustup toolchains, bpf-linker, bpffs), so a fresh clone on a
+//! fresh Debian 12 machine needs nothing but `cargo xtask test`.
+
+mod bootstrap;
+mod process;
+mod run;
+mod test;
+
+use std::{ffi::OsString, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "pktd's developer commands", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install whatever is missing: Debian packages, rustup toolchains and
+    /// components, bpf-linker 0.13; mount bpffs. Prints nothing if all is there.
+    Bootstrap,
+    /// Bootstrap, build the workspace in release mode and run pktd with ARGS.
+    Run {
+        /// Arguments for pktd (put them after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Bootstrap, then (as root) fmt, clippy (host and eBPF) and every test.
+    Test {
+        /// Extra arguments for `cargo test` (put them after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Bootstrap, then run the kernel program's benchmark (pktd-perf) with ARGS.
+    Perf {
+        /// Arguments for pktd-perf (put them after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Bootstrap => bootstrap::bootstrap(),
+        Command::Run { args } => run::run(&args),
+        Command::Test { args } => test::test(&args),
+        Command::Perf { args } => run::perf(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            // A failed step exits with its own code, so CI and scripts see
+            // e.g. cargo's 101 rather than a generic 1.
+            let code = error
+                .downcast_ref::<process::Failed>()
+                .and_then(|failed| failed.code)
+                .and_then(|code| u8::try_from(code).ok())
+                .filter(|&code| code != 0)
+                .unwrap_or(1);
+            ExitCode::from(code)
+        }
+    }
+}
