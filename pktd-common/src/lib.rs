@@ -100,8 +100,12 @@ impl CbpfInsn {
 pub struct FilterProgram {
     /// Number of instructions in use (1..=MAX_INSNS).
     pub len: u32,
-    /// Explicit padding.
-    pub _pad: u32,
+    /// Always 0: the first instruction, and the value A, X and M[] start
+    /// with. The kernel program reads it from the map instead of using a
+    /// constant so that the verifier sees the interpreter's state as
+    /// unknown from the start; with constants it would verify the
+    /// instruction loop once per possible pc value (seconds per load).
+    pub entry: u32,
     /// The instructions; those past `len` are never executed.
     pub insns: [CbpfInsn; MAX_INSNS],
 }

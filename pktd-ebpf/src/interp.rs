@@ -28,14 +28,17 @@ pub struct Vm {
 impl Vm {
     #[inline(always)]
     pub fn new(program: &FilterProgram, packet: &Packet) -> Self {
+        // `entry` is 0, read from the map so the verifier does not know it
+        // (see FilterProgram::entry).
+        let zero = program.entry;
         Self {
             program,
             packet,
             result: 0,
-            pc: 0,
-            a: 0,
-            x: 0,
-            mem: [0; MEM_WORDS],
+            pc: zero,
+            a: zero,
+            x: zero,
+            mem: [zero; MEM_WORDS],
         }
     }
 

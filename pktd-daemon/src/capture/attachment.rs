@@ -342,7 +342,7 @@ impl Attachment {
     fn install_filter(&mut self, slot: u32, filter: &ValidProgram) -> Result<(), CaptureError> {
         let mut program = Box::new(FilterProgram {
             len: filter.len() as u32,
-            _pad: 0,
+            entry: 0,
             insns: [Default::default(); MAX_INSNS],
         });
         program.insns[..filter.len()].copy_from_slice(filter.insns());
