@@ -1,1 +1,227 @@
-fn main() {}
+//! `pktcap`: capture through pktd, with tcpdump's flags.
+
+use std::{
+    fs::File,
+    io::{self, BufWriter, Write},
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use clap::{ArgAction, Parser, ValueEnum};
+use libwire::{
+    CaptureBuilder, Direction, EndReason,
+    print::format_packet,
+    savefile::{Format, Writer},
+};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Capture packets through the pktd daemon (flags as tcpdump's)",
+    disable_help_flag = true
+)]
+struct Args {
+    /// Interface to capture on.
+    #[arg(short = 'i', long = "interface")]
+    interface: Option<String>,
+    /// Bytes to capture per packet (0: 262144).
+    #[arg(short = 's', long = "snapshot-length", default_value_t = 262_144)]
+    snaplen: u32,
+    /// Exit after this many packets.
+    #[arg(short = 'c')]
+    count: Option<u64>,
+    /// Write packets to FILE (`-` for standard output) in pcap format.
+    #[arg(short = 'w')]
+    write: Option<PathBuf>,
+    /// Do not convert addresses to names (pktcap never does).
+    #[arg(short = 'n', action = ArgAction::Count)]
+    numeric: u8,
+    /// Do not run the filter optimiser.
+    #[arg(short = 'O', long = "no-optimize")]
+    no_optimize: bool,
+    /// Direction of packets to capture.
+    #[arg(short = 'Q', long = "direction", value_enum, default_value_t = Dir::Inout)]
+    direction: Dir,
+    /// Print the compiled filter (-d, -dd, -ddd as tcpdump) and exit.
+    #[arg(short = 'd', action = ArgAction::Count)]
+    dump: u8,
+    /// Kernel ring buffer size in KiB.
+    #[arg(short = 'B', long = "buffer-size")]
+    buffer_kib: Option<u32>,
+    /// Network namespace of the interface (ip netns name or /proc/PID/ns/net).
+    #[arg(long)]
+    netns: Option<String>,
+    /// pktd's socket.
+    #[arg(long, env = "PKTD_SOCKET", default_value = libwire::DEFAULT_SOCKET)]
+    socket: PathBuf,
+    /// Write pcapng instead of pcap.
+    #[arg(long)]
+    pcapng: bool,
+    /// Print help.
+    #[arg(short = 'h', long = "help", action = ArgAction::Help)]
+    help: Option<bool>,
+    /// The filter expression (tcpdump syntax).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    expression: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Dir {
+    In,
+    Out,
+    Inout,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("pktcap: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let expression = args.expression.join(" ");
+    let snaplen = if args.snaplen == 0 {
+        262_144
+    } else {
+        args.snaplen
+    };
+    if args.dump > 0 {
+        let program = pktd_filter::compile(&expression, !args.no_optimize, snaplen)?;
+        let text = match args.dump {
+            1 => pktd_filter::format_d(program.insns()),
+            2 => pktd_filter::format_dd(program.insns()),
+            _ => pktd_filter::format_ddd(program.insns()),
+        };
+        print!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(interface) = args.interface.clone() else {
+        anyhow::bail!("no interface given (-i IFACE)");
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(capture(args, interface, expression, snaplen))
+}
+
+async fn capture(
+    args: Args,
+    interface: String,
+    expression: String,
+    snaplen: u32,
+) -> anyhow::Result<ExitCode> {
+    let mut builder = CaptureBuilder::new(&interface)
+        .socket(&args.socket)
+        .direction(match args.direction {
+            Dir::In => Direction::In,
+            Dir::Out => Direction::Out,
+            Dir::Inout => Direction::InOut,
+        })
+        .snaplen(snaplen)
+        .filter(expression)
+        .optimize(!args.no_optimize)
+        .count(args.count.unwrap_or(0));
+    if let Some(netns) = &args.netns {
+        builder = builder.netns(netns);
+    }
+    if let Some(kib) = args.buffer_kib {
+        builder = builder.buffer_bytes(kib.saturating_mul(1024));
+    }
+    let mut capture = builder.open().await?;
+    let mut output = Output::new(&args, capture.snaplen())?;
+    eprintln!(
+        "listening on {interface}, link-type EN10MB (Ethernet), snapshot length {} bytes",
+        capture.snaplen()
+    );
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let mut captured = 0u64;
+    let mut stopping = false;
+    loop {
+        let next = tokio::select! {
+            next = capture.next_packet() => next?,
+            _ = interrupt.recv(), if !stopping => { stopping = true; capture.request_close().await?; continue }
+            _ = terminate.recv(), if !stopping => { stopping = true; capture.request_close().await?; continue }
+        };
+        let Some(packet) = next else { break };
+        output.packet(packet.timestamp_ns, packet.wire_len, &packet.data)?;
+        captured += 1;
+    }
+    output.finish()?;
+
+    let stats = capture.last_stats();
+    eprintln!("{captured} packets captured");
+    eprintln!("{} packets received by filter", stats.received);
+    eprintln!("{} packets dropped by kernel", stats.dropped);
+    match capture.end_reason() {
+        Some(EndReason::PacketQuota) | Some(EndReason::ByteQuota) => {
+            eprintln!(
+                "{} packets refused over quota ({})",
+                stats.over_quota,
+                capture.end_reason().expect("just matched")
+            );
+        }
+        Some(EndReason::PolicyRevoked)
+        | Some(EndReason::DaemonShutdown)
+        | Some(EndReason::Error(_)) => {
+            eprintln!(
+                "session ended by pktd: {}",
+                capture.end_reason().expect("just matched")
+            );
+        }
+        _ => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where packets go: a savefile, or one line each on standard output.
+enum Output {
+    Lines(io::StdoutLock<'static>),
+    File(Writer<BufWriter<Box<dyn Write>>>),
+}
+
+impl Output {
+    fn new(args: &Args, snaplen: u32) -> anyhow::Result<Self> {
+        let Some(path) = &args.write else {
+            return Ok(Self::Lines(io::stdout().lock()));
+        };
+        let sink: Box<dyn Write> = if path.as_os_str() == "-" {
+            Box::new(io::stdout().lock())
+        } else {
+            Box::new(
+                File::create(path).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?,
+            )
+        };
+        let format = if args.pcapng {
+            Format::PcapNg
+        } else {
+            Format::Pcap
+        };
+        Ok(Self::File(Writer::new(
+            BufWriter::new(sink),
+            format,
+            1,
+            snaplen,
+        )?))
+    }
+
+    fn packet(&mut self, timestamp_ns: u64, wire_len: u32, data: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Lines(out) => writeln!(out, "{}", format_packet(timestamp_ns, wire_len, data)),
+            Self::File(writer) => writer.write_packet(timestamp_ns, wire_len, data),
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        match self {
+            Self::Lines(out) => out.flush(),
+            Self::File(writer) => writer.flush(),
+        }
+    }
+}

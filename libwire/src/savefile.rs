@@ -1,0 +1,206 @@
+//! Writing captures as savefiles that tcpdump, libpcap and Wireshark read.
+//!
+//! Two formats are written:
+//!
+//! - [`Format::Pcap`], the classic libpcap format (the default): magic
+//!   `0xa1b2c3d4` (microsecond timestamps), version 2.4, in the host's byte
+//!   order, which is what libpcap itself writes, and every reader handles
+//!   both byte orders.
+//! - [`Format::PcapNg`]: one Section Header Block, one Interface Description
+//!   Block with `if_tsresol = 9` (nanosecond timestamps) and one Enhanced
+//!   Packet Block per packet, also in the host's byte order.
+//!
+//! ```no_run
+//! # fn main() -> std::io::Result<()> {
+//! use libwire::savefile::{Format, Writer, LINKTYPE_ETHERNET};
+//! let file = std::io::BufWriter::new(std::fs::File::create("out.pcap")?);
+//! let mut writer = Writer::new(file, Format::Pcap, LINKTYPE_ETHERNET, 262_144)?;
+//! writer.write_packet(1_700_000_000_123_456_789, 60, &[0u8; 60])?;
+//! writer.into_inner()?;
+//! # Ok(()) }
+//! ```
+
+use std::io::{self, Write};
+
+/// `LINKTYPE_ETHERNET`: frames start with a 14-byte Ethernet II header.
+pub const LINKTYPE_ETHERNET: u32 = 1;
+
+/// The file format a [`Writer`] produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    /// Classic libpcap format with microsecond timestamps.
+    #[default]
+    Pcap,
+    /// pcapng with nanosecond timestamps.
+    PcapNg,
+}
+
+/// Classic pcap magic for microsecond timestamps.
+const PCAP_MAGIC_USEC: u32 = 0xa1b2_c3d4;
+/// pcapng block types.
+const PCAPNG_SHB: u32 = 0x0A0D_0D0A;
+const PCAPNG_IDB: u32 = 0x0000_0001;
+const PCAPNG_EPB: u32 = 0x0000_0006;
+/// pcapng byte-order magic; readers use it to detect the section's endianness.
+const PCAPNG_BOM: u32 = 0x1A2B_3C4D;
+/// pcapng option codes.
+const OPT_ENDOFOPT: u16 = 0;
+const IF_TSRESOL: u16 = 9;
+
+/// Writes packets to a pcap or pcapng savefile.
+///
+/// Every record goes to the underlying writer with a single `write_all` of
+/// one buffer holding its header and data, so when `W` is a `BufWriter` a
+/// record is either wholly in its buffer or not there at all; a reader of a
+/// file that is still being written never sees half a header followed by
+/// another record's bytes.
+#[derive(Debug)]
+pub struct Writer<W: Write> {
+    out: W,
+    format: Format,
+    snaplen: u32,
+    /// Reused for every record so that writing allocates only for the
+    /// largest packet seen.
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Writer<W> {
+    /// Writes the file header (for pcapng, the section and interface blocks)
+    /// to `out` at once and returns a writer for the packets.
+    ///
+    /// `link_type` is a `LINKTYPE_*` value (for example
+    /// [`LINKTYPE_ETHERNET`]); `snaplen` is the most bytes kept of each
+    /// packet. A `snaplen` of 0 means "no limit": packets are never cut, and
+    /// the pcap header says 262144, the largest snaplen libpcap uses, since
+    /// some readers reject 0.
+    pub fn new(mut out: W, format: Format, link_type: u32, snaplen: u32) -> io::Result<Self> {
+        let header_snaplen = if snaplen == 0 { 262_144 } else { snaplen };
+        let mut buf = Vec::with_capacity(64);
+        match format {
+            Format::Pcap => {
+                buf.extend_from_slice(&PCAP_MAGIC_USEC.to_ne_bytes());
+                buf.extend_from_slice(&2u16.to_ne_bytes()); // version major
+                buf.extend_from_slice(&4u16.to_ne_bytes()); // version minor
+                buf.extend_from_slice(&0i32.to_ne_bytes()); // thiszone: timestamps are UTC
+                buf.extend_from_slice(&0u32.to_ne_bytes()); // sigfigs
+                buf.extend_from_slice(&header_snaplen.to_ne_bytes());
+                buf.extend_from_slice(&link_type.to_ne_bytes());
+            }
+            Format::PcapNg => {
+                let link_type = u16::try_from(link_type).map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("link type {link_type} does not fit pcapng's 16 bits"),
+                    )
+                })?;
+                // Section Header Block, no options: 28 bytes.
+                buf.extend_from_slice(&PCAPNG_SHB.to_ne_bytes());
+                buf.extend_from_slice(&28u32.to_ne_bytes());
+                buf.extend_from_slice(&PCAPNG_BOM.to_ne_bytes());
+                buf.extend_from_slice(&1u16.to_ne_bytes()); // major
+                buf.extend_from_slice(&0u16.to_ne_bytes()); // minor
+                // Section length unknown: we write a stream and never seek back.
+                buf.extend_from_slice(&u64::MAX.to_ne_bytes());
+                buf.extend_from_slice(&28u32.to_ne_bytes());
+                // Interface Description Block with if_tsresol = 9 (10^-9 s)
+                // and opt_endofopt: 32 bytes.
+                buf.extend_from_slice(&PCAPNG_IDB.to_ne_bytes());
+                buf.extend_from_slice(&32u32.to_ne_bytes());
+                buf.extend_from_slice(&link_type.to_ne_bytes());
+                buf.extend_from_slice(&0u16.to_ne_bytes()); // reserved
+                buf.extend_from_slice(&snaplen.to_ne_bytes()); // pcapng: 0 = no limit
+                buf.extend_from_slice(&IF_TSRESOL.to_ne_bytes());
+                buf.extend_from_slice(&1u16.to_ne_bytes());
+                buf.extend_from_slice(&[9, 0, 0, 0]); // value + padding to 32 bits
+                buf.extend_from_slice(&OPT_ENDOFOPT.to_ne_bytes());
+                buf.extend_from_slice(&0u16.to_ne_bytes());
+                buf.extend_from_slice(&32u32.to_ne_bytes());
+            }
+        }
+        out.write_all(&buf)?;
+        buf.clear();
+        Ok(Writer {
+            out,
+            format,
+            snaplen,
+            buf,
+        })
+    }
+
+    /// Writes one packet record.
+    ///
+    /// `timestamp_ns` is the capture time in nanoseconds since the Unix
+    /// epoch (pcap keeps microseconds and drops the rest); `wire_len` is the
+    /// packet's length on the wire; `data` is what was captured. `data` is
+    /// cut to the snaplen given to [`Writer::new`], and a `wire_len` smaller
+    /// than the bytes kept is raised to match, since readers treat a
+    /// captured length above the original length as a corrupt file.
+    ///
+    /// Fails with `InvalidInput` for a pcap timestamp past 2106, which the
+    /// format's 32-bit seconds cannot hold, or a packet longer than 4 GiB.
+    pub fn write_packet(
+        &mut self,
+        timestamp_ns: u64,
+        wire_len: u32,
+        data: &[u8],
+    ) -> io::Result<()> {
+        let mut caplen = u32::try_from(data.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "packet longer than 4 GiB"))?;
+        if self.snaplen != 0 {
+            caplen = caplen.min(self.snaplen);
+        }
+        let data = &data[..caplen as usize];
+        let wire_len = wire_len.max(caplen);
+        self.buf.clear();
+        match self.format {
+            Format::Pcap => {
+                let secs = u32::try_from(timestamp_ns / 1_000_000_000).map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "timestamp past 2106 does not fit pcap's 32-bit seconds",
+                    )
+                })?;
+                let usecs = ((timestamp_ns % 1_000_000_000) / 1_000) as u32;
+                self.buf.reserve(16 + data.len());
+                self.buf.extend_from_slice(&secs.to_ne_bytes());
+                self.buf.extend_from_slice(&usecs.to_ne_bytes());
+                self.buf.extend_from_slice(&caplen.to_ne_bytes());
+                self.buf.extend_from_slice(&wire_len.to_ne_bytes());
+                self.buf.extend_from_slice(data);
+            }
+            Format::PcapNg => {
+                let padded = data.len().div_ceil(4) * 4;
+                // 28 bytes of fixed fields, the padded data, and the trailing length.
+                let total = u32::try_from(32 + padded).map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "packet too long for pcapng")
+                })?;
+                self.buf.reserve(total as usize);
+                self.buf.extend_from_slice(&PCAPNG_EPB.to_ne_bytes());
+                self.buf.extend_from_slice(&total.to_ne_bytes());
+                self.buf.extend_from_slice(&0u32.to_ne_bytes()); // interface id
+                self.buf
+                    .extend_from_slice(&((timestamp_ns >> 32) as u32).to_ne_bytes());
+                self.buf
+                    .extend_from_slice(&(timestamp_ns as u32).to_ne_bytes());
+                self.buf.extend_from_slice(&caplen.to_ne_bytes());
+                self.buf.extend_from_slice(&wire_len.to_ne_bytes());
+                self.buf.extend_from_slice(data);
+                self.buf.resize(28 + padded, 0);
+                self.buf.extend_from_slice(&total.to_ne_bytes());
+            }
+        }
+        self.out.write_all(&self.buf)
+    }
+
+    /// Flushes the underlying writer, so that readers of the file see every
+    /// record written so far.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+
+    /// Flushes and returns the underlying writer.
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
