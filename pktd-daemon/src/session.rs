@@ -283,7 +283,12 @@ impl Session {
         let spec = ClientSpec {
             directions: if inbound { DIR_IN } else { 0 } | if outbound { DIR_OUT } else { 0 },
             snaplen: snaplen.min(MAX_CAPLEN),
-            packet_quota: rules.packet_quota,
+            // A count is a quota the kernel can enforce too: nothing past it
+            // is copied into the ring.
+            packet_quota: match (rules.packet_quota, request.packet_count) {
+                (0, count) | (count, 0) => count,
+                (quota, count) => quota.min(count),
+            },
             byte_quota: rules.byte_quota,
             ring_bytes,
         };
@@ -490,8 +495,8 @@ impl Session {
         };
         if counters.over_quota > 0 {
             // Whatever was delivered before the quota was hit went above.
-            let reason = if capture.spec.packet_quota != 0
-                && counters.delivered >= capture.spec.packet_quota
+            let reason = if capture.rules.packet_quota != 0
+                && counters.delivered >= capture.rules.packet_quota
             {
                 EndReason::PacketQuota
             } else {

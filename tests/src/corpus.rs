@@ -2074,6 +2074,31 @@ fn k_badlen(r: &mut Rng) -> TestPacket {
 
 // ---------------------------------------------------------------------------
 
+/// A UDP frame 10.0.0.1:40000 → 10.0.0.2:`dport` whose payload starts with
+/// `sequence` (big-endian u64), padded to `payload_len` bytes; see
+/// [`sequence_and_port`].
+pub fn numbered_udp_frame(dport: u16, sequence: u64, payload_len: usize) -> Vec<u8> {
+    let mut payload = sequence.to_be_bytes().to_vec();
+    payload.resize(payload_len.max(8), 0x5a);
+    ipv4_udp_frame(
+        [2, 0, 0, 0, 0, 2],
+        [2, 0, 0, 0, 0, 1],
+        [10, 0, 0, 1],
+        [10, 0, 0, 2],
+        40000,
+        dport,
+        &payload,
+    )
+}
+
+/// The sequence number and destination port of a frame made by
+/// [`numbered_udp_frame`] (the frame may be cut short after the sequence).
+pub fn sequence_and_port(frame: &[u8]) -> (u64, u16) {
+    let port = u16::from_be_bytes([frame[36], frame[37]]);
+    let sequence = u64::from_be_bytes(frame[42..50].try_into().expect("8 bytes"));
+    (sequence, port)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

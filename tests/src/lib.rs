@@ -3,7 +3,9 @@
 #![deny(unsafe_code)]
 
 pub mod corpus;
+pub mod daemon;
 pub mod kernel;
 pub mod netlab;
+pub mod process;
 #[allow(unsafe_code, reason = "AF_PACKET sockets for sending test traffic")]
 pub mod sys;

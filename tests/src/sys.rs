@@ -61,3 +61,22 @@ pub fn wait_readable(fd: i32, timeout_ms: i32) -> bool {
     let rc = unsafe { libc::poll(&mut pollfd, 1, timeout_ms) };
     rc > 0
 }
+
+/// Sets the calling thread's (only this thread's: raw system calls, not
+/// the libc wrappers that change every thread) groups, gid and uid. There is
+/// no way back: call it on a thread that ends afterwards.
+pub fn drop_thread_credentials(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: raw credential syscalls with plain integer arguments; they
+    // affect only the calling thread.
+    let ok = unsafe {
+        let groups = [gid];
+        libc::syscall(libc::SYS_setgroups, 1, groups.as_ptr()) == 0
+            && libc::syscall(libc::SYS_setresgid, gid, gid, gid) == 0
+            && libc::syscall(libc::SYS_setresuid, uid, uid, uid) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

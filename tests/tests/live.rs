@@ -42,26 +42,7 @@ fn expected(program: &ValidProgram, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn udp_frame(dport: u16, sequence: u64, payload_len: usize) -> Vec<u8> {
-    let mut payload = sequence.to_be_bytes().to_vec();
-    payload.resize(payload_len.max(8), 0x5a);
-    corpus::ipv4_udp_frame(
-        [2, 0, 0, 0, 0, 2],
-        [2, 0, 0, 0, 0, 1],
-        [10, 0, 0, 1],
-        [10, 0, 0, 2],
-        40000,
-        dport,
-        &payload,
-    )
-}
-
-/// Sequence number and destination port of a frame made by `udp_frame`.
-fn sequence_and_port(frame: &[u8]) -> (u64, u16) {
-    let port = u16::from_be_bytes([frame[36], frame[37]]);
-    let sequence = u64::from_be_bytes(frame[42..50].try_into().unwrap());
-    (sequence, port)
-}
+use corpus::{numbered_udp_frame as udp_frame, sequence_and_port};
 
 #[test]
 fn many_clients_each_get_exactly_their_frames_as_sent() {

@@ -26,10 +26,18 @@ pub fn test(extra: &[OsString]) -> Result<()> {
     let mut clippy = stable(["clippy", "--workspace", "--exclude", "pktd-ebpf"]);
     clippy.args(["--all-targets", "--", "-D", "warnings"]);
 
+    // The tests run the pktd and pktcap binaries themselves.
+    let mut build = stable(["build", "--workspace", "--exclude", "pktd-ebpf", "--bins"]);
     let mut tests = stable(["test", "--workspace", "--exclude", "pktd-ebpf"]);
     tests.args(extra);
 
-    for step in [&mut fmt, &mut clippy, &mut ebpf_clippy(), &mut tests] {
+    for step in [
+        &mut fmt,
+        &mut clippy,
+        &mut ebpf_clippy(),
+        &mut build,
+        &mut tests,
+    ] {
         match step.get_current_dir() {
             Some(dir) if dir != root() => {
                 let dir = dir.strip_prefix(root()).unwrap_or(dir);

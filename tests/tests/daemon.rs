@@ -1,0 +1,400 @@
+//! The daemon end to end: a real pktd (in this process) on a temporary
+//! socket, libwire clients (some connecting as other users), the kernel
+//! program attached to a veth in a throw-away namespace, real traffic.
+
+use std::time::Duration;
+
+use libwire::{Capture, Direction, EndReason, Error as WireError, ErrorCode};
+use pktd_daemon::policy::Policy;
+use pktd_proto::{Connection, Hello, MAGIC, Reply};
+use pktd_tests::{
+    corpus::{numbered_udp_frame, sequence_and_port},
+    daemon::{TestDaemon, connect_as, open_as},
+    netlab::Lab,
+};
+use tokio::{io::AsyncWriteExt, time::timeout};
+
+const NOBODY_UID: u32 = 4242;
+const NOBODY_GID: u32 = 4242;
+
+/// Reads packets until the session ends or `idle` passes without one.
+async fn collect(capture: &mut Capture, idle: Duration) -> Vec<Vec<u8>> {
+    let mut frames = Vec::new();
+    while let Ok(next) = timeout(idle, capture.next_packet()).await {
+        match next.expect("reading packets") {
+            Some(packet) => frames.push(packet.data),
+            None => break,
+        }
+    }
+    frames
+}
+
+fn policy(text: &str) -> Policy {
+    Policy::parse(text, "test-policy.toml").expect("a valid policy")
+}
+
+/// A policy for NOBODY_UID with the given extra keys, root unrestricted.
+fn nobody_policy(lab: &Lab, extra: &str) -> Policy {
+    policy(&format!(
+        r#"
+[[principal]]
+name = "root"
+users = [0]
+netns = ["*"]
+interfaces = ["*"]
+
+[[principal]]
+name = "nobody"
+users = [{NOBODY_UID}]
+netns = ["{ns}"]
+interfaces = ["{iface}"]
+{extra}
+"#,
+        ns = lab.capture_ns,
+        iface = lab.capture_if,
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_clients_each_get_exactly_their_frames() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(Policy::default_policy());
+    let mut captures = Vec::new();
+    for i in 0..16u16 {
+        let capture = daemon
+            .capture(&lab.capture_if)
+            .netns(&lab.capture_ns)
+            .direction(Direction::In)
+            .filter(format!("udp dst port {}", 9000 + i))
+            .count(10)
+            .open()
+            .await
+            .unwrap_or_else(|err| panic!("client {i}: {err}"));
+        assert_eq!(capture.link_type(), 1);
+        captures.push(capture);
+    }
+    let sender = lab.sender();
+    let mut sent = vec![Vec::new(); 16];
+    for sequence in 0..340u64 {
+        // 17 ports in turn: 9000..9015 for the clients, 9016 for nobody.
+        let port = 9000 + (sequence % 17) as u16;
+        let frame = numbered_udp_frame(port, sequence, 40);
+        sender.send(&frame);
+        if let Some(list) = sent.get_mut(usize::from(port - 9000)) {
+            list.push(frame);
+        }
+    }
+    for (i, capture) in captures.iter_mut().enumerate() {
+        let got = collect(capture, Duration::from_secs(2)).await;
+        // With two CPUs the receive path may reorder frames, so which 10
+        // come first is not fixed; each must be one sent to this client,
+        // byte for byte, and none twice.
+        let mut got = got;
+        got.sort();
+        got.dedup();
+        assert_eq!(got.len(), 10, "client {i}");
+        for frame in &got {
+            assert!(
+                sent[i].contains(frame),
+                "client {i} got a frame not sent to it"
+            );
+        }
+        assert_eq!(
+            capture.end_reason(),
+            Some(&EndReason::CountReached),
+            "client {i}"
+        );
+        assert_eq!(capture.last_stats().delivered, 10, "client {i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_confines_an_accept_all_client_and_caps_its_snaplen() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(nobody_policy(
+        &lab,
+        r#"filter = "udp dst port 9001"
+max_snaplen = 64"#,
+    ));
+    let builder = daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .direction(Direction::In)
+        .snaplen(1500);
+    let mut capture = open_as(builder, &daemon.socket, NOBODY_UID, NOBODY_GID)
+        .await
+        .expect("the policy allows this capture");
+    assert_eq!(capture.snaplen(), 64, "the policy's snaplen wins");
+    let sender = lab.sender();
+    let mut allowed = Vec::new();
+    for sequence in 0..30u64 {
+        let frame = numbered_udp_frame(9000 + (sequence % 3) as u16, sequence, 200);
+        sender.send(&frame);
+        if sequence % 3 == 1 {
+            allowed.push(frame[..64].to_vec());
+        }
+    }
+    let mut got = collect(&mut capture, Duration::from_millis(500)).await;
+    got.sort();
+    allowed.sort();
+    assert!(
+        got == allowed,
+        "only the policy's traffic, cut at 64 bytes: got {} frames",
+        got.len()
+    );
+    let stats = capture.stats().await.expect("stats");
+    assert_eq!((stats.received, stats.delivered), (30, 10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_ends_the_session_with_the_right_counts() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(nobody_policy(&lab, "packet_quota = 5"));
+    let builder = daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .direction(Direction::In)
+        .filter("udp");
+    let mut capture = open_as(builder, &daemon.socket, NOBODY_UID, NOBODY_GID)
+        .await
+        .expect("opening");
+    let sender = lab.sender();
+    for sequence in 0..12 {
+        sender.send(&numbered_udp_frame(9000, sequence, 40));
+    }
+    let got = collect(&mut capture, Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 5);
+    assert_eq!(capture.end_reason(), Some(&EndReason::PacketQuota));
+    let stats = capture.last_stats();
+    assert_eq!(
+        (stats.matched, stats.delivered, stats.over_quota),
+        (12, 5, 7)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_interfaces_namespaces_and_users_are_refused() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(nobody_policy(&lab, ""));
+    let denied = |result: Result<Capture, WireError>| match result {
+        Err(WireError::Daemon { code, message }) => (code, message),
+        Err(other) => panic!("expected a refusal, got {other}"),
+        Ok(_) => panic!("expected a refusal, the capture opened"),
+    };
+    let (code, message) = denied(
+        open_as(
+            daemon.capture("lo").netns(&lab.capture_ns),
+            &daemon.socket,
+            NOBODY_UID,
+            NOBODY_GID,
+        )
+        .await,
+    );
+    assert_eq!(code, ErrorCode::Denied);
+    assert!(message.contains("interface"), "{message}");
+    let (code, message) = denied(
+        open_as(
+            daemon.capture(&lab.capture_if).netns(&lab.sender_ns),
+            &daemon.socket,
+            NOBODY_UID,
+            NOBODY_GID,
+        )
+        .await,
+    );
+    assert_eq!(code, ErrorCode::Denied);
+    assert!(message.contains("namespace"), "{message}");
+    let (code, _) = denied(
+        open_as(
+            daemon.capture(&lab.capture_if).netns(&lab.capture_ns),
+            &daemon.socket,
+            NOBODY_UID + 1,
+            NOBODY_GID + 1,
+        )
+        .await,
+    );
+    assert_eq!(code, ErrorCode::Denied);
+    // Errors of the request itself, for a user who may capture.
+    let (code, _) = denied(
+        daemon
+            .capture("no-such-if0")
+            .netns(&lab.capture_ns)
+            .open()
+            .await,
+    );
+    assert_eq!(code, ErrorCode::NoSuchInterface);
+    let (code, _) = denied(
+        daemon
+            .capture(&lab.capture_if)
+            .netns("pktd-no-such-netns")
+            .open()
+            .await,
+    );
+    assert_eq!(code, ErrorCode::NoSuchNetns);
+    let (code, _) = denied(
+        daemon
+            .capture(&lab.capture_if)
+            .netns(&lab.capture_ns)
+            .filter("udp port eleventy")
+            .open()
+            .await,
+    );
+    assert_eq!(code, ErrorCode::InvalidFilter);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_client_frees_its_slot_within_a_second() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(nobody_policy(&lab, "max_sessions = 1"));
+    let open = || {
+        open_as(
+            daemon
+                .capture(&lab.capture_if)
+                .netns(&lab.capture_ns)
+                .filter("udp"),
+            &daemon.socket,
+            NOBODY_UID,
+            NOBODY_GID,
+        )
+    };
+    let first = open().await.expect("the first session");
+    match open().await {
+        Err(WireError::Daemon { code, .. }) => assert_eq!(code, ErrorCode::Limit),
+        other => panic!("a second session was not refused: {:?}", other.err()),
+    }
+    // The client disappears without a word (as when it is killed).
+    drop(first);
+    let started = std::time::Instant::now();
+    loop {
+        match open().await {
+            Ok(_) => break,
+            Err(WireError::Daemon {
+                code: ErrorCode::Limit,
+                ..
+            }) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(1),
+                    "the slot was not freed within a second"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(err) => panic!("{err}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_reload_ends_the_sessions_it_no_longer_allows() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(nobody_policy(&lab, ""));
+    let builder = daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .filter("udp");
+    let mut revoked = open_as(builder, &daemon.socket, NOBODY_UID, NOBODY_GID)
+        .await
+        .expect("opening");
+    let mut kept = daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .filter("udp")
+        .open()
+        .await
+        .expect("root opens");
+    // The new policy keeps root only.
+    daemon.policy.replace(policy(
+        r#"
+[[principal]]
+name = "root"
+users = [0]
+netns = ["*"]
+interfaces = ["*"]
+"#,
+    ));
+    let next = timeout(Duration::from_secs(2), revoked.next_packet())
+        .await
+        .expect("the session ended in time");
+    assert!(matches!(next, Ok(None)), "{next:?}");
+    assert_eq!(revoked.end_reason(), Some(&EndReason::PolicyRevoked));
+    lab.sender().send(&numbered_udp_frame(9000, 1, 40));
+    let packet = timeout(Duration::from_secs(2), kept.next_packet())
+        .await
+        .expect("root's session still captures")
+        .expect("reading");
+    assert!(packet.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_errors_while_other_sessions_keep_capturing() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(Policy::default_policy());
+    let mut bystander = daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .filter("udp")
+        .open()
+        .await
+        .expect("opening");
+    let sender = lab.sender();
+    let mut sequence = 0u64;
+    let mut send_some = |count: u64| {
+        for _ in 0..count {
+            sender.send(&numbered_udp_frame(9000, sequence, 40));
+            sequence += 1;
+        }
+    };
+    send_some(5);
+
+    // A wrong protocol version.
+    let mut wrong_version = Connection::new(connect_as(&daemon.socket, 0, 0));
+    wrong_version
+        .write_hello(&Hello {
+            magic: MAGIC,
+            version: 99,
+            client: "test".into(),
+        })
+        .await
+        .unwrap();
+    match wrong_version.read_reply().await.unwrap() {
+        Some(Reply::Error { code, .. }) => assert_eq!(code, ErrorCode::UnsupportedVersion),
+        other => panic!("{other:?}"),
+    }
+    // Garbage instead of a hello.
+    let mut garbage = connect_as(&daemon.socket, 0, 0);
+    garbage
+        .write_all(b"\x00\x00\x00\x08GET / HT")
+        .await
+        .unwrap();
+    let mut garbage = Connection::new(garbage);
+    assert!(matches!(
+        garbage.read_reply().await.unwrap(),
+        Some(Reply::Error {
+            code: ErrorCode::BadHello,
+            ..
+        })
+    ));
+    // A good hello, then an oversized length and then a garbage frame.
+    for payload in [&b"\xff\xff\xff\xff"[..], &b"\x00\x00\x00\x03abc"[..]] {
+        let mut connection = Connection::new(connect_as(&daemon.socket, 0, 0));
+        connection.write_hello(&Hello::new("test")).await.unwrap();
+        assert!(matches!(
+            connection.read_reply().await.unwrap(),
+            Some(Reply::HelloAck { .. })
+        ));
+        let mut stream = connection.into_inner();
+        stream.write_all(payload).await.unwrap();
+        let mut connection = Connection::new(stream);
+        match connection.read_reply().await.unwrap() {
+            Some(Reply::Error { code, .. }) => assert_eq!(code, ErrorCode::Malformed),
+            other => panic!("{other:?}"),
+        }
+    }
+    send_some(5);
+    let got = collect(&mut bystander, Duration::from_millis(500)).await;
+    let mut sequences: Vec<u64> = got.iter().map(|f| sequence_and_port(f).0).collect();
+    sequences.sort();
+    assert_eq!(
+        sequences,
+        (0..10).collect::<Vec<_>>(),
+        "the bystander lost packets"
+    );
+}
