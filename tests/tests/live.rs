@@ -4,7 +4,7 @@
 
 use std::{
     os::fd::AsRawFd,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::Duration,
 };
 
@@ -187,15 +187,24 @@ fn a_filter_swapped_under_traffic_applies_whole() {
     let slot = client.slot();
     const FRAMES: u64 = 6000;
     let sent = AtomicU64::new(0);
+    let swapped = AtomicBool::new(false);
     let (before_swap, after_swap) = std::thread::scope(|scope| {
         let sender = lab.sender();
-        let sent = &sent;
+        let (sent, swapped) = (&sent, &swapped);
         scope.spawn(move || {
             for sequence in 0..FRAMES {
                 // Ports 9001, 9002, 9003 in turn; 9003 matches neither filter.
                 let port = 9001 + (sequence % 3) as u16;
                 sender.send(&udp_frame(port, sequence, 64));
                 sent.store(sequence + 1, Ordering::SeqCst);
+                // The last third waits for the swap, so that it happens while
+                // traffic flows even on a loaded machine (bounded: 10 s).
+                if sequence == 2 * FRAMES / 3 {
+                    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                    while !swapped.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+                        std::thread::yield_now();
+                    }
+                }
             }
         });
         while sent.load(Ordering::SeqCst) < FRAMES / 3 {
@@ -206,6 +215,7 @@ fn a_filter_swapped_under_traffic_applies_whole() {
             .set_filter(slot, &filter("udp dst port 9002"))
             .unwrap();
         let after = sent.load(Ordering::SeqCst);
+        swapped.store(true, Ordering::SeqCst);
         (before, after)
     });
     assert!(after_swap < FRAMES, "the swap happened after the traffic");
