@@ -149,3 +149,49 @@ impl fmt::Display for Netns {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operators_names_parse_and_hostile_ones_do_not() {
+        assert_eq!(Netns::parse("").unwrap(), Netns::Current);
+        assert_eq!(Netns::parse("-").unwrap(), Netns::Current);
+        assert_eq!(
+            Netns::parse("lab-1").unwrap(),
+            Netns::File(PathBuf::from("/run/netns/lab-1"))
+        );
+        assert_eq!(
+            Netns::parse("/proc/42/ns/net").unwrap(),
+            Netns::File(PathBuf::from("/proc/42/ns/net"))
+        );
+        for hostile in [
+            "..",
+            ".",
+            "../../etc/passwd",
+            "a/b",
+            "/etc/passwd",
+            "/proc/self/ns/net",
+            "/proc/42/ns/mnt",
+            "/proc//ns/net",
+            "name with space",
+        ] {
+            assert!(
+                matches!(Netns::parse(hostile), Err(NetnsError::InvalidName { .. })),
+                "{hostile:?} accepted"
+            );
+        }
+        assert!(Netns::parse(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn two_names_of_one_namespace_share_a_key() {
+        let by_pid = Netns::parse(&format!("/proc/{}/ns/net", std::process::id())).unwrap();
+        assert_eq!(by_pid.key().unwrap(), Netns::Current.key().unwrap());
+        assert!(matches!(
+            Netns::parse("pktd-surely-absent").unwrap().key(),
+            Err(NetnsError::Open { .. })
+        ));
+    }
+}

@@ -218,6 +218,13 @@ fn sighup_reload_revokes_and_sigterm_leaves_nothing_attached() {
         revoked.stderr_lines
     );
 
+    // The last session on the interface has left: nothing stays attached.
+    assert_eq!(
+        attached_programs(&lab),
+        Vec::<String>::new(),
+        "attached with no session"
+    );
+
     // A session the new policy allows, then SIGTERM.
     std::fs::write(&policy, root_policy("\"*\"", "")).unwrap();
     pktd.signal("HUP");
@@ -293,5 +300,116 @@ fn a_killed_pktcap_frees_its_session_within_a_second() {
             "the killed client's session was not freed within a second: {:?}",
             next.stderr_lines
         );
+    }
+}
+
+#[test]
+fn pktd_refuses_to_start_with_an_invalid_policy_naming_the_line() {
+    let scratch = Scratch::new("badpolicy");
+    let (socket, policy) = (scratch.0.join("pktd.sock"), scratch.0.join("policy.toml"));
+    std::fs::write(
+        &policy,
+        "[[principal]]\nname = \"x\"\nusers = [0]\nmax_snaplen = 0\n",
+    )
+    .unwrap();
+    let output = Command::new(bin_path("pktd"))
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .expect("running pktd");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("line 4"), "{stderr}");
+    assert!(!socket.exists(), "pktd served with an invalid policy");
+}
+
+#[test]
+fn pktcap_flushes_every_packet_on_sigint_and_prints_tcpdump_counts() {
+    let lab = Lab::new();
+    let scratch = Scratch::new("int");
+    let (socket, policy) = (scratch.0.join("pktd.sock"), scratch.0.join("policy.toml"));
+    std::fs::write(&policy, root_policy("\"*\"", "")).unwrap();
+    let _pktd = start_pktd(&socket, &policy);
+    // The filter as raw classic BPF, the way tcpdump -ddd prints it.
+    let bpf = scratch.0.join("udp.bpf");
+    let ddd = Command::new(bin_path("pktcap"))
+        .args(["-ddd", "udp"])
+        .output()
+        .expect("pktcap -ddd");
+    assert!(ddd.status.success());
+    std::fs::write(&bpf, &ddd.stdout).unwrap();
+    let mut command = pktcap(&socket, &lab, &["-Q", "in", "-n", "--bpf"]);
+    command.arg(&bpf).stdout(Stdio::piped());
+    let mut capture = Running::spawn(command);
+    assert!(capture.wait_for_stderr("listening on", Duration::from_secs(10)));
+    let sender = lab.sender();
+    for sequence in 0..30 {
+        sender.send(&numbered_udp_frame(9000, sequence, 18));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    capture.signal("INT");
+    let status = capture
+        .wait(Duration::from_secs(10))
+        .expect("pktcap ends on SIGINT");
+    assert!(status.success(), "{:?}", capture.stderr_lines);
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(capture.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 30, "{stdout}");
+    for line in &lines {
+        assert!(
+            line.ends_with("IP 10.0.0.1.40000 > 10.0.0.2.9000: UDP, length 18"),
+            "{line}"
+        );
+    }
+    for expected in [
+        "30 packets captured",
+        "30 packets received by filter",
+        "0 packets dropped by kernel",
+    ] {
+        assert!(
+            capture.stderr_lines.iter().any(|line| line == expected),
+            "no {expected:?} in {:?}",
+            capture.stderr_lines
+        );
+    }
+}
+
+#[test]
+fn pktcap_prints_compiled_filters_exactly_like_tcpdump() {
+    let scratch = Scratch::new("d");
+    // An empty Ethernet savefile gives tcpdump the link type without an
+    // interface.
+    let empty = scratch.0.join("empty.pcap");
+    let mut header = Vec::new();
+    for word in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 262_144, 1] {
+        header.extend_from_slice(&word.to_le_bytes());
+    }
+    // Version is two u16 (2, 4): rewrite bytes 4..8 accordingly.
+    header[4..8].copy_from_slice(&[2, 0, 4, 0]);
+    std::fs::write(&empty, &header).unwrap();
+    for expression in ["tcp port 80", "vlan 100 and udp", "ip6 and not icmp6"] {
+        for flags in [&["-d"][..], &["-dd"], &["-ddd"], &["-d", "-O"]] {
+            let ours = Command::new(bin_path("pktcap"))
+                .args(flags)
+                .arg(expression)
+                .output()
+                .expect("pktcap");
+            let theirs = Command::new("tcpdump")
+                .arg("-r")
+                .arg(&empty)
+                .args(flags)
+                .arg(expression)
+                .output()
+                .expect("tcpdump");
+            assert!(ours.status.success() && theirs.status.success());
+            assert_eq!(
+                String::from_utf8_lossy(&ours.stdout),
+                String::from_utf8_lossy(&theirs.stdout),
+                "{flags:?} {expression}"
+            );
+        }
     }
 }

@@ -398,3 +398,133 @@ async fn malformed_requests_get_errors_while_other_sessions_keep_capturing() {
         "the bystander lost packets"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_out_of_order_are_answered_with_errors() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(Policy::default_policy());
+    let mut connection = Connection::new(connect_as(&daemon.socket, 0, 0));
+    connection.write_hello(&Hello::new("test")).await.unwrap();
+    assert!(matches!(
+        connection.read_reply().await.unwrap(),
+        Some(Reply::HelloAck { .. })
+    ));
+    for request in [
+        pktd_proto::Request::Stats,
+        pktd_proto::Request::SetFilter {
+            filter: pktd_proto::FilterSpec::Expression("udp".into()),
+            optimize: true,
+        },
+    ] {
+        connection.write_request(&request).await.unwrap();
+        match connection.read_reply().await.unwrap() {
+            Some(Reply::Error { code, .. }) => assert_eq!(code, ErrorCode::OutOfOrder),
+            other => panic!("{request:?} before open: {other:?}"),
+        }
+    }
+    let open = pktd_proto::OpenCapture {
+        netns: lab.capture_ns.clone(),
+        interface: lab.capture_if.clone(),
+        direction: Direction::In,
+        snaplen: 100,
+        filter: pktd_proto::FilterSpec::Expression("udp".into()),
+        optimize: true,
+        packet_count: 0,
+        buffer_bytes: 0,
+    };
+    connection
+        .write_request(&pktd_proto::Request::Open(open.clone()))
+        .await
+        .unwrap();
+    assert!(matches!(
+        connection.read_reply().await.unwrap(),
+        Some(Reply::Opened { snaplen: 100, .. })
+    ));
+    connection
+        .write_request(&pktd_proto::Request::Open(open))
+        .await
+        .unwrap();
+    match connection.read_reply().await.unwrap() {
+        Some(Reply::Error { code, .. }) => assert_eq!(code, ErrorCode::OutOfOrder),
+        other => panic!("a second open: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_client_drops_only_its_own_packets_and_is_told() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(Policy::default_policy());
+    let open = |buffer| {
+        daemon
+            .capture(&lab.capture_if)
+            .netns(&lab.capture_ns)
+            .direction(Direction::In)
+            .filter("udp")
+            .buffer_bytes(buffer)
+            .open()
+    };
+    // Never reads: its socket fills, then its ring, then the kernel drops.
+    let mut stuck = open(8192).await.expect("opening");
+    let mut reader = open(32 << 20).await.expect("opening");
+    const FRAMES: u64 = 3000;
+    let sender = lab.sender();
+    let reading = tokio::spawn(async move {
+        let frames = collect(&mut reader, Duration::from_secs(2)).await;
+        (frames.len() as u64, reader.stats().await.expect("stats"))
+    });
+    for sequence in 0..FRAMES {
+        sender.send(&numbered_udp_frame(9000, sequence, 1000));
+    }
+    let (read, reader_stats) = reading.await.unwrap();
+    assert_eq!(read, FRAMES, "the reading client lost packets");
+    assert_eq!(reader_stats.dropped, 0);
+    // Now the stuck client reads: it gets what fitted, then the notice.
+    let mut got = 0u64;
+    while let Ok(Ok(Some(_))) = timeout(Duration::from_millis(500), stuck.next_packet()).await {
+        got += 1;
+    }
+    let notice = stuck.last_stats();
+    assert!(
+        notice.dropped > 0,
+        "the stuck client was not told of drops: {notice:?}"
+    );
+    let stats = stuck.stats().await.expect("stats");
+    assert_eq!(stats.delivered + stats.dropped, FRAMES, "{stats:?}");
+    assert!(got <= stats.delivered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_concurrent_sessions() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(Policy::default_policy());
+    let mut captures = Vec::new();
+    for i in 0..64u16 {
+        captures.push(
+            daemon
+                .capture(&lab.capture_if)
+                .netns(&lab.capture_ns)
+                .direction(Direction::In)
+                .filter(format!("udp dst port {}", 10000 + i))
+                .buffer_bytes(65536)
+                .count(1)
+                .open()
+                .await
+                .unwrap_or_else(|err| panic!("session {i}: {err}")),
+        );
+    }
+    let sender = lab.sender();
+    for i in 0..64u16 {
+        sender.send(&numbered_udp_frame(10000 + i, u64::from(i), 40));
+    }
+    for (i, capture) in captures.iter_mut().enumerate() {
+        let packet = timeout(Duration::from_secs(5), capture.next_packet())
+            .await
+            .expect("in time")
+            .expect("reading")
+            .expect("a packet");
+        assert_eq!(
+            sequence_and_port(&packet.data),
+            (i as u64, 10000 + i as u16)
+        );
+    }
+}

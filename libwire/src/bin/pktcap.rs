@@ -54,6 +54,10 @@ struct Args {
     /// pktd's socket.
     #[arg(long, env = "PKTD_SOCKET", default_value = libwire::DEFAULT_SOCKET)]
     socket: PathBuf,
+    /// Use the classic-BPF program in FILE (tcpdump -ddd text, or raw
+    /// struct sock_filter bytes) instead of an expression.
+    #[arg(long = "bpf", value_name = "FILE")]
+    bpf_file: Option<PathBuf>,
     /// Write pcapng instead of pcap.
     #[arg(long)]
     pcapng: bool,
@@ -126,6 +130,15 @@ async fn capture(
         .filter(expression)
         .optimize(!args.no_optimize)
         .count(args.count.unwrap_or(0));
+    if let Some(path) = &args.bpf_file {
+        let bytes =
+            std::fs::read(path).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+        let program = match std::str::from_utf8(&bytes) {
+            Ok(text) => pktd_filter::parse_ddd(text)?,
+            Err(_) => pktd_filter::parse_binary(&bytes)?,
+        };
+        builder = builder.bytecode(&program);
+    }
     if let Some(netns) = &args.netns {
         builder = builder.netns(netns);
     }
