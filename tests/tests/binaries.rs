@@ -413,3 +413,20 @@ fn pktcap_prints_compiled_filters_exactly_like_tcpdump() {
         }
     }
 }
+
+#[test]
+fn the_documented_example_policy_is_valid() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/policy.example.toml");
+    let output = Command::new(bin_path("pktd"))
+        .arg("--check")
+        .arg("--policy")
+        .arg(&example)
+        .output()
+        .expect("running pktd --check");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
