@@ -200,14 +200,7 @@ impl Session {
 
     fn release(&self, capture: &Capture) {
         self.shared.registry.remove_client(&capture.slot);
-        let mut per_uid = self
-            .shared
-            .sessions_per_uid
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = per_uid.get_mut(&self.peer.uid) {
-            *count = count.saturating_sub(1);
-        }
+        self.unreserve_session_slot();
         tracing::info!(session = capture.id, uid = self.peer.uid, "session ended");
     }
 

@@ -12,15 +12,7 @@ fn filter(expression: &str) -> ValidProgram {
 }
 
 fn udp_frame(dport: u16, payload_len: usize) -> Vec<u8> {
-    corpus::ipv4_udp_frame(
-        [2, 0, 0, 0, 0, 2],
-        [2, 0, 0, 0, 0, 1],
-        [10, 0, 0, 1],
-        [10, 0, 0, 2],
-        40000,
-        dport,
-        &vec![0xab; payload_len],
-    )
+    corpus::numbered_udp_frame(dport, 0, payload_len)
 }
 
 #[test]

@@ -26,16 +26,9 @@ struct Args {
     rounds: usize,
 }
 
+/// A 60-byte UDP frame to `dport`.
 fn frame(dport: u16) -> Vec<u8> {
-    corpus::ipv4_udp_frame(
-        [2, 0, 0, 0, 0, 2],
-        [2, 0, 0, 0, 0, 1],
-        [10, 0, 0, 1],
-        [10, 0, 0, 2],
-        40000,
-        dport,
-        &[0u8; 18],
-    )
+    corpus::numbered_udp_frame(dport, 0, 18)
 }
 
 /// Median and (max - min) / median of `samples`.
