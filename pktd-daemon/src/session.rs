@@ -264,7 +264,12 @@ impl Session {
         let rules = self.allowed_rules(&request)?;
         let netns = Netns::parse(&request.netns)
             .map_err(|err| Refusal::new(ErrorCode::NoSuchNetns, err.to_string()))?;
-        let (inbound, outbound) = directions(request.direction);
+        let (inbound, mut outbound) = directions(request.direction);
+        // On loopback every packet leaves and arrives again: like libpcap,
+        // capturing both directions sees it once, arriving.
+        if request.interface == "lo" && inbound {
+            outbound = false;
+        }
         let snaplen = match request.snaplen {
             0 => rules.max_snaplen,
             asked => asked.min(rules.max_snaplen),

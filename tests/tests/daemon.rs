@@ -528,3 +528,26 @@ async fn sixty_four_concurrent_sessions() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loopback_packets_are_seen_once_as_libpcap_does() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(Policy::default_policy());
+    let mut capture = daemon
+        .capture("lo")
+        .netns(&lab.capture_ns)
+        .filter("udp port 9999")
+        .open()
+        .await
+        .expect("opening");
+    let ns = lab.capture_netns();
+    ns.run(|| {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("a UDP socket");
+        for _ in 0..3 {
+            socket.send_to(b"hello", "127.0.0.1:9999").expect("sending");
+        }
+    })
+    .expect("entering the namespace");
+    let got = collect(&mut capture, Duration::from_millis(500)).await;
+    assert_eq!(got.len(), 3, "each loopback packet once");
+}
