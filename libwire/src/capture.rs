@@ -5,8 +5,8 @@ use std::{collections::VecDeque, path::PathBuf};
 
 use pktd_common::CbpfInsn;
 use pktd_proto::{
-    Connection, Direction, EndReason, FilterSpec, Hello, MAGIC, OpenCapture, PROTOCOL_VERSION,
-    Packet, Reply, Request, Stats,
+    Connection, Direction, EndReason, FilterSpec, Hello, Interval, MAGIC, OpenCapture,
+    PROTOCOL_VERSION, Packet, Reply, Request, Stats,
 };
 use tokio::net::UnixStream;
 
@@ -55,6 +55,7 @@ impl CaptureBuilder {
                 optimize: true,
                 packet_count: 0,
                 buffer_bytes: 0,
+                stats_interval_ms: 0,
             },
         }
     }
@@ -115,6 +116,14 @@ impl CaptureBuilder {
         self
     }
 
+    /// Statistics mode: the kernel only counts the packets and bytes the
+    /// filter matches, copying none, and [`Capture::next_interval`] yields
+    /// the counts every `interval` (at least 100 ms).
+    pub fn stats_only(mut self, interval: std::time::Duration) -> Self {
+        self.request.stats_interval_ms = interval.as_millis().clamp(1, u128::from(u32::MAX)) as u32;
+        self
+    }
+
     /// Connects to the daemon and opens the capture.
     pub async fn open(self) -> Result<Capture, Error> {
         let stream = UnixStream::connect(&self.socket)
@@ -149,6 +158,7 @@ impl CaptureBuilder {
             link_type: 0,
             snaplen: 0,
             pending: VecDeque::new(),
+            intervals: VecDeque::new(),
             last_stats: Stats::default(),
             end: None,
             closing: false,
@@ -187,6 +197,7 @@ pub struct Capture {
     link_type: u32,
     snaplen: u32,
     pending: VecDeque<Packet>,
+    intervals: VecDeque<Interval>,
     last_stats: Stats,
     end: Option<EndReason>,
     closing: bool,
@@ -231,6 +242,24 @@ impl Capture {
             }
             match self.read_one().await {
                 // Packets were queued, or a drop notice recorded.
+                Ok(None) | Ok(Some(Reply::Stats(_))) | Err(Error::Ended { .. }) => {}
+                Ok(Some(reply)) => return Err(unexpected(Some(reply))),
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Statistics mode: the next interval's counts; `None` once the session
+    /// has ended.
+    pub async fn next_interval(&mut self) -> Result<Option<Interval>, Error> {
+        loop {
+            if let Some(interval) = self.intervals.pop_front() {
+                return Ok(Some(interval));
+            }
+            if self.end.is_some() {
+                return Ok(None);
+            }
+            match self.read_one().await {
                 Ok(None) | Ok(Some(Reply::Stats(_))) | Err(Error::Ended { .. }) => {}
                 Ok(Some(reply)) => return Err(unexpected(Some(reply))),
                 Err(err) => return Err(err),
@@ -320,6 +349,10 @@ impl Capture {
         match reply {
             Some(Reply::Packets(packets)) => {
                 self.pending.extend(packets);
+                Ok(None)
+            }
+            Some(Reply::Interval(interval)) => {
+                self.intervals.push_back(interval);
                 Ok(None)
             }
             Some(Reply::Stats(stats)) => {

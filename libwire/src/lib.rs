@@ -36,7 +36,7 @@ pub mod savefile;
 use std::path::PathBuf;
 
 pub use capture::{Capture, CaptureBuilder, DEFAULT_SOCKET};
-pub use pktd_proto::{Direction, EndReason, ErrorCode, Packet, Stats};
+pub use pktd_proto::{Direction, EndReason, ErrorCode, Interval, Packet, Stats};
 
 /// Everything that can go wrong talking to the daemon.
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,11 @@ pub const MAX_CAPLEN: u32 = 65535;
 /// filter loads inside them need no helper call.
 pub const PREFIX_LEN: u32 = 256;
 
+/// Client mode: matched packets are copied into the client's ring.
+pub const MODE_CAPTURE: u32 = 0;
+/// Client mode: matched packets are only counted (Npcap's MODE_STAT).
+pub const MODE_COUNT: u32 = 1;
+
 /// Direction bit: the packet was received on the interface (TC ingress).
 pub const DIR_IN: u32 = 1;
 /// Direction bit: the packet was sent on the interface (TC egress).
@@ -134,8 +139,8 @@ pub struct ClientConfig {
     /// Most bytes captured per packet (already the minimum of the client's
     /// and the policy's snaplen).
     pub snaplen: u32,
-    /// Explicit padding.
-    pub _pad: u32,
+    /// MODE_CAPTURE or MODE_COUNT.
+    pub mode: u32,
     /// Most packets delivered in the session; 0 means no limit.
     pub packet_quota: u64,
     /// Most captured bytes delivered in the session; 0 means no limit.
@@ -159,8 +164,10 @@ pub struct ClientCounters {
     pub over_quota: u64,
     /// Captured bytes put into the ring buffer.
     pub delivered_bytes: u64,
+    /// Wire bytes of the packets the filter accepted.
+    pub matched_bytes: u64,
 }
-const _: () = assert!(size_of::<ClientCounters>() == 48);
+const _: () = assert!(size_of::<ClientCounters>() == 56);
 
 impl ClientCounters {
     /// Adds another CPU's counters to these.
@@ -171,6 +178,7 @@ impl ClientCounters {
         self.dropped += other.dropped;
         self.over_quota += other.over_quota;
         self.delivered_bytes += other.delivered_bytes;
+        self.matched_bytes += other.matched_bytes;
     }
 }
 

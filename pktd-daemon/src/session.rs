@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Duration};
 use pktd_common::{ClientCounters, DIR_IN, DIR_OUT, MAX_CAPLEN};
 use pktd_filter::{FilterError, ValidProgram, and_then, compile, validate};
 use pktd_proto::{
-    Connection, Direction, EndReason, ErrorCode, FilterSpec, Hello, MAGIC, OpenCapture,
+    Connection, Direction, EndReason, ErrorCode, FilterSpec, Hello, Interval, MAGIC, OpenCapture,
     PROTOCOL_VERSION, Packet, ProtoError, Reply, Request, Stats,
 };
 use tokio::{io::unix::AsyncFd, net::UnixStream};
@@ -33,6 +33,8 @@ const TICK: Duration = Duration::from_millis(200);
 const DRAIN_BATCH: usize = 2048;
 /// Link type of every capture: Ethernet.
 const LINKTYPE_ETHERNET: u32 = 1;
+/// Shortest statistics-mode interval.
+const MIN_STATS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// An error reply, and whether the connection must close after it.
 struct Refusal {
@@ -61,6 +63,15 @@ struct Capture {
     remaining: Option<u64>,
     /// Drops already told to the client.
     told_dropped: u64,
+    /// Statistics mode: the end of the last interval reported, and the
+    /// matched counters then.
+    last_interval: Option<(u64, u64, u64)>,
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64)
 }
 
 /// Serves one connection to its end.
@@ -84,6 +95,7 @@ pub(crate) async fn serve(stream: UnixStream, shared: Arc<Shared>, shutdown: Can
         shared,
         peer,
         capture: None,
+        stats_timer: None,
     };
     session.run(&mut connection, shutdown).await;
     session.finish();
@@ -162,6 +174,8 @@ struct Session {
     shared: Arc<Shared>,
     peer: Peer,
     capture: Option<Capture>,
+    /// Statistics mode: when the next interval ends.
+    stats_timer: Option<tokio::time::Interval>,
 }
 
 impl Session {
@@ -183,6 +197,7 @@ impl Session {
                     }
                 },
                 _ = tick.tick() => self.check_limits(connection).await,
+                _ = next_stats_tick(&mut self.stats_timer) => self.report_interval(connection).await,
                 _ = policy_changes.changed() => self.recheck_policy(connection).await,
             };
             if let Next::Stop = next {
@@ -232,6 +247,10 @@ impl Session {
             }
         };
         let result = match request {
+            Request::Inject { .. } => Err(Refusal::new(
+                ErrorCode::Denied,
+                "injection is not enabled in this daemon",
+            )),
             Request::Open(open) => self.open(open).await.map(|(id, snaplen)| Reply::Opened {
                 session_id: id,
                 link_type: LINKTYPE_ETHERNET,
@@ -289,6 +308,7 @@ impl Session {
             },
             byte_quota: rules.byte_quota,
             ring_bytes,
+            count_only: request.stats_interval_ms != 0,
         };
         let filter = session_filter(&rules, &request.filter, request.optimize, snaplen)?;
         self.reserve_session_slot(&rules)?;
@@ -331,7 +351,15 @@ impl Session {
             "session opened"
         );
         let effective_snaplen = spec.snaplen;
+        if spec.count_only {
+            let every =
+                Duration::from_millis(u64::from(request.stats_interval_ms)).max(MIN_STATS_INTERVAL);
+            let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            self.stats_timer = Some(timer);
+        }
         self.capture = Some(Capture {
+            last_interval: spec.count_only.then(|| (now_ns(), 0, 0)),
             id,
             slot,
             ring,
@@ -518,6 +546,37 @@ impl Session {
         Next::Continue
     }
 
+    /// Statistics mode: sends the counts since the last interval.
+    async fn report_interval(&mut self, connection: &mut Connection<UnixStream>) -> Next {
+        let Some(capture) = self.capture.as_ref() else {
+            return Next::Continue;
+        };
+        let Ok(counters) = self.counters(capture) else {
+            return Next::Continue;
+        };
+        let end_ns = now_ns();
+        let Some(capture) = self.capture.as_mut() else {
+            return Next::Continue;
+        };
+        let Some((start_ns, matched, bytes)) =
+            capture
+                .last_interval
+                .replace((end_ns, counters.matched, counters.matched_bytes))
+        else {
+            return Next::Continue;
+        };
+        let interval = Interval {
+            start_ns,
+            end_ns,
+            packets: counters.matched - matched,
+            bytes: counters.matched_bytes - bytes,
+        };
+        match connection.write_reply(&Reply::Interval(interval)).await {
+            Ok(()) => Next::Continue,
+            Err(_) => Next::Stop,
+        }
+    }
+
     /// Ends the session if the new policy no longer allows it.
     async fn recheck_policy(&mut self, connection: &mut Connection<UnixStream>) -> Next {
         let Some(capture) = self.capture.as_ref() else {
@@ -541,12 +600,23 @@ impl Session {
         let Some(capture) = self.capture.take() else {
             return;
         };
+        self.stats_timer = None;
         let stats = self
             .counters(&capture)
             .map(|counters| to_stats(&counters))
             .unwrap_or_default();
         self.release(&capture);
         let _ = connection.write_reply(&Reply::End { reason, stats }).await;
+    }
+}
+
+/// Resolves when a statistics-mode interval ends (never without one).
+async fn next_stats_tick(timer: &mut Option<tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

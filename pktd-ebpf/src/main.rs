@@ -36,7 +36,7 @@ use aya_ebpf::{
 };
 use pktd_common::{
     ClientConfig, ClientCounters, ClientUsage, DIR_IN, DIR_OUT, FilterProgram, Globals, MAX_CAPLEN,
-    MAX_CLIENTS, MAX_INSNS, PacketPrefix, RECORD_HEADER_LEN, RecordBuffer,
+    MAX_CLIENTS, MAX_INSNS, MODE_COUNT, PacketPrefix, RECORD_HEADER_LEN, RecordBuffer,
 };
 
 use crate::{interp::Vm, packet::Packet};
@@ -145,6 +145,10 @@ fn evaluate_client(slot: u32, packet: &mut Packet) -> Option<()> {
         return None;
     }
     counters.matched += 1;
+    counters.matched_bytes += u64::from(packet.wire_len);
+    if config.mode == MODE_COUNT {
+        return Some(());
+    }
 
     let cap_len = verdict
         .min(config.snaplen)

@@ -199,6 +199,32 @@ pub struct OpenCapture {
     pub packet_count: u64,
     /// Requested ring buffer size in bytes; 0 = the policy's default.
     pub buffer_bytes: u32,
+    /// 0: deliver packets. Otherwise statistics mode: the kernel only
+    /// counts matching packets and bytes, copying none, and the daemon
+    /// sends [`Reply::Interval`] every this many milliseconds.
+    pub stats_interval_ms: u32,
+}
+
+/// Counts of one statistics-mode interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interval {
+    /// Start of the interval, nanoseconds since the Unix epoch.
+    pub start_ns: u64,
+    /// End of the interval.
+    pub end_ns: u64,
+    /// Packets the filter matched in the interval.
+    pub packets: u64,
+    /// Their bytes on the wire.
+    pub bytes: u64,
+}
+
+/// What became of one frame handed to [`Request::Inject`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InjectVerdict {
+    /// Sent on the interface.
+    Sent,
+    /// Refused, and why.
+    Refused(String),
 }
 
 /// A client → daemon message after the hello.
@@ -215,9 +241,23 @@ pub enum Request {
     },
     /// Ask for [`Reply::Stats`].
     Stats,
+    /// Send Ethernet frames on an interface (no capture needed); the daemon
+    /// answers with [`Reply::Injected`].
+    Inject {
+        /// Network namespace, as in [`OpenCapture::netns`].
+        netns: String,
+        /// Interface name inside it.
+        interface: String,
+        /// Whole Ethernet frames, without FCS.
+        frames: Vec<Frame>,
+    },
     /// Stop capturing; the daemon answers with [`Reply::End`].
     Close,
 }
+
+/// One frame to inject.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Frame(#[serde(with = "byte_buf")] pub Vec<u8>);
 
 /// One captured packet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -404,6 +444,10 @@ pub enum Reply {
         /// Human-readable detail.
         message: String,
     },
+    /// Statistics mode: the counts of one interval.
+    Interval(Interval),
+    /// Answer to [`Request::Inject`]: one verdict per frame, in order.
+    Injected(Vec<InjectVerdict>),
     /// The capture is over; nothing follows on this connection.
     End {
         /// Why.

@@ -45,6 +45,7 @@ fn all_requests() -> Vec<Request> {
         optimize: true,
         packet_count: 0,
         buffer_bytes: 4 << 20,
+        stats_interval_ms: 0,
     };
     let bytecode = FilterSpec::Bytecode(vec![
         Insn {
@@ -90,6 +91,11 @@ fn all_requests() -> Vec<Request> {
             optimize: true,
         },
         Request::Stats,
+        Request::Inject {
+            netns: "lab".into(),
+            interface: "veth0".into(),
+            frames: vec![Frame(vec![1, 2, 3]), Frame(Vec::new())],
+        },
         Request::Close,
     ]
 }
@@ -108,6 +114,16 @@ fn all_replies() -> Vec<Reply> {
         Reply::Packets(Vec::new()),
         Reply::Packets((0..50).map(|i| packet(i, i as usize * 30)).collect()),
         Reply::FilterSet,
+        Reply::Interval(Interval {
+            start_ns: 1,
+            end_ns: 2,
+            packets: 3,
+            bytes: 4,
+        }),
+        Reply::Injected(vec![
+            InjectVerdict::Sent,
+            InjectVerdict::Refused("spoofed".into()),
+        ]),
         Reply::Stats(stats()),
     ];
     replies.extend(ErrorCode::ALL.map(|code| Reply::Error {

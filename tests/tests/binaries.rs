@@ -430,3 +430,51 @@ fn the_documented_example_policy_is_valid() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn pktcap_stats_only_prints_interval_counts_and_totals() {
+    let lab = Lab::new();
+    let scratch = Scratch::new("stats");
+    let (socket, policy) = (scratch.0.join("pktd.sock"), scratch.0.join("policy.toml"));
+    std::fs::write(&policy, root_policy("\"*\"", "")).unwrap();
+    let _pktd = start_pktd(&socket, &policy);
+    let mut command = pktcap(&socket, &lab, &["-Q", "in", "--stats-only", "0.2", "udp"]);
+    command.stdout(Stdio::piped());
+    let mut capture = Running::spawn(command);
+    assert!(capture.wait_for_stderr("counting on", Duration::from_secs(10)));
+    let sender = lab.sender();
+    for sequence in 0..40 {
+        sender.send(&numbered_udp_frame(9000, sequence, 58));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    capture.signal("INT");
+    assert!(
+        capture
+            .wait(Duration::from_secs(10))
+            .expect("ends")
+            .success()
+    );
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(capture.child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let counted: u64 = stdout
+        .lines()
+        .map(|line| {
+            let mut words = line.split_whitespace();
+            words.next().expect("a time");
+            words
+                .next()
+                .expect("a count")
+                .parse::<u64>()
+                .expect("a number")
+        })
+        .sum();
+    assert_eq!(counted, 40, "{stdout}");
+    assert!(
+        capture
+            .stderr_lines
+            .iter()
+            .any(|line| line.starts_with("40 packets (4000 bytes) matched in")),
+        "{:?}",
+        capture.stderr_lines
+    );
+}

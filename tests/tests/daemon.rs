@@ -431,6 +431,7 @@ async fn requests_out_of_order_are_answered_with_errors() {
         optimize: true,
         packet_count: 0,
         buffer_bytes: 0,
+        stats_interval_ms: 0,
     };
     connection
         .write_request(&pktd_proto::Request::Open(open.clone()))
@@ -550,4 +551,51 @@ async fn loopback_packets_are_seen_once_as_libpcap_does() {
     .expect("entering the namespace");
     let got = collect(&mut capture, Duration::from_millis(500)).await;
     assert_eq!(got.len(), 3, "each loopback packet once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statistics_mode_counts_equal_the_frames_sent() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(Policy::default_policy());
+    let mut capture = daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .direction(Direction::In)
+        .filter("udp dst port 9000")
+        .stats_only(Duration::from_millis(200))
+        .open()
+        .await
+        .expect("opening");
+    let sender = lab.sender();
+    let mut frame_bytes = 0u64;
+    for sequence in 0..500 {
+        // Half to the counted port, half not.
+        let frame = numbered_udp_frame(9000 + (sequence % 2) as u16, sequence, 100);
+        if sequence % 2 == 0 {
+            frame_bytes += frame.len() as u64;
+        }
+        sender.send(&frame);
+    }
+    let (mut packets, mut bytes, mut intervals) = (0, 0, 0);
+    let mut last_end = 0;
+    // Intervals keep coming; stop once an interval after the traffic is empty.
+    loop {
+        let interval = timeout(Duration::from_secs(2), capture.next_interval())
+            .await
+            .expect("an interval in time")
+            .expect("reading")
+            .expect("the session goes on");
+        assert!(interval.start_ns >= last_end && interval.end_ns > interval.start_ns);
+        last_end = interval.end_ns;
+        intervals += 1;
+        packets += interval.packets;
+        bytes += interval.bytes;
+        if interval.packets == 0 && packets > 0 {
+            break;
+        }
+        assert!(intervals < 20, "the counts never settled");
+    }
+    assert_eq!((packets, bytes), (250, frame_bytes));
+    let stats = capture.close().await.expect("closing");
+    assert_eq!(stats.delivered, 0, "statistics mode copied packets");
 }

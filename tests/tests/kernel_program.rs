@@ -231,3 +231,26 @@ fn invalid_client_settings_are_refused() {
     }
     assert_eq!(attachment.client_count(), 0);
 }
+
+#[test]
+fn a_counting_client_counts_packets_and_bytes_and_copies_nothing() {
+    let mut bench = Bench::with_spec(
+        &[filter("udp dst port 9000")],
+        &ClientSpec {
+            count_only: true,
+            ..ClientSpec::default()
+        },
+    );
+    let frame = udp_frame(9000, 100);
+    for _ in 0..7 {
+        assert!(
+            bench.run(&frame)[0].is_none(),
+            "a counting client got a record"
+        );
+    }
+    bench.run(&udp_frame(9001, 100));
+    let counters = bench.attachment.counters(bench.clients[0].slot()).unwrap();
+    assert_eq!((counters.seen, counters.matched), (8, 7));
+    assert_eq!(counters.matched_bytes, 7 * frame.len() as u64);
+    assert_eq!((counters.delivered, counters.dropped), (0, 0));
+}

@@ -58,6 +58,10 @@ struct Args {
     /// struct sock_filter bytes) instead of an expression.
     #[arg(long = "bpf", value_name = "FILE")]
     bpf_file: Option<PathBuf>,
+    /// Statistics mode: count matching packets and bytes in the kernel,
+    /// copy none, and print the counts every SECONDS (fractions allowed).
+    #[arg(long = "stats-only", value_name = "SECONDS")]
+    stats_only: Option<f64>,
     /// Write pcapng instead of pcap.
     #[arg(long)]
     pcapng: bool,
@@ -145,6 +149,16 @@ async fn capture(
     if let Some(kib) = args.buffer_kib {
         builder = builder.buffer_bytes(kib.saturating_mul(1024));
     }
+    if let Some(seconds) = args.stats_only {
+        if !(seconds.is_finite() && seconds >= 0.1) {
+            anyhow::bail!("--stats-only takes a number of seconds, at least 0.1");
+        }
+        let capture = builder
+            .stats_only(std::time::Duration::from_secs_f64(seconds))
+            .open()
+            .await?;
+        return count_only(capture, &interface).await;
+    }
     let mut capture = builder.open().await?;
     let mut output = Output::new(&args, capture.snaplen())?;
     eprintln!(
@@ -190,6 +204,37 @@ async fn capture(
         }
         _ => {}
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Statistics mode: one line per interval, totals at the end.
+async fn count_only(mut capture: libwire::Capture, interface: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("counting on {interface} (statistics mode: no packet is copied)");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let (mut packets, mut bytes, mut intervals) = (0u64, 0u64, 0u64);
+    let mut stopping = false;
+    loop {
+        let next = tokio::select! {
+            next = capture.next_interval() => next?,
+            _ = interrupt.recv(), if !stopping => { stopping = true; capture.request_close().await?; continue }
+            _ = terminate.recv(), if !stopping => { stopping = true; capture.request_close().await?; continue }
+        };
+        let Some(interval) = next else { break };
+        let seconds = (interval.end_ns.saturating_sub(interval.start_ns)) as f64 / 1e9;
+        let time = libwire::print::format_time(interval.end_ns);
+        println!(
+            "{time} {} packets, {} bytes, {:.1} packets/s, {:.3} Mbit/s",
+            interval.packets,
+            interval.bytes,
+            interval.packets as f64 / seconds.max(1e-9),
+            interval.bytes as f64 * 8.0 / 1e6 / seconds.max(1e-9),
+        );
+        packets += interval.packets;
+        bytes += interval.bytes;
+        intervals += 1;
+    }
+    eprintln!("{packets} packets ({bytes} bytes) matched in {intervals} intervals");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,7 +10,7 @@ use aya::{
 };
 use pktd_common::{
     ClientConfig, ClientCounters, ClientUsage, DIR_IN, DIR_OUT, FilterProgram, Globals, MAX_CAPLEN,
-    MAX_CLIENTS, MAX_INSNS, PREFIX_LEN, names,
+    MAX_CLIENTS, MAX_INSNS, MODE_CAPTURE, MODE_COUNT, PREFIX_LEN, names,
 };
 use pktd_filter::ValidProgram;
 
@@ -37,6 +37,8 @@ pub struct ClientSpec {
     pub byte_quota: u64,
     /// Ring buffer size in bytes, rounded up to a power of two >= 4096.
     pub ring_bytes: u32,
+    /// Count matching packets and bytes only; copy none (statistics mode).
+    pub count_only: bool,
 }
 
 impl Default for ClientSpec {
@@ -47,6 +49,7 @@ impl Default for ClientSpec {
             packet_quota: 0,
             byte_quota: 0,
             ring_bytes: 4 << 20,
+            count_only: false,
         }
     }
 }
@@ -195,7 +198,12 @@ impl Attachment {
         filter: &ValidProgram,
     ) -> Result<Client, CaptureError> {
         let config = client_config(spec)?;
-        let ring_bytes = ring_size(spec.ring_bytes)?;
+        // A counting client gets the smallest ring: nothing is copied.
+        let ring_bytes = if spec.count_only {
+            MIN_RING_BYTES
+        } else {
+            ring_size(spec.ring_bytes)?
+        };
         let slot = self
             .in_use
             .iter()
@@ -403,7 +411,11 @@ fn client_config(spec: &ClientSpec) -> Result<ClientConfig, CaptureError> {
         active: 1,
         directions: spec.directions,
         snaplen: spec.snaplen.min(MAX_CAPLEN),
-        _pad: 0,
+        mode: if spec.count_only {
+            MODE_COUNT
+        } else {
+            MODE_CAPTURE
+        },
         packet_quota: spec.packet_quota,
         byte_quota: spec.byte_quota,
     })
