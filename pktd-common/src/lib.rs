@@ -59,9 +59,12 @@ pub mod names {
     pub const MAP_PREFIX: &str = "PKTD_PREFIX";
     /// `Array<RecordBuffer, NR_CPUS>`: where a record is assembled.
     pub const MAP_RECORD: &str = "PKTD_RECORD";
+    /// `PerCpuArray<InterfaceCounters, 1>`: traffic on the interface.
+    pub const MAP_INTERFACE: &str = "PKTD_INTERFACE";
 
     /// Every map name, for the check that the built object has them all.
-    pub const ALL_MAPS: [&str; 8] = [
+    pub const ALL_MAPS: [&str; 9] = [
+        MAP_INTERFACE,
         MAP_GLOBALS,
         MAP_CLIENTS,
         MAP_FILTERS,
@@ -182,6 +185,32 @@ impl ClientCounters {
     }
 }
 
+/// Per-CPU counters of all traffic through one attachment (both
+/// directions), for the administrators' performance statistics.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InterfaceCounters {
+    /// Packets seen.
+    pub packets: u64,
+    /// Their bytes on the wire.
+    pub bytes: u64,
+    /// TCP segments with SYN set and ACK clear (connection attempts).
+    pub tcp_syn: u64,
+    /// TCP segments with SYN and ACK set (connection acceptances).
+    pub tcp_synack: u64,
+}
+const _: () = assert!(size_of::<InterfaceCounters>() == 32);
+
+impl InterfaceCounters {
+    /// Adds another CPU's counters to these.
+    pub fn accumulate(&mut self, other: &Self) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.tcp_syn += other.tcp_syn;
+        self.tcp_synack += other.tcp_synack;
+    }
+}
+
 /// Quota consumption of one client slot, updated atomically by all CPUs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -250,6 +279,8 @@ mod pod {
     unsafe impl aya::Pod for super::ClientCounters {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ClientUsage {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::InterfaceCounters {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RecordHeader {}
 }

@@ -10,6 +10,7 @@
 
 pub mod capture;
 pub mod netns;
+pub mod perfstats;
 pub mod policy;
 mod registry;
 mod server;

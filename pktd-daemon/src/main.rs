@@ -14,8 +14,10 @@ use tokio_util::sync::CancellationToken;
 #[derive(Parser)]
 #[command(version, about = "pktd: packet capture and injection multiplexer")]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Subcommand>,
     /// Unix socket clients connect to.
-    #[arg(long, default_value = "/run/pktd/pktd.sock")]
+    #[arg(long, global = true, default_value = "/run/pktd/pktd.sock")]
     socket: PathBuf,
     /// Policy file (TOML). Without one, root may do everything and everyone
     /// else nothing. SIGHUP reloads it.
@@ -24,6 +26,25 @@ struct Args {
     /// Load the kernel program and the policy, report, and exit.
     #[arg(long)]
     check: bool,
+}
+
+#[derive(clap::Subcommand)]
+enum Subcommand {
+    /// Performance statistics of the running daemon, every INTERVAL seconds:
+    /// per interface packets/s, Mbit/s, bytes per packet, drop rate, SYN/s,
+    /// SYN-ACK/s, sessions; per session delivered/s and dropped/s. Root sees
+    /// everything, anyone else only their own sessions.
+    Stats {
+        /// Seconds between reports.
+        #[arg(long, default_value_t = 5.0)]
+        interval: f64,
+        /// Stop after this many reports (default: until interrupted).
+        #[arg(long)]
+        count: Option<u64>,
+        /// Also append the rows as CSV to FILE.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -35,6 +56,14 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(Subcommand::Stats {
+        interval,
+        count,
+        csv,
+    }) = args.command
+    {
+        return stats(&args.socket, interval, count, csv.as_deref()).await;
+    }
     let policy = load_policy(args.policy.as_deref())?;
     // Proves the embedded program passes this kernel's verifier before
     // anything is served.
@@ -108,4 +137,71 @@ fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
         .with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
     Ok(listener)
+}
+
+/// `pktd stats`: asks the running daemon for its counters every
+/// `interval` and prints the rates.
+async fn stats(
+    socket: &Path,
+    interval: f64,
+    count: Option<u64>,
+    csv: Option<&Path>,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+
+    use pktd_proto::{Connection, Hello, Reply, Request};
+    if !(interval.is_finite() && interval >= 0.1) {
+        bail!("--interval takes seconds, at least 0.1");
+    }
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .with_context(|| format!("connecting to pktd at {}", socket.display()))?;
+    let mut connection = Connection::new(stream);
+    connection.write_hello(&Hello::new("pktd stats")).await?;
+    let mut csv_file = match csv {
+        Some(path) => {
+            let is_new = !path.exists();
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            if is_new {
+                file.write_all(pktd_daemon::perfstats::CSV_HEADER.as_bytes())?;
+            }
+            Some(file)
+        }
+        None => None,
+    };
+    let mut previous = None;
+    let mut reports = 0;
+    let mut ticker = tokio::time::interval(std::time::Duration::from_secs_f64(interval));
+    loop {
+        ticker.tick().await;
+        connection.write_request(&Request::DaemonStats).await?;
+        let snapshot = loop {
+            match connection.read_reply().await? {
+                Some(Reply::DaemonStats(snapshot)) => break snapshot,
+                Some(Reply::HelloAck { .. }) => continue,
+                Some(Reply::Error { message, .. }) => bail!("pktd: {message}"),
+                other => bail!("unexpected reply from pktd: {other:?}"),
+            }
+        };
+        if let Some(before) = &previous {
+            let (interfaces, sessions) = pktd_daemon::perfstats::rates(before, &snapshot);
+            println!("{}", pktd_daemon::perfstats::table(&interfaces, &sessions));
+            if let Some(file) = csv_file.as_mut() {
+                file.write_all(
+                    pktd_daemon::perfstats::csv(snapshot.time_ns, &interfaces, &sessions)
+                        .as_bytes(),
+                )?;
+                file.flush()?;
+            }
+            reports += 1;
+            if count.is_some_and(|count| reports >= count) {
+                return Ok(());
+            }
+        }
+        previous = Some(snapshot);
+    }
 }

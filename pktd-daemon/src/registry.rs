@@ -30,10 +30,28 @@ pub struct SlotRef {
     slot: u32,
 }
 
+/// One attachment and the namespace name it was made under.
+struct Entry {
+    attachment: Attachment,
+    netns: String,
+}
+
+/// Traffic through one attachment, for the performance statistics.
+pub struct InterfaceSnapshot {
+    /// The namespace as the first session there named it.
+    pub netns: String,
+    /// The interface.
+    pub interface: String,
+    /// Everything the program saw there.
+    pub counters: pktd_common::InterfaceCounters,
+    /// Sessions capturing there.
+    pub sessions: u32,
+}
+
 /// Every attachment of the daemon.
 #[derive(Default)]
 pub struct Registry {
-    attachments: Mutex<HashMap<AttachmentKey, Attachment>>,
+    attachments: Mutex<HashMap<AttachmentKey, Entry>>,
 }
 
 impl Registry {
@@ -42,7 +60,7 @@ impl Registry {
         Arc::new(Self::default())
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<AttachmentKey, Attachment>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<AttachmentKey, Entry>> {
         // A panic while holding the lock leaves plain data behind; carry on.
         self.attachments
             .lock()
@@ -65,11 +83,16 @@ impl Registry {
         };
         let mut attachments = self.lock();
         let attachment = match attachments.entry(key.clone()) {
-            std::collections::hash_map::Entry::Occupied(entry) => entry.into_mut(),
+            std::collections::hash_map::Entry::Occupied(entry) => &mut entry.into_mut().attachment,
             std::collections::hash_map::Entry::Vacant(entry) => {
                 let attachment = Attachment::attach(netns, interface)?;
                 tracing::info!(%netns, interface, "attached");
-                entry.insert(attachment)
+                &mut entry
+                    .insert(Entry {
+                        attachment,
+                        netns: netns.to_string(),
+                    })
+                    .attachment
             }
         };
         let result = attachment.add_client(spec, filter);
@@ -90,25 +113,25 @@ impl Registry {
     /// Replaces a client's filter.
     pub fn set_filter(&self, slot: &SlotRef, filter: &ValidProgram) -> Result<(), CaptureError> {
         let mut attachments = self.lock();
-        let attachment = attachments
+        let entry = attachments
             .get_mut(&slot.key)
             .ok_or(CaptureError::NoSuchSlot { slot: slot.slot })?;
-        attachment.set_filter(slot.slot, filter)
+        entry.attachment.set_filter(slot.slot, filter)
     }
 
     /// A client's counters.
     pub fn counters(&self, slot: &SlotRef) -> Result<ClientCounters, CaptureError> {
         let attachments = self.lock();
-        let attachment = attachments
+        let entry = attachments
             .get(&slot.key)
             .ok_or(CaptureError::NoSuchSlot { slot: slot.slot })?;
-        attachment.counters(slot.slot)
+        entry.attachment.counters(slot.slot)
     }
 
     /// Removes a client; the last one on an attachment detaches it.
     pub fn remove_client(&self, slot: &SlotRef) {
         let mut attachments = self.lock();
-        let Some(attachment) = attachments.get_mut(&slot.key) else {
+        let Some(Entry { attachment, .. }) = attachments.get_mut(&slot.key) else {
             return;
         };
         if let Err(err) = attachment.remove_client(slot.slot) {
@@ -121,6 +144,22 @@ impl Registry {
                 "detached (no sessions left)"
             );
         }
+    }
+
+    /// Traffic counters of every attachment.
+    pub fn interfaces(&self) -> Vec<InterfaceSnapshot> {
+        self.lock()
+            .iter()
+            .filter_map(|(key, entry)| {
+                let counters = entry.attachment.interface_counters().ok()?;
+                Some(InterfaceSnapshot {
+                    netns: entry.netns.clone(),
+                    interface: key.interface.clone(),
+                    counters,
+                    sessions: entry.attachment.client_count() as u32,
+                })
+            })
+            .collect()
     }
 
     /// Detaches everything (shutdown).

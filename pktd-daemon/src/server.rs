@@ -62,6 +62,17 @@ pub(crate) struct Shared {
     pub next_session_id: AtomicU64,
     /// Sessions per uid, for the policy's max_sessions.
     pub sessions_per_uid: std::sync::Mutex<std::collections::HashMap<u32, u32>>,
+    /// Open sessions by id, for the performance statistics.
+    pub sessions: std::sync::Mutex<std::collections::HashMap<u64, SessionInfo>>,
+}
+
+/// What the performance statistics show of a session.
+pub(crate) struct SessionInfo {
+    pub uid: u32,
+    pub pid: i32,
+    pub netns: String,
+    pub interface: String,
+    pub slot: crate::registry::SlotRef,
 }
 
 impl Shared {
@@ -83,6 +94,7 @@ pub async fn run(
         registry: registry.clone(),
         next_session_id: AtomicU64::new(1),
         sessions_per_uid: Default::default(),
+        sessions: Default::default(),
     });
     let tracker = TaskTracker::new();
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));

@@ -11,8 +11,9 @@ use std::{sync::Arc, time::Duration};
 use pktd_common::{ClientCounters, DIR_IN, DIR_OUT, MAX_CAPLEN};
 use pktd_filter::{FilterError, ValidProgram, and_then, compile, validate};
 use pktd_proto::{
-    Connection, Direction, EndReason, ErrorCode, FilterSpec, Hello, Interval, MAGIC, OpenCapture,
-    PROTOCOL_VERSION, Packet, ProtoError, Reply, Request, Stats,
+    Connection, DaemonStats, Direction, EndReason, ErrorCode, FilterSpec, Hello, InterfaceStats,
+    Interval, MAGIC, OpenCapture, PROTOCOL_VERSION, Packet, ProtoError, Reply, Request,
+    SessionStats, Stats,
 };
 use tokio::{io::unix::AsyncFd, net::UnixStream};
 use tokio_util::sync::CancellationToken;
@@ -22,7 +23,7 @@ use crate::{
     netns::Netns,
     policy::{Peer, Rules},
     registry::SlotRef,
-    server::Shared,
+    server::{SessionInfo, Shared},
 };
 
 /// How long a client may take to say hello.
@@ -66,6 +67,13 @@ struct Capture {
     /// Statistics mode: the end of the last interval reported, and the
     /// matched counters then.
     last_interval: Option<(u64, u64, u64)>,
+}
+
+/// Locks a mutex of plain data, carrying on after a panic elsewhere.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn now_ns() -> u64 {
@@ -214,6 +222,7 @@ impl Session {
     }
 
     fn release(&self, capture: &Capture) {
+        lock(&self.shared.sessions).remove(&capture.id);
         self.shared.registry.remove_client(&capture.slot);
         self.unreserve_session_slot();
         tracing::info!(session = capture.id, uid = self.peer.uid, "session ended");
@@ -258,6 +267,7 @@ impl Session {
             }),
             Request::SetFilter { filter, optimize } => self.set_filter(filter, optimize).await,
             Request::Stats => self.stats().map(Reply::Stats),
+            Request::DaemonStats => Ok(Reply::DaemonStats(self.daemon_stats())),
             Request::Close => {
                 self.end(connection, EndReason::Closed).await;
                 return Next::Stop;
@@ -350,6 +360,16 @@ impl Session {
             snaplen = spec.snaplen,
             "session opened"
         );
+        lock(&self.shared.sessions).insert(
+            id,
+            SessionInfo {
+                uid: self.peer.uid,
+                pid: self.peer.pid,
+                netns: request.netns.clone(),
+                interface: request.interface.clone(),
+                slot: slot.clone(),
+            },
+        );
         let effective_snaplen = spec.snaplen;
         if spec.count_only {
             let every =
@@ -389,11 +409,7 @@ impl Session {
     }
 
     fn reserve_session_slot(&self, rules: &Rules) -> Result<(), Refusal> {
-        let mut per_uid = self
-            .shared
-            .sessions_per_uid
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut per_uid = lock(&self.shared.sessions_per_uid);
         let count = per_uid.entry(self.peer.uid).or_default();
         if *count >= rules.max_sessions {
             return Err(Refusal::new(
@@ -409,11 +425,7 @@ impl Session {
     }
 
     fn unreserve_session_slot(&self) {
-        let mut per_uid = self
-            .shared
-            .sessions_per_uid
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut per_uid = lock(&self.shared.sessions_per_uid);
         if let Some(count) = per_uid.get_mut(&self.peer.uid) {
             *count = count.saturating_sub(1);
         }
@@ -442,6 +454,50 @@ impl Session {
             .as_ref()
             .ok_or_else(|| Refusal::new(ErrorCode::OutOfOrder, "no capture is open"))?;
         self.counters(capture).map(|counters| to_stats(&counters))
+    }
+
+    /// The performance statistics this peer may see: everything for root,
+    /// its own sessions for anyone else.
+    fn daemon_stats(&self) -> DaemonStats {
+        let is_root = self.peer.uid == 0;
+        let interfaces = if is_root {
+            self.shared
+                .registry
+                .interfaces()
+                .into_iter()
+                .map(|snapshot| InterfaceStats {
+                    netns: snapshot.netns,
+                    interface: snapshot.interface,
+                    packets: snapshot.counters.packets,
+                    bytes: snapshot.counters.bytes,
+                    tcp_syn: snapshot.counters.tcp_syn,
+                    tcp_synack: snapshot.counters.tcp_synack,
+                    sessions: snapshot.sessions,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let sessions = lock(&self.shared.sessions)
+            .iter()
+            .filter(|(_, info)| is_root || info.uid == self.peer.uid)
+            .filter_map(|(&id, info)| {
+                let counters = self.shared.registry.counters(&info.slot).ok()?;
+                Some(SessionStats {
+                    id,
+                    uid: info.uid,
+                    pid: info.pid,
+                    netns: info.netns.clone(),
+                    interface: info.interface.clone(),
+                    stats: to_stats(&counters),
+                })
+            })
+            .collect();
+        DaemonStats {
+            time_ns: now_ns(),
+            interfaces,
+            sessions,
+        }
     }
 
     fn counters(&self, capture: &Capture) -> Result<ClientCounters, Refusal> {

@@ -35,8 +35,9 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use pktd_common::{
-    ClientConfig, ClientCounters, ClientUsage, DIR_IN, DIR_OUT, FilterProgram, Globals, MAX_CAPLEN,
-    MAX_CLIENTS, MAX_INSNS, MODE_COUNT, PacketPrefix, RECORD_HEADER_LEN, RecordBuffer,
+    ClientConfig, ClientCounters, ClientUsage, DIR_IN, DIR_OUT, FilterProgram, Globals,
+    InterfaceCounters, MAX_CAPLEN, MAX_CLIENTS, MAX_INSNS, MODE_COUNT, PacketPrefix,
+    RECORD_HEADER_LEN, RecordBuffer,
 };
 
 use crate::{interp::Vm, packet::Packet};
@@ -65,6 +66,9 @@ static PKTD_USAGE: Array<ClientUsage, SLOTS> = Array::new();
 
 #[btf_map]
 static PKTD_PREFIX: PerCpuArray<PacketPrefix, 1> = PerCpuArray::new();
+
+#[btf_map]
+static PKTD_INTERFACE: PerCpuArray<InterfaceCounters, 1> = PerCpuArray::new();
 
 /// One entry per possible CPU (user space sets max_entries at load): a
 /// record is too large for a per-CPU map value.
@@ -95,6 +99,7 @@ fn try_classify(ctx: &TcContext, direction: u32) -> Option<()> {
     }
     let prefix = PKTD_PREFIX.get_ptr_mut(0)?;
     let mut packet = Packet::read(ctx, prefix, direction)?;
+    count_interface_traffic(&packet);
     // SAFETY: bpf_loop calls `per_client` with a pointer to `packet`, which
     // lives on this stack frame for the whole call.
     unsafe {
@@ -106,6 +111,26 @@ fn try_classify(ctx: &TcContext, direction: u32) -> Option<()> {
         );
     }
     Some(())
+}
+
+/// Counts the packet for the interface's performance statistics. Not
+/// inlined: as its own function its branches end at its return, so the
+/// verifier does not carry them into the client loop (load: 1.3 s inlined,
+/// 0.5 s not).
+#[inline(never)]
+fn count_interface_traffic(packet: &Packet) {
+    let Some(counters) = PKTD_INTERFACE.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's value; TC programs do not nest on one CPU.
+    let counters = unsafe { &mut *counters };
+    counters.packets += 1;
+    counters.bytes += u64::from(packet.wire_len);
+    match packet.tcp_flags() {
+        Some(flags) if flags & 0x12 == 0x02 => counters.tcp_syn += 1,
+        Some(flags) if flags & 0x12 == 0x12 => counters.tcp_synack += 1,
+        _ => {}
+    }
 }
 
 /// bpf_loop callback: evaluates client slot `index` on the packet.

@@ -121,23 +121,74 @@ impl Packet {
         (rc == 0).then_some(())
     }
 
+    /// The TCP flags byte of an IPv4 (first fragment) or IPv6 TCP segment
+    /// behind at most two VLAN tags; IPv6 extension headers are not
+    /// followed.
+    #[inline(always)]
+    pub fn tcp_flags(&self) -> Option<u8> {
+        let mut l3 = MAC_LEN + 2;
+        let mut ethertype = self.prefix_load::<2>(MAC_LEN)?;
+        if ethertype == 0x8100 || ethertype == 0x88a8 {
+            ethertype = self.prefix_load::<2>(l3 + 2)?;
+            l3 += 4;
+        }
+        if ethertype == 0x8100 {
+            ethertype = self.prefix_load::<2>(l3 + 2)?;
+            l3 += 4;
+        }
+        let l4 = match ethertype {
+            0x0800 => {
+                let version_ihl = self.prefix_load::<1>(l3)?;
+                let not_first_fragment = self.prefix_load::<2>(l3 + 6)? & 0x1fff != 0;
+                if version_ihl >> 4 != 4
+                    || self.prefix_load::<1>(l3 + 9)? != 6
+                    || not_first_fragment
+                {
+                    return None;
+                }
+                l3 + (version_ihl & 0xf) * 4
+            }
+            0x86dd if self.prefix_load::<1>(l3 + 6)? == 6 => l3 + 40,
+            _ => return None,
+        };
+        Some(self.prefix_load::<1>(l4 + 13)? as u8)
+    }
+
+    /// Like [`Packet::load`], but only within the copied prefix (one path
+    /// for the verifier: cheap to verify on the per-packet path).
+    #[inline(always)]
+    fn prefix_load<const SIZE: u32>(&self, offset: u32) -> Option<u32> {
+        let end = u64::from(offset) + u64::from(SIZE);
+        if end > u64::from(self.prefix_len) {
+            return None;
+        }
+        Some(self.prefix_word::<SIZE>(offset))
+    }
+
+    /// `SIZE` bytes at `offset`, which the caller checked lie in the prefix.
+    #[inline(always)]
+    fn prefix_word<const SIZE: u32>(&self, offset: u32) -> u32 {
+        // offset < PREFIX_LEN here; the mask lets the verifier see it.
+        let at = (offset & (PREFIX_LEN - 1)) as usize;
+        // SAFETY: `prefix` holds PREFIX_LEN + 8 bytes, so at + 4 fits.
+        let word = unsafe {
+            (*self.prefix)
+                .bytes
+                .as_ptr()
+                .add(at)
+                .cast::<[u8; 4]>()
+                .read_unaligned()
+        };
+        big_endian::<SIZE>(word)
+    }
+
     /// Loads `SIZE` (1, 2 or 4) bytes at wire offset `offset`, big-endian,
     /// the way classic BPF does; `None` when they are not all in the packet.
     #[inline(always)]
     pub fn load<const SIZE: u32>(&self, offset: u32) -> Option<u32> {
         let end = u64::from(offset) + u64::from(SIZE);
         if end <= u64::from(self.prefix_len) {
-            // offset < PREFIX_LEN here; the mask lets the verifier see it.
-            let at = (offset & (PREFIX_LEN - 1)) as usize;
-            // SAFETY: `prefix` holds PREFIX_LEN + 8 bytes, so at + 4 fits.
-            let bytes = unsafe { (*self.prefix).bytes.as_ptr().add(at) };
-            // SAFETY: as above.
-            let word = unsafe { bytes.cast::<[u8; 4]>().read_unaligned() };
-            return Some(match SIZE {
-                1 => u32::from(word[0]),
-                2 => u32::from(u16::from_be_bytes([word[0], word[1]])),
-                _ => u32::from_be_bytes(word),
-            });
+            return Some(self.prefix_word::<SIZE>(offset));
         }
         if end > u64::from(self.wire_len) {
             return None;
@@ -146,10 +197,16 @@ impl Packet {
         // holds these bytes TAG_LEN earlier.
         let mut word = [0u8; 4];
         self.skb_bytes(offset - self.tag_len, word.as_mut_ptr(), SIZE)?;
-        Some(match SIZE {
-            1 => u32::from(word[0]),
-            2 => u32::from(u16::from_be_bytes([word[0], word[1]])),
-            _ => u32::from_be_bytes(word),
-        })
+        Some(big_endian::<SIZE>(word))
+    }
+}
+
+/// The first `SIZE` (1, 2 or 4) bytes of `word` as a big-endian number.
+#[inline(always)]
+fn big_endian<const SIZE: u32>(word: [u8; 4]) -> u32 {
+    match SIZE {
+        1 => u32::from(word[0]),
+        2 => u32::from(u16::from_be_bytes([word[0], word[1]])),
+        _ => u32::from_be_bytes(word),
     }
 }

@@ -218,6 +218,53 @@ pub struct Interval {
     pub bytes: u64,
 }
 
+/// Traffic through one attached interface (all packets, both directions).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceStats {
+    /// The namespace, as the first session there named it.
+    pub netns: String,
+    /// The interface.
+    pub interface: String,
+    /// Packets seen.
+    pub packets: u64,
+    /// Their bytes on the wire.
+    pub bytes: u64,
+    /// TCP SYNs (connection attempts).
+    pub tcp_syn: u64,
+    /// TCP SYN-ACKs.
+    pub tcp_synack: u64,
+    /// Sessions capturing there.
+    pub sessions: u32,
+}
+
+/// One session, for the performance statistics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionStats {
+    /// The daemon's session id.
+    pub id: u64,
+    /// Its client's uid and pid.
+    pub uid: u32,
+    /// Its client's pid.
+    pub pid: i32,
+    /// Where it captures.
+    pub netns: String,
+    /// Where it captures.
+    pub interface: String,
+    /// Its counters.
+    pub stats: Stats,
+}
+
+/// Answer to [`Request::DaemonStats`]: counters (not rates) at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonStats {
+    /// When they were read, nanoseconds since the Unix epoch.
+    pub time_ns: u64,
+    /// Attached interfaces (root only).
+    pub interfaces: Vec<InterfaceStats>,
+    /// Sessions: all of them for root, the client's own otherwise.
+    pub sessions: Vec<SessionStats>,
+}
+
 /// What became of one frame handed to [`Request::Inject`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InjectVerdict {
@@ -251,6 +298,8 @@ pub enum Request {
         /// Whole Ethernet frames, without FCS.
         frames: Vec<Frame>,
     },
+    /// Ask for [`Reply::DaemonStats`] (no capture needed).
+    DaemonStats,
     /// Stop capturing; the daemon answers with [`Reply::End`].
     Close,
 }
@@ -444,6 +493,8 @@ pub enum Reply {
         /// Human-readable detail.
         message: String,
     },
+    /// Answer to [`Request::DaemonStats`].
+    DaemonStats(DaemonStats),
     /// Statistics mode: the counts of one interval.
     Interval(Interval),
     /// Answer to [`Request::Inject`]: one verdict per frame, in order.

@@ -96,6 +96,7 @@ fn all_requests() -> Vec<Request> {
             interface: "veth0".into(),
             frames: vec![Frame(vec![1, 2, 3]), Frame(Vec::new())],
         },
+        Request::DaemonStats,
         Request::Close,
     ]
 }
@@ -114,6 +115,26 @@ fn all_replies() -> Vec<Reply> {
         Reply::Packets(Vec::new()),
         Reply::Packets((0..50).map(|i| packet(i, i as usize * 30)).collect()),
         Reply::FilterSet,
+        Reply::DaemonStats(DaemonStats {
+            time_ns: 5,
+            interfaces: vec![InterfaceStats {
+                netns: "lab".into(),
+                interface: "veth0".into(),
+                packets: 1,
+                bytes: 2,
+                tcp_syn: 3,
+                tcp_synack: 4,
+                sessions: 5,
+            }],
+            sessions: vec![SessionStats {
+                id: 1,
+                uid: 2,
+                pid: 3,
+                netns: String::new(),
+                interface: "lo".into(),
+                stats: Stats::default(),
+            }],
+        }),
         Reply::Interval(Interval {
             start_ns: 1,
             end_ns: 2,

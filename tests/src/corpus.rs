@@ -2099,6 +2099,26 @@ pub fn sequence_and_port(frame: &[u8]) -> (u64, u16) {
     (sequence, port)
 }
 
+/// An IPv4 TCP segment with `flags`, behind `vlan_tags` 802.1Q tags.
+pub fn tcp_frame(flags: u8, vlan_tags: usize) -> Vec<u8> {
+    let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+    for _ in 0..vlan_tags {
+        frame.extend_from_slice(&[0x81, 0x00, 0x00, 0x64]);
+    }
+    frame.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = vec![
+        0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ];
+    let mut tcp = vec![0u8; 20];
+    tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+    tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+    tcp[12] = 5 << 4;
+    tcp[13] = flags;
+    frame.append(&mut ip);
+    frame.append(&mut tcp);
+    frame
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -478,3 +478,142 @@ fn pktcap_stats_only_prints_interval_counts_and_totals() {
         capture.stderr_lines
     );
 }
+
+#[test]
+fn pktd_stats_reports_rates_as_table_and_csv_and_users_see_only_their_own() {
+    const UID: &str = "4242";
+    let lab = Lab::new();
+    let scratch = Scratch::new("perf");
+    let (socket, policy) = (scratch.0.join("pktd.sock"), scratch.0.join("policy.toml"));
+    std::fs::write(
+        &policy,
+        format!(
+            "{}\n[[principal]]\nname = \"user\"\nusers = [{UID}]\nnetns = [\"*\"]\ninterfaces = [\"*\"]\n",
+            root_policy("\"*\"", "")
+        ),
+    )
+    .unwrap();
+    let _pktd = start_pktd(&socket, &policy);
+    let quiet = |command: &mut Command| {
+        command.stdout(Stdio::null());
+    };
+    let mut root_capture = Running::spawn({
+        let mut command = pktcap(&socket, &lab, &["-Q", "in", "tcp"]);
+        quiet(&mut command);
+        command
+    });
+    assert!(root_capture.wait_for_stderr("listening on", Duration::from_secs(10)));
+    let mut user_capture = Running::spawn({
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--reuid", UID, "--regid", UID, "--clear-groups"])
+            .arg(bin_path("pktcap"))
+            .arg("--socket")
+            .arg(&socket)
+            .args([
+                "--netns",
+                &lab.capture_ns,
+                "-i",
+                &lab.capture_if,
+                "-Q",
+                "in",
+                "udp",
+            ]);
+        quiet(&mut command);
+        command
+    });
+    assert!(
+        user_capture.wait_for_stderr("listening on", Duration::from_secs(10)),
+        "{:?}",
+        user_capture.stderr_lines
+    );
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let csv = scratch.0.join("stats.csv");
+    let (root_out, user_out) = std::thread::scope(|scope| {
+        let sender = lab.sender();
+        let stop = &stop;
+        scope.spawn(move || {
+            // Bounded: at most 2000 frames, about 4 s.
+            for sequence in 0..2000u64 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                sender.send(&pktd_tests::corpus::tcp_frame(0x02, 0));
+                sender.send(&numbered_udp_frame(9000, sequence, 58));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        });
+        let root_out = Command::new(bin_path("pktd"))
+            .arg("--socket")
+            .arg(&socket)
+            .args(["stats", "--interval", "0.5", "--count", "2", "--csv"])
+            .arg(&csv)
+            .output()
+            .expect("pktd stats");
+        let user_out = Command::new("setpriv")
+            .args(["--reuid", UID, "--regid", UID, "--clear-groups"])
+            .arg(bin_path("pktd"))
+            .arg("--socket")
+            .arg(&socket)
+            .args(["stats", "--interval", "0.3", "--count", "1"])
+            .output()
+            .expect("pktd stats as a user");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (root_out, user_out)
+    });
+    assert!(
+        root_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&root_out.stderr)
+    );
+    let table = String::from_utf8_lossy(&root_out.stdout);
+    assert!(
+        table.contains(&format!("{}/{}", lab.capture_ns, lab.capture_if)),
+        "{table}"
+    );
+
+    let text = std::fs::read_to_string(&csv).expect("the CSV file");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let rows: Vec<Vec<&str>> = lines.map(|line| line.split(',').collect()).collect();
+    assert!(rows.iter().all(|row| row.len() == header.len()), "{text}");
+    let interface_rows: Vec<_> = rows
+        .iter()
+        .filter(|row| row[column("kind")] == "interface")
+        .collect();
+    assert_eq!(interface_rows.len(), 2, "{text}");
+    for row in &interface_rows {
+        let syn: f64 = row[column("syn_per_s")].parse().unwrap();
+        let pps: f64 = row[column("pkts_per_s")].parse().unwrap();
+        assert!(syn > 10.0 && pps >= 2.0 * syn * 0.9, "{text}");
+        assert_eq!(row[column("sessions")], "2");
+    }
+    let session_rows = rows
+        .iter()
+        .filter(|row| row[column("kind")] == "session")
+        .count();
+    assert_eq!(session_rows, 4, "two sessions in two reports: {text}");
+
+    assert!(
+        user_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&user_out.stderr)
+    );
+    let user_table = String::from_utf8_lossy(&user_out.stdout);
+    assert!(
+        !user_table.contains("SYN/s"),
+        "a user saw interface rows: {user_table}"
+    );
+    let session_lines: Vec<&str> = user_table
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(session_lines.len(), 1, "{user_table}");
+    assert!(
+        session_lines[0].split_whitespace().nth(1) == Some(UID),
+        "{user_table}"
+    );
+}

@@ -5,7 +5,10 @@
 use pktd_common::{CbpfInsn, DIR_IN, DIR_OUT, MAX_CLIENTS};
 use pktd_daemon::capture::{Attachment, CaptureError, ClientSpec};
 use pktd_filter::{ValidProgram, compile, validate};
-use pktd_tests::{corpus, kernel::Bench};
+use pktd_tests::{
+    corpus::{self, tcp_frame},
+    kernel::Bench,
+};
 
 fn filter(expression: &str) -> ValidProgram {
     compile(expression, true, 262_144).unwrap_or_else(|err| panic!("{expression}: {err}"))
@@ -253,4 +256,28 @@ fn a_counting_client_counts_packets_and_bytes_and_copies_nothing() {
     assert_eq!((counters.seen, counters.matched), (8, 7));
     assert_eq!(counters.matched_bytes, 7 * frame.len() as u64);
     assert_eq!((counters.delivered, counters.dropped), (0, 0));
+}
+
+#[test]
+fn interface_counters_count_packets_bytes_syns_and_synacks() {
+    let mut bench = Bench::new(&[filter("udp")]);
+    let frames = [
+        (tcp_frame(0x02, 0), 1),  // SYN
+        (tcp_frame(0x02, 1), 1),  // SYN behind a VLAN tag
+        (tcp_frame(0x12, 0), 1),  // SYN-ACK
+        (tcp_frame(0x10, 0), 1),  // ACK
+        (udp_frame(9000, 10), 3), // not TCP
+    ];
+    let mut bytes = 0;
+    let mut packets = 0;
+    for (frame, times) in &frames {
+        for _ in 0..*times {
+            bench.run(frame);
+            bytes += frame.len() as u64;
+            packets += 1;
+        }
+    }
+    let counters = bench.attachment.interface_counters().unwrap();
+    assert_eq!((counters.packets, counters.bytes), (packets, bytes));
+    assert_eq!((counters.tcp_syn, counters.tcp_synack), (2, 1));
 }

@@ -9,8 +9,9 @@ use aya::{
     util::nr_cpus,
 };
 use pktd_common::{
-    ClientConfig, ClientCounters, ClientUsage, DIR_IN, DIR_OUT, FilterProgram, Globals, MAX_CAPLEN,
-    MAX_CLIENTS, MAX_INSNS, MODE_CAPTURE, MODE_COUNT, PREFIX_LEN, names,
+    ClientConfig, ClientCounters, ClientUsage, DIR_IN, DIR_OUT, FilterProgram, Globals,
+    InterfaceCounters, MAX_CAPLEN, MAX_CLIENTS, MAX_INSNS, MODE_CAPTURE, MODE_COUNT, PREFIX_LEN,
+    names,
 };
 use pktd_filter::ValidProgram;
 
@@ -92,6 +93,7 @@ struct Maps {
     rings_fd: OwnedFd,
     counters: PerCpuArray<MapData, ClientCounters>,
     usage: Array<MapData, ClientUsage>,
+    interface: PerCpuArray<MapData, InterfaceCounters>,
 }
 
 /// The kernel program loaded once for one (namespace, interface), or
@@ -132,6 +134,7 @@ impl Attachment {
             clients: typed_map(&mut ebpf, names::MAP_CLIENTS)?,
             counters: typed_map(&mut ebpf, names::MAP_COUNTERS)?,
             usage: typed_map(&mut ebpf, names::MAP_USAGE)?,
+            interface: typed_map(&mut ebpf, names::MAP_INTERFACE)?,
         };
         for name in names::ALL_PROGRAMS {
             classifier(&mut ebpf, name)?
@@ -306,6 +309,20 @@ impl Attachment {
             .get(&slot, 0)
             .map_err(map_error("reading counters", names::MAP_COUNTERS))?;
         let mut total = ClientCounters::default();
+        for cpu in per_cpu.iter() {
+            total.accumulate(cpu);
+        }
+        Ok(total)
+    }
+
+    /// All traffic the program has seen on the interface, summed over CPUs.
+    pub fn interface_counters(&self) -> Result<InterfaceCounters, CaptureError> {
+        let per_cpu = self
+            .maps
+            .interface
+            .get(&0, 0)
+            .map_err(map_error("reading counters", names::MAP_INTERFACE))?;
+        let mut total = InterfaceCounters::default();
         for cpu in per_cpu.iter() {
             total.accumulate(cpu);
         }
