@@ -24,19 +24,24 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`Injector`] sends Ethernet frames through the daemon, which checks each
+//! against the policy.
+//!
 //! [`savefile`] writes pcap/pcapng files and [`print`] formats packets the
 //! way tcpdump prints them; both serve the `pktcap` command.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod capture;
+mod inject;
 pub mod print;
 pub mod savefile;
 
 use std::path::PathBuf;
 
 pub use capture::{Capture, CaptureBuilder, DEFAULT_SOCKET};
-pub use pktd_proto::{Direction, EndReason, ErrorCode, Interval, Packet, Stats};
+pub use inject::Injector;
+pub use pktd_proto::{Direction, EndReason, ErrorCode, InjectVerdict, Interval, Packet, Stats};
 
 /// Everything that can go wrong talking to the daemon.
 #[derive(Debug, thiserror::Error)]

@@ -20,7 +20,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
 /// `LINKTYPE_ETHERNET`: frames start with a 14-byte Ethernet II header.
 pub const LINKTYPE_ETHERNET: u32 = 1;
@@ -202,5 +202,132 @@ impl<W: Write> Writer<W> {
     pub fn into_inner(mut self) -> io::Result<W> {
         self.out.flush()?;
         Ok(self.out)
+    }
+}
+
+/// Reads classic pcap savefiles (either byte order, microsecond or
+/// nanosecond timestamps), as written by tcpdump, libpcap and [`Writer`].
+pub struct Reader<R: Read> {
+    input: R,
+    big_endian: bool,
+    nanoseconds: bool,
+    link_type: u32,
+}
+
+/// One record of a savefile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Capture time, nanoseconds since the epoch.
+    pub timestamp_ns: u64,
+    /// Length on the wire.
+    pub wire_len: u32,
+    /// The captured bytes.
+    pub data: Vec<u8>,
+}
+
+/// Largest record a reader accepts: a corrupt length must not make it
+/// allocate gigabytes.
+const MAX_RECORD: u32 = 1 << 20;
+
+impl<R: Read> Reader<R> {
+    /// Reads the file header.
+    pub fn new(mut input: R) -> io::Result<Self> {
+        let mut header = [0u8; 24];
+        input.read_exact(&mut header)?;
+        let magic = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+        let (big_endian, nanoseconds) = match magic {
+            0xa1b2_c3d4 => (false, false),
+            0xa1b2_3c4d => (false, true),
+            0xd4c3_b2a1 => (true, false),
+            0x4d3c_b2a1 => (true, true),
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "not a classic pcap file (pcapng is not read here)",
+                ));
+            }
+        };
+        let mut reader = Self {
+            input,
+            big_endian,
+            nanoseconds,
+            link_type: 0,
+        };
+        reader.link_type = reader.word(&header[20..24]);
+        Ok(reader)
+    }
+
+    /// The file's link type (1: Ethernet).
+    pub fn link_type(&self) -> u32 {
+        self.link_type
+    }
+
+    fn word(&self, bytes: &[u8]) -> u32 {
+        let bytes: [u8; 4] = bytes.try_into().expect("4 bytes");
+        if self.big_endian {
+            u32::from_be_bytes(bytes)
+        } else {
+            u32::from_le_bytes(bytes)
+        }
+    }
+
+    /// The next record; `None` at the end of the file.
+    pub fn next_record(&mut self) -> io::Result<Option<Record>> {
+        let mut header = [0u8; 16];
+        match self.input.read_exact(&mut header) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(err) => return Err(err),
+        }
+        let seconds = u64::from(self.word(&header[0..4]));
+        let fraction = u64::from(self.word(&header[4..8]));
+        let cap_len = self.word(&header[8..12]);
+        let wire_len = self.word(&header[12..16]);
+        if cap_len > MAX_RECORD {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a record claims {cap_len} bytes"),
+            ));
+        }
+        let mut data = vec![0u8; cap_len as usize];
+        self.input.read_exact(&mut data)?;
+        let fraction_ns = if self.nanoseconds {
+            fraction
+        } else {
+            fraction * 1000
+        };
+        Ok(Some(Record {
+            timestamp_ns: seconds * 1_000_000_000 + fraction_ns,
+            wire_len,
+            data,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod reader_tests {
+    use super::*;
+
+    #[test]
+    fn reads_back_what_the_writer_wrote() {
+        let mut writer = Writer::new(Vec::new(), Format::Pcap, LINKTYPE_ETHERNET, 64).unwrap();
+        writer
+            .write_packet(1_500_000_123_000, 100, &[7u8; 100])
+            .unwrap();
+        writer
+            .write_packet(1_500_000_456_000, 20, &[8u8; 20])
+            .unwrap();
+        let bytes = writer.into_inner().unwrap();
+        let mut reader = Reader::new(bytes.as_slice()).unwrap();
+        assert_eq!(reader.link_type(), LINKTYPE_ETHERNET);
+        let first = reader.next_record().unwrap().unwrap();
+        assert_eq!(
+            (first.timestamp_ns, first.wire_len, first.data.len()),
+            (1_500_000_123_000, 100, 64)
+        );
+        let second = reader.next_record().unwrap().unwrap();
+        assert_eq!(second.data, vec![8u8; 20]);
+        assert_eq!(reader.next_record().unwrap(), None);
+        assert!(Reader::new(&b"garbage that is not a pcap header"[..]).is_err());
     }
 }

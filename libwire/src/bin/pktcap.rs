@@ -58,6 +58,10 @@ struct Args {
     /// struct sock_filter bytes) instead of an expression.
     #[arg(long = "bpf", value_name = "FILE")]
     bpf_file: Option<PathBuf>,
+    /// Inject the frames of a pcap savefile on the interface (each checked
+    /// by the daemon against the policy), then exit.
+    #[arg(long = "inject", value_name = "FILE.pcap")]
+    inject: Option<PathBuf>,
     /// Statistics mode: count matching packets and bytes in the kernel,
     /// copy none, and print the counts every SECONDS (fractions allowed).
     #[arg(long = "stats-only", value_name = "SECONDS")]
@@ -114,6 +118,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if let Some(path) = args.inject.clone() {
+        return runtime.block_on(inject(&args, &interface, &path));
+    }
     runtime.block_on(capture(args, interface, expression, snaplen))
 }
 
@@ -205,6 +212,53 @@ async fn capture(
         _ => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--inject FILE.pcap`: sends the savefile's frames through the daemon;
+/// one line per refused frame, a summary, and success only if all went out.
+async fn inject(args: &Args, interface: &str, path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let file = File::open(path).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+    let mut reader = libwire::savefile::Reader::new(io::BufReader::new(file))
+        .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+    if reader.link_type() != libwire::savefile::LINKTYPE_ETHERNET {
+        anyhow::bail!(
+            "{}: link type {} is not Ethernet",
+            path.display(),
+            reader.link_type()
+        );
+    }
+    let mut frames = Vec::new();
+    while let Some(record) = reader.next_record()? {
+        if record.data.len() < record.wire_len as usize {
+            anyhow::bail!(
+                "{}: frame {} was cut to {} of {} bytes; only whole frames can be injected",
+                path.display(),
+                frames.len() + 1,
+                record.data.len(),
+                record.wire_len
+            );
+        }
+        frames.push(record.data);
+    }
+    let mut injector =
+        libwire::Injector::open(&args.socket, args.netns.as_deref().unwrap_or(""), interface)
+            .await?;
+    let verdicts = injector.inject(&frames).await?;
+    for (index, verdict) in verdicts.iter().enumerate() {
+        if let libwire::InjectVerdict::Refused(reason) = verdict {
+            eprintln!("frame {}: refused: {reason}", index + 1);
+        }
+    }
+    eprintln!(
+        "{} frames sent, {} refused",
+        injector.sent(),
+        injector.refused()
+    );
+    Ok(if injector.refused() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Statistics mode: one line per interval, totals at the end.
