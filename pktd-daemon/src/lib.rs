@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod capture;
+pub mod inject;
 pub mod netns;
 pub mod perfstats;
 pub mod policy;

@@ -1,4 +1,4 @@
-//! The box owner's policy: what each client may capture.
+//! The box owner's policy: what each client may capture and inject.
 //!
 //! A client is identified only by the credentials the kernel reports for its
 //! socket (`SO_PEERCRED`: uid, gid, pid), never by anything it writes. The
@@ -33,6 +33,15 @@
 //! max_sessions = 4               # concurrent sessions, counted per uid (default 16)
 //! ring_bytes = 4194304           # ring buffer per session, caps the client's request;
 //!                                # 4096 to 1 GiB (default 4 MiB)
+//! inject_filter = "icmp[icmptype] = icmp-echo and dst net 10.0.0.0/8"
+//!                                # tcpdump expression every injected frame must match;
+//!                                # "" matches everything; absent: may not inject at all
+//! inject_rate_pps = 100          # injected packets per second, burst one second's worth;
+//!                                # 1 or more (default 10)
+//! inject_rate_bps = 1000000      # injected bytes per second, burst one second's worth;
+//!                                # 1 or more (default 1000000)
+//! inject_spoof = false           # may frames carry a source MAC or IP address that is
+//!                                # not the interface's own (default false)
 //!
 //! [[principal]]
 //! name = "admins"
@@ -44,8 +53,13 @@
 //!
 //! A principal needs `users`, `groups` or both. Unknown keys, user and group
 //! names missing from `/etc/passwd` and `/etc/group`, filters libpcap does
-//! not compile and values out of range are refused when the file is loaded,
-//! each error naming the file and line.
+//! not compile, values out of range and `inject_rate_*`/`inject_spoof`
+//! without `inject_filter` are refused when the file is loaded, each error
+//! naming the file and line.
+//!
+//! Injection uses the principal's `netns` and `interfaces` like capture
+//! does; the `inject_*` keys add what a frame may contain (see
+//! [`crate::inject`]).
 //!
 //! Names are resolved once, at load time, from `/etc/passwd` and
 //! `/etc/group` (read directly, not through NSS, so accounts that exist only
@@ -77,6 +91,17 @@ pub const DEFAULT_RING_BYTES: u32 = 4 << 20;
 pub const DEFAULT_MAX_SESSIONS: u32 = 16;
 /// Concurrent sessions root has under the default policy.
 const ROOT_MAX_SESSIONS: u32 = 1024;
+/// Injected packets per second when a principal does not set a rate.
+pub const DEFAULT_INJECT_RATE_PPS: u32 = 10;
+/// Injected bytes per second when a principal does not set a rate.
+pub const DEFAULT_INJECT_RATE_BPS: u64 = 1_000_000;
+/// Injected packets per second root has under the default policy.
+const ROOT_INJECT_RATE_PPS: u32 = 100_000;
+/// Injected bytes per second root has under the default policy.
+const ROOT_INJECT_RATE_BPS: u64 = 1_000_000_000;
+
+/// Where root's recordings go under the default policy.
+pub const ROOT_RECORD_DIRECTORY: &str = "/var/lib/pktd";
 
 /// Where the account databases are read from.
 const PASSWD: &str = "/etc/passwd";
@@ -164,6 +189,29 @@ pub struct Rules {
     pub max_sessions: u32,
     /// Ring buffer size per session; a client's request is capped by it.
     pub ring_bytes: u32,
+    /// What the principal may inject; `None`: nothing.
+    pub inject: Option<InjectRules>,
+    /// Where the principal's recordings go (an absolute path, created by
+    /// the daemon if missing); `None`: it may not record to disk.
+    pub record_directory: Option<PathBuf>,
+    /// Bytes each recording's files may take; 0 = no limit.
+    pub disk_allowance: u64,
+}
+
+/// What a principal may inject (on the namespaces and interfaces its
+/// [`Rules`] allow).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InjectRules {
+    /// A tcpdump expression every injected frame must match (already known
+    /// to compile); blank matches every frame.
+    pub filter: String,
+    /// Packets per second; the burst is one second's worth. At least 1.
+    pub rate_pps: u32,
+    /// Bytes per second; the burst is one second's worth. At least 1.
+    pub rate_bps: u64,
+    /// Whether frames may carry source MAC and IP addresses other than the
+    /// interface's own.
+    pub spoof: bool,
 }
 
 impl Rules {
@@ -255,6 +303,14 @@ impl Policy {
                     byte_quota: 0,
                     max_sessions: ROOT_MAX_SESSIONS,
                     ring_bytes: DEFAULT_RING_BYTES,
+                    inject: Some(InjectRules {
+                        filter: String::new(),
+                        rate_pps: ROOT_INJECT_RATE_PPS,
+                        rate_bps: ROOT_INJECT_RATE_BPS,
+                        spoof: true,
+                    }),
+                    record_directory: Some(PathBuf::from(ROOT_RECORD_DIRECTORY)),
+                    disk_allowance: 0,
                 },
             }],
         }
@@ -329,6 +385,13 @@ struct RawPrincipal {
     byte_quota: u64,
     max_sessions: Option<u32>,
     ring_bytes: Option<Spanned<u32>>,
+    inject_filter: Option<Spanned<String>>,
+    inject_rate_pps: Option<Spanned<u32>>,
+    inject_rate_bps: Option<Spanned<u64>>,
+    inject_spoof: Option<Spanned<bool>>,
+    record_directory: Option<Spanned<String>>,
+    #[serde(default)]
+    disk_allowance: u64,
 }
 
 /// A user or group as written: a name or a number.
@@ -542,6 +605,87 @@ impl Source<'_> {
             }
         };
 
+        let inject = match &raw.inject_filter {
+            None => {
+                // A rate or spoof setting without a filter grants nothing:
+                // most likely the filter was forgotten, so say so.
+                let stray = [
+                    (
+                        "inject_rate_pps",
+                        raw.inject_rate_pps.as_ref().map(Spanned::span),
+                    ),
+                    (
+                        "inject_rate_bps",
+                        raw.inject_rate_bps.as_ref().map(Spanned::span),
+                    ),
+                    ("inject_spoof", raw.inject_spoof.as_ref().map(Spanned::span)),
+                ];
+                if let Some((key, Some(span))) = stray.into_iter().find(|(_, span)| span.is_some())
+                {
+                    return Err(invalid(
+                        span,
+                        format!("{key} without inject_filter: this principal may not inject"),
+                    ));
+                }
+                None
+            }
+            Some(filter) => {
+                if !filter.get_ref().trim().is_empty() {
+                    pktd_filter::compile(filter.get_ref(), true, MAX_SNAPLEN)
+                        .map_err(|error| invalid(filter.span(), error.to_string()))?;
+                }
+                let rate_pps = match &raw.inject_rate_pps {
+                    None => DEFAULT_INJECT_RATE_PPS,
+                    Some(rate) if *rate.get_ref() == 0 => {
+                        return Err(invalid(
+                            rate.span(),
+                            "inject_rate_pps 0 is not at least 1 (to forbid injection, \
+                             leave out inject_filter)"
+                                .to_owned(),
+                        ));
+                    }
+                    Some(rate) => *rate.get_ref(),
+                };
+                let rate_bps = match &raw.inject_rate_bps {
+                    None => DEFAULT_INJECT_RATE_BPS,
+                    Some(rate) if *rate.get_ref() == 0 => {
+                        return Err(invalid(
+                            rate.span(),
+                            "inject_rate_bps 0 is not at least 1 (to forbid injection, \
+                             leave out inject_filter)"
+                                .to_owned(),
+                        ));
+                    }
+                    Some(rate) => *rate.get_ref(),
+                };
+                Some(InjectRules {
+                    filter: filter.get_ref().clone(),
+                    rate_pps,
+                    rate_bps,
+                    spoof: raw
+                        .inject_spoof
+                        .as_ref()
+                        .is_some_and(|spoof| *spoof.get_ref()),
+                })
+            }
+        };
+
+        let record_directory = match &raw.record_directory {
+            None => None,
+            Some(directory) => {
+                let path = PathBuf::from(directory.get_ref());
+                if !path.is_absolute() || directory.get_ref().contains("/../") {
+                    return Err(invalid(
+                        directory.span(),
+                        format!(
+                            "record_directory {:?} is not an absolute path",
+                            directory.get_ref()
+                        ),
+                    ));
+                }
+                Some(path)
+            }
+        };
         Ok(Principal {
             uids,
             gids,
@@ -561,6 +705,9 @@ impl Source<'_> {
                 byte_quota: raw.byte_quota,
                 max_sessions: raw.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
                 ring_bytes,
+                inject,
+                record_directory,
+                disk_allowance: raw.disk_allowance,
             },
         })
     }

@@ -139,6 +139,14 @@ fn default_policy_allows_root_everything_and_others_nothing() {
             byte_quota: 0,
             max_sessions: 1024,
             ring_bytes: 4 << 20,
+            inject: Some(InjectRules {
+                filter: String::new(),
+                rate_pps: 100_000,
+                rate_bps: 1_000_000_000,
+                spoof: true,
+            }),
+            record_directory: Some(std::path::PathBuf::from("/var/lib/pktd")),
+            disk_allowance: 0,
         },
         "root's default rules"
     );
@@ -176,6 +184,14 @@ fn documented_example_parses_with_every_field() {
             byte_quota: 100_000_000,
             max_sessions: 4,
             ring_bytes: 4_194_304,
+            inject: Some(InjectRules {
+                filter: "icmp[icmptype] = icmp-echo and dst net 10.0.0.0/8".to_owned(),
+                rate_pps: 100,
+                rate_bps: 1_000_000,
+                spoof: false,
+            }),
+            record_directory: None,
+            disk_allowance: 0,
         },
         "researchers' rules"
     );
@@ -204,6 +220,9 @@ fn absent_keys_take_their_defaults() {
             byte_quota: 0,
             max_sessions: 16,
             ring_bytes: 4 << 20,
+            inject: None,
+            record_directory: None,
+            disk_allowance: 0,
         },
         "defaults"
     );
@@ -575,6 +594,93 @@ fn bad_filter_names_its_line() {
         rules_for(&policy, 1, 1).expect("uid 1 should match").filter,
         None,
         "a blank filter is no filter"
+    );
+}
+
+#[test]
+fn inject_keys_take_their_defaults_and_values() {
+    let rules = |text: &str| {
+        parse(&format!("[[principal]]\nname = \"j\"\nusers = [1]\n{text}"))
+            .rules_for(&peer(1, 1))
+            .expect("uid 1 should match")
+            .inject
+            .clone()
+    };
+    assert_eq!(rules(""), None, "no inject_filter: no injection");
+    assert_eq!(
+        rules("inject_filter = \"\"\n"),
+        Some(InjectRules {
+            filter: String::new(),
+            rate_pps: DEFAULT_INJECT_RATE_PPS,
+            rate_bps: DEFAULT_INJECT_RATE_BPS,
+            spoof: false,
+        }),
+        "a blank filter allows injection with the default limits"
+    );
+    assert_eq!(
+        rules(
+            "inject_filter = \"udp\"\ninject_rate_pps = 5\ninject_rate_bps = 7000\n\
+             inject_spoof = true\n"
+        ),
+        Some(InjectRules {
+            filter: "udp".to_owned(),
+            rate_pps: 5,
+            rate_bps: 7000,
+            spoof: true,
+        }),
+    );
+    assert_eq!(
+        rules("inject_filter = \"udp\"\ninject_spoof = false\n").map(|inject| inject.spoof),
+        Some(false)
+    );
+}
+
+#[test]
+fn bad_inject_keys_name_their_line() {
+    assert_invalid(
+        "[[principal]]\nname = \"j\"\nusers = [1]\n\ninject_filter = \"udp port\"\n",
+        5,
+        "j",
+        "cannot compile filter",
+    );
+    assert_invalid(
+        "[[principal]]\nname = \"j\"\nusers = [1]\ninject_filter = \"udp\"\ninject_rate_pps = 0\n",
+        5,
+        "j",
+        "inject_rate_pps 0",
+    );
+    assert_invalid(
+        "[[principal]]\nname = \"j\"\nusers = [1]\ninject_filter = \"\"\ninject_rate_bps = 0\n",
+        5,
+        "j",
+        "inject_rate_bps 0",
+    );
+    for key in [
+        "inject_rate_pps = 3",
+        "inject_rate_bps = 3",
+        "inject_spoof = true",
+    ] {
+        assert_invalid(
+            &format!("[[principal]]\nname = \"j\"\nusers = [1]\n\n{key}\n"),
+            5,
+            "j",
+            "without inject_filter",
+        );
+    }
+    assert_syntax(
+        "[[principal]]\nname = \"j\"\nusers = [1]\ninject_filter = \"\"\ninject_rate_pps = -1\n",
+        5,
+        "",
+    );
+    assert_syntax(
+        "[[principal]]\nname = \"j\"\nusers = [1]\ninject_filter = \"\"\ninject_spoof = \"yes\"\n",
+        5,
+        "",
+    );
+    assert_syntax(
+        "[[principal]]\nname = \"j\"\nusers = [1]\ninject_filter = \"\"\ninject_rate = 1\n",
+        5,
+        "inject_rate",
     );
 }
 
