@@ -124,6 +124,11 @@ impl CaptureBuilder {
         self
     }
 
+    /// The socket and the request, for the other kinds of session.
+    pub(crate) fn into_parts(self) -> (PathBuf, OpenCapture) {
+        (self.socket, self.request)
+    }
+
     /// Connects to the daemon and opens the capture.
     pub async fn open(self) -> Result<Capture, Error> {
         let stream = UnixStream::connect(&self.socket)

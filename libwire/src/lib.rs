@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 mod capture;
+mod control;
 mod inject;
 pub mod print;
 pub mod savefile;
@@ -40,8 +41,11 @@ pub mod savefile;
 use std::path::PathBuf;
 
 pub use capture::{Capture, CaptureBuilder, DEFAULT_SOCKET};
+pub use control::{Rotation, list_recordings, stop_recording};
 pub use inject::Injector;
-pub use pktd_proto::{Direction, EndReason, ErrorCode, InjectVerdict, Interval, Packet, Stats};
+pub use pktd_proto::{
+    Direction, EndReason, ErrorCode, InjectVerdict, Interval, Packet, RecordingInfo, Stats,
+};
 
 /// Everything that can go wrong talking to the daemon.
 #[derive(Debug, thiserror::Error)]

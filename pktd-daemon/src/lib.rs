@@ -13,6 +13,8 @@ pub mod inject;
 pub mod netns;
 pub mod perfstats;
 pub mod policy;
+pub mod record;
+mod recording;
 mod registry;
 mod server;
 mod session;

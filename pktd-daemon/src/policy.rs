@@ -42,6 +42,11 @@
 //!                                # 1 or more (default 1000000)
 //! inject_spoof = false           # may frames carry a source MAC or IP address that is
 //!                                # not the interface's own (default false)
+//! record_directory = "/var/lib/pktd/researchers"
+//!                                # where recordings (pktcap --record) go; created if
+//!                                # missing; absent: may not record to disk
+//! disk_allowance = 1000000000    # bytes each recording's files may take; the oldest
+//!                                # are deleted to stay under it (0: no limit)
 //!
 //! [[principal]]
 //! name = "admins"

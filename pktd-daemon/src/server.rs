@@ -53,6 +53,11 @@ impl PolicyStore {
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
+
+    /// How many times the policy was replaced.
+    pub fn generation(&self) -> u64 {
+        *self.changed.borrow()
+    }
 }
 
 /// What every session shares.
@@ -64,7 +69,17 @@ pub(crate) struct Shared {
     pub sessions_per_uid: std::sync::Mutex<std::collections::HashMap<u32, u32>>,
     /// Open sessions by id, for the performance statistics.
     pub sessions: std::sync::Mutex<std::collections::HashMap<u64, SessionInfo>>,
+    /// Recordings, running or recently ended.
+    pub recordings: crate::recording::Recordings,
+    /// Injectors by (uid, netns, interface) and the policy generation they
+    /// were made under: one per user, so that the rate limit holds across
+    /// connections; a policy reload makes new ones.
+    pub injectors: std::sync::Mutex<InjectorCache>,
 }
+
+/// See [`Shared::injectors`].
+pub(crate) type InjectorCache =
+    std::collections::HashMap<(u32, String, String), (u64, crate::inject::Injector)>;
 
 /// What the performance statistics show of a session.
 pub(crate) struct SessionInfo {
@@ -78,6 +93,32 @@ pub(crate) struct SessionInfo {
 impl Shared {
     pub fn new_session_id(&self) -> u64 {
         self.next_session_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts a new session (capture or recording) of `uid` against its
+    /// principal's max_sessions; false when it has that many already.
+    pub fn reserve_session(&self, uid: u32, max_sessions: u32) -> Result<(), u32> {
+        let mut per_uid = self
+            .sessions_per_uid
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = per_uid.entry(uid).or_default();
+        if *count >= max_sessions {
+            return Err(*count);
+        }
+        *count += 1;
+        Ok(())
+    }
+
+    /// Undoes one `reserve_session`.
+    pub fn release_session(&self, uid: u32) {
+        let mut per_uid = self
+            .sessions_per_uid
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = per_uid.get_mut(&uid) {
+            *count = count.saturating_sub(1);
+        }
     }
 }
 
@@ -95,6 +136,8 @@ pub async fn run(
         next_session_id: AtomicU64::new(1),
         sessions_per_uid: Default::default(),
         sessions: Default::default(),
+        recordings: Default::default(),
+        injectors: Default::default(),
     });
     let tracker = TaskTracker::new();
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -128,6 +171,9 @@ pub async fn run(
     }
     tracker.close();
     tracker.wait().await;
+    // Recordings end too: files closed at a whole record.
+    let recordings = shared.clone();
+    let _ = tokio::task::spawn_blocking(move || recordings.recordings.stop_all()).await;
     registry.clear();
     tracing::info!("all sessions ended, nothing attached");
     Ok(())

@@ -6,22 +6,26 @@
 //! framing can no longer be trusted, its connection closed; nothing it sends
 //! touches another session.
 
-use std::{sync::Arc, time::Duration};
+use std::{os::unix::fs::DirBuilderExt, sync::Arc, time::Duration};
 
+use libwire::savefile::Format;
 use pktd_common::{ClientCounters, DIR_IN, DIR_OUT, MAX_CAPLEN};
 use pktd_filter::{FilterError, ValidProgram, and_then, compile, validate};
 use pktd_proto::{
-    Connection, DaemonStats, Direction, EndReason, ErrorCode, FilterSpec, Hello, InterfaceStats,
-    Interval, MAGIC, OpenCapture, PROTOCOL_VERSION, Packet, ProtoError, Reply, Request,
-    SessionStats, Stats,
+    Connection, DaemonStats, Direction, EndReason, ErrorCode, FilterSpec, Hello, InjectVerdict,
+    InterfaceStats, Interval, MAGIC, OpenCapture, PROTOCOL_VERSION, Packet, ProtoError,
+    RecordRequest, RecordingInfo, Reply, Request, SessionStats, Stats,
 };
 use tokio::{io::unix::AsyncFd, net::UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     capture::{CaptureError, Client, ClientSpec},
+    inject::Injector,
     netns::Netns,
     policy::{Peer, Rules},
+    record::{Pattern, Recorder, RecorderConfig, Rotation},
+    recording::Start,
     registry::SlotRef,
     server::{SessionInfo, Shared},
 };
@@ -104,6 +108,7 @@ pub(crate) async fn serve(stream: UnixStream, shared: Arc<Shared>, shutdown: Can
         peer,
         capture: None,
         stats_timer: None,
+        shutdown: shutdown.clone(),
     };
     session.run(&mut connection, shutdown).await;
     session.finish();
@@ -184,6 +189,8 @@ struct Session {
     capture: Option<Capture>,
     /// Statistics mode: when the next interval ends.
     stats_timer: Option<tokio::time::Interval>,
+    /// The daemon's shutdown, for recordings this connection starts.
+    shutdown: CancellationToken,
 }
 
 impl Session {
@@ -256,10 +263,14 @@ impl Session {
             }
         };
         let result = match request {
-            Request::Inject { .. } => Err(Refusal::new(
-                ErrorCode::Denied,
-                "injection is not enabled in this daemon",
-            )),
+            Request::Inject {
+                netns,
+                interface,
+                frames,
+            } => self
+                .inject(netns, interface, frames)
+                .await
+                .map(Reply::Injected),
             Request::Open(open) => self.open(open).await.map(|(id, snaplen)| Reply::Opened {
                 session_id: id,
                 link_type: LINKTYPE_ETHERNET,
@@ -268,6 +279,16 @@ impl Session {
             Request::SetFilter { filter, optimize } => self.set_filter(filter, optimize).await,
             Request::Stats => self.stats().map(Reply::Stats),
             Request::DaemonStats => Ok(Reply::DaemonStats(self.daemon_stats())),
+            Request::Record(request) => self.start_recording(request).await.map(Reply::Recording),
+            Request::ListRecordings => Ok(Reply::Recordings(
+                self.shared
+                    .recordings
+                    .visible_to(self.peer.uid)
+                    .iter()
+                    .map(|recording| recording.info())
+                    .collect(),
+            )),
+            Request::StopRecording { id } => self.stop_recording(id).await.map(Reply::Recording),
             Request::Close => {
                 self.end(connection, EndReason::Closed).await;
                 return Next::Stop;
@@ -293,33 +314,7 @@ impl Session {
         let rules = self.allowed_rules(&request)?;
         let netns = Netns::parse(&request.netns)
             .map_err(|err| Refusal::new(ErrorCode::NoSuchNetns, err.to_string()))?;
-        let (inbound, mut outbound) = directions(request.direction);
-        // On loopback every packet leaves and arrives again: like libpcap,
-        // capturing both directions sees it once, arriving.
-        if request.interface == "lo" && inbound {
-            outbound = false;
-        }
-        let snaplen = match request.snaplen {
-            0 => rules.max_snaplen,
-            asked => asked.min(rules.max_snaplen),
-        };
-        let ring_bytes = match request.buffer_bytes {
-            0 => rules.ring_bytes,
-            asked => asked.min(rules.ring_bytes),
-        };
-        let spec = ClientSpec {
-            directions: if inbound { DIR_IN } else { 0 } | if outbound { DIR_OUT } else { 0 },
-            snaplen: snaplen.min(MAX_CAPLEN),
-            // A count is a quota the kernel can enforce too: nothing past it
-            // is copied into the ring.
-            packet_quota: match (rules.packet_quota, request.packet_count) {
-                (0, count) | (count, 0) => count,
-                (quota, count) => quota.min(count),
-            },
-            byte_quota: rules.byte_quota,
-            ring_bytes,
-            count_only: request.stats_interval_ms != 0,
-        };
+        let (spec, snaplen) = client_spec(&rules, &request);
         let filter = session_filter(&rules, &request.filter, request.optimize, snaplen)?;
         self.reserve_session_slot(&rules)?;
 
@@ -409,26 +404,21 @@ impl Session {
     }
 
     fn reserve_session_slot(&self, rules: &Rules) -> Result<(), Refusal> {
-        let mut per_uid = lock(&self.shared.sessions_per_uid);
-        let count = per_uid.entry(self.peer.uid).or_default();
-        if *count >= rules.max_sessions {
-            return Err(Refusal::new(
-                ErrorCode::Limit,
-                format!(
-                    "uid {} already has {} sessions, the most principal {:?} allows",
-                    self.peer.uid, count, rules.principal
-                ),
-            ));
-        }
-        *count += 1;
-        Ok(())
+        self.shared
+            .reserve_session(self.peer.uid, rules.max_sessions)
+            .map_err(|count| {
+                Refusal::new(
+                    ErrorCode::Limit,
+                    format!(
+                        "uid {} already has {count} sessions, the most principal {:?} allows",
+                        self.peer.uid, rules.principal
+                    ),
+                )
+            })
     }
 
     fn unreserve_session_slot(&self) {
-        let mut per_uid = lock(&self.shared.sessions_per_uid);
-        if let Some(count) = per_uid.get_mut(&self.peer.uid) {
-            *count = count.saturating_sub(1);
-        }
+        self.shared.release_session(self.peer.uid);
     }
 
     async fn set_filter(&mut self, filter: FilterSpec, optimize: bool) -> Result<Reply, Refusal> {
@@ -454,6 +444,211 @@ impl Session {
             .as_ref()
             .ok_or_else(|| Refusal::new(ErrorCode::OutOfOrder, "no capture is open"))?;
         self.counters(capture).map(|counters| to_stats(&counters))
+    }
+
+    /// Checks and sends frames on an interface the policy lets this peer
+    /// inject on; one verdict per frame.
+    async fn inject(
+        &self,
+        netns: String,
+        interface: String,
+        frames: Vec<pktd_proto::Frame>,
+    ) -> Result<Vec<InjectVerdict>, Refusal> {
+        let policy = self.shared.policy.current();
+        let generation = self.shared.policy.generation();
+        let rules = policy.rules_for(&self.peer).ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::Denied,
+                format!("the policy allows uid {} nothing", self.peer.uid),
+            )
+        })?;
+        let inject_rules = rules.inject.clone().ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::Denied,
+                format!("principal {:?} may not inject", rules.principal),
+            )
+        })?;
+        if !rules.allows_netns(&netns) || !rules.allows_interface(&interface) {
+            return Err(Refusal::new(
+                ErrorCode::Denied,
+                format!(
+                    "principal {:?} may not inject on {interface:?} in network namespace {netns:?}",
+                    rules.principal
+                ),
+            ));
+        }
+        let shared = self.shared.clone();
+        let uid = self.peer.uid;
+        tokio::task::spawn_blocking(move || {
+            let key = (uid, netns.clone(), interface.clone());
+            let mut injectors = lock(&shared.injectors);
+            let stale = injectors
+                .get(&key)
+                .is_none_or(|(made_under, _)| *made_under != generation);
+            if stale {
+                let parsed = Netns::parse(&netns)
+                    .map_err(|err| Refusal::new(ErrorCode::NoSuchNetns, err.to_string()))?;
+                let injector = Injector::open(&parsed, &interface, &inject_rules)
+                    .map_err(|err| Refusal::new(ErrorCode::NoSuchInterface, error_chain(&err)))?;
+                injectors.insert(key.clone(), (generation, injector));
+            }
+            let (_, injector) = injectors.get_mut(&key).expect("just made");
+            Ok(frames
+                .iter()
+                .map(|frame| match injector.inject(&frame.0) {
+                    Ok(()) => InjectVerdict::Sent,
+                    Err(refused) => InjectVerdict::Refused(refused.to_string()),
+                })
+                .collect())
+        })
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))
+    }
+
+    /// Starts a recording written by the daemon into the principal's
+    /// directory; it goes on when this connection ends.
+    async fn start_recording(&self, request: RecordRequest) -> Result<RecordingInfo, Refusal> {
+        if request.capture.stats_interval_ms != 0 {
+            return Err(Refusal::new(
+                ErrorCode::Malformed,
+                "a recording cannot be in statistics mode",
+            ));
+        }
+        let rules = self.allowed_rules(&request.capture)?;
+        let directory = rules.record_directory.clone().ok_or_else(|| {
+            Refusal::new(
+                ErrorCode::Denied,
+                format!("principal {:?} may not record to disk", rules.principal),
+            )
+        })?;
+        let pattern = Pattern::parse(&request.pattern)
+            .map_err(|err| Refusal::new(ErrorCode::Malformed, err.to_string()))?;
+        let netns = Netns::parse(&request.capture.netns)
+            .map_err(|err| Refusal::new(ErrorCode::NoSuchNetns, err.to_string()))?;
+        let (spec, snaplen) = client_spec(&rules, &request.capture);
+        let filter = session_filter(
+            &rules,
+            &request.capture.filter,
+            request.capture.optimize,
+            snaplen,
+        )?;
+        let config = RecorderConfig {
+            directory: directory.clone(),
+            pattern,
+            rotation: Rotation {
+                seconds: (request.rotate_seconds != 0)
+                    .then(|| Duration::from_secs(u64::from(request.rotate_seconds))),
+                bytes: (request.rotate_bytes != 0).then_some(request.rotate_bytes),
+                packets: (request.rotate_packets != 0).then_some(request.rotate_packets),
+                max_files: (request.max_files != 0).then_some(request.max_files),
+            },
+            format: if request.pcapng {
+                Format::PcapNg
+            } else {
+                Format::Pcap
+            },
+            snaplen: spec.snaplen,
+            disk_allowance: (rules.disk_allowance != 0).then_some(rules.disk_allowance),
+            owner: Some((self.peer.uid, self.peer.gid)),
+        };
+        self.reserve_session_slot(&rules)?;
+        let registry = self.shared.registry.clone();
+        let interface = request.capture.interface.clone();
+        let started = tokio::task::spawn_blocking(move || {
+            // The policy names the directory; create it if missing.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(&config.directory)
+                .map_err(|err| {
+                    Refusal::new(
+                        ErrorCode::Internal,
+                        format!("creating {}: {err}", config.directory.display()),
+                    )
+                })?;
+            // The first file first: a refused name attaches nothing.
+            let recorder = Recorder::create(config).map_err(|err| {
+                Refusal::new(
+                    ErrorCode::Denied,
+                    format!("cannot record: {}", error_chain(&err)),
+                )
+            })?;
+            let added = registry
+                .add_client(&netns, &interface, &spec, &filter)
+                .map_err(|err| capture_refusal(err, &request.capture))?;
+            Ok::<_, Refusal>((recorder, added, request))
+        })
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()));
+        let (recorder, (slot, client), request) = match started {
+            Ok(started) => started,
+            Err(refusal) => {
+                self.unreserve_session_slot();
+                return Err(refusal);
+            }
+        };
+        let id = self.shared.new_session_id();
+        let shared = self.shared.clone();
+        let uid = self.peer.uid;
+        let recording = self.shared.recordings.start(
+            Start {
+                id,
+                uid,
+                pattern: request.pattern.clone(),
+                directory: directory.display().to_string(),
+                client,
+                slot,
+                packet_count: request.capture.packet_count,
+                registry: self.shared.registry.clone(),
+                shutdown: self.shutdown.clone(),
+                on_end: Box::new(move || shared.release_session(uid)),
+                revoked: {
+                    let policy = self.shared.policy.clone();
+                    let peer = self.peer;
+                    let capture = request.capture.clone();
+                    Box::new(move || {
+                        let policy = policy.current();
+                        match policy.rules_for(&peer) {
+                            None => Some(format!("uid {} may do nothing", peer.uid)),
+                            Some(rules) if rules.record_directory.is_none() => {
+                                Some("no record_directory".to_owned())
+                            }
+                            Some(rules) => check_request(rules, &capture)
+                                .err()
+                                .map(|refusal| refusal.message),
+                        }
+                    })
+                },
+                policy_generation: {
+                    let policy = self.shared.policy.clone();
+                    Box::new(move || policy.generation())
+                },
+            },
+            recorder,
+        );
+        tracing::info!(
+            recording = id,
+            uid,
+            pattern = request.pattern,
+            "recording started"
+        );
+        Ok(recording.info())
+    }
+
+    /// Stops one of the peer's recordings (root: any) and reports it.
+    async fn stop_recording(&self, id: u64) -> Result<RecordingInfo, Refusal> {
+        let recording = self
+            .shared
+            .recordings
+            .visible_to(self.peer.uid)
+            .into_iter()
+            .find(|recording| recording.id == id)
+            .ok_or_else(|| {
+                Refusal::new(ErrorCode::Denied, format!("no recording {id} of yours"))
+            })?;
+        let stopping = recording.clone();
+        let _ = tokio::task::spawn_blocking(move || stopping.stop_and_wait()).await;
+        Ok(recording.info())
     }
 
     /// The performance statistics this peer may see: everything for root,
@@ -664,6 +859,39 @@ impl Session {
         self.release(&capture);
         let _ = connection.write_reply(&Reply::End { reason, stats }).await;
     }
+}
+
+/// What the kernel is told of a session: the request cut to the rules.
+/// Also returns the snaplen the filter is compiled for.
+fn client_spec(rules: &Rules, request: &OpenCapture) -> (ClientSpec, u32) {
+    let (inbound, mut outbound) = directions(request.direction);
+    // On loopback every packet leaves and arrives again: like libpcap,
+    // capturing both directions sees it once, arriving.
+    if request.interface == "lo" && inbound {
+        outbound = false;
+    }
+    let snaplen = match request.snaplen {
+        0 => rules.max_snaplen,
+        asked => asked.min(rules.max_snaplen),
+    };
+    let ring_bytes = match request.buffer_bytes {
+        0 => rules.ring_bytes,
+        asked => asked.min(rules.ring_bytes),
+    };
+    let spec = ClientSpec {
+        directions: if inbound { DIR_IN } else { 0 } | if outbound { DIR_OUT } else { 0 },
+        snaplen: snaplen.min(MAX_CAPLEN),
+        // A count is a quota the kernel can enforce too: nothing past it
+        // is copied into the ring.
+        packet_quota: match (rules.packet_quota, request.packet_count) {
+            (0, count) | (count, 0) => count,
+            (quota, count) => quota.min(count),
+        },
+        byte_quota: rules.byte_quota,
+        ring_bytes,
+        count_only: request.stats_interval_ms != 0,
+    };
+    (spec, snaplen)
 }
 
 /// Resolves when a statistics-mode interval ends (never without one).

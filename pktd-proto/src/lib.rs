@@ -218,6 +218,50 @@ pub struct Interval {
     pub bytes: u64,
 }
 
+/// A recording to start: the daemon writes the capture to files in the
+/// principal's directory instead of streaming it, and goes on after the
+/// client disconnects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordRequest {
+    /// What to capture (`stats_interval_ms` must be 0; `packet_count` ends
+    /// the recording).
+    pub capture: OpenCapture,
+    /// File names: `A-Za-z0-9._-` and exactly one `%d`, the file's sequence
+    /// number; not starting with `.` or `-`; at most 255 bytes.
+    pub pattern: String,
+    /// Start a new file after this many seconds (0: never).
+    pub rotate_seconds: u32,
+    /// Start a new file before one would exceed this many bytes (0: never).
+    pub rotate_bytes: u64,
+    /// Start a new file after this many packets (0: never).
+    pub rotate_packets: u64,
+    /// Keep at most this many files, deleting the oldest (0: no limit).
+    pub max_files: u32,
+    /// pcapng instead of pcap.
+    pub pcapng: bool,
+}
+
+/// A recording as the daemon reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordingInfo {
+    /// The recording's id (for stopping it).
+    pub id: u64,
+    /// Its owner.
+    pub uid: u32,
+    /// The file name pattern.
+    pub pattern: String,
+    /// The directory its files are in.
+    pub directory: String,
+    /// Its files still on disk, oldest first (names only).
+    pub files: Vec<String>,
+    /// Packets written.
+    pub packets: u64,
+    /// Bytes written.
+    pub bytes: u64,
+    /// `None` while it records; why it ended otherwise.
+    pub ended: Option<String>,
+}
+
 /// Traffic through one attached interface (all packets, both directions).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceStats {
@@ -300,6 +344,17 @@ pub enum Request {
     },
     /// Ask for [`Reply::DaemonStats`] (no capture needed).
     DaemonStats,
+    /// Start a recording; answered with [`Reply::Recording`].
+    Record(RecordRequest),
+    /// The client's recordings (all of them for root); answered with
+    /// [`Reply::Recordings`].
+    ListRecordings,
+    /// Stop one of the client's recordings; answered with
+    /// [`Reply::Recording`] as it ended.
+    StopRecording {
+        /// The recording's id.
+        id: u64,
+    },
     /// Stop capturing; the daemon answers with [`Reply::End`].
     Close,
 }
@@ -495,6 +550,10 @@ pub enum Reply {
     },
     /// Answer to [`Request::DaemonStats`].
     DaemonStats(DaemonStats),
+    /// A recording (started, or stopped).
+    Recording(RecordingInfo),
+    /// Answer to [`Request::ListRecordings`].
+    Recordings(Vec<RecordingInfo>),
     /// Statistics mode: the counts of one interval.
     Interval(Interval),
     /// Answer to [`Request::Inject`]: one verdict per frame, in order.

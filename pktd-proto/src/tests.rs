@@ -97,6 +97,8 @@ fn all_requests() -> Vec<Request> {
             frames: vec![Frame(vec![1, 2, 3]), Frame(Vec::new())],
         },
         Request::DaemonStats,
+        Request::ListRecordings,
+        Request::StopRecording { id: 3 },
         Request::Close,
     ]
 }
@@ -115,6 +117,16 @@ fn all_replies() -> Vec<Reply> {
         Reply::Packets(Vec::new()),
         Reply::Packets((0..50).map(|i| packet(i, i as usize * 30)).collect()),
         Reply::FilterSet,
+        Reply::Recordings(vec![RecordingInfo {
+            id: 1,
+            uid: 2,
+            pattern: "a-%d.pcap".into(),
+            directory: "/var/lib/pktd".into(),
+            files: vec!["a-0.pcap".into()],
+            packets: 3,
+            bytes: 4,
+            ended: Some("stopped".into()),
+        }]),
         Reply::DaemonStats(DaemonStats {
             time_ns: 5,
             interfaces: vec![InterfaceStats {

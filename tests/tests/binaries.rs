@@ -617,3 +617,400 @@ fn pktd_stats_reports_rates_as_table_and_csv_and_users_see_only_their_own() {
         "{user_table}"
     );
 }
+
+/// Policy for root with a recording directory (and `extra` keys).
+fn recording_policy(directory: &Path, extra: &str) -> String {
+    root_policy(
+        "\"*\"",
+        &format!("record_directory = \"{}\"\n{extra}", directory.display()),
+    )
+}
+
+fn run_pktcap(socket: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(bin_path("pktcap"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("running pktcap")
+}
+
+/// The UDP sequence numbers in a savefile, read by tcpdump (which must not
+/// complain about the file).
+fn sequences_in(file: &Path) -> Vec<u64> {
+    let output = Command::new("tcpdump")
+        .arg("-r")
+        .arg(file)
+        .args(["-nn", "-xx"])
+        .output()
+        .expect("running tcpdump");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{}: {stderr}", file.display());
+    assert!(
+        !stderr.contains("truncated"),
+        "{}: {stderr}",
+        file.display()
+    );
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    for line in text.lines() {
+        if let Some(hex) = line.trim_start().strip_prefix("0x") {
+            let bytes = hex.split_once(':').map_or("", |(_, rest)| rest);
+            let frame = frames.last_mut().expect("a header line first");
+            for group in bytes.split_whitespace() {
+                for i in (0..group.len()).step_by(2) {
+                    frame.push(u8::from_str_radix(&group[i..i + 2], 16).unwrap());
+                }
+            }
+        } else {
+            frames.push(Vec::new());
+        }
+    }
+    frames
+        .iter()
+        .map(|frame| pktd_tests::corpus::sequence_and_port(frame).0)
+        .collect()
+}
+
+#[test]
+fn recordings_rotate_by_size_keep_w_files_and_outlive_their_client() {
+    let lab = Lab::new();
+    let scratch = Scratch::new("rec");
+    let directory = scratch.0.join("records");
+    let (socket, policy) = (scratch.0.join("pktd.sock"), scratch.0.join("policy.toml"));
+    std::fs::write(&policy, recording_policy(&directory, "")).unwrap();
+    let _pktd = start_pktd(&socket, &policy);
+    let netns = [
+        "--netns",
+        lab.capture_ns.as_str(),
+        "-i",
+        lab.capture_if.as_str(),
+    ];
+
+    let output = run_pktcap(
+        &socket,
+        &[
+            &netns[..],
+            &[
+                "-Q",
+                "in",
+                "--record",
+                "cap-%d.pcap",
+                "-C",
+                "0.01",
+                "-W",
+                "3",
+                "udp",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let id: u64 = stdout
+        .strip_prefix("recording ")
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(stdout.trim_end().ends_with("/cap-0.pcap"), "{stdout}");
+    // pktcap has exited: the daemon records on its own.
+    let sender = lab.sender();
+    for sequence in 0..200 {
+        sender.send(&numbered_udp_frame(9000, sequence, 158));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let listed = run_pktcap(&socket, &["--list"]);
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    assert!(listing.contains("recording"), "{listing}");
+
+    let stopped = run_pktcap(&socket, &["--stop", &id.to_string()]);
+    assert!(
+        stopped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    assert!(String::from_utf8_lossy(&stopped.stdout).contains("stopped"));
+
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&directory)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort_by_key(|path| {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        name.trim_start_matches("cap-")
+            .trim_end_matches(".pcap")
+            .parse::<u64>()
+            .unwrap()
+    });
+    assert_eq!(files.len(), 3, "-W 3 keeps three files: {files:?}");
+    let mut sequences = Vec::new();
+    for file in &files {
+        assert!(
+            std::fs::metadata(file).unwrap().len() <= 10_000,
+            "{}",
+            file.display()
+        );
+        sequences.extend(sequences_in(file));
+    }
+    // The newest frames, none missing between the first kept and the last.
+    sequences.sort_unstable();
+    let first = sequences[0];
+    assert_eq!(sequences, (first..200).collect::<Vec<_>>());
+}
+
+#[test]
+fn recordings_rotate_on_time_without_traffic_and_refuse_hostile_names() {
+    let lab = Lab::new();
+    let scratch = Scratch::new("rect");
+    let directory = scratch.0.join("records");
+    let (socket, policy) = (scratch.0.join("pktd.sock"), scratch.0.join("policy.toml"));
+    std::fs::write(&policy, recording_policy(&directory, "")).unwrap();
+    let _pktd = start_pktd(&socket, &policy);
+    let netns = [
+        "--netns",
+        lab.capture_ns.as_str(),
+        "-i",
+        lab.capture_if.as_str(),
+    ];
+    for hostile in [
+        "../a%d",
+        "/etc/x%d",
+        "%n",
+        "%d%d",
+        "%s",
+        ".hidden%d",
+        &"a".repeat(300),
+    ] {
+        let output = run_pktcap(
+            &socket,
+            &[&netns[..], &["--record", hostile, "udp"]].concat(),
+        );
+        assert!(!output.status.success(), "{hostile:?} accepted");
+        assert!(
+            String::from_utf8_lossy(&output.stderr).contains("pattern"),
+            "{hostile:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert!(!scratch.0.join("a0").exists());
+    // A symlink planted at the first name is not followed.
+    std::fs::create_dir_all(&directory).unwrap();
+    let target = scratch.0.join("victim");
+    std::fs::write(&target, "keep").unwrap();
+    std::os::unix::fs::symlink(&target, directory.join("planted-0.pcap")).unwrap();
+    let output = run_pktcap(
+        &socket,
+        &[&netns[..], &["--record", "planted-%d.pcap", "udp"]].concat(),
+    );
+    assert!(!output.status.success());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+
+    let output = run_pktcap(
+        &socket,
+        &[&netns[..], &["--record", "t-%d.pcap", "-G", "1", "udp"]].concat(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(2600));
+    for index in 0..3 {
+        let file = directory.join(format!("t-{index}.pcap"));
+        assert!(file.exists(), "no {} after 2.6 s of -G 1", file.display());
+        assert!(sequences_in(&file).is_empty());
+    }
+}
+
+#[test]
+fn a_full_disk_ends_the_recording_at_a_whole_record_and_spares_other_sessions() {
+    let lab = Lab::new();
+    let scratch = Scratch::new("full");
+    let directory = scratch.0.join("records");
+    std::fs::create_dir_all(&directory).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&directory)
+        .status()
+        .expect("mount");
+    assert!(mounted.success(), "mounting a small tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(directory.clone());
+    let (socket, policy) = (scratch.0.join("pktd.sock"), scratch.0.join("policy.toml"));
+    std::fs::write(&policy, recording_policy(&directory, "")).unwrap();
+    let _pktd = start_pktd(&socket, &policy);
+    let netns = [
+        "--netns",
+        lab.capture_ns.as_str(),
+        "-i",
+        lab.capture_if.as_str(),
+    ];
+    let output = run_pktcap(
+        &socket,
+        &[&netns[..], &["-Q", "in", "--record", "f-%d.pcap", "udp"]].concat(),
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut live = Running::spawn({
+        let mut command = pktcap(&socket, &lab, &["-Q", "in", "-c", "300", "-w", "-", "udp"]);
+        command.stdout(Stdio::null());
+        command
+    });
+    assert!(live.wait_for_stderr("listening on", Duration::from_secs(10)));
+    let sender = lab.sender();
+    for sequence in 0..300 {
+        sender.send(&numbered_udp_frame(9000, sequence, 958));
+    }
+    let status = live
+        .wait(Duration::from_secs(10))
+        .expect("the live session ends at -c");
+    assert!(status.success());
+    assert!(
+        live.stderr_lines
+            .contains(&"300 packets captured".to_owned()),
+        "{:?}",
+        live.stderr_lines
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let listing = String::from_utf8_lossy(&run_pktcap(&socket, &["--list"]).stdout).into_owned();
+    assert!(listing.to_lowercase().contains("no space"), "{listing}");
+    let file = directory.join("f-0.pcap");
+    let sequences = sequences_in(&file);
+    assert!(
+        !sequences.is_empty() && sequences.len() < 300,
+        "{}",
+        sequences.len()
+    );
+    assert_eq!(sequences, (0..sequences.len() as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn pktcap_injects_a_savefile_and_the_daemon_refuses_what_the_policy_forbids() {
+    let lab = Lab::new();
+    let scratch = Scratch::new("inj");
+    let (socket, policy) = (scratch.0.join("pktd.sock"), scratch.0.join("policy.toml"));
+    std::fs::write(
+        &policy,
+        root_policy(
+            "\"*\"",
+            "inject_filter = \"udp dst port 9001\"\ninject_spoof = true\ninject_rate_pps = 1000",
+        ),
+    )
+    .unwrap();
+    let _pktd = start_pktd(&socket, &policy);
+    // Watch the peer.
+    let mut watch = Running::spawn({
+        let mut command = pktcap(&socket, &lab, &["-Q", "in", "-w", "-", "udp"]);
+        command.stdout(Stdio::piped());
+        command
+    });
+    assert!(watch.wait_for_stderr("listening on", Duration::from_secs(10)));
+
+    let allowed: Vec<Vec<u8>> = (0..5).map(|i| numbered_udp_frame(9001, i, 30)).collect();
+    let outside_filter = numbered_udp_frame(9002, 100, 30);
+    let mut bad_checksum = numbered_udp_frame(9001, 101, 30);
+    bad_checksum[24] ^= 0xff;
+    let savefile = scratch.0.join("inject.pcap");
+    {
+        let file = std::fs::File::create(&savefile).unwrap();
+        let mut writer =
+            libwire::savefile::Writer::new(file, libwire::savefile::Format::Pcap, 1, 65535)
+                .unwrap();
+        for frame in allowed.iter().chain([&outside_filter, &bad_checksum]) {
+            writer.write_packet(0, frame.len() as u32, frame).unwrap();
+        }
+        writer.flush().unwrap();
+    }
+    let output = Command::new(bin_path("pktcap"))
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--netns", &lab.sender_ns, "-i", &lab.sender_if, "--inject"])
+        .arg(&savefile)
+        .output()
+        .expect("pktcap --inject");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "some frames must be refused: {stderr}"
+    );
+    assert!(stderr.contains("5 frames sent, 2 refused"), "{stderr}");
+    assert!(
+        stderr.contains("frame 6: refused") && stderr.contains("frame 7: refused"),
+        "{stderr}"
+    );
+
+    std::thread::sleep(Duration::from_millis(300));
+    watch.signal("INT");
+    assert!(watch.wait(Duration::from_secs(10)).expect("ends").success());
+    let mut captured = Vec::new();
+    std::io::Read::read_to_end(watch.child.stdout.as_mut().unwrap(), &mut captured).unwrap();
+    let mut reader = libwire::savefile::Reader::new(captured.as_slice()).unwrap();
+    let mut seen = Vec::new();
+    while let Some(record) = reader.next_record().unwrap() {
+        seen.push(record.data);
+    }
+    seen.sort();
+    let mut want = allowed.clone();
+    want.sort();
+    assert!(
+        seen == want,
+        "the peer saw {} frames, not exactly the 5 allowed",
+        seen.len()
+    );
+}
+
+#[test]
+fn a_users_recording_files_belong_to_that_user() {
+    use std::os::unix::fs::MetadataExt;
+    let lab = Lab::new();
+    let scratch = Scratch::new("own");
+    let directory = scratch.0.join("user-records");
+    let (socket, policy) = (scratch.0.join("pktd.sock"), scratch.0.join("policy.toml"));
+    std::fs::write(
+        &policy,
+        format!(
+            "[[principal]]\nname = \"user\"\nusers = [4242]\nnetns = [\"*\"]\ninterfaces = [\"*\"]\nrecord_directory = \"{}\"\n",
+            directory.display()
+        ),
+    )
+    .unwrap();
+    let _pktd = start_pktd(&socket, &policy);
+    let output = Command::new("setpriv")
+        .args(["--reuid", "4242", "--regid", "4242", "--clear-groups"])
+        .arg(bin_path("pktcap"))
+        .arg("--socket")
+        .arg(&socket)
+        .args([
+            "--netns",
+            &lab.capture_ns,
+            "-i",
+            &lab.capture_if,
+            "--record",
+            "u-%d.pcap",
+            "udp",
+        ])
+        .output()
+        .expect("pktcap as a user");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let meta = std::fs::metadata(directory.join("u-0.pcap")).expect("the first file");
+    assert_eq!((meta.uid(), meta.gid()), (4242, 4242));
+    // Root sees every recording.
+    let listing = run_pktcap(&socket, &["--list"]);
+    assert!(String::from_utf8_lossy(&listing.stdout).contains("u-0.pcap"));
+}

@@ -58,6 +58,26 @@ struct Args {
     /// struct sock_filter bytes) instead of an expression.
     #[arg(long = "bpf", value_name = "FILE")]
     bpf_file: Option<PathBuf>,
+    /// Have the daemon record to files named PATTERN (one %d: the file's
+    /// number) in your policy directory, and return at once.
+    #[arg(long = "record", value_name = "PATTERN")]
+    record: Option<String>,
+    /// With --record: a new file every SECONDS.
+    #[arg(short = 'G', value_name = "SECONDS")]
+    rotate_seconds: Option<u32>,
+    /// With --record: a new file before one exceeds MILLION_BYTES (fractions
+    /// allowed).
+    #[arg(short = 'C', value_name = "MILLION_BYTES")]
+    rotate_mbytes: Option<f64>,
+    /// With --record: keep at most FILES files, deleting the oldest.
+    #[arg(short = 'W', value_name = "FILES")]
+    max_files: Option<u32>,
+    /// List your recordings and exit.
+    #[arg(long)]
+    list: bool,
+    /// Stop recording ID and exit.
+    #[arg(long = "stop", value_name = "ID")]
+    stop: Option<u64>,
     /// Inject the frames of a pcap savefile on the interface (each checked
     /// by the daemon against the policy), then exit.
     #[arg(long = "inject", value_name = "FILE.pcap")]
@@ -112,12 +132,21 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         print!("{text}");
         return Ok(ExitCode::SUCCESS);
     }
-    let Some(interface) = args.interface.clone() else {
-        anyhow::bail!("no interface given (-i IFACE)");
-    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if args.list {
+        return runtime.block_on(list(&args.socket));
+    }
+    if let Some(id) = args.stop {
+        return runtime.block_on(stop(&args.socket, id));
+    }
+    let Some(interface) = args.interface.clone() else {
+        anyhow::bail!("no interface given (-i IFACE)");
+    };
+    if let Some(pattern) = args.record.clone() {
+        return runtime.block_on(record(&args, &interface, expression, snaplen, &pattern));
+    }
     if let Some(path) = args.inject.clone() {
         return runtime.block_on(inject(&args, &interface, &path));
     }
@@ -211,6 +240,81 @@ async fn capture(
         }
         _ => {}
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(info: &libwire::RecordingInfo) -> String {
+    format!(
+        "{:>6} {:>6} {:<28} {:>10} {:>12}  {}  {}",
+        info.id,
+        info.uid,
+        info.ended.as_deref().unwrap_or("recording"),
+        info.packets,
+        info.bytes,
+        info.directory,
+        info.files.join(" ")
+    )
+}
+
+/// `--record PATTERN`: hands the capture to the daemon and returns.
+async fn record(
+    args: &Args,
+    interface: &str,
+    expression: String,
+    snaplen: u32,
+    pattern: &str,
+) -> anyhow::Result<ExitCode> {
+    let mut builder = CaptureBuilder::new(interface)
+        .socket(&args.socket)
+        .direction(match args.direction {
+            Dir::In => Direction::In,
+            Dir::Out => Direction::Out,
+            Dir::Inout => Direction::InOut,
+        })
+        .snaplen(snaplen)
+        .filter(expression)
+        .optimize(!args.no_optimize)
+        .count(args.count.unwrap_or(0));
+    if let Some(netns) = &args.netns {
+        builder = builder.netns(netns);
+    }
+    if let Some(kib) = args.buffer_kib {
+        builder = builder.buffer_bytes(kib.saturating_mul(1024));
+    }
+    let rotation = libwire::Rotation {
+        seconds: args.rotate_seconds.unwrap_or(0),
+        bytes: args
+            .rotate_mbytes
+            .map_or(0, |millions| (millions * 1e6).round().max(1.0) as u64),
+        packets: 0,
+        max_files: args.max_files.unwrap_or(0),
+    };
+    let info = builder.record(pattern, &rotation, args.pcapng).await?;
+    println!(
+        "recording {}: first file {}/{}",
+        info.id,
+        info.directory,
+        info.files.first().map_or("", String::as_str)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--list`: the user's recordings.
+async fn list(socket: &std::path::Path) -> anyhow::Result<ExitCode> {
+    println!(
+        "{:>6} {:>6} {:<28} {:>10} {:>12}  directory  files",
+        "id", "uid", "state", "packets", "bytes"
+    );
+    for info in libwire::list_recordings(socket).await? {
+        println!("{}", describe(&info));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--stop ID`: ends a recording and shows it.
+async fn stop(socket: &std::path::Path, id: u64) -> anyhow::Result<ExitCode> {
+    let info = libwire::stop_recording(socket, id).await?;
+    println!("{}", describe(&info));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -190,8 +190,8 @@ fn documented_example_parses_with_every_field() {
                 rate_bps: 1_000_000,
                 spoof: false,
             }),
-            record_directory: None,
-            disk_allowance: 0,
+            record_directory: Some(std::path::PathBuf::from("/var/lib/pktd/researchers")),
+            disk_allowance: 1_000_000_000,
         },
         "researchers' rules"
     );
