@@ -599,3 +599,54 @@ async fn statistics_mode_counts_equal_the_frames_sent() {
     let stats = capture.close().await.expect("closing");
     assert_eq!(stats.delivered, 0, "statistics mode copied packets");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_rotates_by_packets_in_pcapng() {
+    let lab = Lab::new();
+    let directory = std::env::temp_dir().join(format!("pktd-rec-packets-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    let daemon = TestDaemon::start(policy(&format!(
+        "[[principal]]\nname = \"root\"\nusers = [0]\nnetns = [\"*\"]\ninterfaces = [\"*\"]\nrecord_directory = \"{}\"\n",
+        directory.display()
+    )));
+    let info = daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .direction(Direction::In)
+        .filter("udp")
+        .record(
+            "p-%d.pcapng",
+            &libwire::Rotation {
+                packets: 10,
+                ..libwire::Rotation::default()
+            },
+            true,
+        )
+        .await
+        .expect("recording");
+    assert_eq!(info.files, vec!["p-0.pcapng".to_owned()]);
+    let sender = lab.sender();
+    for sequence in 0..35 {
+        sender.send(&numbered_udp_frame(9000, sequence, 40));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let ended = libwire::stop_recording(&daemon.socket, info.id)
+        .await
+        .expect("stopping");
+    assert_eq!(ended.ended.as_deref(), Some("stopped"));
+    assert_eq!(ended.packets, 35);
+    assert_eq!(ended.files.len(), 4, "{:?}", ended.files);
+    let mut counts = Vec::new();
+    for name in &ended.files {
+        let output = std::process::Command::new("tcpdump")
+            .arg("-r")
+            .arg(directory.join(name))
+            .arg("-nn")
+            .output()
+            .expect("tcpdump");
+        assert!(output.status.success(), "{name}");
+        counts.push(String::from_utf8_lossy(&output.stdout).lines().count());
+    }
+    assert_eq!(counts, vec![10, 10, 10, 5]);
+    let _ = std::fs::remove_dir_all(&directory);
+}
