@@ -68,6 +68,10 @@ struct Capture {
     remaining: Option<u64>,
     /// Drops already told to the client.
     told_dropped: u64,
+    /// The last drain stopped at its batch limit with records left: drain
+    /// again without waiting for a wake-up (the kernel only wakes a reader
+    /// that has caught up, so none may come).
+    backlog: bool,
     /// Statistics mode: the end of the last interval reported, and the
     /// matched counters then.
     last_interval: Option<(u64, u64, u64)>,
@@ -375,6 +379,7 @@ impl Session {
         }
         self.capture = Some(Capture {
             last_interval: spec.count_only.then(|| (now_ns(), 0, 0)),
+            backlog: false,
             id,
             slot,
             ring,
@@ -741,6 +746,7 @@ impl Session {
                 data: record.data,
             });
         }
+        capture.backlog = packets.len() == limit;
         if let Some(remaining) = capture.remaining.as_mut() {
             *remaining -= packets.len() as u64;
         }
@@ -907,6 +913,7 @@ async fn next_stats_tick(timer: &mut Option<tokio::time::Interval>) {
 /// Resolves when the capture's ring has records (never without a capture).
 async fn readable(capture: &Option<Capture>) -> std::io::Result<()> {
     match capture {
+        Some(capture) if capture.backlog => Ok(()),
         Some(capture) => capture.ring.readable().await.map(|_| ()),
         None => std::future::pending().await,
     }
