@@ -650,3 +650,45 @@ async fn a_recording_rotates_by_packets_in_pcapng() {
     assert_eq!(counts, vec![10, 10, 10, 5]);
     let _ = std::fs::remove_dir_all(&directory);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_named_by_a_process_and_packets_as_a_stream() {
+    use futures_util::StreamExt as _;
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(Policy::default_policy());
+    // A process living in the capture namespace names it as /proc/PID/ns/net.
+    let mut resident = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.capture_ns, "sleep", "30"])
+        .spawn()
+        .expect("a process in the namespace");
+    let path = format!("/proc/{}/ns/net", resident.id());
+    // `ip netns exec` execs sleep in place once it has entered the namespace.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let capture = daemon
+        .capture(&lab.capture_if)
+        .netns(&path)
+        .direction(Direction::In)
+        .filter("udp dst port 9000")
+        .count(5)
+        .open()
+        .await
+        .expect("opening by /proc/PID/ns/net");
+    let sender = lab.sender();
+    for sequence in 0..5 {
+        sender.send(&numbered_udp_frame(9000, sequence, 20));
+    }
+    let packets: Vec<_> = timeout(
+        Duration::from_secs(5),
+        capture.into_stream().collect::<Vec<_>>(),
+    )
+    .await
+    .expect("the stream ends at the count");
+    let _ = resident.kill();
+    let _ = resident.wait();
+    let mut sequences: Vec<u64> = packets
+        .into_iter()
+        .map(|packet| sequence_and_port(&packet.expect("a packet").data).0)
+        .collect();
+    sequences.sort_unstable();
+    assert_eq!(sequences, vec![0, 1, 2, 3, 4]);
+}
