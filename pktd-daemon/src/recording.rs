@@ -20,6 +20,7 @@ use crate::{
     capture::Client,
     record::Recorder,
     registry::{Registry, SlotRef},
+    session::{error_chain, lock},
 };
 
 /// How long the thread sleeps when the ring is empty. Records wait in the
@@ -45,12 +46,6 @@ struct Status {
     packets: u64,
     bytes: u64,
     ended: Option<String>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Recording {
@@ -272,15 +267,4 @@ fn quota_reason(counters: &pktd_common::ClientCounters) -> String {
         "quota reached ({} packets delivered, {} refused)",
         stats.delivered, stats.over_quota
     )
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

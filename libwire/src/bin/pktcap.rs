@@ -153,13 +153,14 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(capture(args, interface, expression, snaplen))
 }
 
-async fn capture(
-    args: Args,
-    interface: String,
+/// The capture the flags describe.
+fn builder(
+    args: &Args,
+    interface: &str,
     expression: String,
     snaplen: u32,
-) -> anyhow::Result<ExitCode> {
-    let mut builder = CaptureBuilder::new(&interface)
+) -> anyhow::Result<CaptureBuilder> {
+    let mut builder = CaptureBuilder::new(interface)
         .socket(&args.socket)
         .direction(match args.direction {
             Dir::In => Direction::In,
@@ -185,6 +186,16 @@ async fn capture(
     if let Some(kib) = args.buffer_kib {
         builder = builder.buffer_bytes(kib.saturating_mul(1024));
     }
+    Ok(builder)
+}
+
+async fn capture(
+    args: Args,
+    interface: String,
+    expression: String,
+    snaplen: u32,
+) -> anyhow::Result<ExitCode> {
+    let builder = builder(&args, &interface, expression, snaplen)?;
     if let Some(seconds) = args.stats_only {
         if !(seconds.is_finite() && seconds >= 0.1) {
             anyhow::bail!("--stats-only takes a number of seconds, at least 0.1");
@@ -264,23 +275,7 @@ async fn record(
     snaplen: u32,
     pattern: &str,
 ) -> anyhow::Result<ExitCode> {
-    let mut builder = CaptureBuilder::new(interface)
-        .socket(&args.socket)
-        .direction(match args.direction {
-            Dir::In => Direction::In,
-            Dir::Out => Direction::Out,
-            Dir::Inout => Direction::InOut,
-        })
-        .snaplen(snaplen)
-        .filter(expression)
-        .optimize(!args.no_optimize)
-        .count(args.count.unwrap_or(0));
-    if let Some(netns) = &args.netns {
-        builder = builder.netns(netns);
-    }
-    if let Some(kib) = args.buffer_kib {
-        builder = builder.buffer_bytes(kib.saturating_mul(1024));
-    }
+    let builder = builder(args, interface, expression, snaplen)?;
     let rotation = libwire::Rotation {
         seconds: args.rotate_seconds.unwrap_or(0),
         bytes: args
