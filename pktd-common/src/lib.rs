@@ -43,6 +43,8 @@ pub mod names {
     pub const PROG_INGRESS: &str = "pktd_ingress";
     /// TC classifier run on sent packets.
     pub const PROG_EGRESS: &str = "pktd_egress";
+    /// A classifier that does nothing: the baseline benchmarks subtract.
+    pub const PROG_EMPTY: &str = "pktd_empty";
     /// `Array<Globals, 1>`: the number of slots to scan.
     pub const MAP_GLOBALS: &str = "PKTD_GLOBALS";
     /// `Array<ClientConfig, MAX_CLIENTS>`: per-client settings.
@@ -75,7 +77,7 @@ pub mod names {
         MAP_RECORD,
     ];
     /// Every program name.
-    pub const ALL_PROGRAMS: [&str; 2] = [PROG_INGRESS, PROG_EGRESS];
+    pub const ALL_PROGRAMS: [&str; 3] = [PROG_INGRESS, PROG_EGRESS, PROG_EMPTY];
 }
 
 /// One classic-BPF instruction, laid out like the kernel's `struct sock_filter`.

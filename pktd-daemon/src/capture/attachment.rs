@@ -338,6 +338,21 @@ impl Attachment {
         } else {
             names::PROG_INGRESS
         };
+        self.test_run_program(name, frame, repeat)
+    }
+
+    /// Like [`Attachment::test_run`], for the program that does nothing:
+    /// the fixed cost of a test run, which benchmarks subtract.
+    pub fn test_run_empty(&self, frame: &[u8], repeat: u32) -> Result<u64, CaptureError> {
+        self.test_run_program(names::PROG_EMPTY, frame, repeat)
+    }
+
+    fn test_run_program(
+        &self,
+        name: &'static str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<u64, CaptureError> {
         let program: &SchedClassifier = self
             .ebpf
             .program(name)
