@@ -231,6 +231,7 @@ fn run(recording: Arc<Recording>, start: Start, mut recorder: Recorder) {
             // The kernel counts refusals; nothing more will come.
             if let Ok(counters) = registry.counters(&slot)
                 && counters.over_quota > 0
+                && counters.delivered <= recorder.packets()
             {
                 break quota_reason(&counters);
             }

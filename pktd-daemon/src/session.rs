@@ -68,6 +68,8 @@ struct Capture {
     remaining: Option<u64>,
     /// Drops already told to the client.
     told_dropped: u64,
+    /// Packets moved to the client so far.
+    forwarded: u64,
     /// The last drain stopped at its batch limit with records left: drain
     /// again without waiting for a wake-up (the kernel only wakes a reader
     /// that has caught up, so none may come).
@@ -380,6 +382,7 @@ impl Session {
         self.capture = Some(Capture {
             last_interval: spec.count_only.then(|| (now_ns(), 0, 0)),
             backlog: false,
+            forwarded: 0,
             id,
             slot,
             ring,
@@ -747,6 +750,7 @@ impl Session {
             });
         }
         capture.backlog = packets.len() == limit;
+        capture.forwarded += packets.len() as u64;
         if let Some(remaining) = capture.remaining.as_mut() {
             *remaining -= packets.len() as u64;
         }
@@ -776,7 +780,9 @@ impl Session {
         let Ok(counters) = self.counters(capture) else {
             return Next::Continue;
         };
-        if counters.over_quota > 0 {
+        // A quota ends the session, but only once every packet the kernel
+        // delivered before it has reached the client.
+        if counters.over_quota > 0 && counters.delivered <= capture.forwarded {
             // Whatever was delivered before the quota was hit went above.
             let reason = if capture.rules.packet_quota != 0
                 && counters.delivered >= capture.rules.packet_quota

@@ -75,8 +75,9 @@ async fn sixteen_clients_each_get_exactly_their_frames() {
     }
     let sender = lab.sender();
     let mut sent = vec![Vec::new(); 16];
-    for sequence in 0..340u64 {
-        // 17 ports in turn: 9000..9015 for the clients, 9016 for nobody.
+    for sequence in 0..170u64 {
+        // 17 ports in turn: 9000..9015 for the clients, 9016 for nobody;
+        // ten frames each, the clients' count.
         let port = 9000 + (sequence % 17) as u16;
         let frame = numbered_udp_frame(port, sequence, 40);
         sender.send(&frame);
@@ -86,9 +87,7 @@ async fn sixteen_clients_each_get_exactly_their_frames() {
     }
     for (i, capture) in captures.iter_mut().enumerate() {
         let got = collect(capture, Duration::from_secs(2)).await;
-        // With two CPUs the receive path may reorder frames, so which 10
-        // come first is not fixed; each must be one sent to this client,
-        // byte for byte, and none twice.
+        // With two CPUs the receive path may reorder frames: compare sets.
         let mut got = got;
         got.sort();
         got.dedup();
