@@ -691,3 +691,60 @@ async fn a_namespace_named_by_a_process_and_packets_as_a_stream() {
     sequences.sort_unstable();
     assert_eq!(sequences, vec![0, 1, 2, 3, 4]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_garbage_on_many_connections_changes_nothing_for_others() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(Policy::default_policy());
+    let mut bystander = daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .direction(Direction::In)
+        .filter("udp")
+        .open()
+        .await
+        .expect("opening");
+    // A fixed xorshift sequence: reproducible garbage.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    for round in 0..60 {
+        let mut stream = connect_as(&daemon.socket, 0, 0);
+        let mut bytes = Vec::new();
+        if round % 2 == 0 {
+            // A valid hello first, then garbage frames with plausible lengths.
+            let mut hello = Connection::new(stream);
+            hello.write_hello(&Hello::new("fuzz")).await.unwrap();
+            let _ = hello.read_reply().await;
+            stream = hello.into_inner();
+        }
+        for _ in 0..(next() % 8 + 1) {
+            let len = (next() % 64) as u32;
+            bytes.extend_from_slice(&len.to_be_bytes());
+            bytes.extend((0..len).map(|_| next() as u8));
+        }
+        let _ = stream.write_all(&bytes).await;
+        let mut connection = Connection::new(stream);
+        // Whatever the daemon answers (errors, or closing), it answers.
+        let _ = timeout(Duration::from_secs(5), connection.read_reply())
+            .await
+            .expect("the daemon answered or closed in time");
+    }
+    let sender = lab.sender();
+    for sequence in 0..20 {
+        sender.send(&numbered_udp_frame(9000, sequence, 40));
+    }
+    let got = collect(&mut bystander, Duration::from_millis(500)).await;
+    assert_eq!(got.len(), 20, "the bystander lost packets");
+    // And the daemon still opens new sessions.
+    daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .open()
+        .await
+        .expect("a new session after the garbage");
+}
