@@ -5,12 +5,15 @@ use std::{collections::VecDeque, path::PathBuf};
 
 use pktd_common::CbpfInsn;
 use pktd_proto::{
-    Connection, Direction, EndReason, FilterSpec, Hello, Interval, MAGIC, OpenCapture,
-    PROTOCOL_VERSION, Packet, Reply, Request, Stats,
+    Connection, Direction, EndReason, FilterSpec, Interval, OpenCapture, Packet, Reply, Request,
+    Stats,
 };
 use tokio::net::UnixStream;
 
-use crate::Error;
+use crate::{
+    Error,
+    handshake::{connect, greet, unexpected},
+};
 
 /// Where the daemon listens unless told otherwise (`PKTD_SOCKET` overrides).
 pub const DEFAULT_SOCKET: &str = "/run/pktd/pktd.sock";
@@ -131,29 +134,13 @@ impl CaptureBuilder {
 
     /// Connects to the daemon and opens the capture.
     pub async fn open(self) -> Result<Capture, Error> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| Error::Connect {
-                path: self.socket.clone(),
-                source,
-            })?;
+        let stream = connect(&self.socket).await?;
         self.open_on(stream).await
     }
 
     /// Opens the capture over an already connected stream.
     pub async fn open_on(self, stream: UnixStream) -> Result<Capture, Error> {
-        let mut connection = Connection::new(stream);
-        connection
-            .write_hello(&Hello {
-                magic: MAGIC,
-                version: PROTOCOL_VERSION,
-                client: format!("libwire {}", env!("CARGO_PKG_VERSION")),
-            })
-            .await?;
-        match connection.read_reply().await? {
-            Some(Reply::HelloAck { .. }) => {}
-            other => return Err(unexpected(other)),
-        }
+        let mut connection = greet(stream).await?;
         connection
             .write_request(&Request::Open(self.request))
             .await?;
@@ -181,17 +168,6 @@ impl CaptureBuilder {
             }
             other => Err(unexpected(Some(other))),
         }
-    }
-}
-
-fn unexpected(reply: Option<Reply>) -> Error {
-    match reply {
-        Some(Reply::Error { code, message }) => Error::Daemon { code, message },
-        Some(Reply::End { reason, .. }) => Error::Ended { reason },
-        None => Error::Disconnected,
-        Some(other) => Error::UnexpectedReply {
-            reply: format!("{other:?}").chars().take(200).collect(),
-        },
     }
 }
 

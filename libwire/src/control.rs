@@ -3,10 +3,12 @@
 
 use std::path::Path;
 
-use pktd_proto::{Connection, Hello, RecordRequest, RecordingInfo, Reply, Request};
-use tokio::net::UnixStream;
+use pktd_proto::{RecordRequest, RecordingInfo, Reply, Request};
 
-use crate::{CaptureBuilder, Error};
+use crate::{
+    CaptureBuilder, Error,
+    handshake::{connect, greet, unexpected},
+};
 
 /// How a recording rotates its files (tcpdump's -G, -C, -W and -c).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -21,44 +23,14 @@ pub struct Rotation {
     pub max_files: u32,
 }
 
-async fn connect(socket: &Path) -> Result<Connection<UnixStream>, Error> {
-    let stream = UnixStream::connect(socket)
-        .await
-        .map_err(|source| Error::Connect {
-            path: socket.to_owned(),
-            source,
-        })?;
-    let mut connection = Connection::new(stream);
-    connection
-        .write_hello(&Hello::new(format!(
-            "libwire {}",
-            env!("CARGO_PKG_VERSION")
-        )))
-        .await?;
-    match answer(&mut connection).await? {
-        Reply::HelloAck { .. } => Ok(connection),
-        other => Err(unexpected(other)),
-    }
-}
-
-async fn answer(connection: &mut Connection<UnixStream>) -> Result<Reply, Error> {
+async fn ask(socket: &Path, request: Request) -> Result<Reply, Error> {
+    let mut connection = greet(connect(socket).await?).await?;
+    connection.write_request(&request).await?;
     match connection.read_reply().await? {
         Some(Reply::Error { code, message }) => Err(Error::Daemon { code, message }),
         Some(reply) => Ok(reply),
         None => Err(Error::Disconnected),
     }
-}
-
-fn unexpected(reply: Reply) -> Error {
-    Error::UnexpectedReply {
-        reply: format!("{reply:?}").chars().take(200).collect(),
-    }
-}
-
-async fn ask(socket: &Path, request: Request) -> Result<Reply, Error> {
-    let mut connection = connect(socket).await?;
-    connection.write_request(&request).await?;
-    answer(&mut connection).await
 }
 
 impl CaptureBuilder {
@@ -84,7 +56,7 @@ impl CaptureBuilder {
         });
         match ask(&socket, request).await? {
             Reply::Recording(info) => Ok(info),
-            other => Err(unexpected(other)),
+            other => Err(unexpected(Some(other))),
         }
     }
 }
@@ -93,7 +65,7 @@ impl CaptureBuilder {
 pub async fn list_recordings(socket: impl AsRef<Path>) -> Result<Vec<RecordingInfo>, Error> {
     match ask(socket.as_ref(), Request::ListRecordings).await? {
         Reply::Recordings(list) => Ok(list),
-        other => Err(unexpected(other)),
+        other => Err(unexpected(Some(other))),
     }
 }
 
@@ -101,6 +73,6 @@ pub async fn list_recordings(socket: impl AsRef<Path>) -> Result<Vec<RecordingIn
 pub async fn stop_recording(socket: impl AsRef<Path>, id: u64) -> Result<RecordingInfo, Error> {
     match ask(socket.as_ref(), Request::StopRecording { id }).await? {
         Reply::Recording(info) => Ok(info),
-        other => Err(unexpected(other)),
+        other => Err(unexpected(Some(other))),
     }
 }

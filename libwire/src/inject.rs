@@ -4,10 +4,13 @@
 
 use std::path::Path;
 
-use pktd_proto::{Connection, Frame, Hello, InjectVerdict, Reply, Request};
+use pktd_proto::{Connection, Frame, InjectVerdict, Reply, Request};
 use tokio::net::UnixStream;
 
-use crate::Error;
+use crate::{
+    Error,
+    handshake::{connect, greet, unexpected},
+};
 
 /// Most frame bytes in one request, well under the protocol's request cap.
 const BATCH_BYTES: usize = 192 * 1024;
@@ -39,35 +42,13 @@ impl Injector {
         netns: &str,
         interface: &str,
     ) -> Result<Self, Error> {
-        let socket = socket.as_ref();
-        let stream = UnixStream::connect(socket)
-            .await
-            .map_err(|source| Error::Connect {
-                path: socket.to_owned(),
-                source,
-            })?;
+        let stream = connect(socket.as_ref()).await?;
         Self::open_on(stream, netns, interface).await
     }
 
     /// Uses an already connected stream.
     pub async fn open_on(stream: UnixStream, netns: &str, interface: &str) -> Result<Self, Error> {
-        let mut connection = Connection::new(stream);
-        connection
-            .write_hello(&Hello::new(format!(
-                "libwire {}",
-                env!("CARGO_PKG_VERSION")
-            )))
-            .await?;
-        match connection.read_reply().await? {
-            Some(Reply::HelloAck { .. }) => {}
-            Some(Reply::Error { code, message }) => return Err(Error::Daemon { code, message }),
-            None => return Err(Error::Disconnected),
-            Some(other) => {
-                return Err(Error::UnexpectedReply {
-                    reply: format!("{other:?}").chars().take(200).collect(),
-                });
-            }
-        }
+        let connection = greet(stream).await?;
         Ok(Self {
             connection,
             netns: netns.to_owned(),
@@ -106,15 +87,7 @@ impl Injector {
                     }
                     verdicts.extend(batch);
                 }
-                Some(Reply::Error { code, message }) => {
-                    return Err(Error::Daemon { code, message });
-                }
-                None => return Err(Error::Disconnected),
-                Some(other) => {
-                    return Err(Error::UnexpectedReply {
-                        reply: format!("{other:?}").chars().take(200).collect(),
-                    });
-                }
+                other => return Err(unexpected(other)),
             }
             start = end;
         }

@@ -34,6 +34,7 @@
 
 mod capture;
 mod control;
+mod handshake;
 mod inject;
 pub mod print;
 pub mod savefile;

@@ -369,6 +369,12 @@ impl Recorder {
     /// Closes the current file and returns the files still on disk, oldest
     /// first.
     pub fn finish(mut self) -> Result<Vec<PathBuf>, RecordError> {
+        self.close_current()?;
+        Ok(self.paths)
+    }
+
+    /// Flushes and closes the current file, if any.
+    fn close_current(&mut self) -> Result<(), RecordError> {
         if let Some(current) = self.current.take() {
             let path = self.current_file().to_path_buf();
             current
@@ -380,7 +386,7 @@ impl Recorder {
                     source,
                 })?;
         }
-        Ok(self.paths)
+        Ok(())
     }
 
     fn write_inner(
@@ -475,17 +481,7 @@ impl Recorder {
     /// files beyond `max_files` and as the disk allowance requires to make
     /// room for a record of `record` bytes.
     fn rotate(&mut self, now: Instant, record: u64) -> Result<(), RecordError> {
-        if let Some(current) = self.current.take() {
-            let path = self.current_file().to_path_buf();
-            current
-                .writer
-                .into_inner()
-                .map_err(|source| RecordError::Io {
-                    operation: "flush",
-                    path,
-                    source,
-                })?;
-        }
+        self.close_current()?;
         self.open_next(now)?;
         if let Some(max) = self.config.rotation.max_files {
             while self.paths.len() > max as usize {

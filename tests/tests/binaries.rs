@@ -131,41 +131,7 @@ fn pktcap_writes_a_savefile_tcpdump_reads_back_as_sent() {
             .contains(&"0 packets dropped by kernel".to_owned())
     );
 
-    // tcpdump prints every frame's bytes in hex; compare with those sent.
-    let output = Command::new("tcpdump")
-        .args(["-r"])
-        .arg(&savefile)
-        .args(["-nn", "-xx"])
-        .output()
-        .expect("running tcpdump");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8_lossy(&output.stdout);
-    let mut frames: Vec<Vec<u8>> = Vec::new();
-    for line in text.lines() {
-        if let Some(hex) = line.trim_start().strip_prefix("0x") {
-            let bytes = hex
-                .split_once(':')
-                .map(|(_, rest)| rest)
-                .unwrap_or("")
-                .split_whitespace()
-                .flat_map(|group| {
-                    (0..group.len())
-                        .step_by(2)
-                        .map(move |i| u8::from_str_radix(&group[i..i + 2], 16).unwrap())
-                })
-                .collect::<Vec<u8>>();
-            frames
-                .last_mut()
-                .expect("a frame header line first")
-                .extend(bytes);
-        } else {
-            frames.push(Vec::new());
-        }
-    }
+    let frames = tcpdump_frames(&savefile);
     assert_eq!(frames.len(), 25, "tcpdump read {} frames", frames.len());
     assert!(
         frames == wanted,
@@ -635,9 +601,9 @@ fn run_pktcap(socket: &Path, args: &[&str]) -> std::process::Output {
         .expect("running pktcap")
 }
 
-/// The UDP sequence numbers in a savefile, read by tcpdump (which must not
-/// complain about the file).
-fn sequences_in(file: &Path) -> Vec<u64> {
+/// The frames of a savefile as tcpdump reads them (`-xx` hex dump); tcpdump
+/// must read the file without complaint.
+fn tcpdump_frames(file: &Path) -> Vec<Vec<u8>> {
     let output = Command::new("tcpdump")
         .arg("-r")
         .arg(file)
@@ -666,6 +632,12 @@ fn sequences_in(file: &Path) -> Vec<u64> {
             frames.push(Vec::new());
         }
     }
+    frames
+}
+
+/// The UDP sequence numbers in a savefile, read by tcpdump.
+fn sequences_in(file: &Path) -> Vec<u64> {
+    let frames = tcpdump_frames(file);
     frames
         .iter()
         .map(|frame| pktd_tests::corpus::sequence_and_port(frame).0)
