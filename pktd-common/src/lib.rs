@@ -63,9 +63,27 @@ pub mod names {
     pub const MAP_RECORD: &str = "PKTD_RECORD";
     /// `PerCpuArray<InterfaceCounters, 1>`: traffic on the interface.
     pub const MAP_INTERFACE: &str = "PKTD_INTERFACE";
+    /// `PerCpuArray<Verdicts, 1>`: what the native filters decided about
+    /// the packet being classified.
+    pub const MAP_VERDICTS: &str = "PKTD_VERDICTS";
+    /// `ProgramArray`: the TC programs the classifiers tail-call (see
+    /// [`super::jump`]).
+    pub const MAP_JUMP: &str = "PKTD_JUMP";
+    /// TC program run after the native filters: delivers their matches and
+    /// interprets the filters that have no native code.
+    pub const PROG_DELIVER: &str = "pktd_deliver";
+    /// XDP program run on received packets (the XDP hook).
+    pub const PROG_XDP: &str = "pktd_xdp";
+    /// XDP counterpart of [`PROG_DELIVER`].
+    pub const PROG_XDP_DELIVER: &str = "pktd_xdp_deliver";
+    /// `ProgramArray`: the XDP programs `pktd_xdp` tail-calls.
+    pub const MAP_XDP_JUMP: &str = "PKTD_XDP_JUMP";
 
     /// Every map name, for the check that the built object has them all.
-    pub const ALL_MAPS: [&str; 9] = [
+    pub const ALL_MAPS: [&str; 12] = [
+        MAP_VERDICTS,
+        MAP_JUMP,
+        MAP_XDP_JUMP,
         MAP_INTERFACE,
         MAP_GLOBALS,
         MAP_CLIENTS,
@@ -76,8 +94,28 @@ pub mod names {
         MAP_PREFIX,
         MAP_RECORD,
     ];
-    /// Every program name.
-    pub const ALL_PROGRAMS: [&str; 3] = [PROG_INGRESS, PROG_EGRESS, PROG_EMPTY];
+    /// Every TC program name.
+    pub const TC_PROGRAMS: [&str; 4] = [PROG_INGRESS, PROG_EGRESS, PROG_DELIVER, PROG_EMPTY];
+    /// Every XDP program name.
+    pub const XDP_PROGRAMS: [&str; 2] = [PROG_XDP, PROG_XDP_DELIVER];
+}
+
+/// Entries of the program arrays (`PKTD_JUMP`, `PKTD_XDP_JUMP`).
+///
+/// A classifier tail-calls [`DECIDE`]: the natively translated filters,
+/// generated in user space. They write a [`Verdicts`] and tail-call
+/// [`DELIVER`]. With a per-client chain, entry `CHAIN + i` holds the
+/// (i+1)-th client's program, each calling the next.
+pub mod jump {
+    /// The native filters (the shared decision program, or the first of a
+    /// chain).
+    pub const DECIDE: u32 = 0;
+    /// The delivery program.
+    pub const DELIVER: u32 = 1;
+    /// First entry of the rest of a per-client chain.
+    pub const CHAIN: u32 = 2;
+    /// Entries in each program array.
+    pub const ENTRIES: u32 = CHAIN + super::MAX_CLIENTS;
 }
 
 /// One classic-BPF instruction, laid out like the kernel's `struct sock_filter`.
@@ -125,12 +163,38 @@ const _: () = assert!(size_of::<FilterProgram>() == 8 + 8 * MAX_INSNS);
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Globals {
-    /// Slots `0..slot_count` are scanned for each packet.
+    /// Slots `0..slot_count` may be in use; 0 means no client at all.
     pub slot_count: u32,
     /// Explicit padding.
     pub _pad: u32,
+    /// Bit `i` set: slot `i`'s filter has no native code and is
+    /// interpreted.
+    pub interpreted: u64,
 }
-const _: () = assert!(size_of::<Globals>() == 8);
+const _: () = assert!(size_of::<Globals>() == 16);
+
+/// What the native filters decided about the packet being classified
+/// (per-CPU; written by the classifier and the generated programs, read by
+/// the delivery program of the same packet).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdicts {
+    /// DIR_IN or DIR_OUT.
+    pub direction: u32,
+    /// 1 when the native verdicts do not apply to this packet (its VLAN tag
+    /// was moved into metadata, which native code cannot see) and every
+    /// active slot is interpreted.
+    pub interpret_all: u32,
+    /// Bit `i` set: slot `i`'s native filter accepted the packet.
+    pub matched: u64,
+    /// For each bit of `matched`: the filter's return value.
+    pub cap_len: [u32; MAX_CLIENTS as usize],
+}
+const _: () = assert!(size_of::<Verdicts>() == 16 + 4 * MAX_CLIENTS as usize);
+/// Offset of [`Verdicts::matched`], for generated code.
+pub const VERDICTS_MATCHED: usize = core::mem::offset_of!(Verdicts, matched);
+/// Offset of [`Verdicts::cap_len`], for generated code.
+pub const VERDICTS_CAP_LEN: usize = core::mem::offset_of!(Verdicts, cap_len);
 
 /// Settings of one client slot. A slot is evaluated only while `active` is 1;
 /// user space fills everything else (filter, ring) before setting it.
@@ -157,7 +221,9 @@ const _: () = assert!(size_of::<ClientConfig>() == 32);
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ClientCounters {
-    /// Packets the client's filter was run on.
+    /// Packets that passed the client's hook in its directions while it was
+    /// active (the kernel leaves it 0: user space derives it from the
+    /// interface's per-direction counts).
     pub seen: u64,
     /// Packets the filter accepted.
     pub matched: u64,
@@ -200,8 +266,12 @@ pub struct InterfaceCounters {
     pub tcp_syn: u64,
     /// TCP segments with SYN and ACK set (connection acceptances).
     pub tcp_synack: u64,
+    /// Packets seen received (TC ingress or XDP).
+    pub received: u64,
+    /// Packets seen sent (TC egress).
+    pub sent: u64,
 }
-const _: () = assert!(size_of::<InterfaceCounters>() == 32);
+const _: () = assert!(size_of::<InterfaceCounters>() == 48);
 
 impl InterfaceCounters {
     /// Adds another CPU's counters to these.
@@ -210,6 +280,8 @@ impl InterfaceCounters {
         self.bytes += other.bytes;
         self.tcp_syn += other.tcp_syn;
         self.tcp_synack += other.tcp_synack;
+        self.received += other.received;
+        self.sent += other.sent;
     }
 }
 
@@ -285,4 +357,6 @@ mod pod {
     unsafe impl aya::Pod for super::InterfaceCounters {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::RecordHeader {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Verdicts {}
 }

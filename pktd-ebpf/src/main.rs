@@ -1,21 +1,31 @@
 //! pktd's kernel program.
 //!
-//! One TC classifier, attached at ingress and egress of an interface, runs
-//! every active client's validated classic-BPF filter on each packet and puts
-//! each match into that client's own ring buffer, cut to the client's
-//! snaplen and charged to its quotas. It never changes the packet's fate: it
-//! always returns TC_ACT_UNSPEC (TCX_NEXT), so the packet goes on as if pktd
-//! were not there.
+//! A classifier attached at TC ingress and egress of an interface (or the
+//! XDP program, for received packets only) runs every active client's
+//! validated classic-BPF filter on each packet and puts each match into that
+//! client's own ring buffer, cut to the client's snaplen and charged to its
+//! quotas. It never changes the packet's fate: TC programs return
+//! TC_ACT_UNSPEC (TCX_NEXT), XDP returns XDP_PASS.
 //!
-//! The filters are interpreted (one `bpf_loop` iteration per instruction).
-//! Filters see the packet as it was on the wire: when the kernel has moved
-//! the outer VLAN tag into skb metadata, the tag is put back in place.
+//! Per packet, in up to three programs joined by tail calls:
+//! 1. `pktd_ingress`/`pktd_egress`/`pktd_xdp` count the packet for the
+//!    interface statistics and tail-call the native filters (`jump::DECIDE`);
+//! 2. those, translated from classic BPF into eBPF by the daemon, write
+//!    each accepting filter's verdict into `PKTD_VERDICTS` and tail-call
+//!    `jump::DELIVER`;
+//! 3. `pktd_deliver` delivers the matches, and interprets (one `bpf_loop`
+//!    iteration per instruction) the filters without native code.
+//!
+//! A packet whose VLAN tag the kernel moved into metadata skips step 2 and
+//! is interpreted by every client: filters must see the tag in place, and
+//! only the interpreter's view of the packet has it.
 #![no_std]
 #![no_main]
 // Atomic fetch-and-add on map values (see `fetch_add`).
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod headers;
 mod interp;
 mod packet;
 
@@ -26,23 +36,27 @@ use core::{
 };
 
 use aya_ebpf::{
-    bindings::TC_ACT_UNSPEC,
-    btf_maps::{Array, ArrayOfMaps, PerCpuArray, RingBuf},
+    bindings::{TC_ACT_UNSPEC, xdp_action::XDP_PASS},
+    btf_maps::{Array, ArrayOfMaps, PerCpuArray, ProgramArray, RingBuf},
     helpers::generated::{
         bpf_get_smp_processor_id, bpf_ktime_get_tai_ns, bpf_loop, bpf_ringbuf_output,
     },
-    macros::{btf_map, classifier},
-    programs::TcContext,
+    macros::{btf_map, classifier, xdp},
+    programs::{TcContext, XdpContext},
 };
 use pktd_common::{
     ClientConfig, ClientCounters, ClientUsage, DIR_IN, DIR_OUT, FilterProgram, Globals,
     InterfaceCounters, MAX_CAPLEN, MAX_CLIENTS, MAX_INSNS, MODE_COUNT, PacketPrefix,
-    RECORD_HEADER_LEN, RecordBuffer,
+    RECORD_HEADER_LEN, RecordBuffer, Verdicts, jump,
 };
 
-use crate::{interp::Vm, packet::Packet};
+use crate::{
+    interp::Vm,
+    packet::{Frame, Packet, Tc, Xdp},
+};
 
 const SLOTS: usize = MAX_CLIENTS as usize;
+const JUMP_ENTRIES: usize = jump::ENTRIES as usize;
 
 #[btf_map]
 static PKTD_GLOBALS: Array<Globals, 1> = Array::new();
@@ -70,6 +84,18 @@ static PKTD_PREFIX: PerCpuArray<PacketPrefix, 1> = PerCpuArray::new();
 #[btf_map]
 static PKTD_INTERFACE: PerCpuArray<InterfaceCounters, 1> = PerCpuArray::new();
 
+#[btf_map]
+static PKTD_VERDICTS: PerCpuArray<Verdicts, 1> = PerCpuArray::new();
+
+/// Tail-call targets of the TC programs (see `pktd_common::jump`).
+#[btf_map]
+static PKTD_JUMP: ProgramArray<JUMP_ENTRIES> = ProgramArray::new();
+
+/// Tail-call targets of the XDP program: a program array serves programs
+/// of one type only.
+#[btf_map]
+static PKTD_XDP_JUMP: ProgramArray<JUMP_ENTRIES> = ProgramArray::new();
+
 /// One entry per possible CPU (user space sets max_entries at load): a
 /// record is too large for a per-CPU map value.
 #[btf_map]
@@ -77,12 +103,41 @@ static PKTD_RECORD: Array<RecordBuffer, 1> = Array::new();
 
 #[classifier]
 pub fn pktd_ingress(ctx: TcContext) -> i32 {
-    classify(&ctx, DIR_IN)
+    classify_tc(&ctx, DIR_IN);
+    TC_ACT_UNSPEC
 }
 
 #[classifier]
 pub fn pktd_egress(ctx: TcContext) -> i32 {
-    classify(&ctx, DIR_OUT)
+    classify_tc(&ctx, DIR_OUT);
+    TC_ACT_UNSPEC
+}
+
+#[classifier]
+pub fn pktd_deliver(ctx: TcContext) -> i32 {
+    let _ = deliver_matches(Tc(ctx.skb.skb));
+    TC_ACT_UNSPEC
+}
+
+#[xdp]
+pub fn pktd_xdp(ctx: XdpContext) -> u32 {
+    let md = ctx.ctx;
+    // SAFETY: the context's own fields; the verifier rewrites the reads.
+    let (data, data_end) = unsafe { ((*md).data as usize, (*md).data_end as usize) };
+    if let Some(verdicts) = start_packet(data, data_end, DIR_IN) {
+        // SAFETY: tail calls return only when they fail.
+        unsafe { PKTD_XDP_JUMP.tail_call(&ctx, jump::DECIDE) };
+        verdicts.interpret_all = 1;
+        // SAFETY: as above.
+        unsafe { PKTD_XDP_JUMP.tail_call(&ctx, jump::DELIVER) };
+    }
+    XDP_PASS
+}
+
+#[xdp]
+pub fn pktd_xdp_deliver(ctx: XdpContext) -> u32 {
+    let _ = deliver_matches(Xdp(ctx.ctx));
+    XDP_PASS
 }
 
 /// Does nothing: BPF_PROG_TEST_RUN of it is the fixed cost benchmarks
@@ -93,89 +148,180 @@ pub fn pktd_empty(_ctx: TcContext) -> i32 {
 }
 
 #[inline(always)]
-fn classify(ctx: &TcContext, direction: u32) -> i32 {
-    let _ = try_classify(ctx, direction);
-    TC_ACT_UNSPEC
+fn classify_tc(ctx: &TcContext, direction: u32) {
+    let Some(verdicts) = start_packet(ctx.data(), ctx.data_end(), direction) else {
+        return;
+    };
+    let skb = ctx.skb.skb;
+    // SAFETY: the context's own field; the verifier rewrites the read.
+    let vlan_in_metadata = unsafe { (*skb).vlan_present } != 0;
+    if !vlan_in_metadata {
+        // SAFETY: tail calls return only when they fail (no native filters
+        // installed): then every slot is interpreted.
+        unsafe { PKTD_JUMP.tail_call(ctx, jump::DECIDE) };
+    }
+    verdicts.interpret_all = 1;
+    // SAFETY: as above.
+    unsafe { PKTD_JUMP.tail_call(ctx, jump::DELIVER) };
 }
 
+/// Counts the packet and resets this CPU's verdicts; `None` when no client
+/// is active (nothing else to do).
 #[inline(always)]
-fn try_classify(ctx: &TcContext, direction: u32) -> Option<()> {
-    let slot_count = PKTD_GLOBALS.get(0)?.slot_count;
-    if slot_count == 0 {
+fn start_packet(data: usize, data_end: usize, direction: u32) -> Option<&'static mut Verdicts> {
+    if PKTD_GLOBALS.get(0)?.slot_count == 0 {
         return None;
     }
-    let prefix = PKTD_PREFIX.get_ptr_mut(0)?;
-    let mut packet = Packet::read(ctx, prefix, direction)?;
-    count_interface_traffic(&packet);
-    // SAFETY: bpf_loop calls `per_client` with a pointer to `packet`, which
-    // lives on this stack frame for the whole call.
-    unsafe {
-        bpf_loop(
-            slot_count.min(MAX_CLIENTS),
-            per_client as *mut c_void,
-            ptr::from_mut(&mut packet).cast(),
-            0,
-        );
-    }
-    Some(())
+    count_interface_traffic(data, data_end, direction);
+    let verdicts = PKTD_VERDICTS.get_ptr_mut(0)?;
+    // SAFETY: this CPU's value; programs of one hook do not nest on a CPU,
+    // and the value is only used by this packet's tail calls.
+    let verdicts = unsafe { &mut *verdicts };
+    verdicts.direction = direction;
+    verdicts.interpret_all = 0;
+    verdicts.matched = 0;
+    Some(verdicts)
 }
 
 /// Counts the packet for the interface's performance statistics. Not
 /// inlined: as its own function its branches end at its return, so the
-/// verifier does not carry them into the client loop (load: 1.3 s inlined,
-/// 0.5 s not).
+/// verifier does not carry them into the rest of the program.
 #[inline(never)]
-fn count_interface_traffic(packet: &Packet) {
+fn count_interface_traffic(data: usize, data_end: usize, direction: u32) {
     let Some(counters) = PKTD_INTERFACE.get_ptr_mut(0) else {
         return;
     };
-    // SAFETY: this CPU's value; TC programs do not nest on one CPU.
+    // SAFETY: this CPU's value; programs of one hook do not nest on a CPU.
     let counters = unsafe { &mut *counters };
     counters.packets += 1;
-    counters.bytes += u64::from(packet.wire_len);
-    match packet.tcp_flags() {
+    counters.bytes += (data_end - data) as u64;
+    if direction == DIR_OUT {
+        counters.sent += 1;
+    } else {
+        counters.received += 1;
+    }
+    match headers::tcp_flags(data, data_end) {
         Some(flags) if flags & 0x12 == 0x02 => counters.tcp_syn += 1,
         Some(flags) if flags & 0x12 == 0x12 => counters.tcp_synack += 1,
         _ => {}
     }
 }
 
-/// bpf_loop callback: evaluates client slot `index` on the packet.
-extern "C" fn per_client(index: u64, packet: *mut c_void) -> i64 {
-    // SAFETY: `packet` is the `Packet` try_classify passed to bpf_loop.
-    let packet = unsafe { &mut *packet.cast::<Packet>() };
-    let _ = evaluate_client(index as u32, packet);
-    0
+/// The clients one packet is evaluated for in `pktd_deliver`.
+#[repr(C)]
+struct Delivery<F: Frame> {
+    packet: Packet<F>,
+    verdicts: *const Verdicts,
+    /// Slots still to visit (bit `i` = slot `i`).
+    remaining: u64,
+    /// Slots whose filter is interpreted for this packet.
+    interpreted: u64,
+    /// The slot being evaluated.
+    slot: u32,
 }
 
 #[inline(always)]
-fn evaluate_client(slot: u32, packet: &mut Packet) -> Option<()> {
+fn deliver_matches<F: Frame>(frame: F) -> Option<()> {
+    let globals = PKTD_GLOBALS.get(0)?;
+    let verdicts = PKTD_VERDICTS.get(0)?;
+    let in_use = match globals.slot_count {
+        0 => return None,
+        count if count >= MAX_CLIENTS => u64::MAX,
+        count => (1u64 << count) - 1,
+    };
+    let interpreted = if verdicts.interpret_all != 0 {
+        in_use
+    } else {
+        globals.interpreted & in_use
+    };
+    let remaining = (verdicts.matched & in_use) | interpreted;
+    if remaining == 0 {
+        return None;
+    }
+    let prefix = PKTD_PREFIX.get_ptr_mut(0)?;
+    let mut delivery = Delivery {
+        packet: Packet::read(frame, prefix, verdicts.direction)?,
+        verdicts,
+        remaining,
+        interpreted,
+        slot: 0,
+    };
+    // SAFETY: bpf_loop calls `per_slot` with a pointer to `delivery`, which
+    // lives on this stack frame for the whole call.
+    unsafe {
+        bpf_loop(
+            MAX_CLIENTS,
+            per_slot::<F> as *mut c_void,
+            ptr::from_mut(&mut delivery).cast(),
+            0,
+        );
+    }
+    Some(())
+}
+
+/// bpf_loop callback: evaluates the lowest remaining slot; ends the loop
+/// when none remains.
+extern "C" fn per_slot<F: Frame>(_index: u64, delivery: *mut c_void) -> i64 {
+    // SAFETY: `delivery` is the `Delivery` deliver_matches passed to bpf_loop.
+    let delivery = unsafe { &mut *delivery.cast::<Delivery<F>>() };
+    let remaining = delivery.remaining;
+    if remaining == 0 {
+        return 1;
+    }
+    delivery.remaining = remaining & (remaining - 1);
+    // Through a volatile round trip so that the compiler keeps the mask:
+    // it knows the index is below 64, the verifier does not.
+    let slot = ptr::addr_of_mut!(delivery.slot);
+    // SAFETY: a field of `delivery`.
+    let slot = unsafe {
+        slot.write_volatile(lowest_bit(remaining));
+        slot.read_volatile()
+    } & (MAX_CLIENTS - 1);
+    let _ = evaluate_client(slot, delivery);
+    0
+}
+
+/// Index of the lowest set bit of a non-zero `mask`. Branch-free (a
+/// population count of the bits below it): with branches the verifier
+/// would check the rest of the loop once per possible index.
+#[inline(always)]
+fn lowest_bit(mask: u64) -> u32 {
+    ((mask & mask.wrapping_neg()) - 1).count_ones()
+}
+
+#[inline(always)]
+fn evaluate_client<F: Frame>(slot: u32, delivery: &mut Delivery<F>) -> Option<()> {
     let config = PKTD_CLIENTS.get(slot)?;
+    let packet = &mut delivery.packet;
     if config.active == 0 || config.directions & packet.direction == 0 {
+        return None;
+    }
+    let verdict = if delivery.interpreted & (1 << slot) != 0 {
+        let program = PKTD_FILTERS.get_value(slot, &0)?;
+        let mut vm = Vm::new(program, packet);
+        // SAFETY: bpf_loop calls `interp::step` with a pointer to `vm`, which
+        // lives on this stack frame for the whole call.
+        unsafe {
+            bpf_loop(
+                MAX_INSNS as u32,
+                interp::step::<F> as *mut c_void,
+                ptr::from_mut(&mut vm).cast(),
+                0,
+            );
+        }
+        vm.result
+    } else {
+        // SAFETY: the pointer deliver_matches took from PKTD_VERDICTS for
+        // this packet.
+        unsafe { (*delivery.verdicts).cap_len[slot as usize] }
+    };
+    if verdict == 0 {
         return None;
     }
     let counters = PKTD_COUNTERS.get_ptr_mut(slot)?;
     // SAFETY: per-CPU map value of this slot; nothing else on this CPU runs
     // this program concurrently.
     let counters = unsafe { &mut *counters };
-    counters.seen += 1;
-
-    let program = PKTD_FILTERS.get_value(slot, &0)?;
-    let mut vm = Vm::new(program, packet);
-    // SAFETY: bpf_loop calls `interp::step` with a pointer to `vm`, which
-    // lives on this stack frame for the whole call.
-    unsafe {
-        bpf_loop(
-            MAX_INSNS as u32,
-            interp::step as *mut c_void,
-            ptr::from_mut(&mut vm).cast(),
-            0,
-        );
-    }
-    let verdict = vm.result;
-    if verdict == 0 {
-        return None;
-    }
     counters.matched += 1;
     counters.matched_bytes += u64::from(packet.wire_len);
     if config.mode == MODE_COUNT {
@@ -254,9 +400,9 @@ unsafe fn fetch_add(target: *mut u64, value: u64) -> u64 {
 /// Builds the record in this CPU's record buffer and copies it into the
 /// slot's ring buffer. `None` when the ring is full (or missing).
 #[inline(always)]
-fn deliver(slot: u32, packet: &mut Packet, cap_len: u32) -> Option<()> {
+fn deliver<F: Frame>(slot: u32, packet: &mut Packet<F>, cap_len: u32) -> Option<()> {
     let ring = PKTD_RINGS.get(slot)?;
-    // SAFETY: no preconditions; TC programs run with migration disabled, so
+    // SAFETY: no preconditions; TC and XDP programs run with migration disabled, so
     // the CPU id stays valid for the rest of this run.
     let cpu = unsafe { bpf_get_smp_processor_id() };
     let record = PKTD_RECORD.get_ptr_mut(cpu)?;

@@ -4,12 +4,89 @@
 //! before TC and keeps it in skb metadata. Filters (compiled by libpcap for
 //! the frame as saved) and clients (who get the saved frame) must see the tag
 //! in place, so every offset past the MAC addresses is shifted by the
-//! re-inserted 4 bytes.
+//! re-inserted 4 bytes. XDP runs before that stripping: its frames are
+//! whole.
 
 use core::ffi::c_void;
 
-use aya_ebpf::{bindings::__sk_buff, helpers::generated::bpf_skb_load_bytes, programs::TcContext};
+use aya_ebpf::{
+    bindings::{__sk_buff, xdp_md},
+    helpers::generated::{bpf_skb_load_bytes, bpf_xdp_load_bytes},
+};
 use pktd_common::{PREFIX_LEN, PacketPrefix};
+
+/// What a hook's context tells about its packet.
+pub struct FrameInfo {
+    /// Bytes in the frame as the hook holds it (tag not included).
+    pub len: u32,
+    /// The outer VLAN tag moved into metadata, if any: (TPID as the raw
+    /// big-endian u16 read little-endian, TCI in host order).
+    pub vlan: Option<(u32, u32)>,
+    pub ifindex: u32,
+}
+
+/// A hook's packet context: TC's `__sk_buff` or XDP's `xdp_md`.
+pub trait Frame: Copy {
+    fn info(self) -> FrameInfo;
+    /// Copies `len` bytes at `offset` of the frame (as the hook holds it)
+    /// to `dst`; the helper's return code.
+    fn load_bytes(self, offset: u32, dst: *mut u8, len: u32) -> i64;
+}
+
+/// A TC program's context.
+#[derive(Clone, Copy)]
+pub struct Tc(pub *mut __sk_buff);
+
+impl Frame for Tc {
+    #[inline(always)]
+    fn info(self) -> FrameInfo {
+        let skb = self.0;
+        // SAFETY: `skb` is the program's context; the verifier rewrites these
+        // field reads into reads of the real sk_buff.
+        unsafe {
+            FrameInfo {
+                len: (*skb).len,
+                vlan: ((*skb).vlan_present != 0).then(|| ((*skb).vlan_proto, (*skb).vlan_tci)),
+                ifindex: (*skb).ifindex,
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn load_bytes(self, offset: u32, dst: *mut u8, len: u32) -> i64 {
+        // SAFETY: the helper checks `offset`/`len` against the skb; callers
+        // give `dst` room for `len` bytes.
+        unsafe { bpf_skb_load_bytes(self.0.cast(), offset, dst.cast::<c_void>(), len) }
+    }
+}
+
+/// An XDP program's context.
+#[derive(Clone, Copy)]
+pub struct Xdp(pub *mut xdp_md);
+
+impl Frame for Xdp {
+    #[inline(always)]
+    fn info(self) -> FrameInfo {
+        let md = self.0;
+        // SAFETY: `md` is the program's context; the verifier rewrites these
+        // field reads.
+        let (data, data_end, ifindex) =
+            unsafe { ((*md).data, (*md).data_end, (*md).ingress_ifindex) };
+        FrameInfo {
+            // Without fragments (pktd does not ask for them) an XDP frame
+            // fits a page; the mask shows the verifier a bound.
+            len: data_end.wrapping_sub(data) & 0xffff,
+            vlan: None,
+            ifindex,
+        }
+    }
+
+    #[inline(always)]
+    fn load_bytes(self, offset: u32, dst: *mut u8, len: u32) -> i64 {
+        // SAFETY: as for Tc.
+        unsafe { bpf_xdp_load_bytes(self.0.cast(), offset, dst.cast::<c_void>(), len) }
+    }
+}
 
 /// Bytes before the EtherType/VLAN tag: destination and source MAC.
 const MAC_LEN: u32 = 12;
@@ -19,8 +96,8 @@ const TAG_LEN: u32 = 4;
 /// One packet being classified. Lives on the stack of the classifier; the
 /// callbacks reach it through bpf_loop's context pointer.
 #[repr(C)]
-pub struct Packet {
-    skb: *mut __sk_buff,
+pub struct Packet<F: Frame> {
+    frame: F,
     /// PKTD_PREFIX value of this CPU: the first `prefix_len` bytes.
     prefix: *mut PacketPrefix,
     /// Set on first delivery, shared by every client of this packet.
@@ -37,33 +114,29 @@ pub struct Packet {
     pub direction: u32,
 }
 
-impl Packet {
+impl<F: Frame> Packet<F> {
     /// Reads the packet's metadata and its first PREFIX_LEN bytes.
     #[inline(always)]
-    pub fn read(ctx: &TcContext, prefix: *mut PacketPrefix, direction: u32) -> Option<Self> {
-        let skb = ctx.skb.skb;
-        // SAFETY: `skb` is the program's context; the verifier rewrites these
-        // field reads into reads of the real sk_buff.
-        let (skb_len, vlan_present, vlan_tci, vlan_proto, ifindex) = unsafe {
-            (
-                (*skb).len,
-                (*skb).vlan_present,
-                (*skb).vlan_tci,
-                (*skb).vlan_proto,
-                (*skb).ifindex,
-            )
-        };
-        // TC always sees at least an Ethernet header.
+    pub fn read(frame: F, prefix: *mut PacketPrefix, direction: u32) -> Option<Self> {
+        let FrameInfo {
+            len: skb_len,
+            vlan,
+            ifindex,
+        } = frame.info();
+        // Both hooks always see at least an Ethernet header.
         if skb_len < 14 {
             return None;
         }
-        let tag_len = if vlan_present != 0 { TAG_LEN } else { 0 };
+        let (tag_len, (vlan_proto, vlan_tci)) = match vlan {
+            Some(tag) => (TAG_LEN, tag),
+            None => (0, (0, 0)),
+        };
         // vlan_proto is the raw __be16 read as a little-endian u16; the TCI is
         // in host order.
         let proto = (vlan_proto as u16).to_le_bytes();
         let tci = (vlan_tci as u16).to_be_bytes();
         let mut packet = Self {
-            skb,
+            frame,
             prefix,
             timestamp_ns: 0,
             wire_len: skb_len + tag_len,
@@ -115,54 +188,7 @@ impl Packet {
         if len == 0 {
             return Some(());
         }
-        // SAFETY: the helper checks `offset`/`len` against the skb; `dst`
-        // has room for `len` bytes (callers' contract).
-        let rc = unsafe { bpf_skb_load_bytes(self.skb.cast(), offset, dst.cast::<c_void>(), len) };
-        (rc == 0).then_some(())
-    }
-
-    /// The TCP flags byte of an IPv4 (first fragment) or IPv6 TCP segment
-    /// behind at most two VLAN tags; IPv6 extension headers are not
-    /// followed.
-    #[inline(always)]
-    pub fn tcp_flags(&self) -> Option<u8> {
-        let mut l3 = MAC_LEN + 2;
-        let mut ethertype = self.prefix_load::<2>(MAC_LEN)?;
-        if ethertype == 0x8100 || ethertype == 0x88a8 {
-            ethertype = self.prefix_load::<2>(l3 + 2)?;
-            l3 += 4;
-        }
-        if ethertype == 0x8100 {
-            ethertype = self.prefix_load::<2>(l3 + 2)?;
-            l3 += 4;
-        }
-        let l4 = match ethertype {
-            0x0800 => {
-                let version_ihl = self.prefix_load::<1>(l3)?;
-                let not_first_fragment = self.prefix_load::<2>(l3 + 6)? & 0x1fff != 0;
-                if version_ihl >> 4 != 4
-                    || self.prefix_load::<1>(l3 + 9)? != 6
-                    || not_first_fragment
-                {
-                    return None;
-                }
-                l3 + (version_ihl & 0xf) * 4
-            }
-            0x86dd if self.prefix_load::<1>(l3 + 6)? == 6 => l3 + 40,
-            _ => return None,
-        };
-        Some(self.prefix_load::<1>(l4 + 13)? as u8)
-    }
-
-    /// Like [`Packet::load`], but only within the copied prefix (one path
-    /// for the verifier: cheap to verify on the per-packet path).
-    #[inline(always)]
-    fn prefix_load<const SIZE: u32>(&self, offset: u32) -> Option<u32> {
-        let end = u64::from(offset) + u64::from(SIZE);
-        if end > u64::from(self.prefix_len) {
-            return None;
-        }
-        Some(self.prefix_word::<SIZE>(offset))
+        (self.frame.load_bytes(offset, dst, len) == 0).then_some(())
     }
 
     /// `SIZE` bytes at `offset`, which the caller checked lie in the prefix.

@@ -1,7 +1,7 @@
 //! Driving the kernel program without an interface: clients in a detached
 //! [`Attachment`], packets through BPF_PROG_TEST_RUN.
 
-use pktd_daemon::capture::{Attachment, CaptureError, Client, ClientSpec, Record};
+use pktd_daemon::capture::{Attachment, CaptureError, Client, ClientSpec, Engine, Record};
 use pktd_filter::ValidProgram;
 
 /// A loaded, unattached kernel program with one client per filter.
@@ -20,7 +20,13 @@ impl Bench {
 
     /// Loads the program and adds a client with `spec` per filter.
     pub fn with_spec(filters: &[ValidProgram], spec: &ClientSpec) -> Self {
-        let mut attachment = Attachment::detached().expect("loading the kernel program");
+        Self::with_engine(filters, spec, Engine::default())
+    }
+
+    /// Loads the program with `engine` and adds a client with `spec` per
+    /// filter.
+    pub fn with_engine(filters: &[ValidProgram], spec: &ClientSpec, engine: Engine) -> Self {
+        let mut attachment = Attachment::detached_with(engine).expect("loading the kernel program");
         let clients = filters
             .iter()
             .map(|filter| {

@@ -1,10 +1,12 @@
-//! Differential test of the three filter engines: libpcap's own
+//! Differential test of the filter engines: libpcap's own
 //! pcap_offline_filter (the reference), pktd's userspace interpreter, and the
-//! kernel program run through BPF_PROG_TEST_RUN — same verdicts, same
-//! capture lengths, same bytes, for every corpus filter (optimised and not)
-//! on every corpus packet.
+//! kernel program run through BPF_PROG_TEST_RUN with each kernel engine (the
+//! in-kernel interpreter, native per-client programs, the shared native
+//! decision program) — same verdicts, same capture lengths, same bytes, for
+//! every corpus filter (optimised and not) on every corpus packet.
 
 use pktd_common::{MAX_CAPLEN, MAX_CLIENTS};
+use pktd_daemon::capture::{ClientSpec, Engine, MAX_CHAIN, SlotEngine};
 use pktd_filter::{ValidProgram, compile, interpret, pcap_offline_filter};
 use pktd_tests::{corpus, kernel::Bench};
 
@@ -32,7 +34,23 @@ fn cases() -> Vec<Case> {
 }
 
 #[test]
-fn libpcap_interpreter_and_kernel_agree() {
+fn libpcap_and_the_kernel_interpreter_agree() {
+    libpcap_interpreter_and_kernel_agree(Engine::Interpreter, MAX_CLIENTS as usize);
+}
+
+#[test]
+fn libpcap_and_native_per_client_programs_agree() {
+    libpcap_interpreter_and_kernel_agree(Engine::PerClient, MAX_CHAIN);
+}
+
+/// Batches of 64 filters merged into one program: the sharing itself is
+/// under test.
+#[test]
+fn libpcap_and_the_shared_native_program_agree() {
+    libpcap_interpreter_and_kernel_agree(Engine::Shared, MAX_CLIENTS as usize);
+}
+
+fn libpcap_interpreter_and_kernel_agree(engine: Engine, batch_size: usize) {
     let packets = corpus::packets(PACKETS, 1);
     let cases = cases();
     assert!(cases.len() >= 120, "only {} filter programs", cases.len());
@@ -41,9 +59,18 @@ fn libpcap_interpreter_and_kernel_agree() {
     let mut refused = std::collections::BTreeSet::new();
     let mut matches = 0usize;
     let mut checked = 0usize;
-    for batch in cases.chunks(MAX_CLIENTS as usize) {
+    for batch in cases.chunks(batch_size) {
         let programs: Vec<ValidProgram> = batch.iter().map(|case| case.program.clone()).collect();
-        let mut bench = Bench::new(&programs);
+        let mut bench = Bench::with_engine(&programs, &ClientSpec::default(), engine);
+        // Every corpus filter gets the engine asked for: no silent fallback.
+        let wanted = match engine {
+            Engine::Interpreter => SlotEngine::Interpreted,
+            Engine::PerClient | Engine::Shared => SlotEngine::Native,
+        };
+        for (case, client) in batch.iter().zip(&bench.clients) {
+            let now = bench.attachment.slot_engine(client.slot()).unwrap();
+            assert_eq!(now, wanted, "{engine}: {}", case.label);
+        }
         for (index, packet) in packets.iter().enumerate() {
             let frame = &packet.bytes;
             let wire_len = frame.len() as u32;
@@ -164,7 +191,7 @@ fn libpcap_interpreter_and_kernel_agree() {
         "{matches} of {checked} verdicts were matches"
     );
     println!(
-        "{checked} verdicts agree ({matches} kernel matches; {} frames only test-runnable in user space)",
+        "{engine}: {checked} verdicts agree ({matches} kernel matches; {} frames only test-runnable in user space)",
         refused.len()
     );
 }

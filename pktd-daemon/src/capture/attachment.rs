@@ -11,11 +11,15 @@ use aya::{
 use pktd_common::{
     ClientConfig, ClientCounters, ClientUsage, DIR_IN, DIR_OUT, FilterProgram, Globals,
     InterfaceCounters, MAX_CAPLEN, MAX_CLIENTS, MAX_INSNS, MODE_CAPTURE, MODE_COUNT, PREFIX_LEN,
-    names,
+    jump, names,
 };
 use pktd_filter::ValidProgram;
+use pktd_translate::{Filter, Hook, MapFds, Sharing};
 
-use super::{CaptureError, Record};
+use super::{
+    CaptureError, Record,
+    native::{self, Engine, MAX_CHAIN, NativeError, SlotEngine},
+};
 use crate::{netns::Netns, sys};
 
 /// The compiled kernel program, embedded at build time.
@@ -58,6 +62,7 @@ impl Default for ClientSpec {
 /// A client's end of its slot: the ring buffer its packets arrive in.
 pub struct Client {
     slot: u32,
+    engine: SlotEngine,
     ring: RingBuf<MapData>,
     realtime_minus_tai_ns: i64,
 }
@@ -66,6 +71,11 @@ impl Client {
     /// The slot this client occupies in its attachment.
     pub fn slot(&self) -> u32 {
         self.slot
+    }
+
+    /// What the client's filter ran as when it was added.
+    pub fn engine(&self) -> SlotEngine {
+        self.engine
     }
 
     /// The next record, if one is waiting (never blocks; poll the fd).
@@ -91,6 +101,9 @@ struct Maps {
     /// ArrayOfMaps can set but not delete).
     filters_fd: OwnedFd,
     rings_fd: OwnedFd,
+    /// PKTD_JUMP and PKTD_VERDICTS, for the native programs.
+    jump_fd: OwnedFd,
+    verdicts_fd: OwnedFd,
     counters: PerCpuArray<MapData, ClientCounters>,
     usage: Array<MapData, ClientUsage>,
     interface: PerCpuArray<MapData, InterfaceCounters>,
@@ -104,13 +117,32 @@ struct Maps {
 pub struct Attachment {
     ebpf: Ebpf,
     maps: Maps,
-    in_use: [bool; MAX_CLIENTS as usize],
+    slots: [Option<SlotState>; MAX_CLIENTS as usize],
+    engine: Engine,
+    /// Slots whose filters have native code installed.
+    native: u64,
     ifindex: Option<u32>,
 }
 
+/// What the attachment remembers of a client.
+struct SlotState {
+    filter: ValidProgram,
+    directions: u32,
+    /// The kernel refused native code for this filter: always interpreted.
+    refused: bool,
+    /// Interface packets (received, sent) when the client started.
+    seen_base: (u64, u64),
+}
+
 impl Attachment {
-    /// Loads the program without attaching it anywhere.
+    /// Loads the program without attaching it anywhere, with the default
+    /// engine.
     pub fn detached() -> Result<Self, CaptureError> {
+        Self::detached_with(Engine::default())
+    }
+
+    /// Loads the program without attaching it anywhere.
+    pub fn detached_with(engine: Engine) -> Result<Self, CaptureError> {
         let cpus = nr_cpus().map_err(|(_, source)| CaptureError::Io {
             operation: "counting possible CPUs",
             source,
@@ -123,20 +155,24 @@ impl Attachment {
         for name in names::ALL_MAPS {
             ebpf.map(name).ok_or(CaptureError::Missing { name })?;
         }
-        let (filters, filters_fd) = outer_map(&mut ebpf, names::MAP_FILTERS)?;
-        let (rings, rings_fd) = outer_map(&mut ebpf, names::MAP_RINGS)?;
+        let filters_fd = map_fd(&ebpf, names::MAP_FILTERS)?;
+        let rings_fd = map_fd(&ebpf, names::MAP_RINGS)?;
+        let jump_fd = map_fd(&ebpf, names::MAP_JUMP)?;
+        let verdicts_fd = map_fd(&ebpf, names::MAP_VERDICTS)?;
         let maps = Maps {
-            filters,
+            filters: typed_map(&mut ebpf, names::MAP_FILTERS)?,
             filters_fd,
-            rings,
+            rings: typed_map(&mut ebpf, names::MAP_RINGS)?,
             rings_fd,
+            jump_fd,
+            verdicts_fd,
             globals: typed_map(&mut ebpf, names::MAP_GLOBALS)?,
             clients: typed_map(&mut ebpf, names::MAP_CLIENTS)?,
             counters: typed_map(&mut ebpf, names::MAP_COUNTERS)?,
             usage: typed_map(&mut ebpf, names::MAP_USAGE)?,
             interface: typed_map(&mut ebpf, names::MAP_INTERFACE)?,
         };
-        for name in names::ALL_PROGRAMS {
+        for name in names::TC_PROGRAMS {
             classifier(&mut ebpf, name)?
                 .load()
                 .map_err(|source| CaptureError::Program {
@@ -145,18 +181,42 @@ impl Attachment {
                     source,
                 })?;
         }
+        let deliver = classifier(&mut ebpf, names::PROG_DELIVER)?
+            .fd()
+            .map_err(|source| CaptureError::Program {
+                operation: "finding",
+                program: names::PROG_DELIVER,
+                source,
+            })?;
+        sys::set_program_array_entry(maps.jump_fd.as_fd(), jump::DELIVER, deliver.as_fd())
+            .map_err(|source| CaptureError::Io {
+                operation: "installing the delivery program",
+                source,
+            })?;
         Ok(Self {
             ebpf,
             maps,
-            in_use: [false; MAX_CLIENTS as usize],
+            slots: std::array::from_fn(|_| None),
+            engine,
+            native: 0,
             ifindex: None,
         })
     }
 
     /// Loads the program and attaches it at TC ingress and egress of
-    /// `interface` in `netns`.
+    /// `interface` in `netns`, with the default engine.
     pub fn attach(netns: &Netns, interface: &str) -> Result<Self, CaptureError> {
-        let mut attachment = Self::detached()?;
+        Self::attach_with(netns, interface, Engine::default())
+    }
+
+    /// Loads the program and attaches it at TC ingress and egress of
+    /// `interface` in `netns`.
+    pub fn attach_with(
+        netns: &Netns,
+        interface: &str,
+        engine: Engine,
+    ) -> Result<Self, CaptureError> {
+        let mut attachment = Self::detached_with(engine)?;
         let ebpf = &mut attachment.ebpf;
         let ifindex = netns.run(|| -> Result<u32, CaptureError> {
             let ifindex =
@@ -190,7 +250,22 @@ impl Attachment {
 
     /// Number of clients in the attachment.
     pub fn client_count(&self) -> usize {
-        self.in_use.iter().filter(|used| **used).count()
+        self.slots.iter().filter(|slot| slot.is_some()).count()
+    }
+
+    /// The engine the attachment was made with.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// What slot `slot`'s filter runs as now.
+    pub fn slot_engine(&self, slot: u32) -> Result<SlotEngine, CaptureError> {
+        self.check_slot(slot)?;
+        Ok(if self.native & (1 << slot) != 0 {
+            SlotEngine::Native
+        } else {
+            SlotEngine::Interpreted
+        })
     }
 
     /// Takes a free slot for a client with `spec` and `filter`. The slot is
@@ -208,9 +283,9 @@ impl Attachment {
             ring_size(spec.ring_bytes)?
         };
         let slot = self
-            .in_use
+            .slots
             .iter()
-            .position(|used| !used)
+            .position(Option::is_none)
             .ok_or(CaptureError::SlotsFull { max: MAX_CLIENTS })? as u32;
 
         let ring_map = MapData::create(
@@ -252,15 +327,27 @@ impl Attachment {
             .counters
             .set(slot, zeros, 0)
             .map_err(map_error("resetting counters", names::MAP_COUNTERS))?;
+        let interface = self.interface_counters()?;
+        self.slots[slot as usize] = Some(SlotState {
+            filter: filter.clone(),
+            directions: config.directions,
+            refused: false,
+            seen_base: (interface.received, interface.sent),
+        });
+        // Native code for the new filter, then the slot count, before the
+        // slot goes live.
+        if let Err(err) = self.rebuild_native() {
+            self.slots[slot as usize] = None;
+            return Err(err);
+        }
         // Last: from here on the kernel evaluates the slot.
         self.maps
             .clients
             .set(slot, config, 0)
             .map_err(map_error("activating a client", names::MAP_CLIENTS))?;
-        self.in_use[slot as usize] = true;
-        self.publish_slot_count()?;
         Ok(Client {
             slot,
+            engine: self.slot_engine(slot)?,
             ring,
             realtime_minus_tai_ns: sys::realtime_minus_tai_ns(),
         })
@@ -271,7 +358,12 @@ impl Attachment {
     /// old one in a single update.
     pub fn set_filter(&mut self, slot: u32, filter: &ValidProgram) -> Result<(), CaptureError> {
         self.check_slot(slot)?;
-        self.install_filter(slot, filter)
+        self.install_filter(slot, filter)?;
+        if let Some(state) = &mut self.slots[slot as usize] {
+            state.filter = filter.clone();
+            state.refused = false;
+        }
+        self.rebuild_native()
     }
 
     /// Ends a client: the kernel stops evaluating the slot at once, and its
@@ -296,8 +388,8 @@ impl Attachment {
                 }
             }
         }
-        self.in_use[slot as usize] = false;
-        self.publish_slot_count()
+        self.slots[slot as usize] = None;
+        self.rebuild_native()
     }
 
     /// A client's counters, summed over CPUs.
@@ -311,6 +403,17 @@ impl Attachment {
         let mut total = ClientCounters::default();
         for cpu in per_cpu.iter() {
             total.accumulate(cpu);
+        }
+        // The kernel counts packets per direction, not per client.
+        if let Some(state) = &self.slots[slot as usize] {
+            let interface = self.interface_counters()?;
+            let (received, sent) = state.seen_base;
+            if state.directions & DIR_IN != 0 {
+                total.seen += interface.received.saturating_sub(received);
+            }
+            if state.directions & DIR_OUT != 0 {
+                total.seen += interface.sent.saturating_sub(sent);
+            }
         }
         Ok(total)
     }
@@ -398,19 +501,182 @@ impl Attachment {
     }
 
     fn check_slot(&self, slot: u32) -> Result<(), CaptureError> {
-        match self.in_use.get(slot as usize) {
-            Some(true) => Ok(()),
+        match self.slots.get(slot as usize) {
+            Some(Some(_)) => Ok(()),
             _ => Err(CaptureError::NoSuchSlot { slot }),
         }
     }
 
-    /// Lets the kernel scan only up to the highest slot in use.
-    fn publish_slot_count(&mut self) -> Result<(), CaptureError> {
-        let slot_count = self
-            .in_use
+    /// Regenerates and installs the native code for the current filters
+    /// (per the engine), then tells the kernel which slots are in use and
+    /// which of them are interpreted. Filters the kernel refuses in native
+    /// form are interpreted from then on.
+    ///
+    /// The native code is a chain of programs joined by tail calls: one per
+    /// client (per-client engine), or as few as fit [`MAX_PROGRAM_INSNS`]
+    /// each (shared engine); at most [`MAX_CHAIN`].
+    fn rebuild_native(&mut self) -> Result<(), CaptureError> {
+        let (programs, native) = loop {
+            let groups = self.native_groups();
+            match self.load_chain(&groups) {
+                Ok(loaded) => break loaded,
+                // A program was refused and its culprits marked: again.
+                Err(()) => continue,
+            }
+        };
+        // Entries: DECIDE, then CHAIN.. for the rest of the chain. The old
+        // programs stay in place until replaced, so a packet runs the old
+        // filter of a slot or the new one.
+        for (index, program) in programs.iter().enumerate() {
+            let entry = if index == 0 {
+                jump::DECIDE
+            } else {
+                jump::CHAIN + index as u32 - 1
+            };
+            sys::set_program_array_entry(self.maps.jump_fd.as_fd(), entry, program.as_fd())
+                .map_err(|source| CaptureError::Io {
+                    operation: "installing native filters",
+                    source,
+                })?;
+        }
+        if programs.is_empty() {
+            match sys::delete_map_entry(self.maps.jump_fd.as_fd(), jump::DECIDE) {
+                Err(err) if err.raw_os_error() != Some(libc::ENOENT) => {
+                    return Err(CaptureError::Io {
+                        operation: "removing native filters",
+                        source: err,
+                    });
+                }
+                _ => {}
+            }
+        }
+        self.native = native;
+        self.publish_globals()
+    }
+
+    /// The slots to translate, grouped one group per program.
+    fn native_groups(&self) -> Vec<Vec<u32>> {
+        let candidates = (0..MAX_CLIENTS)
+            .filter(|slot| matches!(&self.slots[*slot as usize], Some(state) if !state.refused));
+        let mut groups: Vec<Vec<u32>> = Vec::new();
+        match self.engine {
+            Engine::Interpreter => {}
+            Engine::PerClient => groups.extend(candidates.map(|slot| vec![slot])),
+            Engine::Shared => {
+                for slot in candidates {
+                    if let Some(group) = groups.last_mut() {
+                        group.push(slot);
+                        let fits = native::size(&self.filters_of(group), Sharing::Shared)
+                            .is_ok_and(|insns| insns <= native::MAX_PROGRAM_INSNS);
+                        if fits {
+                            continue;
+                        }
+                        group.pop();
+                    }
+                    groups.push(vec![slot]);
+                }
+            }
+        }
+        groups.truncate(MAX_CHAIN);
+        groups
+    }
+
+    fn filters_of(&self, slots: &[u32]) -> Vec<Filter<'_>> {
+        slots
             .iter()
-            .rposition(|used| *used)
+            .filter_map(|slot| {
+                let state = self.slots[*slot as usize].as_ref()?;
+                Some(Filter {
+                    slot: *slot,
+                    program: &state.filter,
+                })
+            })
+            .collect()
+    }
+
+    /// Loads one program per group, each tail-calling the next and the
+    /// last the delivery program. `Err` when the kernel refused one: the
+    /// filters it refuses alone are then marked refused (or, if none is,
+    /// the whole group).
+    fn load_chain(&mut self, groups: &[Vec<u32>]) -> Result<(Vec<OwnedFd>, u64), ()> {
+        let sharing = match self.engine {
+            Engine::Shared => Sharing::Shared,
+            _ => Sharing::None,
+        };
+        let mut programs = Vec::new();
+        let mut native = 0u64;
+        for (index, group) in groups.iter().enumerate() {
+            let next = if index + 1 == groups.len() {
+                jump::DELIVER
+            } else {
+                jump::CHAIN + index as u32
+            };
+            match self.load_native(group, sharing, next) {
+                Ok(program) => {
+                    programs.push(program);
+                    native |= group.iter().fold(0, |mask, slot| mask | 1 << slot);
+                }
+                Err(err) => {
+                    tracing::warn!(slots = ?group, %err, "native code refused");
+                    let mut culprits: Vec<u32> = group
+                        .iter()
+                        .copied()
+                        .filter(|slot| {
+                            self.load_native(&[*slot], Sharing::None, jump::DELIVER)
+                                .is_err()
+                        })
+                        .collect();
+                    if culprits.is_empty() {
+                        culprits.clone_from(group);
+                    }
+                    for slot in culprits {
+                        tracing::warn!(slot, "filter interpreted: no native code for it");
+                        if let Some(state) = &mut self.slots[slot as usize] {
+                            state.refused = true;
+                        }
+                    }
+                    return Err(());
+                }
+            }
+        }
+        Ok((programs, native))
+    }
+
+    fn load_native(
+        &self,
+        slots: &[u32],
+        sharing: Sharing,
+        next: u32,
+    ) -> Result<OwnedFd, NativeError> {
+        let maps = MapFds {
+            verdicts: self.maps.verdicts_fd.as_raw_fd(),
+            jump: self.maps.jump_fd.as_raw_fd(),
+        };
+        let filters = self.filters_of(slots);
+        let program = native::load(&filters, Hook::Tc, maps, sharing, next)?;
+        tracing::debug!(
+            filters = filters.len(),
+            insns = program.insns,
+            ?sharing,
+            "native filters loaded"
+        );
+        Ok(program.fd)
+    }
+
+    /// Tells the kernel how many slots to consider and which are
+    /// interpreted.
+    fn publish_globals(&mut self) -> Result<(), CaptureError> {
+        let slot_count = self
+            .slots
+            .iter()
+            .rposition(Option::is_some)
             .map_or(0, |last| last as u32 + 1);
+        let in_use = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, state)| state.is_some())
+            .fold(0u64, |mask, (slot, _)| mask | 1 << slot);
         self.maps
             .globals
             .set(
@@ -418,6 +684,7 @@ impl Attachment {
                 Globals {
                     slot_count,
                     _pad: 0,
+                    interpreted: in_use & !self.native,
                 },
                 0,
             )
@@ -470,28 +737,20 @@ where
     T::try_from(map).map_err(map_error("opening", name))
 }
 
-/// An array-of-maps and a second fd of it.
-fn outer_map<V>(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-) -> Result<(ArrayOfMaps<MapData, V>, OwnedFd), CaptureError>
-where
-    ArrayOfMaps<MapData, V>: TryFrom<Map, Error = aya::maps::MapError>,
-{
-    let map = ebpf.take_map(name).ok_or(CaptureError::Missing { name })?;
-    let Map::ArrayOfMaps(data) = &map else {
-        return Err(CaptureError::Missing { name });
+/// A second fd of map `name` (kept for raw map operations aya does not
+/// offer).
+fn map_fd(ebpf: &Ebpf, name: &'static str) -> Result<OwnedFd, CaptureError> {
+    let data = match ebpf.map(name).ok_or(CaptureError::Missing { name })? {
+        Map::ArrayOfMaps(data) | Map::ProgramArray(data) | Map::PerCpuArray(data) => data,
+        _ => return Err(CaptureError::Missing { name }),
     };
-    let fd = data
-        .fd()
+    data.fd()
         .as_fd()
         .try_clone_to_owned()
         .map_err(|source| CaptureError::Io {
             operation: "duplicating a map fd",
             source,
-        })?;
-    let map = ArrayOfMaps::try_from(map).map_err(map_error("opening", name))?;
-    Ok((map, fd))
+        })
 }
 
 fn classifier<'a>(

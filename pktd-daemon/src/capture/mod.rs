@@ -15,9 +15,11 @@
 //! ```
 
 mod attachment;
+mod native;
 mod record;
 
 pub use attachment::{Attachment, Client, ClientSpec};
+pub use native::{Engine, MAX_CHAIN, NativeError, SlotEngine};
 pub use record::Record;
 
 use crate::netns::NetnsError;

@@ -1,0 +1,156 @@
+//! Native filters: classic BPF translated into eBPF (by `pktd-translate`)
+//! and loaded as programs the kernel program tail-calls.
+
+use std::os::fd::OwnedFd;
+
+use pktd_translate::{Filter, Hook, MapFds, Request, Sharing, TranslateError, translate};
+
+use crate::sys;
+
+/// How an attachment runs its clients' filters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// Every filter interpreted in the kernel program.
+    Interpreter,
+    /// One native program per client, chained by tail calls (at most
+    /// [`MAX_CHAIN`] clients; the others are interpreted).
+    PerClient,
+    /// Native decision programs shared by all clients, merging their common
+    /// tests: one program, or a short chain when the filters are too many
+    /// or too large for one.
+    #[default]
+    Shared,
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "interpreter" => Ok(Self::Interpreter),
+            "per-client" => Ok(Self::PerClient),
+            "shared" => Ok(Self::Shared),
+            other => Err(format!(
+                "unknown engine {other:?} (interpreter, per-client or shared)"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Interpreter => "interpreter",
+            Self::PerClient => "per-client",
+            Self::Shared => "shared",
+        })
+    }
+}
+
+/// Most programs in a chain: the kernel allows 33 tail calls per packet,
+/// one of which enters the chain and one leaves it.
+pub const MAX_CHAIN: usize = 32;
+
+/// What a client's filter runs as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlotEngine {
+    /// Native eBPF code.
+    Native,
+    /// The kernel program's interpreter.
+    Interpreted,
+}
+
+impl std::fmt::Display for SlotEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Native => "native",
+            Self::Interpreted => "interpreter",
+        })
+    }
+}
+
+/// Why native code could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum NativeError {
+    /// The translator refused.
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
+    /// The kernel refused the generated program.
+    #[error("the kernel refused the generated program ({error}); verifier: {log_tail}")]
+    Refused {
+        /// The load's error.
+        error: std::io::Error,
+        /// The end of the verifier's log.
+        log_tail: String,
+    },
+}
+
+/// A loaded native program.
+pub struct NativeProgram {
+    pub fd: OwnedFd,
+    /// eBPF instructions.
+    pub insns: usize,
+}
+
+/// Most instructions the daemon puts in one native program: larger sets of
+/// filters are split into a chain of programs (quicker to verify, and
+/// within eBPF's 16-bit jump offsets).
+pub const MAX_PROGRAM_INSNS: usize = 8192;
+
+/// The number of instructions `filters` translate into.
+pub fn size(filters: &[Filter<'_>], sharing: Sharing) -> Result<usize, NativeError> {
+    let maps = MapFds {
+        verdicts: -1,
+        jump: -1,
+    };
+    let request = Request {
+        filters,
+        hook: Hook::Tc,
+        maps,
+        sharing,
+        next: 0,
+    };
+    Ok(translate(&request)?.insns.len())
+}
+
+/// Translates and loads `filters` as one program ending in a tail call to
+/// program-array entry `next`.
+pub fn load(
+    filters: &[Filter<'_>],
+    hook: Hook,
+    maps: MapFds,
+    sharing: Sharing,
+    next: u32,
+) -> Result<NativeProgram, NativeError> {
+    let translation = translate(&Request {
+        filters,
+        hook,
+        maps,
+        sharing,
+        next,
+    })?;
+    let bytes: Vec<[u8; 8]> = translation
+        .insns
+        .iter()
+        .map(|insn| insn.to_bytes())
+        .collect();
+    // BPF_PROG_TYPE_SCHED_CLS / BPF_PROG_TYPE_XDP with BPF_XDP, as aya
+    // loads the programs that tail-call them.
+    let (prog_type, expected_attach_type) = match hook {
+        Hook::Tc => (3, 0),
+        Hook::Xdp => (6, 37),
+    };
+    let fd = sys::load_program(prog_type, expected_attach_type, "pktd_native", &bytes).map_err(
+        |refused| {
+            let lines: Vec<&str> = refused.log.lines().collect();
+            NativeError::Refused {
+                error: refused.error,
+                log_tail: lines[lines.len().saturating_sub(3)..].join(" | "),
+            }
+        },
+    )?;
+    Ok(NativeProgram {
+        fd,
+        insns: bytes.len(),
+    })
+}
