@@ -26,6 +26,12 @@ struct Args {
     /// Load the kernel program and the policy, report, and exit.
     #[arg(long)]
     check: bool,
+    /// How filters run in the kernel: `shared` (native code, one decision
+    /// program sharing the filters' common tests), `per-client` (native
+    /// code, one program per client, at most 32) or `interpreter`. Filters
+    /// the kernel refuses as native code are interpreted in any case.
+    #[arg(long, default_value = "shared")]
+    engine: pktd_daemon::capture::Engine,
 }
 
 #[derive(clap::Subcommand)]
@@ -80,8 +86,11 @@ async fn main() -> anyhow::Result<()> {
         args.policy.clone(),
         shutdown.clone(),
     ));
-    tracing::info!(socket = %args.socket.display(), "pktd serving");
-    pktd_daemon::run(listener, store, shutdown).await?;
+    tracing::info!(socket = %args.socket.display(), engine = %args.engine, "pktd serving");
+    let options = pktd_daemon::Options {
+        engine: args.engine,
+    };
+    pktd_daemon::run_with(listener, store, shutdown, options).await?;
     let _ = std::fs::remove_file(&args.socket);
     Ok(())
 }

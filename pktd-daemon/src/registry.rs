@@ -11,7 +11,7 @@ use pktd_common::ClientCounters;
 use pktd_filter::ValidProgram;
 
 use crate::{
-    capture::{Attachment, CaptureError, Client, ClientSpec},
+    capture::{Attachment, CaptureError, Client, ClientSpec, Engine},
     netns::Netns,
 };
 
@@ -52,12 +52,16 @@ pub struct InterfaceSnapshot {
 #[derive(Default)]
 pub struct Registry {
     attachments: Mutex<HashMap<AttachmentKey, Entry>>,
+    engine: Engine,
 }
 
 impl Registry {
-    /// An empty registry.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
+    /// An empty registry whose attachments run filters with `engine`.
+    pub fn new(engine: Engine) -> Arc<Self> {
+        Arc::new(Self {
+            attachments: Mutex::default(),
+            engine,
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<AttachmentKey, Entry>> {
@@ -85,8 +89,8 @@ impl Registry {
         let attachment = match attachments.entry(key.clone()) {
             std::collections::hash_map::Entry::Occupied(entry) => &mut entry.into_mut().attachment,
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let attachment = Attachment::attach(netns, interface)?;
-                tracing::info!(%netns, interface, "attached");
+                let attachment = Attachment::attach_with(netns, interface, self.engine)?;
+                tracing::info!(%netns, interface, engine = %self.engine, "attached");
                 &mut entry
                     .insert(Entry {
                         attachment,

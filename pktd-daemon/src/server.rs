@@ -12,7 +12,7 @@ use std::{
 use tokio::{net::UnixListener, sync::watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{policy::Policy, registry::Registry, session};
+use crate::{capture::Engine, policy::Policy, registry::Registry, session};
 
 /// Most connections served at once; further clients wait in the backlog.
 const MAX_CONNECTIONS: usize = 256;
@@ -122,6 +122,13 @@ impl Shared {
     }
 }
 
+/// Settings of the daemon that are not policy.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// How filters run in the kernel.
+    pub engine: Engine,
+}
+
 /// Serves clients on `listener` until `shutdown` is cancelled; then ends
 /// every session with a reason, waits for them, and detaches every program.
 pub async fn run(
@@ -129,7 +136,17 @@ pub async fn run(
     policy: Arc<PolicyStore>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let registry = Registry::new();
+    run_with(listener, policy, shutdown, Options::default()).await
+}
+
+/// [`run`] with non-default [`Options`].
+pub async fn run_with(
+    listener: UnixListener,
+    policy: Arc<PolicyStore>,
+    shutdown: CancellationToken,
+    options: Options,
+) -> std::io::Result<()> {
+    let registry = Registry::new(options.engine);
     let shared = Arc::new(Shared {
         policy,
         registry: registry.clone(),

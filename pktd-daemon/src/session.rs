@@ -34,6 +34,8 @@ use crate::{
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often quotas, drops and the policy are looked at.
 const TICK: Duration = Duration::from_millis(200);
+/// Longest a record waits in a quiet ring before it is forwarded.
+const DRAIN_EVERY: Duration = Duration::from_millis(5);
 /// Most records moved per wake-up, so one busy session yields to others.
 const DRAIN_BATCH: usize = 2048;
 /// Link type of every capture: Ethernet.
@@ -339,6 +341,12 @@ impl Session {
                 return Err(capture_refusal(err, &request));
             }
         };
+        tracing::info!(
+            interface = %request.interface,
+            netns = %request.netns,
+            engine = %client.engine(),
+            "filter engine of the session"
+        );
         let ring = match crate::sys::register_ring(client) {
             Ok(ring) => ring,
             Err(err) => {
@@ -750,6 +758,9 @@ impl Session {
             });
         }
         capture.backlog = packets.len() == limit;
+        if packets.is_empty() {
+            return Next::Continue;
+        }
         capture.forwarded += packets.len() as u64;
         if let Some(remaining) = capture.remaining.as_mut() {
             *remaining -= packets.len() as u64;
@@ -916,11 +927,16 @@ async fn next_stats_tick(timer: &mut Option<tokio::time::Interval>) {
     }
 }
 
-/// Resolves when the capture's ring has records (never without a capture).
+/// Resolves when the capture's ring has records, or DRAIN_EVERY has passed
+/// (the kernel wakes readers only once their ring is an eighth full); never
+/// without a capture.
 async fn readable(capture: &Option<Capture>) -> std::io::Result<()> {
     match capture {
         Some(capture) if capture.backlog => Ok(()),
-        Some(capture) => capture.ring.readable().await.map(|_| ()),
+        Some(capture) => match tokio::time::timeout(DRAIN_EVERY, capture.ring.readable()).await {
+            Ok(ready) => ready.map(|_| ()),
+            Err(_elapsed) => Ok(()),
+        },
         None => std::future::pending().await,
     }
 }

@@ -40,6 +40,7 @@ use aya_ebpf::{
     btf_maps::{Array, ArrayOfMaps, PerCpuArray, ProgramArray, RingBuf},
     helpers::generated::{
         bpf_get_smp_processor_id, bpf_ktime_get_tai_ns, bpf_loop, bpf_ringbuf_output,
+        bpf_ringbuf_query,
     },
     macros::{btf_map, classifier, xdp},
     programs::{TcContext, XdpContext},
@@ -56,6 +57,12 @@ use crate::{
 };
 
 const SLOTS: usize = MAX_CLIENTS as usize;
+
+// bpf_ringbuf_query / bpf_ringbuf_output flags (include/uapi/linux/bpf.h).
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+const BPF_RB_RING_SIZE: u64 = 1;
 const JUMP_ENTRIES: usize = jump::ENTRIES as usize;
 
 #[btf_map]
@@ -240,7 +247,7 @@ fn deliver_matches<F: Frame>(frame: F) -> Option<()> {
     }
     let prefix = PKTD_PREFIX.get_ptr_mut(0)?;
     let mut delivery = Delivery {
-        packet: Packet::read(frame, prefix, verdicts.direction)?,
+        packet: Packet::read(frame, prefix, verdicts.direction, interpreted != 0)?,
         verdicts,
         remaining,
         interpreted,
@@ -335,17 +342,25 @@ fn evaluate_client<F: Frame>(slot: u32, delivery: &mut Delivery<F>) -> Option<()
     if cap_len == 0 {
         return None;
     }
-    let usage = PKTD_USAGE.get_ptr_mut(slot)?;
-    if !charge_quota(usage, config, cap_len) {
-        counters.over_quota += 1;
-        return None;
-    }
+    // Quotas cost two atomic operations per packet: only with a quota.
+    let usage = if config.packet_quota != 0 || config.byte_quota != 0 {
+        let usage = PKTD_USAGE.get_ptr_mut(slot)?;
+        if !charge_quota(usage, config, cap_len) {
+            counters.over_quota += 1;
+            return None;
+        }
+        Some(usage)
+    } else {
+        None
+    };
 
     if deliver(slot, packet, cap_len).is_some() {
         counters.delivered += 1;
         counters.delivered_bytes += u64::from(cap_len);
     } else {
-        refund_quota(usage, cap_len);
+        if let Some(usage) = usage {
+            refund_quota(usage, cap_len);
+        }
         counters.dropped += 1;
     }
     Some(())
@@ -420,16 +435,26 @@ fn deliver<F: Frame>(slot: u32, packet: &mut Packet<F>, cap_len: u32) -> Option<
     record.header.direction = packet.direction;
     packet.copy_bytes::<MAX_CAPLEN>(record.data.as_mut_ptr(), cap_len)?;
     let size = RECORD_HEADER_LEN as u64 + u64::from(cap_len.min(MAX_CAPLEN));
-    // SAFETY: the first `size` bytes of `record` are initialised and lie
-    // inside the map value (header + at most 65535 bytes of data).
-    let rc = unsafe {
-        bpf_ringbuf_output(
-            ptr::from_ref(ring).cast_mut().cast(),
-            ptr::from_mut(record).cast(),
-            size,
-            0,
+    let ring = ptr::from_ref(ring).cast_mut().cast();
+    // Wake the reader only once the ring is an eighth full: a wake-up per
+    // record (the default whenever the reader has caught up) costs the
+    // receiving CPU more than everything else here. The daemon also drains
+    // every few milliseconds, which bounds the latency of a quiet ring.
+    // SAFETY: `ring` is a ring buffer map; querying has no other effect.
+    let (queued, ring_size) = unsafe {
+        (
+            bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA),
+            bpf_ringbuf_query(ring, BPF_RB_RING_SIZE),
         )
     };
+    let wakeup = if (queued + size) * 8 >= ring_size {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    // SAFETY: the first `size` bytes of `record` are initialised and lie
+    // inside the map value (header + at most 65535 bytes of data).
+    let rc = unsafe { bpf_ringbuf_output(ring, ptr::from_mut(record).cast(), size, wakeup) };
     (rc == 0).then_some(())
 }
 

@@ -115,9 +115,15 @@ pub struct Packet<F: Frame> {
 }
 
 impl<F: Frame> Packet<F> {
-    /// Reads the packet's metadata and its first PREFIX_LEN bytes.
+    /// Reads the packet's metadata and, if `with_prefix` (the interpreter
+    /// will run: only it loads from the prefix), its first PREFIX_LEN bytes.
     #[inline(always)]
-    pub fn read(frame: F, prefix: *mut PacketPrefix, direction: u32) -> Option<Self> {
+    pub fn read(
+        frame: F,
+        prefix: *mut PacketPrefix,
+        direction: u32,
+        with_prefix: bool,
+    ) -> Option<Self> {
         let FrameInfo {
             len: skb_len,
             vlan,
@@ -146,6 +152,9 @@ impl<F: Frame> Packet<F> {
             ifindex,
             direction,
         };
+        if !with_prefix {
+            return Some(packet);
+        }
         packet.prefix_len = packet.wire_len.min(PREFIX_LEN);
         // SAFETY: `prefix` is this CPU's PKTD_PREFIX value, PREFIX_LEN + 8
         // bytes long; prefix_len <= PREFIX_LEN.

@@ -32,6 +32,12 @@ pub struct TestDaemon {
 impl TestDaemon {
     /// Starts a daemon with `policy` on its own runtime thread.
     pub fn start(policy: Policy) -> Self {
+        Self::start_with(policy, pktd_daemon::Options::default())
+    }
+
+    /// Starts a daemon with `policy` and `options` on its own runtime
+    /// thread.
+    pub fn start_with(policy: Policy, options: pktd_daemon::Options) -> Self {
         let id = NEXT_DAEMON.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("pktd-test-{}-{id}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("creating the socket directory");
@@ -56,7 +62,7 @@ impl TestDaemon {
                     .expect("a runtime");
                 runtime.block_on(async move {
                     let listener = tokio::net::UnixListener::from_std(listener).expect("listener");
-                    pktd_daemon::run(listener, store, shutdown)
+                    pktd_daemon::run_with(listener, store, shutdown, options)
                         .await
                         .expect("the daemon failed");
                 });

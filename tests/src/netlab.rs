@@ -26,6 +26,8 @@ pub struct Lab {
     pub sender_if: String,
     /// The veth end in `capture_ns`.
     pub capture_if: String,
+    /// L of the addresses 10.77.L.1 (sender) and 10.77.L.2 (capture).
+    pub subnet: u8,
 }
 
 fn ip(args: &[&str]) {
@@ -45,11 +47,13 @@ impl Lab {
     pub fn new() -> Self {
         let lab = NEXT_LAB.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}x{lab}", std::process::id());
+        let subnet = (lab % 250) as u8;
         let this = Self {
             sender_ns: format!("pktd-test-{id}-s"),
             capture_ns: format!("pktd-test-{id}-c"),
             sender_if: format!("pks{id}"),
             capture_if: format!("pkc{id}"),
+            subnet,
         };
         assert!(this.sender_if.len() <= 15, "interface name too long");
         // Registered for clean-up before anything is created.
@@ -82,7 +86,6 @@ impl Lab {
                 .expect("running sysctl");
             assert!(output.status.success(), "disabling IPv6 in {ns}");
         }
-        let subnet = lab % 250;
         for (ns, ifname, host) in [
             (&this.sender_ns, &this.sender_if, 1),
             (&this.capture_ns, &this.capture_if, 2),
@@ -182,5 +185,10 @@ impl Sender {
     /// Sends one frame as is (VLAN tags included).
     pub fn send(&self, frame: &[u8]) {
         sys::send_frame(&self.socket, frame).expect("sending a frame");
+    }
+
+    /// Sends `frames` with one sendmmsg call; how many the kernel took.
+    pub fn send_batch(&self, frames: &[Vec<u8>]) -> std::io::Result<usize> {
+        sys::send_frames(&self.socket, frames)
     }
 }

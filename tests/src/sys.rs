@@ -50,6 +50,63 @@ pub fn send_frame(socket: &OwnedFd, frame: &[u8]) -> io::Result<()> {
     }
 }
 
+/// Sends `frames` on a bound AF_PACKET socket with one sendmmsg(2) call;
+/// the number the kernel took (possibly fewer, e.g. on ENOBUFS).
+pub fn send_frames(socket: &OwnedFd, frames: &[Vec<u8>]) -> io::Result<usize> {
+    let mut iovecs: Vec<libc::iovec> = frames
+        .iter()
+        .map(|frame| libc::iovec {
+            iov_base: frame.as_ptr().cast_mut().cast(),
+            iov_len: frame.len(),
+        })
+        .collect();
+    let mut messages: Vec<libc::mmsghdr> = iovecs
+        .iter_mut()
+        .map(|iovec| {
+            // SAFETY: mmsghdr is plain old data; all-zero is a valid value.
+            let mut message: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            message.msg_hdr.msg_iov = std::ptr::from_mut(iovec);
+            message.msg_hdr.msg_iovlen = 1;
+            message
+        })
+        .collect();
+    // SAFETY: every message points at one iovec of a frame; all outlive the
+    // call, and the kernel only reads the frames.
+    let sent = unsafe {
+        libc::sendmmsg(
+            socket.as_raw_fd(),
+            messages.as_mut_ptr(),
+            messages.len() as u32,
+            0,
+        )
+    };
+    if sent < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
+    }
+}
+
+/// Pins the calling thread to CPU `cpu`.
+pub fn pin_thread(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: CPU_SET writes a bit of `set`; cpu is checked against its size.
+    unsafe {
+        if cpu >= 8 * size_of::<libc::cpu_set_t>() {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        libc::CPU_SET(cpu, &mut set);
+    }
+    // SAFETY: set is a valid cpu_set_t of the size passed; 0 is this thread.
+    let rc = unsafe { libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Waits up to `timeout_ms` for `fd` to become readable.
 pub fn wait_readable(fd: i32, timeout_ms: i32) -> bool {
     let mut pollfd = libc::pollfd {

@@ -3,7 +3,7 @@
 //! replacement, slot reuse and limits.
 
 use pktd_common::{CbpfInsn, DIR_IN, DIR_OUT, MAX_CLIENTS};
-use pktd_daemon::capture::{Attachment, CaptureError, ClientSpec};
+use pktd_daemon::capture::{Attachment, CaptureError, ClientSpec, Engine, SlotEngine};
 use pktd_filter::{ValidProgram, compile, validate};
 use pktd_tests::{
     corpus::{self, tcp_frame},
@@ -280,4 +280,61 @@ fn interface_counters_count_packets_bytes_syns_and_synacks() {
     let counters = bench.attachment.interface_counters().unwrap();
     assert_eq!((counters.packets, counters.bytes), (packets, bytes));
     assert_eq!((counters.tcp_syn, counters.tcp_synack), (2, 1));
+}
+
+/// A valid program whose native form cannot exist: 4091 loads jumped over
+/// by one `ja`, which in eBPF (some 20 instructions per load) is farther
+/// than a 16-bit jump offset reaches. It accepts IPv4 frames.
+fn untranslatable_ipv4_filter() -> ValidProgram {
+    let mut insns = vec![
+        CbpfInsn::new(0x28, 0, 0, 12),    // ldh [12]
+        CbpfInsn::new(0x15, 0, 1, 0x800), // jeq #0x800, 2, 3
+        CbpfInsn::new(0x05, 0, 0, 4092),  // ja 4095
+    ];
+    insns.extend(std::iter::repeat_n(CbpfInsn::new(0x28, 0, 0, 14), 4091));
+    insns.push(CbpfInsn::new(0x06, 0, 0, 0)); // 4094: ret #0
+    insns.push(CbpfInsn::new(0x06, 0, 0, 65535)); // 4095: ret #65535
+    validate(&insns).expect("a valid program")
+}
+
+#[test]
+fn filters_without_native_code_are_interpreted_beside_native_ones() {
+    for engine in [Engine::Shared, Engine::PerClient] {
+        let filters = [filter("udp dst port 9000"), untranslatable_ipv4_filter()];
+        let mut bench = Bench::with_engine(&filters, &ClientSpec::default(), engine);
+        let engines: Vec<SlotEngine> = bench
+            .clients
+            .iter()
+            .map(|client| bench.attachment.slot_engine(client.slot()).unwrap())
+            .collect();
+        assert_eq!(
+            engines,
+            [SlotEngine::Native, SlotEngine::Interpreted],
+            "{engine}"
+        );
+        assert_eq!(bench.clients[1].engine(), SlotEngine::Interpreted);
+
+        let matching = udp_frame(9000, 10);
+        let records = bench.run(&matching);
+        assert_eq!(records[0].as_ref().map(|r| &r.data), Some(&matching), "{engine}");
+        assert_eq!(records[1].as_ref().map(|r| &r.data), Some(&matching), "{engine}");
+        let other_port = udp_frame(9001, 10);
+        let records = bench.run(&other_port);
+        assert!(records[0].is_none(), "{engine}");
+        assert!(records[1].is_some(), "{engine}: IPv4 is accepted");
+        let arp = [&[0xffu8; 6][..], &[2, 0, 0, 0, 0, 1], &[0x08, 0x06], &[0; 46]].concat();
+        assert_eq!(bench.run(&arp), [None, None], "{engine}");
+    }
+}
+
+#[test]
+fn the_interpreter_engine_interprets_every_filter() {
+    let filters = [filter("udp dst port 9000"), filter("udp")];
+    let mut bench = Bench::with_engine(&filters, &ClientSpec::default(), Engine::Interpreter);
+    for client in &bench.clients {
+        assert_eq!(client.engine(), SlotEngine::Interpreted);
+    }
+    let frame = udp_frame(9000, 10);
+    let records = bench.run(&frame);
+    assert!(records.iter().all(Option::is_some));
 }

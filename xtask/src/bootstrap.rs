@@ -9,7 +9,8 @@ use crate::process::{self, command, is_root, probe, run_captured};
 
 /// LLVM 22 (with Polly, zstd and zlib, which llvm-sys links) for building
 /// bpf-linker; libpcap for compiling filters; iproute2, tcpdump and ethtool
-/// for the tests' namespaces, veth pairs and offload settings.
+/// for the tests' namespaces, veth pairs and offload settings; gnuplot for
+/// `cargo xtask perf`'s chart.
 const DEBIAN_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -19,6 +20,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "tcpdump",
     "ethtool",
+    "gnuplot-nox",
 ];
 
 /// (toolchain, components). Nightly builds the eBPF crate (`-Z build-std`

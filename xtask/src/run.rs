@@ -28,6 +28,13 @@ pub fn run(args: &[OsString]) -> Result<()> {
 
 pub fn perf(args: &[OsString]) -> Result<()> {
     bootstrap()?;
+    // pktd-perf starts pktcap from its own directory.
+    let mut build = command("cargo");
+    build
+        .args(["+stable", "build", "--release", "--workspace"])
+        .args(["--exclude", "pktd-ebpf", "--bins"])
+        .current_dir(root());
+    process::run(&mut build)?;
     let mut cargo = command("cargo");
     cargo
         .args(["+stable", "run", "--release", "--package", "pktd-tests"])

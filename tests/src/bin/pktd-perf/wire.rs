@@ -1,0 +1,432 @@
+//! (b) and (c): end to end on a veth pair between two namespaces. A
+//! sendmmsg(2) sender on CPU 0 in one namespace; in the other, K capture
+//! clients on CPU 1, either pktcap processes of one pktd daemon or tcpdump
+//! processes, alternating per repetition so that both see the same machine.
+//! As on any veth, the receive path (and with it every capture hook) runs
+//! on the sending CPU: capture cost shows as a lower packet rate.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use pktd_daemon::{Options, capture::Engine, policy::Policy};
+use pktd_tests::{corpus, daemon::TestDaemon, netlab::Lab, process::Running, sys};
+
+use crate::{Spread, json_string};
+
+/// Frames per sendmmsg call.
+const BATCH: usize = 64;
+/// Hard cap on frames per run, whatever the duration.
+const MAX_FRAMES: u64 = 100_000_000;
+/// Port of the traffic no client wants.
+const UNMATCHED_PORT: u16 = 20000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    None,
+    Pktd,
+    Tcpdump,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::None => "none",
+            Backend::Pktd => "pktd",
+            Backend::Tcpdump => "tcpdump",
+        }
+    }
+}
+
+/// What one client reported at the end (tcpdump's closing counts).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientCounts {
+    pub captured: u64,
+    pub dropped: u64,
+}
+
+/// One run.
+pub struct Run {
+    pub backend: Backend,
+    pub clients: usize,
+    /// Packets per second the receiver got in the window.
+    pub rx_pps: f64,
+    /// Frames the receiver got over the whole sender run.
+    pub received: u64,
+    /// Of those, the ones some client's filter matches.
+    pub matching: u64,
+    pub counts: Vec<ClientCounts>,
+}
+
+impl Run {
+    pub fn captured(&self) -> u64 {
+        self.counts.iter().map(|c| c.captured).sum()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.counts.iter().map(|c| c.dropped).sum()
+    }
+
+    pub fn json(&self, rep: usize) -> String {
+        let clients: Vec<String> = self
+            .counts
+            .iter()
+            .map(|c| format!("{{\"captured\":{},\"dropped\":{}}}", c.captured, c.dropped))
+            .collect();
+        format!(
+            "{{\"backend\":{},\"k\":{},\"rep\":{rep},\"rx_pps\":{:.0},\"received\":{},\"matching\":{},\"per_client\":[{}]}}",
+            json_string(self.backend.name()),
+            self.clients,
+            self.rx_pps,
+            self.received,
+            self.matching,
+            clients.join(",")
+        )
+    }
+}
+
+pub struct Settings {
+    pub duration: Duration,
+    pub warmup: Duration,
+    pub engine: Engine,
+    pub buffer_kib: u32,
+}
+
+/// The lab, the daemon and the tools, for all runs.
+pub struct Bench {
+    lab: Lab,
+    daemon: TestDaemon,
+    pktcap: PathBuf,
+    peer_mac: [u8; 6],
+    settings: Settings,
+}
+
+impl Bench {
+    pub fn new(settings: Settings) -> anyhow::Result<Self> {
+        let pktcap = std::env::current_exe()?
+            .parent()
+            .context("the binary's directory")?
+            .join("pktcap");
+        if !pktcap.exists() {
+            bail!(
+                "{} is not built (cargo xtask perf builds it)",
+                pktcap.display()
+            );
+        }
+        // The daemon's threads (and everything started from here) on CPU 1,
+        // the receive path's CPU 0 left to the sender.
+        sys::pin_thread(1).context("pinning to CPU 1")?;
+        let lab = Lab::new();
+        let peer_mac = mac_of(&lab.capture_ns, &lab.capture_if)?;
+        let daemon = TestDaemon::start_with(
+            Policy::default_policy(),
+            Options {
+                engine: settings.engine,
+            },
+        );
+        Ok(Self {
+            lab,
+            daemon,
+            pktcap,
+            peer_mac,
+            settings,
+        })
+    }
+
+    /// 2 * 64 frames: every other one to a port the `clients` filters
+    /// share out evenly (`udp dst port 9000+i`), the others to a port no
+    /// filter wants; with `match_all`, all to the clients.
+    fn frames(&self, clients: usize) -> Vec<Vec<u8>> {
+        let subnet = self.lab.subnet;
+        (0..2 * BATCH)
+            .map(|index| {
+                let port = if index % 2 == 0 {
+                    9000 + ((index / 2) % clients.max(1)) as u16
+                } else {
+                    UNMATCHED_PORT
+                };
+                corpus::ipv4_udp_frame(
+                    self.peer_mac,
+                    [2, 0, 0, 0, 0, 1],
+                    [10, 77, subnet, 1],
+                    [10, 77, subnet, 2],
+                    40000,
+                    port,
+                    &[0x5a; 18],
+                )
+            })
+            .collect()
+    }
+
+    /// Filters of `clients` clients: `udp dst port 9000+i`, or `udp` for
+    /// every one with `match_all`.
+    fn filters(clients: usize, match_all: bool) -> Vec<String> {
+        (0..clients)
+            .map(|i| {
+                if match_all {
+                    "udp".to_owned()
+                } else {
+                    format!("udp dst port {}", 9000 + i)
+                }
+            })
+            .collect()
+    }
+
+    pub fn run(&self, backend: Backend, clients: usize, match_all: bool) -> anyhow::Result<Run> {
+        let filters = Self::filters(clients, match_all);
+        let mut started = Clients::default();
+        for filter in &filters {
+            let mut command = match backend {
+                Backend::None => break,
+                Backend::Pktd => {
+                    let mut command = Command::new(&self.pktcap);
+                    command
+                        .arg("--socket")
+                        .arg(&self.daemon.socket)
+                        .args(["--netns", &self.lab.capture_ns]);
+                    command
+                }
+                Backend::Tcpdump => {
+                    let mut command = Command::new("ip");
+                    command.args(["netns", "exec", &self.lab.capture_ns, "tcpdump"]);
+                    command
+                }
+            };
+            command
+                .args([
+                    "-i",
+                    &self.lab.capture_if,
+                    "-Q",
+                    "in",
+                    "-n",
+                    "-w",
+                    "/dev/null",
+                ])
+                .args(["-B", &self.settings.buffer_kib.to_string()])
+                .arg(filter);
+            let mut running = Running::spawn(command);
+            if !running.wait_for_stderr("listening on", Duration::from_secs(30)) {
+                bail!(
+                    "{} client did not start: {:?}",
+                    backend.name(),
+                    running.stderr_lines
+                );
+            }
+            started.0.push(running);
+        }
+
+        let frames = self.frames(clients);
+        let matching_share = if match_all {
+            1.0
+        } else if clients == 0 {
+            0.0
+        } else {
+            0.5
+        };
+        let before = rx_packets(&self.lab.capture_ns, &self.lab.capture_if)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let sender = {
+            let socket = self.lab.sender();
+            let stop = stop.clone();
+            let limit = Instant::now() + self.settings.warmup + self.settings.duration * 2;
+            std::thread::spawn(move || -> anyhow::Result<u64> {
+                sys::pin_thread(0)?;
+                let mut sent = 0u64;
+                let mut batch = 0usize;
+                while !stop.load(Ordering::Relaxed) && sent < MAX_FRAMES && Instant::now() < limit {
+                    let frames = &frames[batch * BATCH..(batch + 1) * BATCH];
+                    // ENOBUFS and the like: the queue is full, go on.
+                    sent += socket.send_batch(frames).unwrap_or(0) as u64;
+                    batch = 1 - batch;
+                }
+                Ok(sent)
+            })
+        };
+        std::thread::sleep(self.settings.warmup);
+        let start = (
+            Instant::now(),
+            rx_packets(&self.lab.capture_ns, &self.lab.capture_if)?,
+        );
+        std::thread::sleep(self.settings.duration);
+        let end = (
+            Instant::now(),
+            rx_packets(&self.lab.capture_ns, &self.lab.capture_if)?,
+        );
+        stop.store(true, Ordering::Relaxed);
+        sender
+            .join()
+            .map_err(|_| anyhow::anyhow!("the sender panicked"))??;
+        // Let the clients drain what is queued before they are stopped.
+        std::thread::sleep(Duration::from_millis(500));
+        let after = rx_packets(&self.lab.capture_ns, &self.lab.capture_if)?;
+        let counts = started.stop()?;
+        let received = after - before;
+        Ok(Run {
+            backend,
+            clients,
+            rx_pps: (end.1 - start.1) as f64 / (end.0 - start.0).as_secs_f64(),
+            received,
+            matching: (received as f64 * matching_share).round() as u64,
+            counts,
+        })
+    }
+}
+
+/// Started clients; killed if dropped before [`Clients::stop`].
+#[derive(Default)]
+struct Clients(Vec<Running>);
+
+impl Clients {
+    /// SIGINT to all, then their closing counts.
+    fn stop(mut self) -> anyhow::Result<Vec<ClientCounts>> {
+        for client in &self.0 {
+            client.signal("INT");
+        }
+        let mut counts = Vec::new();
+        for client in &mut self.0 {
+            if client.wait(Duration::from_secs(30)).is_none() {
+                bail!("a client did not stop on SIGINT");
+            }
+            counts.push(ClientCounts {
+                captured: closing_count(&client.stderr_lines, "packets captured"),
+                dropped: closing_count(&client.stderr_lines, "packets dropped by kernel"),
+            });
+        }
+        self.0.clear();
+        Ok(counts)
+    }
+}
+
+impl Drop for Clients {
+    fn drop(&mut self) {
+        for client in &mut self.0 {
+            let _ = client.child.kill();
+            let _ = client.child.wait();
+        }
+    }
+}
+
+/// N of tcpdump's closing line "N `what`".
+fn closing_count(lines: &[String], what: &str) -> u64 {
+    lines
+        .iter()
+        .find_map(|line| {
+            let count = line.trim().strip_suffix(what)?;
+            count.trim().parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+fn in_netns(netns: &str, args: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new("ip")
+        .args(["netns", "exec", netns])
+        .args(args)
+        .output()
+        .with_context(|| format!("running {args:?} in {netns}"))?;
+    if !output.status.success() {
+        bail!(
+            "{args:?} in {netns}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+fn rx_packets(netns: &str, interface: &str) -> anyhow::Result<u64> {
+    let path = format!("/sys/class/net/{interface}/statistics/rx_packets");
+    Ok(in_netns(netns, &["cat", &path])?.parse()?)
+}
+
+fn mac_of(netns: &str, interface: &str) -> anyhow::Result<[u8; 6]> {
+    let path = format!("/sys/class/net/{interface}/address");
+    let text = in_netns(netns, &["cat", &path])?;
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|byte| u8::from_str_radix(byte, 16))
+        .collect::<Result<_, _>>()?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("MAC address {text:?}"))
+}
+
+/// The median-of-repetitions summary of one (backend, K).
+pub struct Summary {
+    pub backend: Backend,
+    pub clients: usize,
+    pub rx_pps: Spread,
+    pub captured: u64,
+    pub matching: u64,
+    pub dropped: u64,
+}
+
+pub fn summarize(runs: &[&Run]) -> Summary {
+    let median_run = {
+        let mut sorted: Vec<&&Run> = runs.iter().collect();
+        sorted.sort_by(|a, b| a.rx_pps.total_cmp(&b.rx_pps));
+        sorted[sorted.len() / 2]
+    };
+    Summary {
+        backend: runs[0].backend,
+        clients: runs[0].clients,
+        rx_pps: Spread::of(runs.iter().map(|run| run.rx_pps).collect()),
+        captured: median_run.captured(),
+        matching: median_run.matching,
+        dropped: median_run.dropped(),
+    }
+}
+
+pub fn chart(path: &Path, summaries: &[Summary], baseline: f64) -> anyhow::Result<()> {
+    let data = path.with_extension("dat");
+    let mut text = String::from("# k backend kept_pct low_pct high_pct\n");
+    for backend in [Backend::Pktd, Backend::Tcpdump] {
+        text.push_str(&format!("# {}\n", backend.name()));
+        for summary in summaries
+            .iter()
+            .filter(|s| s.backend == backend || s.clients == 0)
+        {
+            let pct = |value: f64| 100.0 * value / baseline;
+            text.push_str(&format!(
+                "{} {:.2} {:.2} {:.2}\n",
+                summary.clients,
+                pct(summary.rx_pps.median),
+                pct(summary.rx_pps.min),
+                pct(summary.rx_pps.max)
+            ));
+        }
+        text.push_str("\n\n");
+    }
+    std::fs::write(&data, text)?;
+    let script = format!(
+        "set terminal png size 900,560\n\
+         set output '{png}'\n\
+         set title 'Untapped traffic kept vs K=0, veth, half of the traffic matching (median, min-max)'\n\
+         set xlabel 'capture clients K'\n\
+         set ylabel 'receiver packet rate, % of K=0'\n\
+         set logscale x 2\n\
+         set xrange [0.7:90]\n\
+         set xtics ('0' 0.8, '1' 1, '4' 4, '16' 16, '64' 64)\n\
+         set yrange [0:110]\n\
+         set grid\n\
+         set key bottom left\n\
+         plot '{dat}' index 0 using ($1==0?0.8:$1):2:3:4 with yerrorlines lw 2 title 'pktd', \\\n\
+              '{dat}' index 1 using ($1==0?0.8:$1):2:3:4 with yerrorlines lw 2 title 'tcpdump'\n",
+        png = path.display(),
+        dat = data.display()
+    );
+    let status = Command::new("gnuplot")
+        .arg("-e")
+        .arg(&script)
+        .status()
+        .context("running gnuplot")?;
+    if !status.success() {
+        bail!("gnuplot failed");
+    }
+    Ok(())
+}
