@@ -199,17 +199,21 @@ fn main() -> anyhow::Result<()> {
             .collect();
         json.push(format!("\"match_all\":[{}]", items.join(",")));
         if let Some(path) = &args.json {
+            write_json(path, &json)?;
             let png = path.with_extension("png");
             wire::chart(&png, &summaries, baseline)?;
             println!("chart: {}", png.display());
         }
+    } else if let Some(path) = &args.json {
+        write_json(path, &json)?;
     }
+    Ok(())
+}
 
-    if let Some(path) = &args.json {
-        std::fs::write(path, format!("{{{}}}\n", json.join(",")))
-            .with_context(|| format!("writing {}", path.display()))?;
-        println!("json: {}", path.display());
-    }
+fn write_json(path: &std::path::Path, parts: &[String]) -> anyhow::Result<()> {
+    std::fs::write(path, format!("{{{}}}\n", parts.join(",")))
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("json: {}", path.display());
     Ok(())
 }
 

@@ -415,14 +415,14 @@ pub fn chart(path: &Path, summaries: &[Summary], baseline: f64) -> anyhow::Resul
          set yrange [0:110]\n\
          set grid\n\
          set key bottom left\n\
-         plot '{dat}' index 0 using ($1==0?0.8:$1):2:3:4 with yerrorlines lw 2 title 'pktd', \\\n\
-              '{dat}' index 1 using ($1==0?0.8:$1):2:3:4 with yerrorlines lw 2 title 'tcpdump'\n",
+         plot '{dat}' index 0 using ($1==0?0.8:$1):2:3:4 with yerrorlines lw 2 title 'pktd', '{dat}' index 1 using ($1==0?0.8:$1):2:3:4 with yerrorlines lw 2 title 'tcpdump'\n",
         png = path.display(),
         dat = data.display()
     );
+    let script_path = path.with_extension("gp");
+    std::fs::write(&script_path, script)?;
     let status = Command::new("gnuplot")
-        .arg("-e")
-        .arg(&script)
+        .arg(&script_path)
         .status()
         .context("running gnuplot")?;
     if !status.success() {
