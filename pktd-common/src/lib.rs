@@ -165,8 +165,11 @@ const _: () = assert!(size_of::<FilterProgram>() == 8 + 8 * MAX_INSNS);
 pub struct Globals {
     /// Slots `0..slot_count` may be in use; 0 means no client at all.
     pub slot_count: u32,
-    /// Explicit padding.
-    pub _pad: u32,
+    /// 1 while the XDP program serves received packets, 0 while TC
+    /// ingress does: when the daemon moves from one hook to the other, both
+    /// are attached for a moment, and this flag makes exactly one of them
+    /// see each packet.
+    pub xdp_receives: u32,
     /// Bit `i` set: slot `i`'s filter has no native code and is
     /// interpreted.
     pub interpreted: u64,

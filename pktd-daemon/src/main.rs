@@ -32,6 +32,12 @@ struct Args {
     /// the kernel refuses as native code are interpreted in any case.
     #[arg(long, default_value = "shared")]
     engine: pktd_daemon::capture::Engine,
+    /// Where to attach: `auto` (XDP while every session on an interface
+    /// wants received packets only and the interface takes XDP, TC
+    /// otherwise), `tc`, or `xdp` (sessions wanting sent packets are
+    /// refused).
+    #[arg(long, default_value = "auto")]
+    hook: pktd_daemon::capture::HookChoice,
 }
 
 #[derive(clap::Subcommand)]
@@ -86,9 +92,10 @@ async fn main() -> anyhow::Result<()> {
         args.policy.clone(),
         shutdown.clone(),
     ));
-    tracing::info!(socket = %args.socket.display(), engine = %args.engine, "pktd serving");
+    tracing::info!(socket = %args.socket.display(), engine = %args.engine, hook = %args.hook, "pktd serving");
     let options = pktd_daemon::Options {
         engine: args.engine,
+        hook: args.hook,
     };
     pktd_daemon::run_with(listener, store, shutdown, options).await?;
     let _ = std::fs::remove_file(&args.socket);

@@ -11,7 +11,7 @@ use pktd_common::ClientCounters;
 use pktd_filter::ValidProgram;
 
 use crate::{
-    capture::{Attachment, CaptureError, Client, ClientSpec, Engine},
+    capture::{Attachment, CaptureError, Client, ClientSpec, Engine, Hook, HookChoice},
     netns::Netns,
 };
 
@@ -53,15 +53,38 @@ pub struct InterfaceSnapshot {
 pub struct Registry {
     attachments: Mutex<HashMap<AttachmentKey, Entry>>,
     engine: Engine,
+    hook: HookChoice,
 }
 
 impl Registry {
-    /// An empty registry whose attachments run filters with `engine`.
-    pub fn new(engine: Engine) -> Arc<Self> {
+    /// An empty registry whose attachments run filters with `engine` at
+    /// the hook `hook` says.
+    pub fn new(engine: Engine, hook: HookChoice) -> Arc<Self> {
         Arc::new(Self {
             attachments: Mutex::default(),
             engine,
+            hook,
         })
+    }
+
+    fn attach(
+        &self,
+        netns: &Netns,
+        interface: &str,
+        spec: &ClientSpec,
+    ) -> Result<Attachment, CaptureError> {
+        let received_only = spec.directions == pktd_common::DIR_IN;
+        match self.hook {
+            HookChoice::Tc => Attachment::attach_with(netns, interface, self.engine),
+            HookChoice::Xdp => Attachment::attach_xdp(netns, interface, self.engine),
+            HookChoice::Auto if received_only => {
+                Attachment::attach_xdp(netns, interface, self.engine).or_else(|err| {
+                    tracing::info!(%netns, interface, err = %crate::session::error_chain(&err), "no XDP here; TC");
+                    Attachment::attach_with(netns, interface, self.engine)
+                })
+            }
+            HookChoice::Auto => Attachment::attach_with(netns, interface, self.engine),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<AttachmentKey, Entry>> {
@@ -87,10 +110,17 @@ impl Registry {
         };
         let mut attachments = self.lock();
         let attachment = match attachments.entry(key.clone()) {
-            std::collections::hash_map::Entry::Occupied(entry) => &mut entry.into_mut().attachment,
+            std::collections::hash_map::Entry::Occupied(entry) => {
+                let attachment = &mut entry.into_mut().attachment;
+                let wants_sent = spec.directions != pktd_common::DIR_IN;
+                if wants_sent && self.hook == HookChoice::Auto && attachment.hook() == Hook::Xdp {
+                    attachment.move_to_tc()?;
+                }
+                attachment
+            }
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let attachment = Attachment::attach_with(netns, interface, self.engine)?;
-                tracing::info!(%netns, interface, engine = %self.engine, "attached");
+                let attachment = self.attach(netns, interface, spec)?;
+                tracing::info!(%netns, interface, engine = %self.engine, hook = ?attachment.hook(), "attached");
                 &mut entry
                     .insert(Entry {
                         attachment,

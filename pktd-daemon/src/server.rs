@@ -12,7 +12,12 @@ use std::{
 use tokio::{net::UnixListener, sync::watch};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{capture::Engine, policy::Policy, registry::Registry, session};
+use crate::{
+    capture::{Engine, HookChoice},
+    policy::Policy,
+    registry::Registry,
+    session,
+};
 
 /// Most connections served at once; further clients wait in the backlog.
 const MAX_CONNECTIONS: usize = 256;
@@ -127,6 +132,8 @@ impl Shared {
 pub struct Options {
     /// How filters run in the kernel.
     pub engine: Engine,
+    /// Where the kernel program is attached.
+    pub hook: HookChoice,
 }
 
 /// Serves clients on `listener` until `shutdown` is cancelled; then ends
@@ -146,7 +153,7 @@ pub async fn run_with(
     shutdown: CancellationToken,
     options: Options,
 ) -> std::io::Result<()> {
-    let registry = Registry::new(options.engine);
+    let registry = Registry::new(options.engine, options.hook);
     let shared = Arc::new(Shared {
         policy,
         registry: registry.clone(),

@@ -131,7 +131,7 @@ pub fn pktd_xdp(ctx: XdpContext) -> u32 {
     let md = ctx.ctx;
     // SAFETY: the context's own fields; the verifier rewrites the reads.
     let (data, data_end) = unsafe { ((*md).data as usize, (*md).data_end as usize) };
-    if let Some(verdicts) = start_packet(data, data_end, DIR_IN) {
+    if let Some(verdicts) = start_packet(data, data_end, DIR_IN, true) {
         // SAFETY: tail calls return only when they fail.
         unsafe { PKTD_XDP_JUMP.tail_call(&ctx, jump::DECIDE) };
         verdicts.interpret_all = 1;
@@ -156,7 +156,7 @@ pub fn pktd_empty(_ctx: TcContext) -> i32 {
 
 #[inline(always)]
 fn classify_tc(ctx: &TcContext, direction: u32) {
-    let Some(verdicts) = start_packet(ctx.data(), ctx.data_end(), direction) else {
+    let Some(verdicts) = start_packet(ctx.data(), ctx.data_end(), direction, false) else {
         return;
     };
     let skb = ctx.skb.skb;
@@ -173,10 +173,20 @@ fn classify_tc(ctx: &TcContext, direction: u32) {
 }
 
 /// Counts the packet and resets this CPU's verdicts; `None` when no client
-/// is active (nothing else to do).
+/// is active, or when the other hook serves received packets (nothing else
+/// to do).
 #[inline(always)]
-fn start_packet(data: usize, data_end: usize, direction: u32) -> Option<&'static mut Verdicts> {
-    if PKTD_GLOBALS.get(0)?.slot_count == 0 {
+fn start_packet(
+    data: usize,
+    data_end: usize,
+    direction: u32,
+    at_xdp: bool,
+) -> Option<&'static mut Verdicts> {
+    let globals = PKTD_GLOBALS.get(0)?;
+    if globals.slot_count == 0 {
+        return None;
+    }
+    if direction == DIR_IN && (globals.xdp_receives != 0) != at_xdp {
         return None;
     }
     count_interface_traffic(data, data_end, direction);

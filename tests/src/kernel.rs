@@ -1,7 +1,7 @@
 //! Driving the kernel program without an interface: clients in a detached
 //! [`Attachment`], packets through BPF_PROG_TEST_RUN.
 
-use pktd_daemon::capture::{Attachment, CaptureError, Client, ClientSpec, Engine, Record};
+use pktd_daemon::capture::{Attachment, CaptureError, Client, ClientSpec, Engine, Hook, Record};
 use pktd_filter::ValidProgram;
 
 /// A loaded, unattached kernel program with one client per filter.
@@ -26,7 +26,19 @@ impl Bench {
     /// Loads the program with `engine` and adds a client with `spec` per
     /// filter.
     pub fn with_engine(filters: &[ValidProgram], spec: &ClientSpec, engine: Engine) -> Self {
-        let mut attachment = Attachment::detached_with(engine).expect("loading the kernel program");
+        Self::with_hook(filters, spec, engine, Hook::Tc)
+    }
+
+    /// Loads the programs of `hook` with `engine` and adds a client with
+    /// `spec` per filter.
+    pub fn with_hook(
+        filters: &[ValidProgram],
+        spec: &ClientSpec,
+        engine: Engine,
+        hook: Hook,
+    ) -> Self {
+        let mut attachment =
+            Attachment::detached_for(engine, hook).expect("loading the kernel program");
         let clients = filters
             .iter()
             .map(|filter| {

@@ -6,7 +6,7 @@
 //! every corpus filter (optimised and not) on every corpus packet.
 
 use pktd_common::{MAX_CAPLEN, MAX_CLIENTS};
-use pktd_daemon::capture::{ClientSpec, Engine, MAX_CHAIN, SlotEngine};
+use pktd_daemon::capture::{ClientSpec, Engine, Hook, MAX_CHAIN, SlotEngine};
 use pktd_filter::{ValidProgram, compile, interpret, pcap_offline_filter};
 use pktd_tests::{corpus, kernel::Bench};
 
@@ -35,22 +35,29 @@ fn cases() -> Vec<Case> {
 
 #[test]
 fn libpcap_and_the_kernel_interpreter_agree() {
-    libpcap_interpreter_and_kernel_agree(Engine::Interpreter, MAX_CLIENTS as usize);
+    libpcap_interpreter_and_kernel_agree(Engine::Interpreter, MAX_CLIENTS as usize, Hook::Tc);
+}
+
+/// The XDP programs, interpreting and native: same semantics as at TC.
+#[test]
+fn libpcap_and_the_xdp_hook_agree() {
+    libpcap_interpreter_and_kernel_agree(Engine::Interpreter, MAX_CLIENTS as usize, Hook::Xdp);
+    libpcap_interpreter_and_kernel_agree(Engine::Shared, MAX_CLIENTS as usize, Hook::Xdp);
 }
 
 #[test]
 fn libpcap_and_native_per_client_programs_agree() {
-    libpcap_interpreter_and_kernel_agree(Engine::PerClient, MAX_CHAIN);
+    libpcap_interpreter_and_kernel_agree(Engine::PerClient, MAX_CHAIN, Hook::Tc);
 }
 
 /// Batches of 64 filters merged into one program: the sharing itself is
 /// under test.
 #[test]
 fn libpcap_and_the_shared_native_program_agree() {
-    libpcap_interpreter_and_kernel_agree(Engine::Shared, MAX_CLIENTS as usize);
+    libpcap_interpreter_and_kernel_agree(Engine::Shared, MAX_CLIENTS as usize, Hook::Tc);
 }
 
-fn libpcap_interpreter_and_kernel_agree(engine: Engine, batch_size: usize) {
+fn libpcap_interpreter_and_kernel_agree(engine: Engine, batch_size: usize, hook: Hook) {
     let packets = corpus::packets(PACKETS, 1);
     let cases = cases();
     assert!(cases.len() >= 120, "only {} filter programs", cases.len());
@@ -61,7 +68,11 @@ fn libpcap_interpreter_and_kernel_agree(engine: Engine, batch_size: usize) {
     let mut checked = 0usize;
     for batch in cases.chunks(batch_size) {
         let programs: Vec<ValidProgram> = batch.iter().map(|case| case.program.clone()).collect();
-        let mut bench = Bench::with_engine(&programs, &ClientSpec::default(), engine);
+        let spec = ClientSpec {
+            directions: pktd_common::DIR_IN,
+            ..ClientSpec::default()
+        };
+        let mut bench = Bench::with_hook(&programs, &spec, engine, hook);
         // Every corpus filter gets the engine asked for: no silent fallback.
         let wanted = match engine {
             Engine::Interpreter => SlotEngine::Interpreted,
@@ -69,7 +80,7 @@ fn libpcap_interpreter_and_kernel_agree(engine: Engine, batch_size: usize) {
         };
         for (case, client) in batch.iter().zip(&bench.clients) {
             let now = bench.attachment.slot_engine(client.slot()).unwrap();
-            assert_eq!(now, wanted, "{engine}: {}", case.label);
+            assert_eq!(now, wanted, "{engine} {hook:?}: {}", case.label);
         }
         for (index, packet) in packets.iter().enumerate() {
             let frame = &packet.bytes;
@@ -191,7 +202,7 @@ fn libpcap_interpreter_and_kernel_agree(engine: Engine, batch_size: usize) {
         "{matches} of {checked} verdicts were matches"
     );
     println!(
-        "{engine}: {checked} verdicts agree ({matches} kernel matches; {} frames only test-runnable in user space)",
+        "{engine} {hook:?}: {checked} verdicts agree ({matches} kernel matches; {} frames only test-runnable in user space)",
         refused.len()
     );
 }

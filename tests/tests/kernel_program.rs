@@ -316,13 +316,27 @@ fn filters_without_native_code_are_interpreted_beside_native_ones() {
 
         let matching = udp_frame(9000, 10);
         let records = bench.run(&matching);
-        assert_eq!(records[0].as_ref().map(|r| &r.data), Some(&matching), "{engine}");
-        assert_eq!(records[1].as_ref().map(|r| &r.data), Some(&matching), "{engine}");
+        assert_eq!(
+            records[0].as_ref().map(|r| &r.data),
+            Some(&matching),
+            "{engine}"
+        );
+        assert_eq!(
+            records[1].as_ref().map(|r| &r.data),
+            Some(&matching),
+            "{engine}"
+        );
         let other_port = udp_frame(9001, 10);
         let records = bench.run(&other_port);
         assert!(records[0].is_none(), "{engine}");
         assert!(records[1].is_some(), "{engine}: IPv4 is accepted");
-        let arp = [&[0xffu8; 6][..], &[2, 0, 0, 0, 0, 1], &[0x08, 0x06], &[0; 46]].concat();
+        let arp = [
+            &[0xffu8; 6][..],
+            &[2, 0, 0, 0, 0, 1],
+            &[0x08, 0x06],
+            &[0; 46],
+        ]
+        .concat();
         assert_eq!(bench.run(&arp), [None, None], "{engine}");
     }
 }

@@ -9,7 +9,7 @@ use std::{
 };
 
 use pktd_common::{DIR_IN, DIR_OUT};
-use pktd_daemon::capture::{Attachment, Client, ClientSpec, Record};
+use pktd_daemon::capture::{Attachment, Client, ClientSpec, Engine, Hook, Record};
 use pktd_filter::{ValidProgram, compile, pcap_offline_filter};
 use pktd_tests::{corpus, netlab::Lab, sys};
 
@@ -47,8 +47,76 @@ use corpus::{numbered_udp_frame as udp_frame, sequence_and_port};
 #[test]
 fn many_clients_each_get_exactly_their_frames_as_sent() {
     let lab = Lab::new();
+    let attachment = Attachment::attach(&lab.capture_netns(), &lab.capture_if).expect("attaching");
+    many_clients_each_get_exactly_their_frames(&lab, attachment);
+}
+
+/// The same at the XDP hook, which sees received frames before the kernel
+/// takes their VLAN tag out.
+#[test]
+fn many_clients_each_get_exactly_their_frames_at_xdp() {
+    let lab = Lab::new();
+    let attachment = Attachment::attach_xdp(&lab.capture_netns(), &lab.capture_if, Engine::Shared)
+        .expect("attaching at XDP");
+    assert_eq!(attachment.hook(), Hook::Xdp);
+    many_clients_each_get_exactly_their_frames(&lab, attachment);
+}
+
+/// A session wanting sent packets moves an XDP attachment to TC while
+/// traffic flows: every frame reaches the client exactly once.
+#[test]
+fn moving_from_xdp_to_tc_under_traffic_loses_and_doubles_nothing() {
+    let lab = Lab::new();
     let mut attachment =
-        Attachment::attach(&lab.capture_netns(), &lab.capture_if).expect("attaching");
+        Attachment::attach_xdp(&lab.capture_netns(), &lab.capture_if, Engine::Shared)
+            .expect("attaching at XDP");
+    let spec = ClientSpec {
+        directions: DIR_IN,
+        ..ClientSpec::default()
+    };
+    let mut client = attachment.add_client(&spec, &filter("udp")).unwrap();
+    let both = ClientSpec::default();
+    assert!(
+        attachment.add_client(&both, &filter("udp")).is_err(),
+        "XDP refuses a client wanting sent packets"
+    );
+
+    const FRAMES: u64 = 6000;
+    let sender = lab.sender();
+    let sending = std::thread::spawn(move || {
+        for sequence in 0..FRAMES {
+            sender.send(&udp_frame(9000, sequence, 18));
+            // Paced: no queue on the way may overflow.
+            if sequence % 50 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(40));
+    attachment.move_to_tc().expect("moving to TC");
+    assert_eq!(attachment.hook(), Hook::Tc);
+    let mut other = attachment
+        .add_client(&both, &filter("udp"))
+        .expect("TC takes a client wanting both directions");
+    sending.join().unwrap();
+
+    let mut sequences: Vec<u64> = drain(&mut client, Duration::from_millis(300))
+        .iter()
+        .map(|record| sequence_and_port(&record.data).0)
+        .collect();
+    sequences.sort_unstable();
+    let received = sequences.len();
+    sequences.dedup();
+    assert_eq!(received, sequences.len(), "frames delivered twice");
+    assert_eq!(
+        sequences,
+        (0..FRAMES).collect::<Vec<_>>(),
+        "frames lost in the move"
+    );
+    assert!(!drain(&mut other, Duration::from_millis(100)).is_empty());
+}
+
+fn many_clients_each_get_exactly_their_frames(lab: &Lab, mut attachment: Attachment) {
     let expressions = [
         "udp",
         "tcp",

@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, ArrayOfMaps, Map, MapData, PerCpuArray, PerCpuValues, RingBuf},
-    programs::{SchedClassifier, TcAttachType, TestRun, TestRunOptions},
+    programs::{SchedClassifier, TcAttachType, TestRun, TestRunOptions, Xdp, XdpMode},
     util::nr_cpus,
 };
 use pktd_common::{
@@ -101,8 +101,9 @@ struct Maps {
     /// ArrayOfMaps can set but not delete).
     filters_fd: OwnedFd,
     rings_fd: OwnedFd,
-    /// PKTD_JUMP and PKTD_VERDICTS, for the native programs.
+    /// PKTD_JUMP, PKTD_XDP_JUMP and PKTD_VERDICTS, for the native programs.
     jump_fd: OwnedFd,
+    xdp_jump_fd: OwnedFd,
     verdicts_fd: OwnedFd,
     counters: PerCpuArray<MapData, ClientCounters>,
     usage: Array<MapData, ClientUsage>,
@@ -119,9 +120,18 @@ pub struct Attachment {
     maps: Maps,
     slots: [Option<SlotState>; MAX_CLIENTS as usize],
     engine: Engine,
+    /// Where the program runs: TC (both directions) or XDP (received
+    /// packets only).
+    hook: Hook,
     /// Slots whose filters have native code installed.
     native: u64,
     ifindex: Option<u32>,
+    /// Where the programs are attached, for moving from XDP to TC.
+    place: Option<(Netns, String)>,
+    /// The XDP attachment, if any.
+    xdp_link: Option<aya::programs::xdp::XdpLinkId>,
+    /// The XDP program, not TC ingress, serves received packets.
+    xdp_receives: bool,
 }
 
 /// What the attachment remembers of a client.
@@ -141,8 +151,13 @@ impl Attachment {
         Self::detached_with(Engine::default())
     }
 
-    /// Loads the program without attaching it anywhere.
+    /// Loads the TC programs without attaching them anywhere.
     pub fn detached_with(engine: Engine) -> Result<Self, CaptureError> {
+        Self::detached_for(engine, Hook::Tc)
+    }
+
+    /// Loads the programs of `hook` without attaching them anywhere.
+    pub fn detached_for(engine: Engine, hook: Hook) -> Result<Self, CaptureError> {
         let cpus = nr_cpus().map_err(|(_, source)| CaptureError::Io {
             operation: "counting possible CPUs",
             source,
@@ -158,6 +173,7 @@ impl Attachment {
         let filters_fd = map_fd(&ebpf, names::MAP_FILTERS)?;
         let rings_fd = map_fd(&ebpf, names::MAP_RINGS)?;
         let jump_fd = map_fd(&ebpf, names::MAP_JUMP)?;
+        let xdp_jump_fd = map_fd(&ebpf, names::MAP_XDP_JUMP)?;
         let verdicts_fd = map_fd(&ebpf, names::MAP_VERDICTS)?;
         let maps = Maps {
             filters: typed_map(&mut ebpf, names::MAP_FILTERS)?,
@@ -165,6 +181,7 @@ impl Attachment {
             rings: typed_map(&mut ebpf, names::MAP_RINGS)?,
             rings_fd,
             jump_fd,
+            xdp_jump_fd,
             verdicts_fd,
             globals: typed_map(&mut ebpf, names::MAP_GLOBALS)?,
             clients: typed_map(&mut ebpf, names::MAP_CLIENTS)?,
@@ -193,14 +210,111 @@ impl Attachment {
                 operation: "installing the delivery program",
                 source,
             })?;
+        if hook == Hook::Xdp {
+            for name in names::XDP_PROGRAMS {
+                xdp_program(&mut ebpf, name)?
+                    .load()
+                    .map_err(|source| CaptureError::Program {
+                        operation: "loading",
+                        program: name,
+                        source,
+                    })?;
+            }
+            let deliver = xdp_program(&mut ebpf, names::PROG_XDP_DELIVER)?
+                .fd()
+                .map_err(|source| CaptureError::Program {
+                    operation: "finding",
+                    program: names::PROG_XDP_DELIVER,
+                    source,
+                })?;
+            sys::set_program_array_entry(maps.xdp_jump_fd.as_fd(), jump::DELIVER, deliver.as_fd())
+                .map_err(|source| CaptureError::Io {
+                    operation: "installing the XDP delivery program",
+                    source,
+                })?;
+        }
         Ok(Self {
             ebpf,
             maps,
             slots: std::array::from_fn(|_| None),
             engine,
+            hook,
             native: 0,
             ifindex: None,
+            place: None,
+            xdp_link: None,
+            xdp_receives: hook == Hook::Xdp,
         })
+    }
+
+    /// Loads the program and attaches it at the XDP hook of `interface` in
+    /// `netns` (received packets only; the kernel picks the driver's native
+    /// mode when it has one, generic XDP otherwise).
+    pub fn attach_xdp(
+        netns: &Netns,
+        interface: &str,
+        engine: Engine,
+    ) -> Result<Self, CaptureError> {
+        let mut attachment = Self::detached_for(engine, Hook::Xdp)?;
+        let ebpf = &mut attachment.ebpf;
+        let (ifindex, link) = netns.run(|| -> Result<_, CaptureError> {
+            let ifindex =
+                sys::interface_index(interface).map_err(|source| CaptureError::NoInterface {
+                    interface: interface.to_owned(),
+                    netns: netns.to_string(),
+                    source,
+                })?;
+            let link = xdp_program(ebpf, names::PROG_XDP)?
+                .attach(interface, XdpMode::default())
+                .map_err(|source| CaptureError::Program {
+                    operation: "attaching",
+                    program: names::PROG_XDP,
+                    source,
+                })?;
+            Ok((ifindex, link))
+        })??;
+        attachment.ifindex = Some(ifindex);
+        attachment.place = Some((netns.clone(), interface.to_owned()));
+        attachment.xdp_link = Some(link);
+        attachment.publish_globals()?;
+        Ok(attachment)
+    }
+
+    /// Moves an XDP attachment to TC ingress and egress (for a client that
+    /// wants sent packets too), without losing or doubling a packet: TC is
+    /// attached first while the XDP program still serves received packets,
+    /// then one flag hands them over, then XDP is detached.
+    pub fn move_to_tc(&mut self) -> Result<(), CaptureError> {
+        let Some((netns, interface)) = self.place.clone().filter(|_| self.xdp_link.is_some())
+        else {
+            return Ok(());
+        };
+        // Native code for TC; XDP keeps its own until it is detached, and
+        // the globals still say XDP serves received packets.
+        self.hook = Hook::Tc;
+        self.rebuild_native()?;
+        let ebpf = &mut self.ebpf;
+        netns.run(|| attach_tc(ebpf, &interface))??;
+        // The hand-over: TC ingress serves received packets from here on.
+        self.xdp_receives = false;
+        self.publish_globals()?;
+        let link = self.xdp_link.take();
+        if let Some(link) = link {
+            xdp_program(&mut self.ebpf, names::PROG_XDP)?
+                .detach(link)
+                .map_err(|source| CaptureError::Program {
+                    operation: "detaching",
+                    program: names::PROG_XDP,
+                    source,
+                })?;
+        }
+        tracing::info!(%netns, interface, "moved from XDP to TC");
+        Ok(())
+    }
+
+    /// Where the program runs.
+    pub fn hook(&self) -> Hook {
+        self.hook
     }
 
     /// Loads the program and attaches it at TC ingress and egress of
@@ -218,28 +332,9 @@ impl Attachment {
     ) -> Result<Self, CaptureError> {
         let mut attachment = Self::detached_with(engine)?;
         let ebpf = &mut attachment.ebpf;
-        let ifindex = netns.run(|| -> Result<u32, CaptureError> {
-            let ifindex =
-                sys::interface_index(interface).map_err(|source| CaptureError::NoInterface {
-                    interface: interface.to_owned(),
-                    netns: netns.to_string(),
-                    source,
-                })?;
-            for (name, hook) in [
-                (names::PROG_INGRESS, TcAttachType::Ingress),
-                (names::PROG_EGRESS, TcAttachType::Egress),
-            ] {
-                classifier(ebpf, name)?
-                    .attach(interface, hook)
-                    .map_err(|source| CaptureError::Program {
-                        operation: "attaching",
-                        program: name,
-                        source,
-                    })?;
-            }
-            Ok(ifindex)
-        })??;
+        let ifindex = netns.run(|| attach_tc(ebpf, interface))??;
         attachment.ifindex = Some(ifindex);
+        attachment.place = Some((netns.clone(), interface.to_owned()));
         Ok(attachment)
     }
 
@@ -276,6 +371,11 @@ impl Attachment {
         filter: &ValidProgram,
     ) -> Result<Client, CaptureError> {
         let config = client_config(spec)?;
+        if self.hook == Hook::Xdp && config.directions != DIR_IN {
+            return Err(CaptureError::InvalidSpec {
+                message: "XDP sees received packets only: directions must be `in`".to_owned(),
+            });
+        }
         // A counting client gets the smallest ring: nothing is copied.
         let ring_bytes = if spec.count_only {
             MIN_RING_BYTES
@@ -436,6 +536,14 @@ impl Attachment {
     /// arrived (DIR_IN) or been sent (DIR_OUT); `repeat` runs, and the
     /// kernel's average duration per run in nanoseconds.
     pub fn test_run(&self, direction: u32, frame: &[u8], repeat: u32) -> Result<u64, CaptureError> {
+        if self.hook == Hook::Xdp {
+            if direction != DIR_IN {
+                return Err(CaptureError::InvalidSpec {
+                    message: "XDP sees received packets only".to_owned(),
+                });
+            }
+            return self.test_run_xdp(frame, repeat);
+        }
         let name = if direction == DIR_OUT {
             names::PROG_EGRESS
         } else {
@@ -457,6 +565,34 @@ impl Attachment {
         repeat: u32,
     ) -> Result<u64, CaptureError> {
         let program: &SchedClassifier = self
+            .ebpf
+            .program(name)
+            .ok_or(CaptureError::Missing { name })?
+            .try_into()
+            .map_err(|source| CaptureError::Program {
+                operation: "finding",
+                program: name,
+                source,
+            })?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let result = program
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                repeat,
+                ..TestRunOptions::default()
+            })
+            .map_err(|source| CaptureError::Program {
+                operation: "test-running",
+                program: name,
+                source,
+            })?;
+        Ok(result.duration.as_nanos() as u64)
+    }
+
+    fn test_run_xdp(&self, frame: &[u8], repeat: u32) -> Result<u64, CaptureError> {
+        let name = names::PROG_XDP;
+        let program: &Xdp = self
             .ebpf
             .program(name)
             .ok_or(CaptureError::Missing { name })?
@@ -533,14 +669,15 @@ impl Attachment {
             } else {
                 jump::CHAIN + index as u32 - 1
             };
-            sys::set_program_array_entry(self.maps.jump_fd.as_fd(), entry, program.as_fd())
-                .map_err(|source| CaptureError::Io {
+            sys::set_program_array_entry(self.jump_map(), entry, program.as_fd()).map_err(
+                |source| CaptureError::Io {
                     operation: "installing native filters",
                     source,
-                })?;
+                },
+            )?;
         }
         if programs.is_empty() {
-            match sys::delete_map_entry(self.maps.jump_fd.as_fd(), jump::DECIDE) {
+            match sys::delete_map_entry(self.jump_map(), jump::DECIDE) {
                 Err(err) if err.raw_os_error() != Some(libc::ENOENT) => {
                     return Err(CaptureError::Io {
                         operation: "removing native filters",
@@ -552,6 +689,14 @@ impl Attachment {
         }
         self.native = native;
         self.publish_globals()
+    }
+
+    /// The program array of the hook's programs.
+    fn jump_map(&self) -> std::os::fd::BorrowedFd<'_> {
+        match self.hook {
+            Hook::Tc => self.maps.jump_fd.as_fd(),
+            Hook::Xdp => self.maps.xdp_jump_fd.as_fd(),
+        }
     }
 
     /// The slots to translate, grouped one group per program.
@@ -650,10 +795,10 @@ impl Attachment {
     ) -> Result<OwnedFd, NativeError> {
         let maps = MapFds {
             verdicts: self.maps.verdicts_fd.as_raw_fd(),
-            jump: self.maps.jump_fd.as_raw_fd(),
+            jump: self.jump_map().as_raw_fd(),
         };
         let filters = self.filters_of(slots);
-        let program = native::load(&filters, Hook::Tc, maps, sharing, next)?;
+        let program = native::load(&filters, self.hook, maps, sharing, next)?;
         tracing::debug!(
             filters = filters.len(),
             insns = program.insns,
@@ -683,7 +828,7 @@ impl Attachment {
                 0,
                 Globals {
                     slot_count,
-                    _pad: 0,
+                    xdp_receives: u32::from(self.xdp_receives),
                     interpreted: in_use & !self.native,
                 },
                 0,
@@ -749,6 +894,40 @@ fn map_fd(ebpf: &Ebpf, name: &'static str) -> Result<OwnedFd, CaptureError> {
         .try_clone_to_owned()
         .map_err(|source| CaptureError::Io {
             operation: "duplicating a map fd",
+            source,
+        })
+}
+
+/// Attaches the classifiers at TC ingress and egress of `interface` (in the
+/// calling thread's namespace); its index.
+fn attach_tc(ebpf: &mut Ebpf, interface: &str) -> Result<u32, CaptureError> {
+    let ifindex = sys::interface_index(interface).map_err(|source| CaptureError::NoInterface {
+        interface: interface.to_owned(),
+        netns: "(current)".to_owned(),
+        source,
+    })?;
+    for (name, hook) in [
+        (names::PROG_INGRESS, TcAttachType::Ingress),
+        (names::PROG_EGRESS, TcAttachType::Egress),
+    ] {
+        classifier(ebpf, name)?
+            .attach(interface, hook)
+            .map_err(|source| CaptureError::Program {
+                operation: "attaching",
+                program: name,
+                source,
+            })?;
+    }
+    Ok(ifindex)
+}
+
+fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, CaptureError> {
+    ebpf.program_mut(name)
+        .ok_or(CaptureError::Missing { name })?
+        .try_into()
+        .map_err(|source| CaptureError::Program {
+            operation: "finding",
+            program: name,
             source,
         })
 }

@@ -19,7 +19,8 @@ mod native;
 mod record;
 
 pub use attachment::{Attachment, Client, ClientSpec};
-pub use native::{Engine, MAX_CHAIN, NativeError, SlotEngine};
+pub use native::{Engine, HookChoice, MAX_CHAIN, NativeError, SlotEngine};
+pub use pktd_translate::Hook;
 pub use record::Record;
 
 use crate::netns::NetnsError;

@@ -47,6 +47,43 @@ impl std::fmt::Display for Engine {
     }
 }
 
+/// Which hook the daemon attaches at.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HookChoice {
+    /// XDP while every session on the interface wants received packets
+    /// only and the interface takes an XDP program; TC otherwise (moving
+    /// from XDP to TC when a session wants sent packets too).
+    #[default]
+    Auto,
+    /// Always TC.
+    Tc,
+    /// Always XDP: sessions that want sent packets are refused.
+    Xdp,
+}
+
+impl std::str::FromStr for HookChoice {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "auto" => Ok(Self::Auto),
+            "tc" => Ok(Self::Tc),
+            "xdp" => Ok(Self::Xdp),
+            other => Err(format!("unknown hook {other:?} (auto, tc or xdp)")),
+        }
+    }
+}
+
+impl std::fmt::Display for HookChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Tc => "tc",
+            Self::Xdp => "xdp",
+        })
+    }
+}
+
 /// Most programs in a chain: the kernel allows 33 tail calls per packet,
 /// one of which enters the chain and one leaves it.
 pub const MAX_CHAIN: usize = 32;

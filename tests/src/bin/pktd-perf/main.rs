@@ -59,6 +59,10 @@ struct Args {
     /// (b, c) Engine of the daemon.
     #[arg(long, default_value = "shared")]
     engine: Engine,
+    /// (b, c) Hook of the daemon: auto (XDP here: the clients want
+    /// received packets only), tc or xdp.
+    #[arg(long, default_value = "tc")]
+    hook: pktd_daemon::capture::HookChoice,
     /// (b, c) Kernel buffer per client, KiB (-B of tcpdump and pktcap).
     #[arg(long, default_value_t = 4096)]
     buffer_kib: u32,
@@ -128,6 +132,7 @@ fn main() -> anyhow::Result<()> {
             duration: Duration::from_secs_f64(args.duration),
             warmup: Duration::from_millis(500),
             engine: args.engine,
+            hook: args.hook,
             buffer_kib: args.buffer_kib,
         })?;
         // (b): per K, per repetition, the backends alternate.

@@ -16,7 +16,11 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use pktd_daemon::{Options, capture::Engine, policy::Policy};
+use pktd_daemon::{
+    Options,
+    capture::{Engine, HookChoice},
+    policy::Policy,
+};
 use pktd_tests::{corpus, daemon::TestDaemon, netlab::Lab, process::Running, sys};
 
 use crate::{Spread, json_string};
@@ -96,6 +100,7 @@ pub struct Settings {
     pub duration: Duration,
     pub warmup: Duration,
     pub engine: Engine,
+    pub hook: HookChoice,
     pub buffer_kib: u32,
 }
 
@@ -129,6 +134,7 @@ impl Bench {
             Policy::default_policy(),
             Options {
                 engine: settings.engine,
+                hook: settings.hook,
             },
         );
         Ok(Self {
