@@ -33,9 +33,10 @@ struct Args {
     #[arg(long, default_value = "shared")]
     engine: pktd_daemon::capture::Engine,
     /// Where to attach: `auto` (XDP while every session on an interface
-    /// wants received packets only and the interface takes XDP, TC
-    /// otherwise), `tc`, or `xdp` (sessions wanting sent packets are
-    /// refused).
+    /// wants received packets only and its driver runs XDP on its own
+    /// receive buffers, which veth does not; TC otherwise, moving there
+    /// when a session wants sent packets), `tc`, or `xdp` (sessions
+    /// wanting sent packets are refused).
     #[arg(long, default_value = "auto")]
     hook: pktd_daemon::capture::HookChoice,
 }

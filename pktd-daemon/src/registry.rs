@@ -15,6 +15,21 @@ use crate::{
     netns::Netns,
 };
 
+/// Drivers whose XDP is not run on their own receive buffers: their XDP
+/// converts every skb (veth measured slower than TC, docs/performance.md),
+/// and generic XDP does the same.
+const XDP_CONVERTS_SKBS: &[&str] = &["veth", "tun", "bridge", "loopback", ""];
+
+/// Whether XDP is worth it on `interface`: its driver runs XDP on its own
+/// receive buffers.
+fn xdp_pays_off(netns: &Netns, interface: &str) -> bool {
+    let driver = netns.run(|| crate::sys::interface_driver(interface));
+    match driver {
+        Ok(Ok(driver)) => !XDP_CONVERTS_SKBS.contains(&driver.as_str()),
+        _ => false,
+    }
+}
+
 /// Identity of an attachment: the namespace's (device, inode) and the
 /// interface name, so two names of one namespace share one attachment.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -77,7 +92,7 @@ impl Registry {
         match self.hook {
             HookChoice::Tc => Attachment::attach_with(netns, interface, self.engine),
             HookChoice::Xdp => Attachment::attach_xdp(netns, interface, self.engine),
-            HookChoice::Auto if received_only => {
+            HookChoice::Auto if received_only && xdp_pays_off(netns, interface) => {
                 Attachment::attach_xdp(netns, interface, self.engine).or_else(|err| {
                     tracing::info!(%netns, interface, err = %crate::session::error_chain(&err), "no XDP here; TC");
                     Attachment::attach_with(netns, interface, self.engine)

@@ -302,6 +302,43 @@ fn inject_ifreq(name: &str) -> io::Result<libc::ifreq> {
     Ok(request)
 }
 
+/// The kernel driver of interface `name` in the calling thread's network
+/// namespace (ETHTOOL_GDRVINFO), e.g. "veth".
+pub fn interface_driver(name: &str) -> io::Result<String> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_GDRVINFO: u32 = 0x3;
+    /// struct ethtool_drvinfo.
+    #[repr(C)]
+    struct DriverInfo {
+        cmd: u32,
+        driver: [u8; 32],
+        rest: [u8; 160],
+    }
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut info = DriverInfo {
+        cmd: ETHTOOL_GDRVINFO,
+        driver: [0; 32],
+        rest: [0; 160],
+    };
+    let mut request = inject_ifreq(name)?;
+    request.ifr_ifru.ifru_data = std::ptr::from_mut(&mut info).cast();
+    // SAFETY: request names the interface and points at a DriverInfo as
+    // large as the kernel's struct ethtool_drvinfo, which outlives the call.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), SIOCETHTOOL, &mut request) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let end = info.driver.iter().position(|b| *b == 0).unwrap_or(32);
+    Ok(String::from_utf8_lossy(&info.driver[..end]).into_owned())
+}
+
 /// The MTU of interface `name`, asked through `socket` (the ioctl answers
 /// for the socket's network namespace).
 pub fn inject_interface_mtu(socket: BorrowedFd<'_>, name: &str) -> io::Result<u32> {

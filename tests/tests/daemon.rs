@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use libwire::{Capture, Direction, EndReason, Error as WireError, ErrorCode};
-use pktd_daemon::policy::Policy;
+use pktd_daemon::{capture::HookChoice, policy::Policy};
 use pktd_proto::{Connection, Hello, MAGIC, Reply};
 use pktd_tests::{
     corpus::{numbered_udp_frame, sequence_and_port},
@@ -747,4 +747,48 @@ async fn random_garbage_on_many_connections_changes_nothing_for_others() {
         .open()
         .await
         .expect("a new session after the garbage");
+}
+
+/// `pktd --hook xdp`: ingress-only sessions are served at XDP, a session
+/// wanting sent packets is refused with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_forced_to_xdp_serves_received_packets_and_refuses_sent_ones() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start_with(
+        Policy::default_policy(),
+        pktd_daemon::Options {
+            hook: HookChoice::Xdp,
+            ..pktd_daemon::Options::default()
+        },
+    );
+    let mut capture = daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .direction(Direction::In)
+        .filter("udp dst port 9000")
+        .open()
+        .await
+        .expect("an ingress-only session at XDP");
+    let refused = daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .filter("udp")
+        .open()
+        .await
+        .err()
+        .expect("a session wanting both directions is refused at XDP");
+    assert!(refused.to_string().contains("XDP"), "{refused}");
+
+    let sender = lab.sender();
+    let frames: Vec<Vec<u8>> = (0..20u64)
+        .map(|sequence| numbered_udp_frame(9000 + (sequence % 2) as u16, sequence, 30))
+        .collect();
+    for frame in &frames {
+        sender.send(frame);
+    }
+    let mut got = collect(&mut capture, Duration::from_secs(1)).await;
+    got.sort();
+    let mut want: Vec<Vec<u8>> = frames.iter().step_by(2).cloned().collect();
+    want.sort();
+    assert_eq!(got, want);
 }

@@ -51,8 +51,10 @@ impl std::fmt::Display for Engine {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HookChoice {
     /// XDP while every session on the interface wants received packets
-    /// only and the interface takes an XDP program; TC otherwise (moving
-    /// from XDP to TC when a session wants sent packets too).
+    /// only and its driver runs XDP on its own receive buffers (not veth,
+    /// whose XDP converts every skb and measured slower than TC); TC
+    /// otherwise (moving from XDP to TC when a session wants sent packets
+    /// too).
     #[default]
     Auto,
     /// Always TC.
