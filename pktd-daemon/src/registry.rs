@@ -186,6 +186,20 @@ impl Registry {
         if let Err(err) = attachment.remove_client(slot.slot) {
             tracing::warn!(slot = slot.slot, %err, "removing a client");
         }
+        // The last client wanting sent packets has gone: back to XDP where
+        // it pays off.
+        let back_to_xdp = self.hook == HookChoice::Auto
+            && attachment.client_count() > 0
+            && attachment.hook() == Hook::Tc
+            && attachment.received_only()
+            && attachment
+                .place()
+                .is_some_and(|(netns, interface)| xdp_pays_off(netns, interface));
+        if back_to_xdp {
+            if let Err(err) = attachment.move_to_xdp() {
+                tracing::warn!(interface = slot.key.interface, err = %crate::session::error_chain(&err), "staying at TC");
+            }
+        }
         if attachment.client_count() == 0 {
             attachments.remove(&slot.key);
             tracing::info!(

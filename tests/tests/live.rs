@@ -70,50 +70,106 @@ fn moving_from_xdp_to_tc_under_traffic_loses_and_doubles_nothing() {
     let mut attachment =
         Attachment::attach_xdp(&lab.capture_netns(), &lab.capture_if, Engine::Shared)
             .expect("attaching at XDP");
-    let spec = ClientSpec {
-        directions: DIR_IN,
-        ..ClientSpec::default()
-    };
-    let mut client = attachment.add_client(&spec, &filter("udp")).unwrap();
-    let both = ClientSpec::default();
+    let mut client = attachment.add_client(&received(), &filter("udp")).unwrap();
     assert!(
-        attachment.add_client(&both, &filter("udp")).is_err(),
+        attachment
+            .add_client(&ClientSpec::default(), &filter("udp"))
+            .is_err(),
         "XDP refuses a client wanting sent packets"
     );
-
-    const FRAMES: u64 = 6000;
-    let sender = lab.sender();
-    let sending = std::thread::spawn(move || {
-        for sequence in 0..FRAMES {
-            sender.send(&udp_frame(9000, sequence, 18));
-            // Paced: no queue on the way may overflow.
-            if sequence % 50 == 0 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
+    let sequences = move_under_traffic(&lab, &mut attachment, &mut client, |attachment| {
+        attachment.move_to_tc().expect("moving to TC");
+        assert_eq!(attachment.hook(), Hook::Tc);
     });
-    std::thread::sleep(Duration::from_millis(40));
-    attachment.move_to_tc().expect("moving to TC");
-    assert_eq!(attachment.hook(), Hook::Tc);
-    let mut other = attachment
-        .add_client(&both, &filter("udp"))
+    assert_received_once(sequences);
+    let mut both = attachment
+        .add_client(&ClientSpec::default(), &filter("udp"))
         .expect("TC takes a client wanting both directions");
-    sending.join().unwrap();
+    lab.sender().send(&udp_frame(9000, 0, 18));
+    assert_eq!(drain(&mut both, Duration::from_millis(200)).len(), 1);
+}
 
-    let mut sequences: Vec<u64> = drain(&mut client, Duration::from_millis(300))
+/// And back: when only clients wanting received packets are left, TC hands
+/// over to XDP, again without losing or doubling a frame.
+#[test]
+fn moving_from_tc_to_xdp_under_traffic_loses_and_doubles_nothing() {
+    let lab = Lab::new();
+    let mut attachment =
+        Attachment::attach(&lab.capture_netns(), &lab.capture_if).expect("attaching at TC");
+    let both = attachment
+        .add_client(&ClientSpec::default(), &filter("udp"))
+        .unwrap();
+    let mut client = attachment.add_client(&received(), &filter("udp")).unwrap();
+    assert!(
+        attachment.move_to_xdp().is_err(),
+        "a client wanting sent packets keeps the attachment at TC"
+    );
+    attachment.remove_client(both.slot()).unwrap();
+    let sequences = move_under_traffic(&lab, &mut attachment, &mut client, |attachment| {
+        attachment.move_to_xdp().expect("moving to XDP");
+        assert_eq!(attachment.hook(), Hook::Xdp);
+    });
+    assert_received_once(sequences);
+}
+
+/// Most frames sent around one move.
+const MOVE_FRAMES: u64 = 200_000;
+
+fn received() -> ClientSpec {
+    ClientSpec {
+        directions: DIR_IN,
+        ..ClientSpec::default()
+    }
+}
+
+/// Sends numbered frames, paced so that no queue on the way overflows,
+/// from before `move_hook` runs until shortly after (at most MOVE_FRAMES);
+/// returns how many were sent and the sequence numbers `client` got.
+fn move_under_traffic(
+    lab: &Lab,
+    attachment: &mut Attachment,
+    client: &mut Client,
+    move_hook: impl FnOnce(&mut Attachment),
+) -> (u64, Vec<u64>) {
+    let sender = lab.sender();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let sending = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut sequence = 0;
+            while sequence < MOVE_FRAMES && !stop.load(Ordering::Relaxed) {
+                sender.send(&udp_frame(9000, sequence, 18));
+                if sequence % 50 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                sequence += 1;
+            }
+            sequence
+        })
+    };
+    std::thread::sleep(Duration::from_millis(40));
+    move_hook(attachment);
+    std::thread::sleep(Duration::from_millis(40));
+    stop.store(true, Ordering::Relaxed);
+    let sent = sending.join().unwrap();
+    assert!(sent < MOVE_FRAMES, "the move outlasted the traffic");
+    let sequences = drain(client, Duration::from_millis(300))
         .iter()
         .map(|record| sequence_and_port(&record.data).0)
         .collect();
+    (sent, sequences)
+}
+
+fn assert_received_once((sent, mut sequences): (u64, Vec<u64>)) {
     sequences.sort_unstable();
     let received = sequences.len();
     sequences.dedup();
     assert_eq!(received, sequences.len(), "frames delivered twice");
     assert_eq!(
         sequences,
-        (0..FRAMES).collect::<Vec<_>>(),
+        (0..sent).collect::<Vec<_>>(),
         "frames lost in the move"
     );
-    assert!(!drain(&mut other, Duration::from_millis(100)).is_empty());
 }
 
 fn many_clients_each_get_exactly_their_frames(lab: &Lab, mut attachment: Attachment) {

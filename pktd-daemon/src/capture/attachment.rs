@@ -5,7 +5,10 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, ArrayOfMaps, Map, MapData, PerCpuArray, PerCpuValues, RingBuf},
-    programs::{SchedClassifier, TcAttachType, TestRun, TestRunOptions, Xdp, XdpMode},
+    programs::{
+        SchedClassifier, TcAttachType, TestRun, TestRunOptions, Xdp, XdpMode,
+        tc::SchedClassifierLinkId,
+    },
     util::nr_cpus,
 };
 use pktd_common::{
@@ -130,6 +133,8 @@ pub struct Attachment {
     place: Option<(Netns, String)>,
     /// The XDP attachment, if any.
     xdp_link: Option<aya::programs::xdp::XdpLinkId>,
+    /// The TC attachments (ingress, egress), if any.
+    tc_links: Vec<(&'static str, SchedClassifierLinkId)>,
     /// The XDP program, not TC ingress, serves received packets.
     xdp_receives: bool,
 }
@@ -210,30 +215,7 @@ impl Attachment {
                 operation: "installing the delivery program",
                 source,
             })?;
-        if hook == Hook::Xdp {
-            for name in names::XDP_PROGRAMS {
-                xdp_program(&mut ebpf, name)?
-                    .load()
-                    .map_err(|source| CaptureError::Program {
-                        operation: "loading",
-                        program: name,
-                        source,
-                    })?;
-            }
-            let deliver = xdp_program(&mut ebpf, names::PROG_XDP_DELIVER)?
-                .fd()
-                .map_err(|source| CaptureError::Program {
-                    operation: "finding",
-                    program: names::PROG_XDP_DELIVER,
-                    source,
-                })?;
-            sys::set_program_array_entry(maps.xdp_jump_fd.as_fd(), jump::DELIVER, deliver.as_fd())
-                .map_err(|source| CaptureError::Io {
-                    operation: "installing the XDP delivery program",
-                    source,
-                })?;
-        }
-        Ok(Self {
+        let mut attachment = Self {
             ebpf,
             maps,
             slots: std::array::from_fn(|_| None),
@@ -243,7 +225,43 @@ impl Attachment {
             ifindex: None,
             place: None,
             xdp_link: None,
+            tc_links: Vec::new(),
             xdp_receives: hook == Hook::Xdp,
+        };
+        if hook == Hook::Xdp {
+            attachment.load_xdp()?;
+        }
+        Ok(attachment)
+    }
+
+    /// Loads the XDP programs (once) and installs XDP delivery.
+    fn load_xdp(&mut self) -> Result<(), CaptureError> {
+        for name in names::XDP_PROGRAMS {
+            let program = xdp_program(&mut self.ebpf, name)?;
+            if program.fd().is_ok() {
+                continue;
+            }
+            program.load().map_err(|source| CaptureError::Program {
+                operation: "loading",
+                program: name,
+                source,
+            })?;
+        }
+        let deliver = xdp_program(&mut self.ebpf, names::PROG_XDP_DELIVER)?
+            .fd()
+            .map_err(|source| CaptureError::Program {
+                operation: "finding",
+                program: names::PROG_XDP_DELIVER,
+                source,
+            })?;
+        sys::set_program_array_entry(
+            self.maps.xdp_jump_fd.as_fd(),
+            jump::DELIVER,
+            deliver.as_fd(),
+        )
+        .map_err(|source| CaptureError::Io {
+            operation: "installing the XDP delivery program",
+            source,
         })
     }
 
@@ -294,7 +312,8 @@ impl Attachment {
         self.hook = Hook::Tc;
         self.rebuild_native()?;
         let ebpf = &mut self.ebpf;
-        netns.run(|| attach_tc(ebpf, &interface))??;
+        let (_, links) = netns.run(|| attach_tc(ebpf, &interface))??;
+        self.tc_links = links;
         // The hand-over: TC ingress serves received packets from here on.
         self.xdp_receives = false;
         self.publish_globals()?;
@@ -310,6 +329,65 @@ impl Attachment {
         }
         tracing::info!(%netns, interface, "moved from XDP to TC");
         Ok(())
+    }
+
+    /// Moves a TC attachment to XDP (when every client wants received
+    /// packets only), without losing or doubling a packet: XDP is attached
+    /// first while TC ingress still serves received packets, then one flag
+    /// hands them over, then TC is detached.
+    pub fn move_to_xdp(&mut self) -> Result<(), CaptureError> {
+        let Some((netns, interface)) = self.place.clone().filter(|_| self.xdp_link.is_none())
+        else {
+            return Ok(());
+        };
+        if !self.received_only() {
+            return Err(CaptureError::InvalidSpec {
+                message: "a client wants sent packets: XDP cannot serve it".to_owned(),
+            });
+        }
+        self.load_xdp()?;
+        self.hook = Hook::Xdp;
+        self.rebuild_native()?;
+        let ebpf = &mut self.ebpf;
+        let link = netns.run(|| {
+            xdp_program(ebpf, names::PROG_XDP)?
+                .attach(&interface, XdpMode::default())
+                .map_err(|source| CaptureError::Program {
+                    operation: "attaching",
+                    program: names::PROG_XDP,
+                    source,
+                })
+        })??;
+        self.xdp_link = Some(link);
+        // The hand-over: XDP serves received packets from here on.
+        self.xdp_receives = true;
+        self.publish_globals()?;
+        for (name, link) in std::mem::take(&mut self.tc_links) {
+            classifier(&mut self.ebpf, name)?
+                .detach(link)
+                .map_err(|source| CaptureError::Program {
+                    operation: "detaching",
+                    program: name,
+                    source,
+                })?;
+        }
+        tracing::info!(%netns, interface, "moved from TC to XDP");
+        Ok(())
+    }
+
+    /// The namespace and interface the program is attached to.
+    pub fn place(&self) -> Option<(&Netns, &str)> {
+        self.place
+            .as_ref()
+            .map(|(netns, interface)| (netns, interface.as_str()))
+    }
+
+    /// Whether every client wants received packets only.
+    pub fn received_only(&self) -> bool {
+        self.slots
+            .iter()
+            .flatten()
+            .all(|state| state.directions == DIR_IN)
     }
 
     /// Where the program runs.
@@ -332,8 +410,9 @@ impl Attachment {
     ) -> Result<Self, CaptureError> {
         let mut attachment = Self::detached_with(engine)?;
         let ebpf = &mut attachment.ebpf;
-        let ifindex = netns.run(|| attach_tc(ebpf, interface))??;
+        let (ifindex, links) = netns.run(|| attach_tc(ebpf, interface))??;
         attachment.ifindex = Some(ifindex);
+        attachment.tc_links = links;
         attachment.place = Some((netns.clone(), interface.to_owned()));
         Ok(attachment)
     }
@@ -898,27 +977,32 @@ fn map_fd(ebpf: &Ebpf, name: &'static str) -> Result<OwnedFd, CaptureError> {
         })
 }
 
+/// The TC links of one attachment.
+type TcLinks = Vec<(&'static str, SchedClassifierLinkId)>;
+
 /// Attaches the classifiers at TC ingress and egress of `interface` (in the
-/// calling thread's namespace); its index.
-fn attach_tc(ebpf: &mut Ebpf, interface: &str) -> Result<u32, CaptureError> {
+/// calling thread's namespace); its index and the links.
+fn attach_tc(ebpf: &mut Ebpf, interface: &str) -> Result<(u32, TcLinks), CaptureError> {
     let ifindex = sys::interface_index(interface).map_err(|source| CaptureError::NoInterface {
         interface: interface.to_owned(),
         netns: "(current)".to_owned(),
         source,
     })?;
+    let mut links = Vec::new();
     for (name, hook) in [
         (names::PROG_INGRESS, TcAttachType::Ingress),
         (names::PROG_EGRESS, TcAttachType::Egress),
     ] {
-        classifier(ebpf, name)?
+        let link = classifier(ebpf, name)?
             .attach(interface, hook)
             .map_err(|source| CaptureError::Program {
                 operation: "attaching",
                 program: name,
                 source,
             })?;
+        links.push((name, link));
     }
-    Ok(ifindex)
+    Ok((ifindex, links))
 }
 
 fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, CaptureError> {
