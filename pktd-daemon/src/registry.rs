@@ -195,10 +195,12 @@ impl Registry {
             && attachment
                 .place()
                 .is_some_and(|(netns, interface)| xdp_pays_off(netns, interface));
-        if back_to_xdp {
-            if let Err(err) = attachment.move_to_xdp() {
-                tracing::warn!(interface = slot.key.interface, err = %crate::session::error_chain(&err), "staying at TC");
-            }
+        if back_to_xdp && let Err(err) = attachment.move_to_xdp() {
+            tracing::warn!(
+                interface = slot.key.interface,
+                err = %crate::session::error_chain(&err),
+                "staying at TC"
+            );
         }
         if attachment.client_count() == 0 {
             attachments.remove(&slot.key);
