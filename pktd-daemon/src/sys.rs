@@ -42,37 +42,15 @@ struct MapElemAttr {
     flags: u64,
 }
 
-const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
-
-/// Deletes `key` from an array-of-maps (aya 0.14 has no delete for it), so
-/// the kernel drops its reference to the inner map.
-pub fn delete_map_entry(map: BorrowedFd<'_>, key: u32) -> io::Result<()> {
-    let attr = MapElemAttr {
-        map_fd: map.as_raw_fd() as u32,
-        _pad: 0,
-        key: std::ptr::from_ref(&key) as u64,
-        value: 0,
-        flags: 0,
-    };
-    // SAFETY: attr is a valid bpf_attr prefix for BPF_MAP_DELETE_ELEM and
-    // `key` outlives the call; the kernel reads 4 bytes through attr.key.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_DELETE_ELEM,
-            std::ptr::from_ref(&attr),
-            size_of::<MapElemAttr>(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
+
+/// Deletes `key` from an array-of-maps or program array (aya 0.14 has no
+/// delete for them), so the kernel drops its reference to the entry.
+pub fn delete_map_entry(map: BorrowedFd<'_>, key: u32) -> io::Result<()> {
+    map_elem(BPF_MAP_DELETE_ELEM, map, key, None)
+}
 
 /// Points entry `key` of a program array at the program `program`.
 pub fn set_program_array_entry(
@@ -80,20 +58,37 @@ pub fn set_program_array_entry(
     key: u32,
     program: BorrowedFd<'_>,
 ) -> io::Result<()> {
-    let value = program.as_raw_fd() as u32;
+    map_elem(
+        BPF_MAP_UPDATE_ELEM,
+        map,
+        key,
+        Some(program.as_raw_fd() as u32),
+    )
+}
+
+/// A BPF_MAP_*_ELEM command on a map with u32 keys and (if any) u32 values.
+fn map_elem(
+    command: libc::c_long,
+    map: BorrowedFd<'_>,
+    key: u32,
+    value: Option<u32>,
+) -> io::Result<()> {
     let attr = MapElemAttr {
         map_fd: map.as_raw_fd() as u32,
         _pad: 0,
         key: std::ptr::from_ref(&key) as u64,
-        value: std::ptr::from_ref(&value) as u64,
+        value: value
+            .as_ref()
+            .map_or(0, |value| std::ptr::from_ref(value) as u64),
         flags: 0,
     };
-    // SAFETY: attr is a valid bpf_attr prefix for BPF_MAP_UPDATE_ELEM; `key`
-    // and `value` (4 bytes each, as a program array has) outlive the call.
+    // SAFETY: attr is a valid bpf_attr prefix for the BPF_MAP_*_ELEM
+    // commands; `key` and `value` (4 bytes each, as these maps have) outlive
+    // the call, and the kernel only reads them.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
-            BPF_MAP_UPDATE_ELEM,
+            command,
             std::ptr::from_ref(&attr),
             size_of::<MapElemAttr>(),
         )

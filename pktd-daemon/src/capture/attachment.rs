@@ -643,35 +643,25 @@ impl Attachment {
         frame: &[u8],
         repeat: u32,
     ) -> Result<u64, CaptureError> {
-        let program: &SchedClassifier = self
-            .ebpf
-            .program(name)
-            .ok_or(CaptureError::Missing { name })?
-            .try_into()
-            .map_err(|source| CaptureError::Program {
-                operation: "finding",
-                program: name,
-                source,
-            })?;
-        let mut out = vec![0u8; frame.len() + 256];
-        let result = program
-            .test_run(TestRunOptions {
-                data_in: Some(frame),
-                data_out: Some(&mut out),
-                repeat,
-                ..TestRunOptions::default()
-            })
-            .map_err(|source| CaptureError::Program {
-                operation: "test-running",
-                program: name,
-                source,
-            })?;
-        Ok(result.duration.as_nanos() as u64)
+        self.test_run_as::<SchedClassifier>(name, frame, repeat)
     }
 
     fn test_run_xdp(&self, frame: &[u8], repeat: u32) -> Result<u64, CaptureError> {
-        let name = names::PROG_XDP;
-        let program: &Xdp = self
+        self.test_run_as::<Xdp>(names::PROG_XDP, frame, repeat)
+    }
+
+    /// BPF_PROG_TEST_RUN of program `name`, of aya type `P`.
+    fn test_run_as<P>(
+        &self,
+        name: &'static str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<u64, CaptureError>
+    where
+        P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = aya::programs::TestRunResult>,
+        for<'a> &'a P: TryFrom<&'a aya::programs::Program, Error = aya::programs::ProgramError>,
+    {
+        let program: &P = self
             .ebpf
             .program(name)
             .ok_or(CaptureError::Missing { name })?

@@ -1,13 +1,14 @@
 use pktd_filter::compile;
 
-use crate::{Filter, Hook, MapFds, Request, Sharing, translate};
+use crate::{Filter, Hook, Insn, MapFds, Request, Sharing, translate};
 
 const MAPS: MapFds = MapFds {
     verdicts: 3,
     jump: 4,
 };
 
-fn translated_len(expressions: &[String], sharing: Sharing) -> usize {
+/// The program for `expressions`, one slot each.
+fn translated(expressions: &[String], sharing: Sharing, hook: Hook) -> Vec<Insn> {
     let programs: Vec<_> = expressions
         .iter()
         .map(|expression| compile(expression, true, 262_144).unwrap())
@@ -22,14 +23,13 @@ fn translated_len(expressions: &[String], sharing: Sharing) -> usize {
         .collect();
     translate(&Request {
         filters: &filters,
-        hook: Hook::Tc,
+        hook,
         maps: MAPS,
         sharing,
         next: 1,
     })
     .unwrap()
     .insns
-    .len()
 }
 
 fn ports(count: u16) -> Vec<String> {
@@ -40,9 +40,9 @@ fn ports(count: u16) -> Vec<String> {
 
 #[test]
 fn shared_port_filters_grow_by_a_few_instructions_each() {
-    let one = translated_len(&ports(1), Sharing::Shared);
-    let sixty_four = translated_len(&ports(64), Sharing::Shared);
-    let separate = translated_len(&ports(64), Sharing::None);
+    let one = translated(&ports(1), Sharing::Shared, Hook::Tc).len();
+    let sixty_four = translated(&ports(64), Sharing::Shared, Hook::Tc).len();
+    let separate = translated(&ports(64), Sharing::None, Hook::Tc).len();
     // Each extra filter adds its comparisons and accepts (one per IP
     // version), not its loads.
     assert!(
@@ -61,27 +61,7 @@ fn every_jump_lands_inside_the_program() {
     expressions.push("tcp[tcpflags] & tcp-syn != 0".into());
     expressions.push("ip[2:2] - ((ip[0] & 0xf) << 2) > 100".into());
     for sharing in [Sharing::None, Sharing::Shared] {
-        let programs: Vec<_> = expressions
-            .iter()
-            .map(|expression| compile(expression, true, 262_144).unwrap())
-            .collect();
-        let filters: Vec<Filter<'_>> = programs
-            .iter()
-            .enumerate()
-            .map(|(slot, program)| Filter {
-                slot: slot as u32,
-                program,
-            })
-            .collect();
-        let insns = translate(&Request {
-            filters: &filters,
-            hook: Hook::Xdp,
-            maps: MAPS,
-            sharing,
-            next: 1,
-        })
-        .unwrap()
-        .insns;
+        let insns = translated(&expressions, sharing, Hook::Xdp);
         for (at, insn) in insns.iter().enumerate() {
             let class = insn.code & 0x07;
             let op = insn.code & 0xf0;
