@@ -996,20 +996,21 @@ fn attach_tc(ebpf: &mut Ebpf, interface: &str) -> Result<(u32, TcLinks), Capture
 }
 
 fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, CaptureError> {
-    ebpf.program_mut(name)
-        .ok_or(CaptureError::Missing { name })?
-        .try_into()
-        .map_err(|source| CaptureError::Program {
-            operation: "finding",
-            program: name,
-            source,
-        })
+    program_mut(ebpf, name)
 }
 
 fn classifier<'a>(
     ebpf: &'a mut Ebpf,
     name: &'static str,
 ) -> Result<&'a mut SchedClassifier, CaptureError> {
+    program_mut(ebpf, name)
+}
+
+/// Program `name` of the object, as aya type `P`.
+fn program_mut<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, CaptureError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
     ebpf.program_mut(name)
         .ok_or(CaptureError::Missing { name })?
         .try_into()
