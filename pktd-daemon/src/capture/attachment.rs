@@ -871,6 +871,8 @@ impl Attachment {
         tracing::debug!(
             filters = filters.len(),
             insns = program.insns,
+            trees = program.trees,
+            standalone = program.standalone,
             ?sharing,
             "native filters loaded"
         );

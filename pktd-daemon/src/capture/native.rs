@@ -129,6 +129,10 @@ pub struct NativeProgram {
     pub fd: OwnedFd,
     /// eBPF instructions.
     pub insns: usize,
+    /// Decision trees the filters were merged into.
+    pub trees: usize,
+    /// Filters translated on their own.
+    pub standalone: usize,
 }
 
 /// Most instructions the daemon puts in one native program: larger sets of
@@ -191,5 +195,7 @@ pub fn load(
     Ok(NativeProgram {
         fd,
         insns: bytes.len(),
+        trees: translation.trees,
+        standalone: translation.standalone,
     })
 }
