@@ -1,13 +1,14 @@
-//! pktd's developer commands. Each one bootstraps the machine first (Debian
-//! packages, rustup toolchains, bpf-linker, bpffs), so a fresh clone on a
-//! fresh Debian 12 machine needs nothing but `cargo xtask test`.
+//! pktd's developer commands. Each one that builds bootstraps the machine
+//! first (Debian packages, rustup toolchains, bpf-linker, bpffs), so a fresh
+//! clone on a fresh Debian 12 machine needs nothing but `cargo xtask test`.
 
 mod bootstrap;
+mod layout;
 mod process;
 mod run;
 mod test;
 
-use std::{ffi::OsString, process::ExitCode};
+use std::{ffi::OsString, path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 
@@ -41,6 +42,22 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// The longest files and functions and the import circles between
+    /// modules, read from the source alone (no bootstrap, no build), to plan
+    /// and check restructurings.
+    Layout {
+        /// Crate directories (e.g. pktd-daemon) or source directories; by
+        /// default every workspace member's src but xtask's and tests'.
+        dirs: Vec<PathBuf>,
+        /// Leave test code out: `mod tests` and other #[cfg(test)] items,
+        /// #[test] functions, files named tests.rs or under a tests/ directory.
+        #[arg(long)]
+        no_tests: bool,
+        /// Exit non-zero if any two top-level modules of a crate import each
+        /// other, directly or through others.
+        #[arg(long)]
+        deny_cycles: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,6 +67,11 @@ fn main() -> ExitCode {
         Command::Run { args } => run::run(&args),
         Command::Test { args } => test::test(&args),
         Command::Perf { args } => run::perf(&args),
+        Command::Layout {
+            dirs,
+            no_tests,
+            deny_cycles,
+        } => layout::layout(&dirs, no_tests, deny_cycles),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
