@@ -1,35 +1,81 @@
 //! Requests that are not a live capture: recordings the daemon writes to
-//! disk, and their listing and stopping.
+//! disk, their listing and stopping, and the daemon's performance
+//! statistics.
 
 use std::path::Path;
 
-use pktd_proto::{RecordRequest, RecordingInfo, Reply, Request};
+pub use pktd_proto::Rotation;
+use pktd_proto::{Connection, DaemonStats, RecordingInfo, RecordingRequest, Reply, Request};
+use tokio::net::UnixStream;
 
 use crate::{
     CaptureBuilder, Error,
     handshake::{connect, greet, unexpected},
 };
 
-/// How a recording rotates its files (tcpdump's -G, -C, -W and -c).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Rotation {
-    /// A new file every this many seconds (0: never).
-    pub seconds: u32,
-    /// A new file before one exceeds this many bytes (0: never).
-    pub bytes: u64,
-    /// A new file after this many packets (0: never).
-    pub packets: u64,
-    /// Keep at most this many files, deleting the oldest (0: all).
-    pub max_files: u32,
+/// A connection for requests that are not a capture, kept open for as
+/// many as the caller likes (`pktd stats` asks once per interval).
+///
+/// ```no_run
+/// # async fn example() -> Result<(), libwire::Error> {
+/// let mut control = libwire::Control::connect(libwire::DEFAULT_SOCKET).await?;
+/// let stats = control.daemon_stats().await?;
+/// println!("{} sessions visible to me", stats.sessions.len());
+/// for recording in control.recordings().await? {
+///     println!("recording {}: {} packets", recording.id, recording.packets);
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Control {
+    connection: Connection<UnixStream>,
 }
 
-async fn ask(socket: &Path, request: Request) -> Result<Reply, Error> {
-    let mut connection = greet(connect(socket).await?).await?;
-    connection.write_request(&request).await?;
-    match connection.read_reply().await? {
-        Some(Reply::Error { code, message }) => Err(Error::Daemon { code, message }),
-        Some(reply) => Ok(reply),
-        None => Err(Error::Disconnected),
+impl Control {
+    /// Connects to the daemon at `socket` and says hello.
+    pub async fn connect(socket: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::connect_on(connect(socket.as_ref()).await?).await
+    }
+
+    /// Says hello over an already connected stream.
+    pub async fn connect_on(stream: UnixStream) -> Result<Self, Error> {
+        Ok(Self {
+            connection: greet(stream).await?,
+        })
+    }
+
+    /// The daemon's counters now: every interface and session for root,
+    /// the caller's own sessions otherwise.
+    pub async fn daemon_stats(&mut self) -> Result<DaemonStats, Error> {
+        match self.ask(Request::DaemonStats).await? {
+            Reply::DaemonStats(stats) => Ok(stats),
+            other => Err(unexpected(Some(other))),
+        }
+    }
+
+    /// The caller's recordings (root: everyone's), running or recently
+    /// ended.
+    pub async fn recordings(&mut self) -> Result<Vec<RecordingInfo>, Error> {
+        match self.ask(Request::ListRecordings).await? {
+            Reply::Recordings(list) => Ok(list),
+            other => Err(unexpected(Some(other))),
+        }
+    }
+
+    /// Stops one of the caller's recordings and returns it as it ended.
+    pub async fn stop_recording(&mut self, id: u64) -> Result<RecordingInfo, Error> {
+        match self.ask(Request::StopRecording { id }).await? {
+            Reply::Recording(info) => Ok(info),
+            other => Err(unexpected(Some(other))),
+        }
+    }
+
+    async fn ask(&mut self, request: Request) -> Result<Reply, Error> {
+        self.connection.write_request(&request).await?;
+        match self.connection.read_reply().await? {
+            Some(Reply::Error { code, message }) => Err(Error::Daemon { code, message }),
+            Some(reply) => Ok(reply),
+            None => Err(Error::Disconnected),
+        }
     }
 }
 
@@ -45,16 +91,14 @@ impl CaptureBuilder {
         pcapng: bool,
     ) -> Result<RecordingInfo, Error> {
         let (socket, capture) = self.into_parts();
-        let request = Request::Record(RecordRequest {
+        let mut control = Control::connect(&socket).await?;
+        let request = Request::StartRecording(RecordingRequest {
             capture,
             pattern: pattern.to_owned(),
-            rotate_seconds: rotation.seconds,
-            rotate_bytes: rotation.bytes,
-            rotate_packets: rotation.packets,
-            max_files: rotation.max_files,
+            rotation: *rotation,
             pcapng,
         });
-        match ask(&socket, request).await? {
+        match control.ask(request).await? {
             Reply::Recording(info) => Ok(info),
             other => Err(unexpected(Some(other))),
         }
@@ -63,16 +107,10 @@ impl CaptureBuilder {
 
 /// The user's recordings (root: everyone's), running or recently ended.
 pub async fn list_recordings(socket: impl AsRef<Path>) -> Result<Vec<RecordingInfo>, Error> {
-    match ask(socket.as_ref(), Request::ListRecordings).await? {
-        Reply::Recordings(list) => Ok(list),
-        other => Err(unexpected(Some(other))),
-    }
+    Control::connect(socket).await?.recordings().await
 }
 
 /// Stops one of the user's recordings and returns it as it ended.
 pub async fn stop_recording(socket: impl AsRef<Path>, id: u64) -> Result<RecordingInfo, Error> {
-    match ask(socket.as_ref(), Request::StopRecording { id }).await? {
-        Reply::Recording(info) => Ok(info),
-        other => Err(unexpected(Some(other))),
-    }
+    Control::connect(socket).await?.stop_recording(id).await
 }

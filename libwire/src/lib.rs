@@ -25,10 +25,14 @@
 //! ```
 //!
 //! [`Injector`] sends Ethernet frames through the daemon, which checks each
-//! against the policy.
+//! against the policy. [`CaptureBuilder::record`] has the daemon write the
+//! capture to files itself, and a [`Control`] connection lists and stops
+//! those recordings and reads the daemon's performance statistics.
 //!
-//! [`savefile`] writes pcap/pcapng files and [`print`] formats packets the
-//! way tcpdump prints them; both serve the `pktcap` command.
+//! [`savefile`] writes pcap/pcapng files and reads pcap files back, and
+//! [`print`](mod@print) formats packets the way tcpdump prints them; both
+//! serve the `pktcap` command. They live in the `pktd-pcap` crate and are
+//! re-exported here, so a client needs only libwire.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -36,16 +40,16 @@ mod capture;
 mod control;
 mod handshake;
 mod inject;
-pub mod print;
-pub mod savefile;
 
 use std::path::PathBuf;
 
 pub use capture::{Capture, CaptureBuilder, DEFAULT_SOCKET};
-pub use control::{Rotation, list_recordings, stop_recording};
+pub use control::{Control, Rotation, list_recordings, stop_recording};
 pub use inject::Injector;
+pub use pktd_pcap::{print, savefile};
 pub use pktd_proto::{
-    Direction, EndReason, ErrorCode, InjectVerdict, Interval, Packet, RecordingInfo, Stats,
+    DaemonStats, Direction, EndReason, ErrorCode, InjectVerdict, InterfaceStats, Interval, Packet,
+    RecordingInfo, SessionStats, Stats,
 };
 
 /// Everything that can go wrong talking to the daemon.

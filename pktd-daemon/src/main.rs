@@ -1,14 +1,23 @@
-//! `pktd`: parses flags, sets up logging, binds the socket, runs the daemon.
+//! `pktd`: parses flags, sets up logging, binds the socket, handles
+//! signals, runs the daemon.
 
 use std::{
     os::unix::fs::{FileTypeExt, PermissionsExt},
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
-use pktd_daemon::{PolicyStore, capture::Attachment, policy::Policy};
-use tokio::signal::unix::{SignalKind, signal};
+use pktd_daemon::{
+    PolicyStore,
+    capture::{Attachment, Engine, Hook, HookChoice},
+    policy::Policy,
+};
+use signal_hook::{
+    consts::{SIGHUP, SIGINT, SIGTERM},
+    iterator::Signals,
+};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -31,14 +40,14 @@ struct Args {
     /// code, one program per client, at most 32) or `interpreter`. Filters
     /// the kernel refuses as native code are interpreted in any case.
     #[arg(long, default_value = "shared")]
-    engine: pktd_daemon::capture::Engine,
+    engine: Engine,
     /// Where to attach: `auto` (XDP while every session on an interface
     /// wants received packets only and its driver runs XDP on its own
     /// receive buffers, which veth does not; TC otherwise, moving there
     /// when a session wants sent packets), `tc`, or `xdp` (sessions
     /// wanting sent packets are refused).
     #[arg(long, default_value = "auto")]
-    hook: pktd_daemon::capture::HookChoice,
+    hook: HookChoice,
 }
 
 #[derive(clap::Subcommand)]
@@ -75,12 +84,13 @@ async fn main() -> anyhow::Result<()> {
         csv,
     }) = args.command
     {
-        return stats(&args.socket, interval, count, csv.as_deref()).await;
+        pktd_daemon::report::watch(&args.socket, interval, count, csv.as_deref()).await?;
+        return Ok(());
     }
     let policy = load_policy(args.policy.as_deref())?;
     // Proves the embedded program passes this kernel's verifier before
     // anything is served.
-    drop(Attachment::detached().context("loading the kernel program")?);
+    drop(Attachment::detached(args.engine, Hook::Tc).context("loading the kernel program")?);
     if args.check {
         println!("kernel program and policy OK");
         return Ok(());
@@ -88,11 +98,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = bind(&args.socket)?;
     let store = PolicyStore::new(policy);
     let shutdown = CancellationToken::new();
-    tokio::spawn(handle_signals(
-        store.clone(),
-        args.policy.clone(),
-        shutdown.clone(),
-    ));
+    handle_signals(store.clone(), args.policy.clone(), shutdown.clone())?;
     tracing::info!(socket = %args.socket.display(), engine = %args.engine, hook = %args.hook, "pktd serving");
     let options = pktd_daemon::Options {
         engine: args.engine,
@@ -110,31 +116,43 @@ fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
     }
 }
 
-/// SIGHUP reloads the policy (a bad file keeps the old one); SIGINT and
-/// SIGTERM shut down.
-async fn handle_signals(
-    store: std::sync::Arc<PolicyStore>,
+/// Signals are handled on a thread of their own, which nothing the daemon
+/// does can block: SIGHUP reloads the policy (a bad file keeps the old
+/// one; the reload reads and compiles on this thread, off the runtime);
+/// SIGTERM and SIGINT shut down, and a second one exits at once (the
+/// kernel detaches programs whose links die with the process).
+fn handle_signals(
+    store: Arc<PolicyStore>,
     path: Option<PathBuf>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut hangup = signal(SignalKind::hangup())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    loop {
-        tokio::select! {
-            _ = hangup.recv() => match load_policy(path.as_deref()) {
-                Ok(policy) => {
-                    store.replace(policy);
-                    tracing::info!("policy reloaded");
+    let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT]).context("handling signals")?;
+    std::thread::Builder::new()
+        .name("pktd-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                match signal {
+                    SIGHUP => match load_policy(path.as_deref()) {
+                        Ok(policy) => {
+                            store.replace(policy);
+                            tracing::info!("policy reloaded");
+                        }
+                        Err(err) => {
+                            tracing::error!("policy reload failed, keeping the old policy: {err:#}")
+                        }
+                    },
+                    _ if shutdown.is_cancelled() => {
+                        tracing::warn!("second termination signal: exiting now");
+                        std::process::exit(1);
+                    }
+                    _ => {
+                        tracing::info!("shutting down");
+                        shutdown.cancel();
+                    }
                 }
-                Err(err) => tracing::error!("policy reload failed, keeping the old policy: {err:#}"),
-            },
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
-        }
-    }
-    tracing::info!("shutting down");
-    shutdown.cancel();
+            }
+        })
+        .context("starting the signal thread")?;
     Ok(())
 }
 
@@ -154,71 +172,4 @@ fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
         .with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
     Ok(listener)
-}
-
-/// `pktd stats`: asks the running daemon for its counters every
-/// `interval` and prints the rates.
-async fn stats(
-    socket: &Path,
-    interval: f64,
-    count: Option<u64>,
-    csv: Option<&Path>,
-) -> anyhow::Result<()> {
-    use std::io::Write as _;
-
-    use pktd_proto::{Connection, Hello, Reply, Request};
-    if !(interval.is_finite() && interval >= 0.1) {
-        bail!("--interval takes seconds, at least 0.1");
-    }
-    let stream = tokio::net::UnixStream::connect(socket)
-        .await
-        .with_context(|| format!("connecting to pktd at {}", socket.display()))?;
-    let mut connection = Connection::new(stream);
-    connection.write_hello(&Hello::new("pktd stats")).await?;
-    let mut csv_file = match csv {
-        Some(path) => {
-            let is_new = !path.exists();
-            let mut file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            if is_new {
-                file.write_all(pktd_daemon::perfstats::CSV_HEADER.as_bytes())?;
-            }
-            Some(file)
-        }
-        None => None,
-    };
-    let mut previous = None;
-    let mut reports = 0;
-    let mut ticker = tokio::time::interval(std::time::Duration::from_secs_f64(interval));
-    loop {
-        ticker.tick().await;
-        connection.write_request(&Request::DaemonStats).await?;
-        let snapshot = loop {
-            match connection.read_reply().await? {
-                Some(Reply::DaemonStats(snapshot)) => break snapshot,
-                Some(Reply::HelloAck { .. }) => continue,
-                Some(Reply::Error { message, .. }) => bail!("pktd: {message}"),
-                other => bail!("unexpected reply from pktd: {other:?}"),
-            }
-        };
-        if let Some(before) = &previous {
-            let (interfaces, sessions) = pktd_daemon::perfstats::rates(before, &snapshot);
-            println!("{}", pktd_daemon::perfstats::table(&interfaces, &sessions));
-            if let Some(file) = csv_file.as_mut() {
-                file.write_all(
-                    pktd_daemon::perfstats::csv(snapshot.time_ns, &interfaces, &sessions)
-                        .as_bytes(),
-                )?;
-                file.flush()?;
-            }
-            reports += 1;
-            if count.is_some_and(|count| reports >= count) {
-                return Ok(());
-            }
-        }
-        previous = Some(snapshot);
-    }
 }

@@ -1,10 +1,96 @@
-//! Performance statistics for administrators (in the spirit of Snort's
-//! perfmonitor): rates computed from two counter snapshots of the running
-//! daemon, as a console table and as CSV.
+//! `pktd stats`: performance statistics for administrators (in the spirit
+//! of Snort's perfmonitor). The command is a libwire client like any
+//! other: it asks the running daemon for counter snapshots and prints the
+//! rates between two of them as a console table and as CSV.
 
-use std::{collections::HashMap, fmt::Write as _};
+use std::{
+    collections::HashMap,
+    fmt::Write as _,
+    io::Write as _,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use pktd_proto::DaemonStats;
+
+/// Why `pktd stats` stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The interval is not a number of seconds, at least 0.1.
+    #[error("--interval takes seconds, at least 0.1")]
+    Interval,
+    /// The daemon could not be asked.
+    #[error(transparent)]
+    Daemon(#[from] libwire::Error),
+    /// The CSV file could not be written.
+    #[error("writing {}", path.display())]
+    Csv {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Asks the daemon at `socket` for its counters every `interval` seconds
+/// and prints the rates (and appends them to `csv`), `count` times or
+/// until interrupted.
+pub async fn watch(
+    socket: &Path,
+    interval: f64,
+    count: Option<u64>,
+    csv_path: Option<&Path>,
+) -> Result<(), ReportError> {
+    if !(interval.is_finite() && interval >= 0.1) {
+        return Err(ReportError::Interval);
+    }
+    let mut control = libwire::Control::connect(socket).await?;
+    let mut csv_file = csv_path.map(open_csv).transpose()?;
+    let mut previous = None;
+    let mut reports = 0;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(interval));
+    loop {
+        ticker.tick().await;
+        let snapshot = control.daemon_stats().await?;
+        if let Some(before) = &previous {
+            let (interfaces, sessions) = rates(before, &snapshot);
+            println!("{}", table(&interfaces, &sessions));
+            if let (Some(file), Some(path)) = (csv_file.as_mut(), csv_path) {
+                let rows = csv(snapshot.time_ns, &interfaces, &sessions);
+                file.write_all(rows.as_bytes())
+                    .and_then(|()| file.flush())
+                    .map_err(|source| ReportError::Csv {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+            }
+            reports += 1;
+            if count.is_some_and(|count| reports >= count) {
+                return Ok(());
+            }
+        }
+        previous = Some(snapshot);
+    }
+}
+
+/// Opens `path` for appending, writing the header if it is new.
+fn open_csv(path: &Path) -> Result<std::fs::File, ReportError> {
+    let failed = |source| ReportError::Csv {
+        path: path.to_owned(),
+        source,
+    };
+    let is_new = !path.exists();
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(failed)?;
+    if is_new {
+        file.write_all(CSV_HEADER.as_bytes()).map_err(failed)?;
+    }
+    Ok(file)
+}
 
 /// Rates of one attached interface over an interval.
 #[derive(Clone, Debug, PartialEq)]

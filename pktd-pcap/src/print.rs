@@ -51,7 +51,6 @@ pub fn format_packet(timestamp_ns: u64, wire_len: u32, data: &[u8]) -> String {
     out
 }
 
-/// Appends the local wall-clock time of `timestamp_ns`.
 /// A timestamp as tcpdump prints it: local `HH:MM:SS.uuuuuu`.
 pub fn format_time(timestamp_ns: u64) -> String {
     let mut out = String::new();
@@ -59,6 +58,7 @@ pub fn format_time(timestamp_ns: u64) -> String {
     out
 }
 
+/// Appends the local wall-clock time of `timestamp_ns`.
 fn push_time(out: &mut String, timestamp_ns: u64) {
     use chrono::{Local, TimeZone, Timelike};
     let secs = (timestamp_ns / 1_000_000_000) as i64;

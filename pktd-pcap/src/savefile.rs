@@ -1,4 +1,5 @@
-//! Writing captures as savefiles that tcpdump, libpcap and Wireshark read.
+//! Writing captures as savefiles that tcpdump, libpcap and Wireshark read,
+//! and reading classic pcap files back.
 //!
 //! Two formats are written:
 //!
@@ -12,7 +13,7 @@
 //!
 //! ```no_run
 //! # fn main() -> std::io::Result<()> {
-//! use libwire::savefile::{Format, Writer, LINKTYPE_ETHERNET};
+//! use pktd_pcap::savefile::{Format, Writer, LINKTYPE_ETHERNET};
 //! let file = std::io::BufWriter::new(std::fs::File::create("out.pcap")?);
 //! let mut writer = Writer::new(file, Format::Pcap, LINKTYPE_ETHERNET, 262_144)?;
 //! writer.write_packet(1_700_000_000_123_456_789, 60, &[0u8; 60])?;
@@ -49,17 +50,17 @@ const IF_TSRESOL: u16 = 9;
 
 /// Writes packets to a pcap or pcapng savefile.
 ///
-/// Every record goes to the underlying writer with a single `write_all` of
+/// Every packet goes to the underlying writer with a single `write_all` of
 /// one buffer holding its header and data, so when `W` is a `BufWriter` a
-/// record is either wholly in its buffer or not there at all; a reader of a
+/// packet is either wholly in its buffer or not there at all; a reader of a
 /// file that is still being written never sees half a header followed by
-/// another record's bytes.
+/// another packet's bytes.
 #[derive(Debug)]
 pub struct Writer<W: Write> {
     out: W,
     format: Format,
     snaplen: u32,
-    /// Reused for every record so that writing allocates only for the
+    /// Reused for every packet so that writing allocates only for the
     /// largest packet seen.
     buf: Vec<u8>,
 }
@@ -127,7 +128,7 @@ impl<W: Write> Writer<W> {
         })
     }
 
-    /// Writes one packet record.
+    /// Writes one packet (its header and the bytes kept).
     ///
     /// `timestamp_ns` is the capture time in nanoseconds since the Unix
     /// epoch (pcap keeps microseconds and drops the rest); `wire_len` is the
@@ -193,7 +194,7 @@ impl<W: Write> Writer<W> {
     }
 
     /// Flushes the underlying writer, so that readers of the file see every
-    /// record written so far.
+    /// packet written so far.
     pub fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
@@ -214,9 +215,9 @@ pub struct Reader<R: Read> {
     link_type: u32,
 }
 
-/// One record of a savefile.
+/// One packet read back from a savefile.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
+pub struct SavedPacket {
     /// Capture time, nanoseconds since the epoch.
     pub timestamp_ns: u64,
     /// Length on the wire.
@@ -225,9 +226,9 @@ pub struct Record {
     pub data: Vec<u8>,
 }
 
-/// Largest record a reader accepts: a corrupt length must not make it
+/// Largest packet a reader accepts: a corrupt length must not make it
 /// allocate gigabytes.
-const MAX_RECORD: u32 = 1 << 20;
+const MAX_PACKET: u32 = 1 << 20;
 
 impl<R: Read> Reader<R> {
     /// Reads the file header.
@@ -271,8 +272,8 @@ impl<R: Read> Reader<R> {
         }
     }
 
-    /// The next record; `None` at the end of the file.
-    pub fn next_record(&mut self) -> io::Result<Option<Record>> {
+    /// The next packet; `None` at the end of the file.
+    pub fn next_packet(&mut self) -> io::Result<Option<SavedPacket>> {
         let mut header = [0u8; 16];
         match self.input.read_exact(&mut header) {
             Ok(()) => {}
@@ -283,10 +284,10 @@ impl<R: Read> Reader<R> {
         let fraction = u64::from(self.word(&header[4..8]));
         let cap_len = self.word(&header[8..12]);
         let wire_len = self.word(&header[12..16]);
-        if cap_len > MAX_RECORD {
+        if cap_len > MAX_PACKET {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("a record claims {cap_len} bytes"),
+                format!("a packet claims {cap_len} bytes"),
             ));
         }
         let mut data = vec![0u8; cap_len as usize];
@@ -296,7 +297,7 @@ impl<R: Read> Reader<R> {
         } else {
             fraction * 1000
         };
-        Ok(Some(Record {
+        Ok(Some(SavedPacket {
             timestamp_ns: seconds * 1_000_000_000 + fraction_ns,
             wire_len,
             data,
@@ -320,14 +321,14 @@ mod reader_tests {
         let bytes = writer.into_inner().unwrap();
         let mut reader = Reader::new(bytes.as_slice()).unwrap();
         assert_eq!(reader.link_type(), LINKTYPE_ETHERNET);
-        let first = reader.next_record().unwrap().unwrap();
+        let first = reader.next_packet().unwrap().unwrap();
         assert_eq!(
             (first.timestamp_ns, first.wire_len, first.data.len()),
             (1_500_000_123_000, 100, 64)
         );
-        let second = reader.next_record().unwrap().unwrap();
+        let second = reader.next_packet().unwrap().unwrap();
         assert_eq!(second.data, vec![8u8; 20]);
-        assert_eq!(reader.next_record().unwrap(), None);
+        assert_eq!(reader.next_packet().unwrap(), None);
         assert!(Reader::new(&b"garbage that is not a pcap header"[..]).is_err());
     }
 }

@@ -1,13 +1,13 @@
-//! Savefiles written by `libwire::savefile` read back by the real tcpdump,
-//! and `libwire::print::format_packet` compared line by line with what
+//! Savefiles written by `pktd_pcap::savefile` read back by the real tcpdump,
+//! and `pktd_pcap::print::format_packet` compared line by line with what
 //! tcpdump prints for the same frames.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use libwire::print::format_packet;
-use libwire::savefile::{Format, LINKTYPE_ETHERNET, Writer};
+use pktd_pcap::print::format_packet;
+use pktd_pcap::savefile::{Format, LINKTYPE_ETHERNET, Writer};
 
 // ---------------------------------------------------------------------------
 // Frame builders. Checksums are filled in so that `tcpdump -v` has nothing to
@@ -695,7 +695,7 @@ struct TempDir(PathBuf);
 impl TempDir {
     fn new(tag: &str) -> TempDir {
         let path = std::env::temp_dir().join(format!(
-            "libwire-{tag}-{}-{}",
+            "pktd-pcap-{tag}-{}-{}",
             std::process::id(),
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -775,7 +775,7 @@ const STEP_NS: u64 = 1_001_001_001;
 const SNAPLEN: u32 = 96;
 
 /// Parses `tcpdump -xx` output into (summary line, captured bytes) pairs.
-fn hex_dump_records(file: &Path, extra: &[&str]) -> Vec<(String, usize)> {
+fn hex_dump_packets(file: &Path, extra: &[&str]) -> Vec<(String, usize)> {
     let out = Command::new("tcpdump")
         .arg("-r")
         .arg(file)
@@ -788,17 +788,17 @@ fn hex_dump_records(file: &Path, extra: &[&str]) -> Vec<(String, usize)> {
         "tcpdump -xx failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut records: Vec<(String, usize)> = Vec::new();
+    let mut packets: Vec<(String, usize)> = Vec::new();
     for line in String::from_utf8(out.stdout).expect("UTF-8").lines() {
         if let Some(hex) = line.strip_prefix("\t0x") {
             let (_, bytes) = hex.split_once(':').expect("offset: bytes");
             let n: usize = bytes.split_whitespace().map(|group| group.len() / 2).sum();
-            records.last_mut().expect("hex before any packet").1 += n;
+            packets.last_mut().expect("hex before any packet").1 += n;
         } else {
-            records.push((line.to_owned(), 0));
+            packets.push((line.to_owned(), 0));
         }
     }
-    records
+    packets
 }
 
 /// Checks what tcpdump reads back from a savefile of [`frames`]: the
@@ -833,9 +833,9 @@ fn check_read_back(path: &Path, frames: &[Frame]) {
     }
 
     // -xx dumps exactly the captured bytes.
-    let records = hex_dump_records(path, &[]);
-    assert_eq!(records.len(), frames.len());
-    for ((line, captured), f) in records.iter().zip(frames) {
+    let packets = hex_dump_packets(path, &[]);
+    assert_eq!(packets.len(), frames.len());
+    for ((line, captured), f) in packets.iter().zip(frames) {
         let expect = f.data.len().min(SNAPLEN as usize);
         assert_eq!(
             *captured, expect,
@@ -1005,7 +1005,7 @@ fn garbage_and_mangled_frames_never_panic() {
     }
 }
 
-/// Counts the writes it is given, to check that a record is one write.
+/// Counts the writes it is given, to check that a packet is one write.
 struct CountingWriter {
     writes: Vec<usize>,
 }
@@ -1021,7 +1021,7 @@ impl std::io::Write for CountingWriter {
 }
 
 #[test]
-fn each_record_is_one_write() {
+fn each_packet_is_one_write() {
     for (format, header, overhead) in [(Format::Pcap, 24, 16), (Format::PcapNg, 28 + 32, 32)] {
         let mut w = Writer::new(
             CountingWriter { writes: Vec::new() },
@@ -1034,8 +1034,8 @@ fn each_record_is_one_write() {
         w.write_packet(T0, 1500, &[0xcd; 1500]).unwrap();
         w.write_packet(T0, 61, &[0xef; 61]).unwrap();
         let out = w.into_inner().unwrap();
-        // The last record is cut to the snaplen (100) and, for pcapng,
-        // padded to 32 bits.
+        // The second packet is cut to the snaplen (100); for pcapng, the
+        // last is padded to 32 bits.
         let pad = |n: usize| {
             if format == Format::PcapNg {
                 n.div_ceil(4) * 4
@@ -1046,7 +1046,7 @@ fn each_record_is_one_write() {
         assert_eq!(
             out.writes,
             vec![header, overhead + 60, overhead + 100, overhead + pad(61)],
-            "{format:?}: one write for the header and one per record"
+            "{format:?}: one write for the header and one per packet"
         );
     }
 }

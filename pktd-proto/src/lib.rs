@@ -222,23 +222,33 @@ pub struct Interval {
 /// principal's directory instead of streaming it, and goes on after the
 /// client disconnects.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordRequest {
+pub struct RecordingRequest {
     /// What to capture (`stats_interval_ms` must be 0; `packet_count` ends
     /// the recording).
     pub capture: OpenCapture,
     /// File names: `A-Za-z0-9._-` and exactly one `%d`, the file's sequence
     /// number; not starting with `.` or `-`; at most 255 bytes.
     pub pattern: String,
-    /// Start a new file after this many seconds (0: never).
-    pub rotate_seconds: u32,
-    /// Start a new file before one would exceed this many bytes (0: never).
-    pub rotate_bytes: u64,
-    /// Start a new file after this many packets (0: never).
-    pub rotate_packets: u64,
-    /// Keep at most this many files, deleting the oldest (0: no limit).
-    pub max_files: u32,
+    /// When to start a new file, and how many to keep.
+    pub rotation: Rotation,
     /// pcapng instead of pcap.
     pub pcapng: bool,
+}
+
+/// How a recording rotates its files (tcpdump's -G, -C, -W and -c); 0
+/// means no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Rotation {
+    /// Start a new file after this many seconds (0: never); files rotate
+    /// without traffic too.
+    pub seconds: u32,
+    /// Start a new file before one would exceed this many bytes (0: never;
+    /// a file always gets at least one packet).
+    pub bytes: u64,
+    /// Start a new file after this many packets (0: never).
+    pub packets: u64,
+    /// Keep at most this many files, deleting the oldest (0: all).
+    pub max_files: u32,
 }
 
 /// A recording as the daemon reports it.
@@ -259,7 +269,7 @@ pub struct RecordingInfo {
     /// Bytes written.
     pub bytes: u64,
     /// `None` while it records; why it ended otherwise.
-    pub ended: Option<String>,
+    pub ended: Option<EndReason>,
 }
 
 /// Traffic through one attached interface (all packets, both directions).
@@ -345,7 +355,7 @@ pub enum Request {
     /// Ask for [`Reply::DaemonStats`] (no capture needed).
     DaemonStats,
     /// Start a recording; answered with [`Reply::Recording`].
-    Record(RecordRequest),
+    StartRecording(RecordingRequest),
     /// The client's recordings (all of them for root); answered with
     /// [`Reply::Recordings`].
     ListRecordings,
@@ -483,7 +493,10 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// Why a capture ended.
+/// Why a session (a capture or a recording) ended.
+///
+/// On the wire this travels as its declaration index, so new reasons must
+/// be appended, never inserted or reordered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EndReason {
     /// The requested packet count was delivered.
@@ -498,8 +511,10 @@ pub enum EndReason {
     PolicyRevoked,
     /// The daemon is stopping.
     DaemonShutdown,
-    /// The capture failed.
+    /// The session failed (a ring buffer, a file written).
     Error(String),
+    /// Its client stopped the recording.
+    Stopped,
 }
 
 impl fmt::Display for EndReason {
@@ -509,9 +524,10 @@ impl fmt::Display for EndReason {
             Self::Closed => f.write_str("closed by the client"),
             Self::PacketQuota => f.write_str("packet quota exhausted"),
             Self::ByteQuota => f.write_str("byte quota exhausted"),
-            Self::PolicyRevoked => f.write_str("capture no longer allowed by policy"),
+            Self::PolicyRevoked => f.write_str("no longer allowed by the policy"),
             Self::DaemonShutdown => f.write_str("daemon shutting down"),
-            Self::Error(message) => write!(f, "capture failed: {message}"),
+            Self::Error(message) => write!(f, "failed: {message}"),
+            Self::Stopped => f.write_str("stopped"),
         }
     }
 }

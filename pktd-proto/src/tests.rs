@@ -74,6 +74,17 @@ fn all_requests() -> Vec<Request> {
         },
     ]);
     vec![
+        Request::StartRecording(RecordingRequest {
+            capture: open.clone(),
+            pattern: "web-%d.pcap".into(),
+            rotation: Rotation {
+                seconds: 3600,
+                bytes: u64::MAX,
+                packets: 0,
+                max_files: 24,
+            },
+            pcapng: true,
+        }),
         Request::Open(open.clone()),
         Request::Open(OpenCapture {
             netns: String::new(),
@@ -125,7 +136,7 @@ fn all_replies() -> Vec<Reply> {
             files: vec!["a-0.pcap".into()],
             packets: 3,
             bytes: 4,
-            ended: Some("stopped".into()),
+            ended: Some(EndReason::Stopped),
         }]),
         Reply::DaemonStats(DaemonStats {
             time_ns: 5,
@@ -810,7 +821,7 @@ fn end_reasons_read_well() {
     );
     assert_eq!(
         EndReason::Error("ring vanished".into()).to_string(),
-        "capture failed: ring vanished",
+        "failed: ring vanished",
         "Error text"
     );
 }

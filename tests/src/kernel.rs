@@ -1,7 +1,7 @@
 //! Driving the kernel program without an interface: clients in a detached
 //! [`Attachment`], packets through BPF_PROG_TEST_RUN.
 
-use pktd_daemon::capture::{Attachment, CaptureError, Client, ClientSpec, Engine, Hook, Record};
+use pktd_daemon::capture::{Attachment, CaptureError, ClientSpec, Engine, Hook, Record, Ring};
 use pktd_filter::ValidProgram;
 
 /// A loaded, unattached kernel program with one client per filter.
@@ -9,7 +9,7 @@ pub struct Bench {
     /// The loaded program.
     pub attachment: Attachment,
     /// One client per filter, in order.
-    pub clients: Vec<Client>,
+    pub clients: Vec<Ring>,
 }
 
 impl Bench {
@@ -38,7 +38,7 @@ impl Bench {
         hook: Hook,
     ) -> Self {
         let mut attachment =
-            Attachment::detached_for(engine, hook).expect("loading the kernel program");
+            Attachment::detached(engine, hook).expect("loading the kernel program");
         let clients = filters
             .iter()
             .map(|filter| {

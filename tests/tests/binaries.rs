@@ -930,8 +930,8 @@ fn pktcap_injects_a_savefile_and_the_daemon_refuses_what_the_policy_forbids() {
     std::io::Read::read_to_end(watch.child.stdout.as_mut().unwrap(), &mut captured).unwrap();
     let mut reader = libwire::savefile::Reader::new(captured.as_slice()).unwrap();
     let mut seen = Vec::new();
-    while let Some(record) = reader.next_record().unwrap() {
-        seen.push(record.data);
+    while let Some(packet) = reader.next_packet().unwrap() {
+        seen.push(packet.data);
     }
     seen.sort();
     let mut want = allowed.clone();

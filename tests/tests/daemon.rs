@@ -632,7 +632,7 @@ async fn a_recording_rotates_by_packets_in_pcapng() {
     let ended = libwire::stop_recording(&daemon.socket, info.id)
         .await
         .expect("stopping");
-    assert_eq!(ended.ended.as_deref(), Some("stopped"));
+    assert_eq!(ended.ended, Some(EndReason::Stopped));
     assert_eq!(ended.packets, 35);
     assert_eq!(ended.files.len(), 4, "{:?}", ended.files);
     let mut counts = Vec::new();

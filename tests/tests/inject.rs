@@ -1,4 +1,4 @@
-//! Packet injection on a real interface: an [`Injector`] on the sender end
+//! Packet injection on a real interface: a [`FrameSender`] on the sender end
 //! of a lab's veth pair, what it lets through watched with pktd's own
 //! capture on the other end.
 
@@ -6,8 +6,8 @@ use std::{net::Ipv4Addr, os::fd::AsRawFd, process::Command};
 
 use pktd_common::DIR_IN;
 use pktd_daemon::{
-    capture::{Attachment, Client, ClientSpec},
-    inject::{InjectError, Injector, Refused},
+    capture::{Attachment, ClientSpec, Engine, Hook, Ring},
+    inject::{FrameSender, InjectError, Refused},
     policy::InjectRules,
 };
 use pktd_tests::{netlab::Lab, sys};
@@ -157,13 +157,18 @@ fn rules(filter: &str, rate_pps: u32, spoof: bool) -> InjectRules {
 /// neighbour solicitations).
 struct Peer {
     _attachment: Attachment,
-    client: Client,
+    client: Ring,
 }
 
 impl Peer {
     fn watch(lab: &Lab) -> Self {
-        let mut attachment =
-            Attachment::attach(&lab.capture_netns(), &lab.capture_if).expect("attaching");
+        let mut attachment = Attachment::attach(
+            &lab.capture_netns(),
+            &lab.capture_if,
+            Engine::default(),
+            Hook::Tc,
+        )
+        .expect("attaching");
         let spec = ClientSpec {
             directions: DIR_IN,
             ..ClientSpec::default()
@@ -190,8 +195,8 @@ impl Peer {
     }
 }
 
-fn open(lab: &Lab, rules: &InjectRules) -> Injector {
-    Injector::open(&lab.sender_netns(), &lab.sender_if, rules).expect("opening an injector")
+fn open(lab: &Lab, rules: &InjectRules) -> FrameSender {
+    FrameSender::open(&lab.sender_netns(), &lab.sender_if, rules).expect("opening an injector")
 }
 
 #[test]
@@ -415,7 +420,7 @@ fn the_peer_end_is_not_the_interface() {
 #[test]
 fn opening_a_missing_interface_says_so() {
     let lab = Lab::new();
-    match Injector::open(&lab.sender_netns(), &lab.capture_if, &rules("", 1, false)) {
+    match FrameSender::open(&lab.sender_netns(), &lab.capture_if, &rules("", 1, false)) {
         Err(error @ InjectError::NoInterface { .. }) => {
             assert!(error.to_string().contains(&lab.capture_if), "{error}");
         }

@@ -3,7 +3,7 @@
 //! replacement, slot reuse and limits.
 
 use pktd_common::{CbpfInsn, DIR_IN, DIR_OUT, MAX_CLIENTS};
-use pktd_daemon::capture::{Attachment, CaptureError, ClientSpec, Engine, SlotEngine};
+use pktd_daemon::capture::{Attachment, CaptureError, ClientSpec, Engine, Hook, SlotEngine};
 use pktd_filter::{ValidProgram, compile, validate};
 use pktd_tests::{
     corpus::{self, tcp_frame},
@@ -77,7 +77,7 @@ fn packet_and_byte_quotas_are_enforced_in_the_kernel() {
 
 #[test]
 fn clients_see_only_their_directions() {
-    let mut attachment = Attachment::detached().unwrap();
+    let mut attachment = Attachment::detached(Engine::default(), Hook::Tc).unwrap();
     let spec = |directions| ClientSpec {
         directions,
         ..ClientSpec::default()
@@ -105,7 +105,7 @@ fn clients_see_only_their_directions() {
 
 #[test]
 fn a_full_ring_drops_for_that_client_only() {
-    let mut attachment = Attachment::detached().unwrap();
+    let mut attachment = Attachment::detached(Engine::default(), Hook::Tc).unwrap();
     let mut small = attachment
         .add_client(
             &ClientSpec {
@@ -148,7 +148,7 @@ fn a_replaced_filter_applies_to_the_next_packet() {
 
 #[test]
 fn removed_slots_stop_at_once_and_are_reused_fresh() {
-    let mut attachment = Attachment::detached().unwrap();
+    let mut attachment = Attachment::detached(Engine::default(), Hook::Tc).unwrap();
     let mut first = attachment
         .add_client(&ClientSpec::default(), &filter("udp"))
         .unwrap();
@@ -179,7 +179,7 @@ fn removed_slots_stop_at_once_and_are_reused_fresh() {
 
 #[test]
 fn at_most_max_clients_per_attachment() {
-    let mut attachment = Attachment::detached().unwrap();
+    let mut attachment = Attachment::detached(Engine::default(), Hook::Tc).unwrap();
     let spec = ClientSpec {
         ring_bytes: 4096,
         ..ClientSpec::default()
@@ -205,7 +205,7 @@ fn at_most_max_clients_per_attachment() {
 
 #[test]
 fn invalid_client_settings_are_refused() {
-    let mut attachment = Attachment::detached().unwrap();
+    let mut attachment = Attachment::detached(Engine::default(), Hook::Tc).unwrap();
     for spec in [
         ClientSpec {
             directions: 0,

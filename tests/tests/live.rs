@@ -9,7 +9,7 @@ use std::{
 };
 
 use pktd_common::{DIR_IN, DIR_OUT};
-use pktd_daemon::capture::{Attachment, Client, ClientSpec, Engine, Hook, Record};
+use pktd_daemon::capture::{Attachment, ClientSpec, Engine, Hook, Record, Ring};
 use pktd_filter::{ValidProgram, compile, pcap_offline_filter};
 use pktd_tests::{corpus, netlab::Lab, sys};
 
@@ -19,7 +19,7 @@ fn filter(expression: &str) -> ValidProgram {
 
 /// Everything waiting in the client's ring, until it stays empty for
 /// `idle`.
-fn drain(client: &mut Client, idle: Duration) -> Vec<Record> {
+fn drain(client: &mut Ring, idle: Duration) -> Vec<Record> {
     let mut records = Vec::new();
     loop {
         while let Some(record) = client.next_record() {
@@ -47,7 +47,13 @@ use corpus::{numbered_udp_frame as udp_frame, sequence_and_port};
 #[test]
 fn many_clients_each_get_exactly_their_frames_as_sent() {
     let lab = Lab::new();
-    let attachment = Attachment::attach(&lab.capture_netns(), &lab.capture_if).expect("attaching");
+    let attachment = Attachment::attach(
+        &lab.capture_netns(),
+        &lab.capture_if,
+        Engine::default(),
+        Hook::Tc,
+    )
+    .expect("attaching");
     many_clients_each_get_exactly_their_frames(&lab, attachment);
 }
 
@@ -56,8 +62,13 @@ fn many_clients_each_get_exactly_their_frames_as_sent() {
 #[test]
 fn many_clients_each_get_exactly_their_frames_at_xdp() {
     let lab = Lab::new();
-    let attachment = Attachment::attach_xdp(&lab.capture_netns(), &lab.capture_if, Engine::Shared)
-        .expect("attaching at XDP");
+    let attachment = Attachment::attach(
+        &lab.capture_netns(),
+        &lab.capture_if,
+        Engine::Shared,
+        Hook::Xdp,
+    )
+    .expect("attaching at XDP");
     assert_eq!(attachment.hook(), Hook::Xdp);
     many_clients_each_get_exactly_their_frames(&lab, attachment);
 }
@@ -67,9 +78,13 @@ fn many_clients_each_get_exactly_their_frames_at_xdp() {
 #[test]
 fn moving_from_xdp_to_tc_under_traffic_loses_and_doubles_nothing() {
     let lab = Lab::new();
-    let mut attachment =
-        Attachment::attach_xdp(&lab.capture_netns(), &lab.capture_if, Engine::Shared)
-            .expect("attaching at XDP");
+    let mut attachment = Attachment::attach(
+        &lab.capture_netns(),
+        &lab.capture_if,
+        Engine::Shared,
+        Hook::Xdp,
+    )
+    .expect("attaching at XDP");
     let mut client = attachment.add_client(&received(), &filter("udp")).unwrap();
     assert!(
         attachment
@@ -94,8 +109,13 @@ fn moving_from_xdp_to_tc_under_traffic_loses_and_doubles_nothing() {
 #[test]
 fn moving_from_tc_to_xdp_under_traffic_loses_and_doubles_nothing() {
     let lab = Lab::new();
-    let mut attachment =
-        Attachment::attach(&lab.capture_netns(), &lab.capture_if).expect("attaching at TC");
+    let mut attachment = Attachment::attach(
+        &lab.capture_netns(),
+        &lab.capture_if,
+        Engine::default(),
+        Hook::Tc,
+    )
+    .expect("attaching at TC");
     let both = attachment
         .add_client(&ClientSpec::default(), &filter("udp"))
         .unwrap();
@@ -128,7 +148,7 @@ fn received() -> ClientSpec {
 fn move_under_traffic(
     lab: &Lab,
     attachment: &mut Attachment,
-    client: &mut Client,
+    client: &mut Ring,
     move_hook: impl FnOnce(&mut Attachment),
 ) -> (u64, Vec<u64>) {
     let sender = lab.sender();
@@ -191,7 +211,7 @@ fn many_clients_each_get_exactly_their_frames(lab: &Lab, mut attachment: Attachm
         directions: DIR_IN,
         ..ClientSpec::default()
     };
-    let mut clients: Vec<Client> = programs
+    let mut clients: Vec<Ring> = programs
         .iter()
         .map(|program| {
             attachment
@@ -261,13 +281,23 @@ fn tagged_frames_keep_their_tag_on_ingress_and_egress() {
     let vlan_udp = filter("vlan 100 and udp");
     // Ingress on the capture side: the receive path moves the tag into skb
     // metadata before TC.
-    let mut ingress =
-        Attachment::attach(&lab.capture_netns(), &lab.capture_if).expect("attaching ingress");
+    let mut ingress = Attachment::attach(
+        &lab.capture_netns(),
+        &lab.capture_if,
+        Engine::default(),
+        Hook::Tc,
+    )
+    .expect("attaching ingress");
     let mut received = ingress.add_client(&spec(DIR_IN), &vlan_udp).unwrap();
     let mut untagged_view = ingress.add_client(&spec(DIR_IN), &filter("udp")).unwrap();
     // Egress of the bridge port: the tag is still in metadata there.
-    let mut egress =
-        Attachment::attach(&lab.capture_netns(), &bridge_port).expect("attaching egress");
+    let mut egress = Attachment::attach(
+        &lab.capture_netns(),
+        &bridge_port,
+        Engine::default(),
+        Hook::Tc,
+    )
+    .expect("attaching egress");
     let mut forwarded = egress.add_client(&spec(DIR_OUT), &vlan_udp).unwrap();
 
     let on_wire: Vec<Vec<u8>> = (0..20)
@@ -298,8 +328,13 @@ fn tagged_frames_keep_their_tag_on_ingress_and_egress() {
 #[test]
 fn a_filter_swapped_under_traffic_applies_whole() {
     let lab = Lab::new();
-    let mut attachment =
-        Attachment::attach(&lab.capture_netns(), &lab.capture_if).expect("attaching");
+    let mut attachment = Attachment::attach(
+        &lab.capture_netns(),
+        &lab.capture_if,
+        Engine::default(),
+        Hook::Tc,
+    )
+    .expect("attaching");
     let spec = ClientSpec {
         directions: DIR_IN,
         ring_bytes: 16 << 20,
@@ -383,8 +418,13 @@ fn a_filter_swapped_under_traffic_applies_whole() {
 #[test]
 fn a_full_ring_is_counted_as_drops_for_that_client_only() {
     let lab = Lab::new();
-    let mut attachment =
-        Attachment::attach(&lab.capture_netns(), &lab.capture_if).expect("attaching");
+    let mut attachment = Attachment::attach(
+        &lab.capture_netns(),
+        &lab.capture_if,
+        Engine::default(),
+        Hook::Tc,
+    )
+    .expect("attaching");
     let small_ring = ClientSpec {
         directions: DIR_IN,
         ring_bytes: 8192,

@@ -259,7 +259,9 @@ fn describe(info: &libwire::RecordingInfo) -> String {
         "{:>6} {:>6} {:<28} {:>10} {:>12}  {}  {}",
         info.id,
         info.uid,
-        info.ended.as_deref().unwrap_or("recording"),
+        info.ended
+            .as_ref()
+            .map_or_else(|| "recording".to_owned(), ToString::to_string),
         info.packets,
         info.bytes,
         info.directory,
@@ -327,17 +329,17 @@ async fn inject(args: &Args, interface: &str, path: &std::path::Path) -> anyhow:
         );
     }
     let mut frames = Vec::new();
-    while let Some(record) = reader.next_record()? {
-        if record.data.len() < record.wire_len as usize {
+    while let Some(packet) = reader.next_packet()? {
+        if packet.data.len() < packet.wire_len as usize {
             anyhow::bail!(
                 "{}: frame {} was cut to {} of {} bytes; only whole frames can be injected",
                 path.display(),
                 frames.len() + 1,
-                record.data.len(),
-                record.wire_len
+                packet.data.len(),
+                packet.wire_len
             );
         }
-        frames.push(record.data);
+        frames.push(packet.data);
     }
     let mut injector =
         libwire::Injector::open(&args.socket, args.netns.as_deref().unwrap_or(""), interface)

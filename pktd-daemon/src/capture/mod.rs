@@ -1,27 +1,37 @@
-//! The capture path in user space: one loaded copy of the kernel program per
-//! (network namespace, interface), client slots in its maps, and the records
-//! read back from each client's ring buffer.
+//! The capture path in user space: the kernel program loaded once per
+//! (network namespace, interface) as an [`Attachment`], sessions' slots in
+//! its maps, the native code of their filters, and the [`Ring`]s their
+//! records arrive in. The [`Registry`] attaches on demand and detaches
+//! when the last session leaves.
 //!
-//! ```no_run
-//! use pktd_daemon::capture::{Attachment, ClientSpec};
-//! use pktd_daemon::netns::Netns;
-//! let mut attachment = Attachment::attach(&Netns::parse("lab")?, "veth0")?;
-//! let filter = pktd_filter::compile("udp dst port 53", true, 262144)?;
-//! let mut client = attachment.add_client(&ClientSpec::default(), &filter)?;
-//! while let Some(record) = client.next_record() {
-//!     println!("{} bytes of {}", record.data.len(), record.wire_len);
-//! }
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! | file | concern |
+//! |---|---|
+//! | `object.rs` | loading the embedded eBPF object, its maps by name |
+//! | `attachment.rs` | one loaded program: its slots and where it runs |
+//! | `hooks.rs` | TC and XDP, and moving between them |
+//! | `slots.rs` | taking, changing and giving back a slot; counters |
+//! | `chain.rs` | native code: groups of filters, chains of programs |
+//! | `native.rs` | engines; translating and loading one program |
+//! | `bench.rs` | BPF_PROG_TEST_RUN |
+//! | `ring.rs` | ring buffers and records |
+//! | `registry.rs` | every attachment of the daemon |
 
 mod attachment;
+mod bench;
+mod chain;
+mod hooks;
 mod native;
-mod record;
+mod object;
+mod registry;
+mod ring;
+mod slots;
 
-pub use attachment::{Attachment, Client, ClientSpec};
+pub use attachment::Attachment;
 pub use native::{Engine, HookChoice, MAX_CHAIN, NativeError, SlotEngine};
 pub use pktd_translate::Hook;
-pub use record::Record;
+pub use registry::{InterfaceSnapshot, Registry, SlotRef};
+pub use ring::{AsyncRing, Record, Ring};
+pub use slots::{ClientSpec, InterfaceCounterReader, SlotCounters};
 
 use crate::netns::NetnsError;
 

@@ -1,19 +1,31 @@
 //! The daemon's attachments: the kernel program attached on demand per
 //! (network namespace, interface), shared by every session there, detached
 //! when the last one leaves.
+//!
+//! Every operation here may load programs into the verifier or enter a
+//! namespace: call them from blocking threads, never from the async
+//! runtime. Each attachment has its own lock, held for the whole of a
+//! change (a filter added, replaced or removed, a move between hooks), so
+//! changes on one interface are serialised while other interfaces, the
+//! registry's map and every reader of counters go on. Counters are read
+//! through handles ([`SlotCounters`], [`InterfaceCounterReader`]) that
+//! take no lock at all.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, OnceLock,
+        atomic::{AtomicBool, AtomicU32, Ordering},
+    },
 };
 
-use pktd_common::ClientCounters;
 use pktd_filter::ValidProgram;
 
-use crate::{
-    capture::{Attachment, CaptureError, Client, ClientSpec, Engine, Hook, HookChoice},
-    netns::Netns,
+use super::{
+    Attachment, CaptureError, ClientSpec, Engine, Hook, HookChoice, InterfaceCounterReader, Ring,
+    SlotCounters,
 };
+use crate::{netns::Netns, sync::lock};
 
 /// Drivers whose XDP is not run on their own receive buffers: their XDP
 /// converts every skb (veth measured slower than TC, docs/performance.md),
@@ -33,22 +45,59 @@ fn xdp_pays_off(netns: &Netns, interface: &str) -> bool {
 /// Identity of an attachment: the namespace's (device, inode) and the
 /// interface name, so two names of one namespace share one attachment.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct AttachmentKey {
+struct AttachmentKey {
     netns: (u64, u64),
     interface: String,
 }
 
-/// Where a session's client lives.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SlotRef {
+/// One (namespace, interface) of the registry.
+struct Entry {
     key: AttachmentKey,
+    /// The namespace as the first session there named it.
+    netns: String,
+    /// The attachment, once made; `None` again after the last session left.
+    attachment: Mutex<Option<Attachment>>,
+    /// Set (under `attachment`'s lock) when the entry left the registry: a
+    /// caller that waited for the lock must start over with a fresh entry.
+    retired: AtomicBool,
+    /// Reads the interface's counters without the attachment's lock.
+    counters: OnceLock<InterfaceCounterReader>,
+    /// Sessions in the attachment, for the performance statistics.
+    sessions: AtomicU32,
+}
+
+/// Where a session lives: its attachment and slot.
+#[derive(Clone)]
+pub struct SlotRef {
+    entry: Arc<Entry>,
     slot: u32,
 }
 
-/// One attachment and the namespace name it was made under.
-struct Entry {
-    attachment: Attachment,
-    netns: String,
+impl SlotRef {
+    /// The slot in the attachment.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+}
+
+impl std::fmt::Debug for SlotRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotRef")
+            .field("netns", &self.entry.netns)
+            .field("interface", &self.entry.key.interface)
+            .field("slot", &self.slot)
+            .finish()
+    }
+}
+
+/// What a new session gets from [`Registry::add_client`].
+pub struct Added {
+    /// Where it lives.
+    pub slot: SlotRef,
+    /// Its records.
+    pub ring: Ring,
+    /// Its counters.
+    pub counters: SlotCounters,
 }
 
 /// Traffic through one attachment, for the performance statistics.
@@ -66,7 +115,7 @@ pub struct InterfaceSnapshot {
 /// Every attachment of the daemon.
 #[derive(Default)]
 pub struct Registry {
-    attachments: Mutex<HashMap<AttachmentKey, Entry>>,
+    entries: Mutex<HashMap<AttachmentKey, Arc<Entry>>>,
     engine: Engine,
     hook: HookChoice,
 }
@@ -76,10 +125,99 @@ impl Registry {
     /// the hook `hook` says.
     pub fn new(engine: Engine, hook: HookChoice) -> Arc<Self> {
         Arc::new(Self {
-            attachments: Mutex::default(),
+            entries: Mutex::default(),
             engine,
             hook,
         })
+    }
+
+    /// Adds a session on `interface` in `netns`, attaching the program there
+    /// first if no session uses it yet. Blocking.
+    pub fn add_client(
+        &self,
+        netns: &Netns,
+        interface: &str,
+        spec: &ClientSpec,
+        filter: &ValidProgram,
+    ) -> Result<Added, CaptureError> {
+        let key = AttachmentKey {
+            netns: netns.key()?,
+            interface: interface.to_owned(),
+        };
+        loop {
+            let entry = self.entry(&key, netns);
+            let mut attachment = lock(&entry.attachment);
+            if entry.retired.load(Ordering::SeqCst) {
+                // It lost its last session while we waited: a new entry.
+                continue;
+            }
+            let result = self.add_to(&entry, &mut attachment, netns, spec, filter);
+            if attachment.as_ref().is_none_or(|a| a.client_count() == 0) {
+                // The first session failed: keep no idle attachment.
+                self.retire(&entry, &mut attachment);
+            }
+            let (ring, counters) = result?;
+            return Ok(Added {
+                slot: SlotRef {
+                    entry: entry.clone(),
+                    slot: ring.slot(),
+                },
+                ring,
+                counters,
+            });
+        }
+    }
+
+    /// The registry's entry for `key`, made if missing.
+    fn entry(&self, key: &AttachmentKey, netns: &Netns) -> Arc<Entry> {
+        lock(&self.entries)
+            .entry(key.clone())
+            .or_insert_with(|| {
+                Arc::new(Entry {
+                    key: key.clone(),
+                    netns: netns.to_string(),
+                    attachment: Mutex::new(None),
+                    retired: AtomicBool::new(false),
+                    counters: OnceLock::new(),
+                    sessions: AtomicU32::new(0),
+                })
+            })
+            .clone()
+    }
+
+    /// The body of [`Registry::add_client`], under the entry's lock.
+    fn add_to(
+        &self,
+        entry: &Entry,
+        attachment: &mut Option<Attachment>,
+        netns: &Netns,
+        spec: &ClientSpec,
+        filter: &ValidProgram,
+    ) -> Result<(Ring, SlotCounters), CaptureError> {
+        let interface = &entry.key.interface;
+        let attachment = match attachment {
+            Some(attachment) => {
+                let wants_sent = spec.directions != pktd_common::DIR_IN;
+                if wants_sent && self.hook == HookChoice::Auto && attachment.hook() == Hook::Xdp {
+                    attachment.move_to_tc()?;
+                }
+                attachment
+            }
+            None => {
+                let made = self.attach(netns, interface, spec)?;
+                tracing::info!(%netns, interface, engine = %self.engine, hook = ?made.hook(), "attached");
+                if entry.counters.get().is_none() {
+                    let _ = entry.counters.set(made.interface_counter_reader()?);
+                }
+                attachment.insert(made)
+            }
+        };
+        let ring = attachment.add_client(spec, filter)?;
+        let counters = attachment.slot_counters(ring.slot())?;
+        entry
+            .sessions
+            .store(attachment.client_count() as u32, Ordering::Relaxed);
+        Ok((ring, counters))
     }
 
     fn attach(
@@ -89,107 +227,71 @@ impl Registry {
         spec: &ClientSpec,
     ) -> Result<Attachment, CaptureError> {
         let received_only = spec.directions == pktd_common::DIR_IN;
+        let at = |hook| Attachment::attach(netns, interface, self.engine, hook);
         match self.hook {
-            HookChoice::Tc => Attachment::attach_with(netns, interface, self.engine),
-            HookChoice::Xdp => Attachment::attach_xdp(netns, interface, self.engine),
+            HookChoice::Tc => at(Hook::Tc),
+            HookChoice::Xdp => at(Hook::Xdp),
             HookChoice::Auto if received_only && xdp_pays_off(netns, interface) => {
-                Attachment::attach_xdp(netns, interface, self.engine).or_else(|err| {
-                    tracing::info!(%netns, interface, err = %crate::session::error_chain(&err), "no XDP here; TC");
-                    Attachment::attach_with(netns, interface, self.engine)
+                at(Hook::Xdp).or_else(|err| {
+                    tracing::info!(%netns, interface, err = %crate::errors::chain(&err), "no XDP here; TC");
+                    at(Hook::Tc)
                 })
             }
-            HookChoice::Auto => Attachment::attach_with(netns, interface, self.engine),
+            HookChoice::Auto => at(Hook::Tc),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<AttachmentKey, Entry>> {
-        // A panic while holding the lock leaves plain data behind; carry on.
-        self.attachments
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Adds a client on `interface` in `netns`, attaching the program there
-    /// first if no session uses it yet. Blocking (it may load and attach a
-    /// program): call it from a blocking thread.
-    pub fn add_client(
-        &self,
-        netns: &Netns,
-        interface: &str,
-        spec: &ClientSpec,
-        filter: &ValidProgram,
-    ) -> Result<(SlotRef, Client), CaptureError> {
-        let key = AttachmentKey {
-            netns: netns.key()?,
-            interface: interface.to_owned(),
-        };
-        let mut attachments = self.lock();
-        let attachment = match attachments.entry(key.clone()) {
-            std::collections::hash_map::Entry::Occupied(entry) => {
-                let attachment = &mut entry.into_mut().attachment;
-                let wants_sent = spec.directions != pktd_common::DIR_IN;
-                if wants_sent && self.hook == HookChoice::Auto && attachment.hook() == Hook::Xdp {
-                    attachment.move_to_tc()?;
-                }
-                attachment
-            }
-            std::collections::hash_map::Entry::Vacant(entry) => {
-                let attachment = self.attach(netns, interface, spec)?;
-                tracing::info!(%netns, interface, engine = %self.engine, hook = ?attachment.hook(), "attached");
-                &mut entry
-                    .insert(Entry {
-                        attachment,
-                        netns: netns.to_string(),
-                    })
-                    .attachment
-            }
-        };
-        let result = attachment.add_client(spec, filter);
-        if attachment.client_count() == 0 {
-            // The first client failed: do not keep an idle attachment.
-            attachments.remove(&key);
+    /// Takes `entry` out of the registry and detaches its program (the
+    /// caller holds the entry's lock, `attachment`).
+    fn retire(&self, entry: &Arc<Entry>, attachment: &mut Option<Attachment>) {
+        entry.retired.store(true, Ordering::SeqCst);
+        entry.sessions.store(0, Ordering::Relaxed);
+        let detached = attachment.take().is_some();
+        let mut entries = lock(&self.entries);
+        if entries
+            .get(&entry.key)
+            .is_some_and(|current| Arc::ptr_eq(current, entry))
+        {
+            entries.remove(&entry.key);
         }
-        let client = result?;
-        Ok((
-            SlotRef {
-                key,
-                slot: client.slot(),
-            },
-            client,
-        ))
+        if detached {
+            tracing::info!(
+                interface = entry.key.interface,
+                "detached (no sessions left)"
+            );
+        }
     }
 
-    /// Replaces a client's filter.
+    /// Replaces a session's filter. Blocking.
     pub fn set_filter(&self, slot: &SlotRef, filter: &ValidProgram) -> Result<(), CaptureError> {
-        let mut attachments = self.lock();
-        let entry = attachments
-            .get_mut(&slot.key)
-            .ok_or(CaptureError::NoSuchSlot { slot: slot.slot })?;
-        entry.attachment.set_filter(slot.slot, filter)
+        let mut attachment = lock(&slot.entry.attachment);
+        attachment
+            .as_mut()
+            .ok_or(CaptureError::NoSuchSlot { slot: slot.slot })?
+            .set_filter(slot.slot, filter)
     }
 
-    /// A client's counters.
-    pub fn counters(&self, slot: &SlotRef) -> Result<ClientCounters, CaptureError> {
-        let attachments = self.lock();
-        let entry = attachments
-            .get(&slot.key)
-            .ok_or(CaptureError::NoSuchSlot { slot: slot.slot })?;
-        entry.attachment.counters(slot.slot)
-    }
-
-    /// Removes a client; the last one on an attachment detaches it.
+    /// Removes a session; the last one on an attachment detaches it.
+    /// Blocking.
     pub fn remove_client(&self, slot: &SlotRef) {
-        let mut attachments = self.lock();
-        let Some(Entry { attachment, .. }) = attachments.get_mut(&slot.key) else {
+        let entry = &slot.entry;
+        let mut guard = lock(&entry.attachment);
+        let Some(attachment) = guard.as_mut() else {
             return;
         };
         if let Err(err) = attachment.remove_client(slot.slot) {
             tracing::warn!(slot = slot.slot, %err, "removing a client");
         }
-        // The last client wanting sent packets has gone: back to XDP where
+        entry
+            .sessions
+            .store(attachment.client_count() as u32, Ordering::Relaxed);
+        if attachment.client_count() == 0 {
+            self.retire(entry, &mut guard);
+            return;
+        }
+        // The last session wanting sent packets has gone: back to XDP where
         // it pays off.
         let back_to_xdp = self.hook == HookChoice::Auto
-            && attachment.client_count() > 0
             && attachment.hook() == Hook::Tc
             && attachment.received_only()
             && attachment
@@ -197,38 +299,38 @@ impl Registry {
                 .is_some_and(|(netns, interface)| xdp_pays_off(netns, interface));
         if back_to_xdp && let Err(err) = attachment.move_to_xdp() {
             tracing::warn!(
-                interface = slot.key.interface,
-                err = %crate::session::error_chain(&err),
+                interface = entry.key.interface,
+                err = %crate::errors::chain(&err),
                 "staying at TC"
-            );
-        }
-        if attachment.client_count() == 0 {
-            attachments.remove(&slot.key);
-            tracing::info!(
-                interface = slot.key.interface,
-                "detached (no sessions left)"
             );
         }
     }
 
-    /// Traffic counters of every attachment.
+    /// Traffic counters of every attachment; takes no attachment's lock.
     pub fn interfaces(&self) -> Vec<InterfaceSnapshot> {
-        self.lock()
+        let entries: Vec<Arc<Entry>> = lock(&self.entries).values().cloned().collect();
+        entries
             .iter()
-            .filter_map(|(key, entry)| {
-                let counters = entry.attachment.interface_counters().ok()?;
+            .filter(|entry| !entry.retired.load(Ordering::SeqCst))
+            .filter_map(|entry| {
+                let counters = entry.counters.get()?.read().ok()?;
                 Some(InterfaceSnapshot {
                     netns: entry.netns.clone(),
-                    interface: key.interface.clone(),
+                    interface: entry.key.interface.clone(),
                     counters,
-                    sessions: entry.attachment.client_count() as u32,
+                    sessions: entry.sessions.load(Ordering::Relaxed),
                 })
             })
             .collect()
     }
 
-    /// Detaches everything (shutdown).
+    /// Detaches everything (shutdown). Blocking: waits for changes in
+    /// progress.
     pub fn clear(&self) {
-        self.lock().clear();
+        let entries: Vec<Arc<Entry>> = lock(&self.entries).values().cloned().collect();
+        for entry in entries {
+            let mut attachment = lock(&entry.attachment);
+            self.retire(&entry, &mut attachment);
+        }
     }
 }

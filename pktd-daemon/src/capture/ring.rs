@@ -1,8 +1,116 @@
-//! Records as they come out of a client's ring buffer.
+//! A session's ring buffer and the records that come out of it. A record
+//! is one ring-buffer entry: a header (`pktd_common::RecordHeader`) and the
+//! captured bytes.
 
+use std::{
+    io,
+    os::fd::{AsRawFd, RawFd},
+    time::Duration,
+};
+
+use aya::maps::{MapData, RingBuf};
 use pktd_common::{RECORD_HEADER_LEN, RecordHeader};
+use tokio::io::unix::AsyncFd;
 
-/// One captured packet.
+use super::native::SlotEngine;
+use crate::sys;
+
+/// The ring a session's records arrive in, read without waiting (the
+/// kernel program's tests use it directly).
+pub struct Ring {
+    slot: u32,
+    engine: SlotEngine,
+    ring: RingBuf<MapData>,
+    realtime_minus_tai_ns: i64,
+}
+
+impl Ring {
+    pub(super) fn new(slot: u32, engine: SlotEngine, ring: RingBuf<MapData>) -> Self {
+        Self {
+            slot,
+            engine,
+            ring,
+            realtime_minus_tai_ns: sys::realtime_minus_tai_ns(),
+        }
+    }
+
+    /// The slot this ring's session occupies in its attachment.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// What the session's filter ran as when it was added.
+    pub fn engine(&self) -> SlotEngine {
+        self.engine
+    }
+
+    /// The next record, if one is waiting (never blocks).
+    pub fn next_record(&mut self) -> Option<Record> {
+        let entry = self.ring.next()?;
+        Record::parse(&entry, self.realtime_minus_tai_ns)
+    }
+
+    /// The ring in the tokio reactor, to wait for records. Call it inside a
+    /// runtime.
+    pub fn into_async(self) -> io::Result<AsyncRing> {
+        Ok(AsyncRing {
+            slot: self.slot,
+            ring: sys::register_ring(self.ring)?,
+            realtime_minus_tai_ns: self.realtime_minus_tai_ns,
+        })
+    }
+}
+
+impl AsRawFd for Ring {
+    /// The ring buffer's fd: readable when the kernel has woken its
+    /// reader.
+    fn as_raw_fd(&self) -> RawFd {
+        self.ring.as_raw_fd()
+    }
+}
+
+/// A [`Ring`] whose records can be waited for.
+pub struct AsyncRing {
+    slot: u32,
+    ring: AsyncFd<RingBuf<MapData>>,
+    realtime_minus_tai_ns: i64,
+}
+
+impl AsyncRing {
+    /// The slot this ring's session occupies in its attachment.
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// Resolves when the kernel has woken the ring's reader (it does so
+    /// once the ring is an eighth full, not for every record).
+    pub async fn readable(&self) -> io::Result<()> {
+        self.ring.readable().await.map(|_| ())
+    }
+
+    /// The next record, if one is waiting (never waits for one).
+    pub async fn next_record(&mut self) -> Option<Record> {
+        if let Some(record) = self.pop() {
+            return Some(record);
+        }
+        // Empty: clear the readiness, then look once more, since a record
+        // committed meanwhile may have had its wake-up consumed by the
+        // clear.
+        if let Ok(Ok(mut guard)) =
+            tokio::time::timeout(Duration::ZERO, self.ring.readable_mut()).await
+        {
+            guard.clear_ready();
+        }
+        self.pop()
+    }
+
+    fn pop(&mut self) -> Option<Record> {
+        let entry = self.ring.get_mut().next()?;
+        Record::parse(&entry, self.realtime_minus_tai_ns)
+    }
+}
+
+/// One record: a captured packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     /// Wall-clock time the packet was seen, in nanoseconds since the epoch.

@@ -101,7 +101,7 @@ fn assert_syntax(text: &str, line: usize, needle: &str) {
 
 /// The example in the module documentation, which must stay valid.
 fn documented_example() -> String {
-    let source = include_str!("../policy.rs");
+    let source = include_str!("mod.rs");
     let mut example = String::new();
     let mut inside = false;
     for line in source.lines() {

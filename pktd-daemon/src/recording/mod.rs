@@ -1,43 +1,59 @@
-//! Recordings: captures the daemon writes to disk itself (pktd's file
-//! mode). Each runs on its own thread, independent of the connection that
-//! started it, until its count, quota, a write error, a stop request or
-//! daemon shutdown ends it.
+//! Recordings: sessions the daemon writes to savefiles itself (pktd's file
+//! mode). Each runs as a task of its own, independent of the connection
+//! that started it, until its count, a quota, a write error, a stop
+//! request, a policy reload that no longer allows it or daemon shutdown
+//! ends it. Its records are drained like a capture's; the files are written
+//! on blocking threads.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `files.rs` | a recording's savefiles: safe creation, rotation, limits |
+//! | `pattern.rs` | the names those files get |
+
+mod files;
+mod pattern;
 
 use std::{
     collections::HashMap,
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    thread::JoinHandle,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use pktd_proto::{RecordingInfo, Stats};
-use tokio_util::sync::CancellationToken;
+use pktd_proto::{EndReason, RecordingInfo, RecordingRequest};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+pub use self::{
+    files::{FilesConfig, FilesError, Limits, Savefiles},
+    pattern::{MAX_PATTERN_LEN, Pattern, PatternError},
+};
 use crate::{
-    capture::Client,
-    record::Recorder,
-    registry::{Registry, SlotRef},
-    session::{error_chain, lock},
+    capture::Record,
+    errors,
+    policy::{Ask, Peer, Scope, grant},
+    session::Session,
+    state::State,
+    sync::{blocking, lock},
 };
 
-/// How long the thread sleeps when the ring is empty. Records wait in the
-/// kernel ring meanwhile; a recording trades this latency for simplicity.
-const IDLE: Duration = Duration::from_millis(10);
+/// How often a recording rotates by time and looks at its quota, whatever
+/// the traffic.
+const TICK: Duration = Duration::from_millis(100);
 /// Most ended recordings remembered for `--list`.
 const KEEP_ENDED: usize = 64;
 
-/// A recording's shared state.
-pub(crate) struct Recording {
+/// A recording, as its task and `--list` share it.
+pub struct Recording {
+    /// The daemon's id of the recording (its session's id).
     pub id: u64,
+    /// Its owner.
     pub uid: u32,
     pattern: String,
     directory: String,
-    stop: AtomicBool,
     status: Mutex<Status>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Cancelled to stop it.
+    stop: CancellationToken,
+    /// Cancelled once it has ended and its files are closed.
+    done: CancellationToken,
 }
 
 #[derive(Default)]
@@ -45,7 +61,7 @@ struct Status {
     files: Vec<String>,
     packets: u64,
     bytes: u64,
-    ended: Option<String>,
+    ended: Option<EndReason>,
 }
 
 impl Recording {
@@ -65,87 +81,86 @@ impl Recording {
     }
 
     /// Asks the recording to end and waits until it has.
-    pub fn stop_and_wait(&self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = lock(&self.thread).take() {
-            let _ = thread.join();
-        }
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        self.done.cancelled().await;
     }
+
+    fn update(&self, files: &Savefiles) {
+        let mut status = lock(&self.status);
+        status.files = files.names();
+        status.packets = files.packets();
+        status.bytes = files.bytes();
+    }
+}
+
+/// What a recording's task needs.
+pub struct Start {
+    /// Its session, opened.
+    pub session: Session,
+    /// Its files, the first one created.
+    pub files: Savefiles,
+    /// Its client, for the policy's re-checks.
+    pub peer: Peer,
+    /// What was asked, for the policy's re-checks.
+    pub request: RecordingRequest,
+    /// The daemon's state.
+    pub state: Arc<State>,
+    /// The daemon's shutdown.
+    pub shutdown: CancellationToken,
 }
 
 /// Every recording of the daemon, running or recently ended.
 #[derive(Default)]
-pub(crate) struct Recordings {
+pub struct Recordings {
     all: Mutex<HashMap<u64, Arc<Recording>>>,
-}
-
-/// What a recording thread needs besides its recorder.
-pub(crate) struct Start {
-    pub id: u64,
-    pub uid: u32,
-    pub pattern: String,
-    pub directory: String,
-    pub client: Client,
-    pub slot: SlotRef,
-    pub packet_count: u64,
-    pub registry: Arc<Registry>,
-    pub shutdown: CancellationToken,
-    /// Called once when the recording has ended and released its slot.
-    pub on_end: Box<dyn FnOnce() + Send>,
-    /// Asked after every policy reload: why the policy no longer allows
-    /// the recording, if it does not.
-    pub revoked: Box<dyn Fn() -> Option<String> + Send>,
-    /// The policy's generation now (see `PolicyStore::generation`).
-    pub policy_generation: Box<dyn Fn() -> u64 + Send>,
+    tasks: TaskTracker,
 }
 
 impl Recordings {
-    /// Starts a recording thread writing `start.client`'s records with
-    /// `recorder`.
-    pub fn start(&self, start: Start, recorder: Recorder) -> Arc<Recording> {
+    /// Starts a recording's task.
+    pub fn start(&self, start: Start) -> Arc<Recording> {
         let recording = Arc::new(Recording {
-            id: start.id,
-            uid: start.uid,
-            pattern: start.pattern.clone(),
-            directory: start.directory.clone(),
-            stop: AtomicBool::new(false),
-            status: Mutex::new(Status {
-                files: file_names(&recorder),
-                ..Status::default()
-            }),
-            thread: Mutex::new(None),
+            id: start.session.id(),
+            uid: start.peer.uid,
+            pattern: start.request.pattern.clone(),
+            directory: start.files.directory().display().to_string(),
+            status: Mutex::new(Status::default()),
+            stop: CancellationToken::new(),
+            done: CancellationToken::new(),
         });
-        let thread = {
-            let recording = recording.clone();
-            std::thread::Builder::new()
-                .name(format!("pktd-record-{}", start.id))
-                .spawn(move || run(recording, start, recorder))
-                .expect("spawning a recording thread")
-        };
-        *lock(&recording.thread) = Some(thread);
-        let mut all = lock(&self.all);
-        forget_old(&mut all);
-        all.insert(recording.id, recording.clone());
+        recording.update(&start.files);
+        {
+            let mut all = lock(&self.all);
+            forget_old(&mut all);
+            all.insert(recording.id, recording.clone());
+        }
+        tracing::info!(
+            recording = recording.id,
+            uid = recording.uid,
+            pattern = recording.pattern,
+            "recording started"
+        );
+        self.tasks.spawn(run(recording.clone(), start));
         recording
     }
 
-    /// The recordings `uid` may see (root: all), by id.
-    pub fn visible_to(&self, uid: u32) -> Vec<Arc<Recording>> {
+    /// The recordings in `scope`, by id.
+    pub fn visible(&self, scope: Scope) -> Vec<Arc<Recording>> {
         let mut visible: Vec<_> = lock(&self.all)
             .values()
-            .filter(|recording| uid == 0 || recording.uid == uid)
+            .filter(|recording| scope.covers(recording.uid))
             .cloned()
             .collect();
         visible.sort_by_key(|recording| recording.id);
         visible
     }
 
-    /// Stops every recording and waits for them (shutdown).
-    pub fn stop_all(&self) {
-        let all: Vec<_> = lock(&self.all).values().cloned().collect();
-        for recording in all {
-            recording.stop_and_wait();
-        }
+    /// Waits until every recording has ended (each ends on the daemon's
+    /// shutdown by itself).
+    pub async fn wait(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 }
 
@@ -164,108 +179,122 @@ fn forget_old(all: &mut HashMap<u64, Arc<Recording>>) {
     }
 }
 
-fn file_names(recorder: &Recorder) -> Vec<String> {
-    recorder
-        .files()
-        .iter()
-        .filter_map(|path| path.file_name())
-        .map(|name| name.to_string_lossy().into_owned())
-        .collect()
+/// What woke a recording's task.
+enum Event {
+    End(EndReason),
+    PolicyChanged,
+    Records,
+    Tick,
 }
 
-/// The recording thread.
-fn run(recording: Arc<Recording>, start: Start, mut recorder: Recorder) {
+/// A recording's task.
+async fn run(recording: Arc<Recording>, start: Start) {
     let Start {
-        mut client,
-        slot,
-        packet_count,
-        registry,
+        mut session,
+        mut files,
+        peer,
+        request,
+        state,
         shutdown,
-        on_end,
-        revoked,
-        policy_generation,
-        ..
     } = start;
-    let mut generation = policy_generation();
+    let mut policy_changes = state.policy().subscribe();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reason = loop {
-        if recording.stop.load(Ordering::SeqCst) {
-            break "stopped".to_owned();
-        }
-        if policy_generation() != generation {
-            generation = policy_generation();
-            if let Some(why) = revoked() {
-                break format!("revoked by the policy: {why}");
+        let event = tokio::select! {
+            biased;
+            _ = recording.stop.cancelled() => Event::End(EndReason::Stopped),
+            _ = shutdown.cancelled() => Event::End(EndReason::DaemonShutdown),
+            _ = policy_changes.changed() => Event::PolicyChanged,
+            ready = session.ready() => match ready {
+                Ok(()) => Event::Records,
+                Err(err) => Event::End(EndReason::Error(format!("ring buffer: {err}"))),
+            },
+            _ = tick.tick() => Event::Tick,
+        };
+        let outcome = match event {
+            Event::End(reason) => Err(reason),
+            Event::PolicyChanged => still_allowed(&recording, &state, &peer, &request),
+            Event::Records => {
+                let records = session.drain().take().await;
+                let written;
+                (files, written) = blocking(move || write(files, &records)).await;
+                written.and_then(|()| {
+                    if session.drain().count_reached() {
+                        Err(EndReason::CountReached)
+                    } else {
+                        Ok(())
+                    }
+                })
             }
-        }
-        if shutdown.is_cancelled() {
-            break "daemon shutdown".to_owned();
-        }
-        let mut wrote = 0u64;
-        let mut failure = None;
-        while let Some(record) = client.next_record() {
-            if let Err(err) = recorder.write(record.timestamp_ns, record.wire_len, &record.data) {
-                failure = Some(error_chain(&err));
-                break;
+            Event::Tick => {
+                let rotated;
+                (files, rotated) = blocking(move || {
+                    let rotated = files.tick(Instant::now());
+                    (files, rotated)
+                })
+                .await;
+                rotated
+                    .map_err(|err| EndReason::Error(errors::chain(&err)))
+                    .and_then(|()| session.quota_end().map_or(Ok(()), Err))
             }
-            wrote += 1;
-            if packet_count != 0 && recorder.packets() >= packet_count {
-                break;
-            }
-        }
-        if let Some(failure) = failure {
-            break failure;
-        }
-        if let Err(err) = recorder.tick(Instant::now()) {
-            break error_chain(&err);
-        }
-        {
-            let mut status = lock(&recording.status);
-            status.packets = recorder.packets();
-            status.bytes = recorder.bytes();
-            status.files = file_names(&recorder);
-        }
-        if packet_count != 0 && recorder.packets() >= packet_count {
-            break "count reached".to_owned();
-        }
-        if wrote == 0 {
-            // The kernel counts refusals; nothing more will come.
-            if let Ok(counters) = registry.counters(&slot)
-                && counters.over_quota > 0
-                && counters.delivered <= recorder.packets()
-            {
-                break quota_reason(&counters);
-            }
-            std::thread::sleep(IDLE);
+        };
+        recording.update(&files);
+        if let Err(reason) = outcome {
+            break reason;
         }
     };
-    registry.remove_client(&slot);
-    let files = file_names(&recorder);
-    let (packets, bytes) = (recorder.packets(), recorder.bytes());
-    let reason = match recorder.finish() {
-        Ok(_) => reason,
-        Err(err) => format!("{reason}; closing the file: {}", error_chain(&err)),
-    };
-    tracing::info!(recording = recording.id, reason, packets, "recording ended");
+    session.close().await;
+    let reason = finish(&recording, files, reason).await;
+    tracing::info!(recording = recording.id, %reason, "recording ended");
+    lock(&recording.status).ended = Some(reason);
+    recording.done.cancel();
+}
+
+/// Writes `records` to `files`; the files come back with the outcome.
+/// Blocking.
+fn write(mut files: Savefiles, records: &[Record]) -> (Savefiles, Result<(), EndReason>) {
+    for record in records {
+        if let Err(err) = files.write(record.timestamp_ns, record.wire_len, &record.data) {
+            return (files, Err(EndReason::Error(errors::chain(&err))));
+        }
+    }
+    (files, Ok(()))
+}
+
+/// `Err(PolicyRevoked)` when the policy in force no longer allows the
+/// recording.
+fn still_allowed(
+    recording: &Recording,
+    state: &State,
+    peer: &Peer,
+    request: &RecordingRequest,
+) -> Result<(), EndReason> {
+    match grant(&state.policy().current(), peer, Ask::Recording(request)) {
+        Ok(_) => Ok(()),
+        Err(denied) => {
+            tracing::info!(recording = recording.id, reason = %denied, "policy revoked a recording");
+            Err(EndReason::PolicyRevoked)
+        }
+    }
+}
+
+/// Closes the files and records what is left of them; the end reason,
+/// with a failure to close added.
+async fn finish(recording: &Recording, files: Savefiles, reason: EndReason) -> EndReason {
+    let (names, packets, bytes) = (files.names(), files.packets(), files.bytes());
+    let closed = blocking(move || files.finish()).await;
     {
         let mut status = lock(&recording.status);
-        status.files = files;
+        status.files = names;
         status.packets = packets;
         status.bytes = bytes;
-        status.ended = Some(reason);
     }
-    on_end();
-}
-
-fn quota_reason(counters: &pktd_common::ClientCounters) -> String {
-    let stats = Stats {
-        received: counters.seen,
-        matched: counters.matched,
-        delivered: counters.delivered,
-        dropped: counters.dropped,
-        over_quota: counters.over_quota,
-    };
-    format!(
-        "quota reached ({} packets delivered, {} refused)",
-        stats.delivered, stats.over_quota
-    )
+    match closed {
+        Ok(_) => reason,
+        Err(err) => EndReason::Error(format!(
+            "{reason}; closing the file: {}",
+            errors::chain(&err)
+        )),
+    }
 }

@@ -1,0 +1,183 @@
+//! Native code for an attachment's filters: which slots are translated
+//! together (per the engine), loading them as a chain of programs joined by
+//! tail calls, and installing the chain.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use pktd_common::{MAX_CLIENTS, jump};
+use pktd_translate::{Filter, Hook, MapFds, Sharing};
+
+use super::{
+    Attachment, CaptureError,
+    native::{self, Engine, MAX_CHAIN, NativeError},
+};
+use crate::sys;
+
+impl Attachment {
+    /// Regenerates and installs the native code for the current filters
+    /// (per the engine), then tells the kernel which slots are in use and
+    /// which of them are interpreted. Filters the kernel refuses in native
+    /// form are interpreted from then on.
+    ///
+    /// The native code is a chain of programs joined by tail calls: one per
+    /// client (per-client engine), or as few as fit [`native::MAX_PROGRAM_INSNS`]
+    /// each (shared engine); at most [`MAX_CHAIN`].
+    pub(super) fn rebuild_native(&mut self) -> Result<(), CaptureError> {
+        let (programs, native) = loop {
+            let groups = self.native_groups();
+            match self.load_chain(&groups) {
+                Ok(loaded) => break loaded,
+                // A program was refused and its culprits marked: again.
+                Err(()) => continue,
+            }
+        };
+        // Entries: DECIDE, then CHAIN.. for the rest of the chain. The old
+        // programs stay in place until replaced, so a packet runs the old
+        // filter of a slot or the new one.
+        for (index, program) in programs.iter().enumerate() {
+            let entry = if index == 0 {
+                jump::DECIDE
+            } else {
+                jump::CHAIN + index as u32 - 1
+            };
+            sys::set_program_array_entry(self.jump_map(), entry, program.as_fd()).map_err(
+                |source| CaptureError::Io {
+                    operation: "installing native filters",
+                    source,
+                },
+            )?;
+        }
+        if programs.is_empty() {
+            match sys::delete_map_entry(self.jump_map(), jump::DECIDE) {
+                Err(err) if err.raw_os_error() != Some(libc::ENOENT) => {
+                    return Err(CaptureError::Io {
+                        operation: "removing native filters",
+                        source: err,
+                    });
+                }
+                _ => {}
+            }
+        }
+        self.native = native;
+        self.publish_globals()
+    }
+
+    /// The program array of the hook's programs.
+    fn jump_map(&self) -> BorrowedFd<'_> {
+        match self.hook {
+            Hook::Tc => self.maps.jump_fd.as_fd(),
+            Hook::Xdp => self.maps.xdp_jump_fd.as_fd(),
+        }
+    }
+
+    /// The slots to translate, grouped one group per program.
+    fn native_groups(&self) -> Vec<Vec<u32>> {
+        let candidates = (0..MAX_CLIENTS)
+            .filter(|slot| matches!(&self.slots[*slot as usize], Some(state) if !state.refused));
+        let mut groups: Vec<Vec<u32>> = Vec::new();
+        match self.engine {
+            Engine::Interpreter => {}
+            Engine::PerClient => groups.extend(candidates.map(|slot| vec![slot])),
+            Engine::Shared => {
+                for slot in candidates {
+                    if let Some(group) = groups.last_mut() {
+                        group.push(slot);
+                        let fits = native::size(&self.filters_of(group), Sharing::Shared)
+                            .is_ok_and(|insns| insns <= native::MAX_PROGRAM_INSNS);
+                        if fits {
+                            continue;
+                        }
+                        group.pop();
+                    }
+                    groups.push(vec![slot]);
+                }
+            }
+        }
+        groups.truncate(MAX_CHAIN);
+        groups
+    }
+
+    fn filters_of(&self, slots: &[u32]) -> Vec<Filter<'_>> {
+        slots
+            .iter()
+            .filter_map(|slot| {
+                let state = self.slots[*slot as usize].as_ref()?;
+                Some(Filter {
+                    slot: *slot,
+                    program: &state.filter,
+                })
+            })
+            .collect()
+    }
+
+    /// Loads one program per group, each tail-calling the next and the
+    /// last the delivery program. `Err` when the kernel refused one: the
+    /// filters it refuses alone are then marked refused (or, if none is,
+    /// the whole group).
+    fn load_chain(&mut self, groups: &[Vec<u32>]) -> Result<(Vec<OwnedFd>, u64), ()> {
+        let sharing = match self.engine {
+            Engine::Shared => Sharing::Shared,
+            _ => Sharing::None,
+        };
+        let mut programs = Vec::new();
+        let mut native = 0u64;
+        for (index, group) in groups.iter().enumerate() {
+            let next = if index + 1 == groups.len() {
+                jump::DELIVER
+            } else {
+                jump::CHAIN + index as u32
+            };
+            match self.load_native(group, sharing, next) {
+                Ok(program) => {
+                    programs.push(program);
+                    native |= group.iter().fold(0, |mask, slot| mask | 1 << slot);
+                }
+                Err(err) => {
+                    tracing::warn!(slots = ?group, %err, "native code refused");
+                    let mut culprits: Vec<u32> = group
+                        .iter()
+                        .copied()
+                        .filter(|slot| {
+                            self.load_native(&[*slot], Sharing::None, jump::DELIVER)
+                                .is_err()
+                        })
+                        .collect();
+                    if culprits.is_empty() {
+                        culprits.clone_from(group);
+                    }
+                    for slot in culprits {
+                        tracing::warn!(slot, "filter interpreted: no native code for it");
+                        if let Some(state) = &mut self.slots[slot as usize] {
+                            state.refused = true;
+                        }
+                    }
+                    return Err(());
+                }
+            }
+        }
+        Ok((programs, native))
+    }
+
+    fn load_native(
+        &self,
+        slots: &[u32],
+        sharing: Sharing,
+        next: u32,
+    ) -> Result<OwnedFd, NativeError> {
+        let maps = MapFds {
+            verdicts: self.maps.verdicts_fd.as_raw_fd(),
+            jump: self.jump_map().as_raw_fd(),
+        };
+        let filters = self.filters_of(slots);
+        let program = native::load(&filters, self.hook, maps, sharing, next)?;
+        tracing::debug!(
+            filters = filters.len(),
+            insns = program.insns,
+            trees = program.trees,
+            standalone = program.standalone,
+            ?sharing,
+            "native filters loaded"
+        );
+        Ok(program.fd)
+    }
+}

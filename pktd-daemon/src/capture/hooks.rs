@@ -1,0 +1,126 @@
+//! Where the kernel program runs: TC ingress and egress, or XDP for
+//! received packets only, and moving between them without losing or
+//! doubling a packet.
+
+use aya::programs::{TcAttachType, XdpMode};
+use pktd_common::names;
+use pktd_translate::Hook;
+
+use super::{
+    Attachment, CaptureError,
+    object::{self, classifier, program_error, xdp_program},
+};
+use crate::{netns::Netns, sys};
+
+impl Attachment {
+    /// Attaches the classifiers at TC ingress and egress of `interface` in
+    /// `netns`; the interface's index.
+    pub(super) fn attach_tc(
+        &mut self,
+        netns: &Netns,
+        interface: &str,
+    ) -> Result<u32, CaptureError> {
+        let ebpf = &mut self.ebpf;
+        let (ifindex, links) = netns.run(|| -> Result<_, CaptureError> {
+            let ifindex = interface_index(netns, interface)?;
+            let mut links = Vec::new();
+            for (name, hook) in [
+                (names::PROG_INGRESS, TcAttachType::Ingress),
+                (names::PROG_EGRESS, TcAttachType::Egress),
+            ] {
+                let link = classifier(ebpf, name)?
+                    .attach(interface, hook)
+                    .map_err(program_error("attaching", name))?;
+                links.push((name, link));
+            }
+            Ok((ifindex, links))
+        })??;
+        self.tc_links = links;
+        Ok(ifindex)
+    }
+
+    /// Attaches the XDP program to `interface` in `netns`; the interface's
+    /// index.
+    pub(super) fn attach_xdp(
+        &mut self,
+        netns: &Netns,
+        interface: &str,
+    ) -> Result<u32, CaptureError> {
+        let ebpf = &mut self.ebpf;
+        let (ifindex, link) = netns.run(|| -> Result<_, CaptureError> {
+            let ifindex = interface_index(netns, interface)?;
+            let link = xdp_program(ebpf, names::PROG_XDP)?
+                .attach(interface, XdpMode::default())
+                .map_err(program_error("attaching", names::PROG_XDP))?;
+            Ok((ifindex, link))
+        })??;
+        self.xdp_link = Some(link);
+        Ok(ifindex)
+    }
+
+    /// Moves an XDP attachment to TC ingress and egress (for a client that
+    /// wants sent packets too), without losing or doubling a packet: TC is
+    /// attached first while the XDP program still serves received packets,
+    /// then one flag hands them over, then XDP is detached.
+    pub fn move_to_tc(&mut self) -> Result<(), CaptureError> {
+        let Some((netns, interface)) = self.place.clone().filter(|_| self.xdp_link.is_some())
+        else {
+            return Ok(());
+        };
+        // Native code for TC; XDP keeps its own until it is detached, and
+        // the globals still say XDP serves received packets.
+        self.hook = Hook::Tc;
+        self.rebuild_native()?;
+        self.attach_tc(&netns, &interface)?;
+        // The hand-over: TC ingress serves received packets from here on.
+        self.xdp_receives = false;
+        self.publish_globals()?;
+        if let Some(link) = self.xdp_link.take() {
+            xdp_program(&mut self.ebpf, names::PROG_XDP)?
+                .detach(link)
+                .map_err(program_error("detaching", names::PROG_XDP))?;
+        }
+        tracing::info!(%netns, interface, "moved from XDP to TC");
+        Ok(())
+    }
+
+    /// Moves a TC attachment to XDP (when every client wants received
+    /// packets only), without losing or doubling a packet: XDP is attached
+    /// first while TC ingress still serves received packets, then one flag
+    /// hands them over, then TC is detached.
+    pub fn move_to_xdp(&mut self) -> Result<(), CaptureError> {
+        let Some((netns, interface)) = self.place.clone().filter(|_| self.xdp_link.is_none())
+        else {
+            return Ok(());
+        };
+        if !self.received_only() {
+            return Err(CaptureError::InvalidSpec {
+                message: "a client wants sent packets: XDP cannot serve it".to_owned(),
+            });
+        }
+        object::load_xdp(&mut self.ebpf, &self.maps)?;
+        self.hook = Hook::Xdp;
+        self.rebuild_native()?;
+        self.attach_xdp(&netns, &interface)?;
+        // The hand-over: XDP serves received packets from here on.
+        self.xdp_receives = true;
+        self.publish_globals()?;
+        for (name, link) in std::mem::take(&mut self.tc_links) {
+            classifier(&mut self.ebpf, name)?
+                .detach(link)
+                .map_err(program_error("detaching", name))?;
+        }
+        tracing::info!(%netns, interface, "moved from TC to XDP");
+        Ok(())
+    }
+}
+
+/// The index of `interface` in the calling thread's namespace, which is
+/// `netns` (for the error).
+fn interface_index(netns: &Netns, interface: &str) -> Result<u32, CaptureError> {
+    sys::interface_index(interface).map_err(|source| CaptureError::NoInterface {
+        interface: interface.to_owned(),
+        netns: netns.to_string(),
+        source,
+    })
+}

@@ -1,0 +1,337 @@
+//! Client slots: a session's place in an attachment's kernel maps (its
+//! settings, filter, ring buffer, counters and quota usage), taken, changed
+//! and given back; and its counters.
+
+use std::os::fd::{AsFd, OwnedFd};
+
+use aya::maps::{Array, IterableMap as _, Map, MapData, PerCpuArray, PerCpuValues, RingBuf};
+use pktd_common::{
+    ClientConfig, ClientCounters, ClientUsage, DIR_IN, DIR_OUT, FilterProgram, InterfaceCounters,
+    MAX_CAPLEN, MAX_CLIENTS, MAX_INSNS, MODE_CAPTURE, MODE_COUNT, names,
+};
+use pktd_filter::ValidProgram;
+use pktd_translate::Hook;
+
+use super::{
+    Attachment, CaptureError, Ring,
+    attachment::SlotState,
+    object::{self, map_error},
+};
+use crate::sys;
+
+/// Smallest and largest ring buffer a client may have.
+const MIN_RING_BYTES: u32 = 4096;
+const MAX_RING_BYTES: u32 = 1 << 30;
+
+/// What a session asks of its slot (already cut to what policy allows).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientSpec {
+    /// DIR_IN, DIR_OUT or both.
+    pub directions: u32,
+    /// Most bytes captured per packet (1..=65535; more is cut to 65535).
+    pub snaplen: u32,
+    /// Most packets delivered; 0 = no limit.
+    pub packet_quota: u64,
+    /// Most captured bytes delivered; 0 = no limit.
+    pub byte_quota: u64,
+    /// Ring buffer size in bytes, rounded up to a power of two >= 4096.
+    pub ring_bytes: u32,
+    /// Count matching packets and bytes only; copy none (statistics mode).
+    pub count_only: bool,
+}
+
+impl Default for ClientSpec {
+    fn default() -> Self {
+        Self {
+            directions: DIR_IN | DIR_OUT,
+            snaplen: MAX_CAPLEN,
+            packet_quota: 0,
+            byte_quota: 0,
+            ring_bytes: 4 << 20,
+            count_only: false,
+        }
+    }
+}
+
+impl Attachment {
+    /// Takes a free slot for a client with `spec` and `filter`, and returns
+    /// the ring its records arrive in. The slot is evaluated only once its
+    /// filter, ring, counters and native code are in place.
+    pub fn add_client(
+        &mut self,
+        spec: &ClientSpec,
+        filter: &ValidProgram,
+    ) -> Result<Ring, CaptureError> {
+        let config = client_config(spec)?;
+        if self.hook == Hook::Xdp && config.directions != DIR_IN {
+            return Err(CaptureError::InvalidSpec {
+                message: "XDP sees received packets only: directions must be `in`".to_owned(),
+            });
+        }
+        // A counting client gets the smallest ring: nothing is copied.
+        let ring_bytes = if spec.count_only {
+            MIN_RING_BYTES
+        } else {
+            ring_size(spec.ring_bytes)?
+        };
+        let slot = self
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .ok_or(CaptureError::SlotsFull { max: MAX_CLIENTS })? as u32;
+        let ring = new_ring(ring_bytes)?;
+        self.install_filter(slot, filter)?;
+        self.maps
+            .rings
+            .set(slot, &ring, 0)
+            .map_err(map_error("installing a ring buffer", names::MAP_RINGS))?;
+        self.maps
+            .usage
+            .set(slot, ClientUsage::default(), 0)
+            .map_err(map_error("resetting usage", names::MAP_USAGE))?;
+        let zeros =
+            PerCpuValues::try_from(vec![ClientCounters::default(); object::possible_cpus()?])
+                .map_err(|source| CaptureError::Io {
+                    operation: "building per-CPU counters",
+                    source,
+                })?;
+        self.maps
+            .counters
+            .set(slot, zeros, 0)
+            .map_err(map_error("resetting counters", names::MAP_COUNTERS))?;
+        let interface = self.interface_counters()?;
+        self.slots[slot as usize] = Some(SlotState {
+            filter: filter.clone(),
+            directions: config.directions,
+            refused: false,
+            seen_base: (interface.received, interface.sent),
+        });
+        // Native code for the new filter, then the slot count, before the
+        // slot goes live.
+        if let Err(err) = self.rebuild_native() {
+            self.slots[slot as usize] = None;
+            return Err(err);
+        }
+        // Last: from here on the kernel evaluates the slot.
+        self.maps
+            .clients
+            .set(slot, config, 0)
+            .map_err(map_error("activating a client", names::MAP_CLIENTS))?;
+        Ok(Ring::new(slot, self.slot_engine(slot)?, ring))
+    }
+
+    /// Replaces a client's filter. The kernel sees the new program whole or
+    /// not at all: it is written into a fresh map, which then replaces the
+    /// old one in a single update.
+    pub fn set_filter(&mut self, slot: u32, filter: &ValidProgram) -> Result<(), CaptureError> {
+        self.check_slot(slot)?;
+        self.install_filter(slot, filter)?;
+        if let Some(state) = &mut self.slots[slot as usize] {
+            state.filter = filter.clone();
+            state.refused = false;
+        }
+        self.rebuild_native()
+    }
+
+    /// Ends a client: the kernel stops evaluating the slot at once, and its
+    /// filter and ring are released (the ring stays readable through the
+    /// client's own handle until that is dropped).
+    pub fn remove_client(&mut self, slot: u32) -> Result<(), CaptureError> {
+        self.check_slot(slot)?;
+        self.maps
+            .clients
+            .set(slot, ClientConfig::default(), 0)
+            .map_err(map_error("deactivating a client", names::MAP_CLIENTS))?;
+        for (map, name) in [
+            (self.maps.filters_fd.as_fd(), names::MAP_FILTERS),
+            (self.maps.rings_fd.as_fd(), names::MAP_RINGS),
+        ] {
+            match sys::delete_map_entry(map, slot) {
+                Ok(()) => {}
+                // Never installed: nothing to release.
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(source) => {
+                    tracing::warn!(slot, map = name, %source, "releasing a client's map");
+                }
+            }
+        }
+        self.slots[slot as usize] = None;
+        self.rebuild_native()
+    }
+
+    /// A client's counters, summed over CPUs.
+    pub fn counters(&self, slot: u32) -> Result<ClientCounters, CaptureError> {
+        self.slot_counters(slot)?.read()
+    }
+
+    /// A handle that reads slot `slot`'s counters without this attachment:
+    /// a session's periodic checks never wait for a filter being loaded.
+    /// It reads whatever occupies the slot, so it is only good while the
+    /// session holds the slot.
+    pub fn slot_counters(&self, slot: u32) -> Result<SlotCounters, CaptureError> {
+        self.check_slot(slot)?;
+        let state = self.slots[slot as usize].as_ref().expect("checked");
+        Ok(SlotCounters {
+            slot,
+            directions: state.directions,
+            seen_base: state.seen_base,
+            counters: open_per_cpu(self.maps.counters.map().fd().as_fd(), names::MAP_COUNTERS)?,
+            interface: self.interface_counter_reader()?,
+        })
+    }
+
+    /// All traffic the program has seen on the interface, summed over CPUs.
+    pub fn interface_counters(&self) -> Result<InterfaceCounters, CaptureError> {
+        read_interface(&self.maps.interface)
+    }
+
+    /// A handle that reads [`Attachment::interface_counters`] without this
+    /// attachment.
+    pub fn interface_counter_reader(&self) -> Result<InterfaceCounterReader, CaptureError> {
+        Ok(InterfaceCounterReader(open_per_cpu(
+            self.maps.interface.map().fd().as_fd(),
+            names::MAP_INTERFACE,
+        )?))
+    }
+
+    fn install_filter(&mut self, slot: u32, filter: &ValidProgram) -> Result<(), CaptureError> {
+        let mut program = Box::new(FilterProgram {
+            len: filter.len() as u32,
+            entry: 0,
+            insns: [Default::default(); MAX_INSNS],
+        });
+        program.insns[..filter.len()].copy_from_slice(filter.insns());
+        let mut inner: Array<MapData, FilterProgram> =
+            Array::create(1, 0).map_err(map_error("creating a filter map", names::MAP_FILTERS))?;
+        inner
+            .set(0, *program, 0)
+            .map_err(map_error("writing a filter", names::MAP_FILTERS))?;
+        self.maps
+            .filters
+            .set(slot, &inner, 0)
+            .map_err(map_error("installing a filter", names::MAP_FILTERS))
+    }
+}
+
+/// Reads one slot's counters (see [`Attachment::slot_counters`]).
+pub struct SlotCounters {
+    slot: u32,
+    directions: u32,
+    /// Interface packets (received, sent) when the client started.
+    seen_base: (u64, u64),
+    counters: PerCpuArray<MapData, ClientCounters>,
+    interface: InterfaceCounterReader,
+}
+
+impl SlotCounters {
+    /// The slot's counters, summed over CPUs.
+    pub fn read(&self) -> Result<ClientCounters, CaptureError> {
+        let per_cpu = self
+            .counters
+            .get(&self.slot, 0)
+            .map_err(map_error("reading counters", names::MAP_COUNTERS))?;
+        let mut total = ClientCounters::default();
+        for cpu in per_cpu.iter() {
+            total.accumulate(cpu);
+        }
+        // The kernel counts packets per direction, not per client.
+        let interface = self.interface.read()?;
+        let (received, sent) = self.seen_base;
+        if self.directions & DIR_IN != 0 {
+            total.seen += interface.received.saturating_sub(received);
+        }
+        if self.directions & DIR_OUT != 0 {
+            total.seen += interface.sent.saturating_sub(sent);
+        }
+        Ok(total)
+    }
+}
+
+/// Reads an attachment's interface counters (see
+/// [`Attachment::interface_counter_reader`]).
+pub struct InterfaceCounterReader(PerCpuArray<MapData, InterfaceCounters>);
+
+impl InterfaceCounterReader {
+    /// All traffic the program has seen on the interface, summed over CPUs.
+    pub fn read(&self) -> Result<InterfaceCounters, CaptureError> {
+        read_interface(&self.0)
+    }
+}
+
+fn read_interface(
+    map: &PerCpuArray<MapData, InterfaceCounters>,
+) -> Result<InterfaceCounters, CaptureError> {
+    let per_cpu = map
+        .get(&0, 0)
+        .map_err(map_error("reading counters", names::MAP_INTERFACE))?;
+    let mut total = InterfaceCounters::default();
+    for cpu in per_cpu.iter() {
+        total.accumulate(cpu);
+    }
+    Ok(total)
+}
+
+/// A second handle on a per-CPU array, through its own fd.
+fn open_per_cpu<V: aya::Pod>(
+    fd: std::os::fd::BorrowedFd<'_>,
+    name: &'static str,
+) -> Result<PerCpuArray<MapData, V>, CaptureError> {
+    let fd: OwnedFd = object::duplicate(fd)?;
+    let data = MapData::from_fd(fd).map_err(map_error("reopening", name))?;
+    PerCpuArray::try_from(Map::PerCpuArray(data)).map_err(map_error("reopening", name))
+}
+
+/// A new ring buffer of `bytes` (a power of two, at least a page).
+fn new_ring(bytes: u32) -> Result<RingBuf<MapData>, CaptureError> {
+    let map = MapData::create(
+        aya_obj::Map::new_from_params(
+            aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32,
+            0,
+            0,
+            bytes,
+            0,
+        ),
+        "pktd_client_ring",
+        None,
+    )
+    .map_err(map_error("creating a ring buffer", names::MAP_RINGS))?;
+    RingBuf::try_from(Map::RingBuf(map))
+        .map_err(map_error("opening a ring buffer", names::MAP_RINGS))
+}
+
+fn client_config(spec: &ClientSpec) -> Result<ClientConfig, CaptureError> {
+    if spec.directions == 0 || spec.directions & !(DIR_IN | DIR_OUT) != 0 {
+        return Err(CaptureError::InvalidSpec {
+            message: format!(
+                "directions {:#x} (must be in, out or both)",
+                spec.directions
+            ),
+        });
+    }
+    if spec.snaplen == 0 {
+        return Err(CaptureError::InvalidSpec {
+            message: "snaplen 0".to_owned(),
+        });
+    }
+    Ok(ClientConfig {
+        active: 1,
+        directions: spec.directions,
+        snaplen: spec.snaplen.min(MAX_CAPLEN),
+        mode: if spec.count_only {
+            MODE_COUNT
+        } else {
+            MODE_CAPTURE
+        },
+        packet_quota: spec.packet_quota,
+        byte_quota: spec.byte_quota,
+    })
+}
+
+fn ring_size(requested: u32) -> Result<u32, CaptureError> {
+    if requested > MAX_RING_BYTES {
+        return Err(CaptureError::InvalidSpec {
+            message: format!("ring buffer of {requested} bytes (at most {MAX_RING_BYTES})"),
+        });
+    }
+    Ok(requested.max(MIN_RING_BYTES).next_power_of_two())
+}

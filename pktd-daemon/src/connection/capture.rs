@@ -1,0 +1,237 @@
+//! A connection's capture: opened as the policy allows, its records
+//! forwarded as packets, its filter replaced, its counters reported, and
+//! ended with a reason after its last packets.
+
+use std::{sync::Arc, time::Duration};
+
+use pktd_common::DIR_OUT;
+use pktd_proto::{
+    Connection, Direction, EndReason, FilterSpec, Interval, OpenCapture, Packet, Reply,
+};
+use tokio::net::UnixStream;
+
+use super::Refusal;
+use crate::{
+    capture::Record,
+    policy::{Ask, Grant, Peer, grant},
+    session::{self, Session},
+    state::State,
+};
+
+/// Link type of every capture: Ethernet.
+const LINKTYPE_ETHERNET: u32 = 1;
+/// Shortest statistics-mode interval.
+const MIN_STATS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How a capture goes on after one step.
+pub(super) enum Flow {
+    Continue,
+    /// End it, with this reason.
+    End(EndReason),
+    /// The client can no longer be written to.
+    Disconnected,
+}
+
+/// A capture in progress.
+pub(super) struct CaptureSession {
+    session: Session,
+    /// What the client asked, for the policy's re-checks.
+    request: OpenCapture,
+    /// Drops already told to the client.
+    told_dropped: u64,
+    /// Statistics mode: the end of the last interval reported, and the
+    /// matched counters then.
+    last_interval: Option<(u64, u64, u64)>,
+}
+
+impl CaptureSession {
+    /// Opens `request` for `peer` as the policy allows; the session and the
+    /// reply that says so.
+    pub async fn open(
+        state: &Arc<State>,
+        peer: Peer,
+        request: OpenCapture,
+    ) -> Result<(Self, Reply), Refusal> {
+        let Grant::Capture(granted) =
+            grant(&state.policy().current(), &peer, Ask::Capture(&request))?
+        else {
+            unreachable!("a capture is granted as a capture");
+        };
+        let filter = (request.filter.clone(), request.optimize);
+        let (session, ()) =
+            session::open(state, peer, granted, filter, request.packet_count, || {
+                Ok::<_, Refusal>(())
+            })
+            .await?;
+        let reply = Reply::Opened {
+            session_id: session.id(),
+            link_type: LINKTYPE_ETHERNET,
+            snaplen: session.grant().spec.snaplen,
+        };
+        let capture = Self {
+            last_interval: session.grant().spec.count_only.then(|| (now_ns(), 0, 0)),
+            session,
+            request,
+            told_dropped: 0,
+        };
+        Ok((capture, reply))
+    }
+
+    /// Statistics mode: the timer of its intervals.
+    pub fn stats_timer(&self) -> Option<tokio::time::Interval> {
+        if !self.session.grant().spec.count_only {
+            return None;
+        }
+        let every = Duration::from_millis(u64::from(self.request.stats_interval_ms))
+            .max(MIN_STATS_INTERVAL);
+        let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Some(timer)
+    }
+
+    /// Replaces the filter; the reply that says so.
+    pub async fn set_filter(
+        &mut self,
+        filter: FilterSpec,
+        optimize: bool,
+    ) -> Result<Reply, Refusal> {
+        self.session.set_filter(filter.clone(), optimize).await?;
+        self.request.filter = filter;
+        self.request.optimize = optimize;
+        Ok(Reply::FilterSet)
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> Result<Reply, Refusal> {
+        Ok(Reply::Stats(self.session.stats()?))
+    }
+
+    /// Moves waiting records to the client as packets; the count reached
+    /// ends the capture.
+    pub async fn forward(&mut self, connection: &mut Connection<UnixStream>) -> Flow {
+        let records = self.session.drain().take().await;
+        if records.is_empty() {
+            return Flow::Continue;
+        }
+        let packets = records.into_iter().map(packet);
+        for reply in pktd_proto::batch_packets(packets, pktd_proto::MAX_REPLY_FRAME) {
+            if connection.write_reply(&reply).await.is_err() {
+                return Flow::Disconnected;
+            }
+        }
+        if self.session.drain().count_reached() {
+            return Flow::End(EndReason::CountReached);
+        }
+        Flow::Continue
+    }
+
+    /// The periodic look: forwards anything waiting (in case a wake-up was
+    /// missed), ends the capture on a quota, and tells the client of new
+    /// drops with an unsolicited Stats reply.
+    pub async fn tick(&mut self, connection: &mut Connection<UnixStream>) -> Flow {
+        if let flow @ (Flow::End(_) | Flow::Disconnected) = self.forward(connection).await {
+            return flow;
+        }
+        if let Some(reason) = self.session.quota_end() {
+            return Flow::End(reason);
+        }
+        let Ok(counters) = self.session.counters() else {
+            return Flow::Continue;
+        };
+        if counters.dropped > self.told_dropped {
+            self.told_dropped = counters.dropped;
+            let reply = Reply::Stats(session::stats(&counters));
+            if connection.write_reply(&reply).await.is_err() {
+                return Flow::Disconnected;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Statistics mode: sends the counts since the last interval.
+    pub async fn report_interval(&mut self, connection: &mut Connection<UnixStream>) -> Flow {
+        let Ok(counters) = self.session.counters() else {
+            return Flow::Continue;
+        };
+        let end_ns = now_ns();
+        let Some((start_ns, matched, bytes)) =
+            self.last_interval
+                .replace((end_ns, counters.matched, counters.matched_bytes))
+        else {
+            return Flow::Continue;
+        };
+        let interval = Interval {
+            start_ns,
+            end_ns,
+            packets: counters.matched - matched,
+            bytes: counters.matched_bytes - bytes,
+        };
+        match connection.write_reply(&Reply::Interval(interval)).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Disconnected,
+        }
+    }
+
+    /// Ends the capture if the policy in force no longer allows it.
+    pub fn recheck(&self, state: &State, peer: &Peer) -> Flow {
+        match grant(&state.policy().current(), peer, Ask::Capture(&self.request)) {
+            Ok(_) => Flow::Continue,
+            Err(denied) => {
+                tracing::info!(session = self.session.id(), reason = %denied, "policy revoked a session");
+                Flow::End(EndReason::PolicyRevoked)
+            }
+        }
+    }
+
+    /// Sends End with the final counters (after the last packets) and gives
+    /// the slot back.
+    pub async fn end(self, connection: &mut Connection<UnixStream>, reason: EndReason) {
+        let stats = self.session.stats().unwrap_or_default();
+        self.session.close().await;
+        let _ = connection.write_reply(&Reply::End { reason, stats }).await;
+    }
+
+    /// Gives the slot back without telling the client (it has gone).
+    pub async fn close(self) {
+        self.session.close().await;
+    }
+}
+
+/// A record as the client gets it.
+fn packet(record: Record) -> Packet {
+    Packet {
+        timestamp_ns: record.timestamp_ns,
+        wire_len: record.wire_len,
+        direction: if record.direction == DIR_OUT {
+            Direction::Out
+        } else {
+            Direction::In
+        },
+        data: record.data,
+    }
+}
+
+/// Resolves when the capture's ring may hold records; never without a
+/// capture.
+pub(super) async fn records_ready(capture: &Option<CaptureSession>) -> std::io::Result<()> {
+    match capture {
+        Some(capture) => capture.session.ready().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves when a statistics-mode interval ends; never without one.
+pub(super) async fn next_interval(timer: &mut Option<tokio::time::Interval>) {
+    match timer {
+        Some(timer) => {
+            timer.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64)
+}

@@ -1,0 +1,251 @@
+//! One connection: a client socket, from its hello to its end. It serves
+//! any number of requests and at most one capture, whose records stream to
+//! the client between the answers.
+//!
+//! The client's identity is its SO_PEERCRED credentials; nothing it writes
+//! changes who it is. A misbehaving client gets an error reply and, when
+//! the framing can no longer be trusted, its connection closed; nothing it
+//! sends touches another connection or session.
+//!
+//! | file | concern |
+//! |---|---|
+//! | `hello.rs` | the hello exchange |
+//! | `capture.rs` | the connection's capture: open, filter, stats, records, end |
+//! | `recording.rs` | starting, listing and stopping recordings |
+//! | `inject.rs` | injecting frames |
+//! | `stats.rs` | the daemon's performance statistics |
+//! | `refusal.rs` | typed refusals and their wire codes |
+
+mod capture;
+mod hello;
+mod inject;
+mod recording;
+mod refusal;
+mod stats;
+
+use std::{sync::Arc, time::Duration};
+
+use pktd_proto::{Connection, EndReason, ProtoError, Reply, Request};
+use tokio::net::UnixStream;
+use tokio_util::sync::CancellationToken;
+
+use self::capture::{CaptureSession, Flow};
+pub use self::refusal::Refusal;
+use crate::{policy::Peer, recording::Recordings, state::State};
+
+/// How often a capture's quota, drops and backlog are looked at.
+const TICK: Duration = Duration::from_millis(200);
+
+/// What every connection shares.
+pub struct Context {
+    /// The daemon's state.
+    pub state: Arc<State>,
+    /// The recordings.
+    pub recordings: Arc<Recordings>,
+    /// The daemon's shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// Serves one connection to its end.
+pub async fn serve(stream: UnixStream, context: Arc<Context>) {
+    let peer = match stream.peer_cred() {
+        Ok(cred) => Peer {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid().unwrap_or(0),
+        },
+        Err(err) => {
+            tracing::warn!(%err, "no peer credentials; dropping the connection");
+            return;
+        }
+    };
+    let mut connection = Connection::new(stream);
+    if !hello::hello(&mut connection, &peer).await {
+        return;
+    }
+    let mut handler = Handler {
+        context,
+        peer,
+        capture: None,
+        stats_timer: None,
+    };
+    handler.run(&mut connection).await;
+    if let Some(capture) = handler.capture.take() {
+        capture.close().await;
+    }
+}
+
+/// How the request loop goes on after one event.
+enum Next {
+    Continue,
+    /// Stop serving; the capture (if any) has ended.
+    Stop,
+}
+
+/// A connection after its hello.
+struct Handler {
+    context: Arc<Context>,
+    peer: Peer,
+    capture: Option<CaptureSession>,
+    /// Statistics mode: when the capture's next interval ends. Beside the
+    /// capture, not in it, so that the loop can wait on both at once.
+    stats_timer: Option<tokio::time::Interval>,
+}
+
+impl Handler {
+    async fn run(&mut self, connection: &mut Connection<UnixStream>) {
+        let shutdown = self.context.shutdown.clone();
+        let mut policy_changes = self.context.state.policy().subscribe();
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => self.end(connection, EndReason::DaemonShutdown).await,
+                request = connection.read_request() => self.on_request(connection, request).await,
+                ready = capture::records_ready(&self.capture) => self.on_records(connection, ready).await,
+                _ = tick.tick() => self.on_tick(connection).await,
+                _ = capture::next_interval(&mut self.stats_timer) => self.on_interval(connection).await,
+                _ = policy_changes.changed() => self.on_policy_change(connection).await,
+            };
+            if let Next::Stop = next {
+                return;
+            }
+        }
+    }
+
+    /// Records wait in the capture's ring: forward them.
+    async fn on_records(
+        &mut self,
+        connection: &mut Connection<UnixStream>,
+        ready: std::io::Result<()>,
+    ) -> Next {
+        let flow = match (ready, self.capture.as_mut()) {
+            (Err(err), _) => Flow::End(EndReason::Error(format!("ring buffer: {err}"))),
+            (Ok(()), Some(capture)) => capture.forward(connection).await,
+            (Ok(()), None) => Flow::Continue,
+        };
+        self.follow(connection, flow).await
+    }
+
+    /// The periodic look at the capture's quota and drops.
+    async fn on_tick(&mut self, connection: &mut Connection<UnixStream>) -> Next {
+        let flow = match self.capture.as_mut() {
+            Some(capture) => capture.tick(connection).await,
+            None => Flow::Continue,
+        };
+        self.follow(connection, flow).await
+    }
+
+    /// Statistics mode: an interval has ended.
+    async fn on_interval(&mut self, connection: &mut Connection<UnixStream>) -> Next {
+        let flow = match self.capture.as_mut() {
+            Some(capture) => capture.report_interval(connection).await,
+            None => Flow::Continue,
+        };
+        self.follow(connection, flow).await
+    }
+
+    /// The policy was reloaded: the capture ends if it is no longer allowed.
+    async fn on_policy_change(&mut self, connection: &mut Connection<UnixStream>) -> Next {
+        let flow = match self.capture.as_ref() {
+            Some(capture) => capture.recheck(&self.context.state, &self.peer),
+            None => Flow::Continue,
+        };
+        self.follow(connection, flow).await
+    }
+
+    /// Goes on, or ends the capture and the connection, as `flow` says.
+    async fn follow(&mut self, connection: &mut Connection<UnixStream>, flow: Flow) -> Next {
+        match flow {
+            Flow::Continue => Next::Continue,
+            Flow::End(reason) => self.end(connection, reason).await,
+            Flow::Disconnected => Next::Stop,
+        }
+    }
+
+    async fn on_request(
+        &mut self,
+        connection: &mut Connection<UnixStream>,
+        request: Result<Option<Request>, ProtoError>,
+    ) -> Next {
+        let request = match request {
+            Ok(Some(request)) => request,
+            // The client went away: its capture goes with it.
+            Ok(None) => return Next::Stop,
+            Err(ProtoError::Decode { message }) => {
+                // The frame was whole, only its content is bad: the framing
+                // still holds, so the connection can go on.
+                let reply = Refusal::Malformed(message).reply();
+                return match connection.write_reply(&reply).await {
+                    Ok(()) => Next::Continue,
+                    Err(_) => Next::Stop,
+                };
+            }
+            Err(err) => {
+                let reply = Refusal::Malformed(format!("{err}; closing")).reply();
+                let _ = connection.write_reply(&reply).await;
+                return self
+                    .end(connection, EndReason::Error(err.to_string()))
+                    .await;
+            }
+        };
+        if let Request::Close = request {
+            return self.end(connection, EndReason::Closed).await;
+        }
+        let reply = self.dispatch(request).await.unwrap_or_else(|refusal| {
+            tracing::debug!(uid = self.peer.uid, %refusal, "request refused");
+            refusal.reply()
+        });
+        match connection.write_reply(&reply).await {
+            Ok(()) => Next::Continue,
+            Err(_) => Next::Stop,
+        }
+    }
+
+    /// Answers one request (Close aside).
+    async fn dispatch(&mut self, request: Request) -> Result<Reply, Refusal> {
+        let (context, peer) = (&self.context, self.peer);
+        match request {
+            Request::Open(open) => {
+                if self.capture.is_some() {
+                    return Err(Refusal::OutOfOrder(
+                        "a capture is already open on this connection",
+                    ));
+                }
+                let (capture, reply) = CaptureSession::open(&context.state, peer, open).await?;
+                self.stats_timer = capture.stats_timer();
+                self.capture = Some(capture);
+                Ok(reply)
+            }
+            Request::SetFilter { filter, optimize } => {
+                self.open_capture()?.set_filter(filter, optimize).await
+            }
+            Request::Stats => self.open_capture()?.stats(),
+            Request::Inject {
+                netns,
+                interface,
+                frames,
+            } => inject::inject(&context.state, peer, &netns, &interface, frames).await,
+            Request::DaemonStats => stats::daemon_stats(&context.state, peer),
+            Request::StartRecording(request) => recording::start(context, peer, request).await,
+            Request::ListRecordings => recording::list(context, peer),
+            Request::StopRecording { id } => recording::stop(context, peer, id).await,
+            Request::Close => Err(Refusal::OutOfOrder("close is answered with the end")),
+        }
+    }
+
+    fn open_capture(&mut self) -> Result<&mut CaptureSession, Refusal> {
+        self.capture
+            .as_mut()
+            .ok_or(Refusal::OutOfOrder("no capture is open"))
+    }
+
+    /// Ends the capture with `reason` (after its last records), if there is
+    /// one; the connection ends with it.
+    async fn end(&mut self, connection: &mut Connection<UnixStream>, reason: EndReason) -> Next {
+        self.stats_timer = None;
+        if let Some(capture) = self.capture.take() {
+            capture.end(connection, reason).await;
+        }
+        Next::Stop
+    }
+}

@@ -1,0 +1,146 @@
+//! Every way a request is refused, and the one place typed errors become
+//! wire codes (as rustls maps its errors to alerts): a client reads a
+//! stable [`ErrorCode`] and the error's text with its causes.
+
+use pktd_proto::{ErrorCode, Reply};
+
+use crate::{
+    capture::CaptureError,
+    errors,
+    inject::InjectError,
+    policy::Denied,
+    recording::{FilesError, PatternError},
+    session::OpenError,
+};
+
+/// Why a request was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The policy does not allow it.
+    #[error(transparent)]
+    Denied(#[from] Denied),
+    /// Opening a session, or replacing its filter, failed.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// A recording's file name pattern is not acceptable.
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    /// A recording's first file could not be made.
+    #[error("cannot record")]
+    Files(#[from] FilesError),
+    /// An injection sender could not be set up.
+    #[error(transparent)]
+    Inject(#[from] InjectError),
+    /// The request does not fit the connection's state.
+    #[error("{0}")]
+    OutOfOrder(&'static str),
+    /// The frame was whole but its content did not decode.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// No recording of that id in the client's scope.
+    #[error("no recording {id} of yours")]
+    NoSuchRecording {
+        /// The id asked for.
+        id: u64,
+    },
+}
+
+impl From<CaptureError> for Refusal {
+    fn from(err: CaptureError) -> Self {
+        Self::Open(OpenError::Capture(err))
+    }
+}
+
+impl From<&Refusal> for ErrorCode {
+    fn from(refusal: &Refusal) -> Self {
+        match refusal {
+            Refusal::Denied(Denied::NetnsName(_)) => ErrorCode::NoSuchNetns,
+            Refusal::Denied(Denied::CountOnlyRecording) => ErrorCode::Malformed,
+            Refusal::Denied(_) => ErrorCode::Denied,
+            Refusal::Open(OpenError::Filter(_)) => ErrorCode::InvalidFilter,
+            Refusal::Open(OpenError::Limit { .. }) => ErrorCode::Limit,
+            Refusal::Open(OpenError::Capture(err)) => err.into(),
+            Refusal::Open(OpenError::PolicyFilter(_) | OpenError::Ring(_)) => ErrorCode::Internal,
+            Refusal::Pattern(_) => ErrorCode::Malformed,
+            Refusal::Files(FilesError::Limits { .. }) => ErrorCode::Malformed,
+            Refusal::Files(_) => ErrorCode::Denied,
+            Refusal::Inject(InjectError::Netns(_)) => ErrorCode::NoSuchNetns,
+            Refusal::Inject(_) => ErrorCode::NoSuchInterface,
+            Refusal::OutOfOrder(_) => ErrorCode::OutOfOrder,
+            Refusal::Malformed(_) => ErrorCode::Malformed,
+            Refusal::NoSuchRecording { .. } => ErrorCode::Denied,
+        }
+    }
+}
+
+impl From<&CaptureError> for ErrorCode {
+    fn from(err: &CaptureError) -> Self {
+        match err {
+            CaptureError::NoInterface { .. } => ErrorCode::NoSuchInterface,
+            CaptureError::Netns(_) => ErrorCode::NoSuchNetns,
+            CaptureError::SlotsFull { .. } => ErrorCode::Limit,
+            CaptureError::InvalidSpec { .. } => ErrorCode::Malformed,
+            _ => ErrorCode::Internal,
+        }
+    }
+}
+
+impl Refusal {
+    /// The error reply a client reads.
+    pub fn reply(&self) -> Reply {
+        Reply::Error {
+            code: self.into(),
+            message: errors::chain(self),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pktd_filter::FilterError;
+
+    use super::*;
+
+    #[test]
+    fn typed_errors_become_codes_and_messages_with_causes() {
+        let denied = Refusal::from(Denied::NoRecordDirectory {
+            principal: "lab".into(),
+        });
+        assert_eq!(ErrorCode::from(&denied), ErrorCode::Denied);
+        assert_eq!(
+            denied.reply(),
+            Reply::Error {
+                code: ErrorCode::Denied,
+                message: "principal \"lab\" may not record to disk".into()
+            }
+        );
+        let filter = Refusal::from(OpenError::Filter(FilterError::Compile {
+            expression: "tcp port".into(),
+            message: "syntax error".into(),
+        }));
+        assert_eq!(ErrorCode::from(&filter), ErrorCode::InvalidFilter);
+        let slots = Refusal::from(CaptureError::SlotsFull { max: 64 });
+        assert_eq!(ErrorCode::from(&slots), ErrorCode::Limit);
+        let policy_filter = Refusal::from(OpenError::PolicyFilter(FilterError::Compile {
+            expression: "bad".into(),
+            message: "syntax error".into(),
+        }));
+        let Reply::Error { code, message } = policy_filter.reply() else {
+            unreachable!()
+        };
+        assert_eq!(code, ErrorCode::Internal);
+        assert!(
+            message.starts_with("the policy's filter: ") && message.contains("syntax error"),
+            "{message}"
+        );
+        let pattern = Refusal::from(PatternError {
+            pattern: "%s".into(),
+            reason: "must contain exactly one %d",
+        });
+        assert_eq!(ErrorCode::from(&pattern), ErrorCode::Malformed);
+        assert_eq!(
+            ErrorCode::from(&Refusal::from(Denied::CountOnlyRecording)),
+            ErrorCode::Malformed
+        );
+    }
+}

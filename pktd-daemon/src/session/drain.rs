@@ -1,0 +1,82 @@
+//! Moving records out of a session's ring, for captures and recordings
+//! alike: in batches, without waiting for a wake-up the kernel may never
+//! send, and no further than the session's packet count.
+
+use std::{io, time::Duration};
+
+use crate::capture::{AsyncRing, Record};
+
+/// Longest a record waits in a quiet ring before it is moved: the kernel
+/// wakes a reader only once its ring is an eighth full.
+const DRAIN_EVERY: Duration = Duration::from_millis(5);
+/// Most records moved per batch, so one busy session yields to others.
+const DRAIN_BATCH: usize = 2048;
+
+/// A session's ring, drained.
+pub struct Drain {
+    ring: AsyncRing,
+    /// The last batch stopped at its limit with records left: go again
+    /// without waiting (the kernel only wakes a reader that has caught up,
+    /// so no wake-up may come).
+    backlog: bool,
+    /// Records still to move before the session's count is reached; `None`
+    /// without a count.
+    remaining: Option<u64>,
+    /// Records moved so far.
+    moved: u64,
+}
+
+impl Drain {
+    /// Drains `ring`, at most `count` records (0: no limit).
+    pub fn new(ring: AsyncRing, count: u64) -> Self {
+        Self {
+            ring,
+            backlog: false,
+            remaining: (count != 0).then_some(count),
+            moved: 0,
+        }
+    }
+
+    /// Resolves when records may be waiting: at once after a full batch,
+    /// when the kernel wakes the ring, or after [`DRAIN_EVERY`].
+    pub async fn ready(&self) -> io::Result<()> {
+        if self.backlog {
+            return Ok(());
+        }
+        match tokio::time::timeout(DRAIN_EVERY, self.ring.readable()).await {
+            Ok(ready) => ready,
+            Err(_elapsed) => Ok(()),
+        }
+    }
+
+    /// The records waiting, at most [`DRAIN_BATCH`] and no more than the
+    /// count leaves; never waits.
+    pub async fn take(&mut self) -> Vec<Record> {
+        let limit = self.remaining.map_or(DRAIN_BATCH, |remaining| {
+            remaining.min(DRAIN_BATCH as u64) as usize
+        });
+        let mut records = Vec::new();
+        while records.len() < limit {
+            match self.ring.next_record().await {
+                Some(record) => records.push(record),
+                None => break,
+            }
+        }
+        self.backlog = limit > 0 && records.len() == limit;
+        self.moved += records.len() as u64;
+        if let Some(remaining) = self.remaining.as_mut() {
+            *remaining -= records.len() as u64;
+        }
+        records
+    }
+
+    /// Records moved so far.
+    pub fn moved(&self) -> u64 {
+        self.moved
+    }
+
+    /// Whether the session's count has been moved.
+    pub fn count_reached(&self) -> bool {
+        self.remaining == Some(0)
+    }
+}

@@ -1,0 +1,359 @@
+//! What captures and recordings share: the opening sequence, the drain,
+//! the quota rule, and giving everything back.
+//!
+//! Opening a session, after [`crate::policy::grant`] has cut the request
+//! to the rules: count it against the uid's `max_sessions`; then, on a
+//! blocking thread, compile the client's filter (libpcap) and AND it with
+//! the policy's, do the caller's preparation (a recording creates its first
+//! file), and take a slot in the attachment (which may load programs into
+//! the verifier); finally put the ring into the reactor and show the
+//! session in the statistics. A failure at any step undoes the ones before.
+
+mod drain;
+
+use std::sync::Arc;
+
+use pktd_common::ClientCounters;
+use pktd_filter::{FilterError, ValidProgram, and_then, compile, validate};
+use pktd_proto::{EndReason, FilterSpec, Stats};
+
+pub use self::drain::Drain;
+use crate::{
+    capture::{CaptureError, Registry, SlotCounters, SlotEngine, SlotRef},
+    policy::{CaptureGrant, Peer},
+    state::{SessionInfo, State},
+    sync::blocking,
+};
+
+/// Why a session could not be opened, or its filter replaced.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The client's filter does not compile or validate.
+    #[error(transparent)]
+    Filter(FilterError),
+    /// The policy's filter no longer compiles, or cannot be combined.
+    #[error("the policy's filter")]
+    PolicyFilter(#[source] FilterError),
+    /// The uid has as many sessions as its principal allows.
+    #[error("uid {uid} already has {count} sessions, the most principal {principal:?} allows")]
+    Limit {
+        /// The client's uid.
+        uid: u32,
+        /// Its sessions.
+        count: u32,
+        /// Its principal.
+        principal: String,
+    },
+    /// The capture path failed.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
+    /// The ring could not be put into the reactor.
+    #[error("polling the ring buffer")]
+    Ring(#[source] std::io::Error),
+}
+
+/// A running session: a slot in an attachment, its ring drained, counted
+/// against its uid until it is closed.
+pub struct Session {
+    id: u64,
+    peer: Peer,
+    state: Arc<State>,
+    grant: CaptureGrant,
+    slot: SlotRef,
+    counters: Arc<SlotCounters>,
+    drain: Drain,
+    closed: bool,
+}
+
+/// Opens a session for `peer` as `grant` allows, with the client's
+/// `filter`; `prepare` runs on the blocking thread after the filter
+/// compiled and before the slot is taken, and its result comes back with
+/// the session. `count` ends the drain after that many records (0: never).
+pub async fn open<T, E>(
+    state: &Arc<State>,
+    peer: Peer,
+    grant: CaptureGrant,
+    (filter, optimize): (FilterSpec, bool),
+    count: u64,
+    prepare: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<(Session, T), E>
+where
+    T: Send + 'static,
+    E: From<OpenError> + Send + 'static,
+{
+    let id = state
+        .reserve(peer.uid, grant.max_sessions)
+        .map_err(|count| OpenError::Limit {
+            uid: peer.uid,
+            count,
+            principal: grant.principal.clone(),
+        })?;
+    let registry = state.registry().clone();
+    let for_kernel = grant.clone();
+    let opened = blocking(move || {
+        let program = session_filter(&for_kernel, &filter, optimize)?;
+        let prepared = prepare()?;
+        let added = registry
+            .add_client(
+                &for_kernel.netns,
+                &for_kernel.interface,
+                &for_kernel.spec,
+                &program,
+            )
+            .map_err(OpenError::from)?;
+        Ok::<_, E>((prepared, added))
+    })
+    .await;
+    let (prepared, added) = match opened {
+        Ok(opened) => opened,
+        Err(err) => {
+            state.release(id, peer.uid);
+            return Err(err);
+        }
+    };
+    let engine = added.ring.engine();
+    let ring = match added.ring.into_async() {
+        Ok(ring) => ring,
+        Err(err) => {
+            let (registry, slot) = (state.registry().clone(), added.slot);
+            blocking(move || registry.remove_client(&slot)).await;
+            state.release(id, peer.uid);
+            return Err(OpenError::Ring(err).into());
+        }
+    };
+    let counters = Arc::new(added.counters);
+    state.register(
+        id,
+        SessionInfo {
+            uid: peer.uid,
+            pid: peer.pid,
+            netns: grant.netns_name.clone(),
+            interface: grant.interface.clone(),
+            counters: counters.clone(),
+        },
+    );
+    log_opened(id, &peer, &grant, engine);
+    let session = Session {
+        id,
+        peer,
+        state: state.clone(),
+        drain: Drain::new(ring, count),
+        grant,
+        slot: added.slot,
+        counters,
+        closed: false,
+    };
+    Ok((session, prepared))
+}
+
+fn log_opened(id: u64, peer: &Peer, grant: &CaptureGrant, engine: SlotEngine) {
+    tracing::info!(
+        session = id,
+        uid = peer.uid,
+        pid = peer.pid,
+        principal = grant.principal,
+        netns = %grant.netns,
+        interface = grant.interface,
+        snaplen = grant.spec.snaplen,
+        %engine,
+        "session opened"
+    );
+}
+
+impl Session {
+    /// The daemon's id of the session.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// What the policy allowed it when it opened.
+    pub fn grant(&self) -> &CaptureGrant {
+        &self.grant
+    }
+
+    /// Its ring, drained.
+    pub fn drain(&mut self) -> &mut Drain {
+        &mut self.drain
+    }
+
+    /// Resolves when records may be waiting (see [`Drain::ready`]).
+    pub async fn ready(&self) -> std::io::Result<()> {
+        self.drain.ready().await
+    }
+
+    /// Its counters now; takes no lock.
+    pub fn counters(&self) -> Result<ClientCounters, CaptureError> {
+        self.counters.read()
+    }
+
+    /// Its counters as the client sees them.
+    pub fn stats(&self) -> Result<Stats, CaptureError> {
+        self.counters().map(|counters| stats(&counters))
+    }
+
+    /// Why a quota ends the session, once it does: only after every
+    /// packet the kernel delivered before the quota was hit has been
+    /// drained.
+    pub fn quota_end(&self) -> Option<EndReason> {
+        let counters = self.counters().ok()?;
+        quota_end(&counters, self.drain.moved(), self.grant.packet_quota)
+    }
+
+    /// Replaces the session's filter (ANDed with the policy's as at the
+    /// open); compiled and loaded on a blocking thread.
+    pub async fn set_filter(&self, filter: FilterSpec, optimize: bool) -> Result<(), OpenError> {
+        let (grant, registry, slot) = (
+            self.grant.clone(),
+            self.state.registry().clone(),
+            self.slot.clone(),
+        );
+        blocking(move || {
+            let program = session_filter(&grant, &filter, optimize)?;
+            registry.set_filter(&slot, &program)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Gives the slot back (the kernel stops evaluating it at once) and
+    /// stops counting the session.
+    pub async fn close(mut self) {
+        self.closed = true;
+        let (registry, slot) = (self.state.registry().clone(), self.slot.clone());
+        blocking(move || registry.remove_client(&slot)).await;
+        self.release();
+    }
+
+    fn release(&self) {
+        self.state.release(self.id, self.peer.uid);
+        tracing::info!(session = self.id, uid = self.peer.uid, "session ended");
+    }
+}
+
+impl Drop for Session {
+    /// A session dropped without [`Session::close`] (its task panicked or
+    /// was cancelled) still gives its slot back.
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        let (registry, slot) = (self.state.registry().clone(), self.slot.clone());
+        remove_in_background(registry, slot);
+        self.release();
+    }
+}
+
+/// Removes `slot` on a blocking thread if there is a runtime, here if not.
+fn remove_in_background(registry: Arc<Registry>, slot: SlotRef) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn_blocking(move || registry.remove_client(&slot));
+        }
+        Err(_) => registry.remove_client(&slot),
+    }
+}
+
+/// The program the kernel runs for a session: the client's filter, ANDed
+/// with the policy's when there is one. Blocking (libpcap).
+fn session_filter(
+    grant: &CaptureGrant,
+    filter: &FilterSpec,
+    optimize: bool,
+) -> Result<ValidProgram, OpenError> {
+    let client = match filter {
+        FilterSpec::Expression(expression) => compile(expression, optimize, grant.snaplen),
+        FilterSpec::Bytecode(insns) => {
+            let insns: Vec<_> = insns.iter().copied().map(Into::into).collect();
+            validate(&insns)
+        }
+    }
+    .map_err(OpenError::Filter)?;
+    match &grant.policy_filter {
+        None => Ok(client),
+        Some(expression) => {
+            let policy =
+                compile(expression, true, grant.snaplen).map_err(OpenError::PolicyFilter)?;
+            and_then(&policy, &client).map_err(OpenError::Filter)
+        }
+    }
+}
+
+/// The one quota rule: a quota ends a session once the kernel has refused
+/// a packet for it and every packet delivered before has been drained.
+/// The packet quota if it is the one used up, the byte quota otherwise.
+pub fn quota_end(counters: &ClientCounters, drained: u64, packet_quota: u64) -> Option<EndReason> {
+    if counters.over_quota == 0 || counters.delivered > drained {
+        return None;
+    }
+    Some(if packet_quota != 0 && counters.delivered >= packet_quota {
+        EndReason::PacketQuota
+    } else {
+        EndReason::ByteQuota
+    })
+}
+
+/// Kernel counters as the protocol reports them.
+pub fn stats(counters: &ClientCounters) -> Stats {
+    Stats {
+        received: counters.seen,
+        matched: counters.matched,
+        delivered: counters.delivered,
+        dropped: counters.dropped,
+        over_quota: counters.over_quota,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counters(delivered: u64, over_quota: u64) -> ClientCounters {
+        ClientCounters {
+            delivered,
+            over_quota,
+            ..ClientCounters::default()
+        }
+    }
+
+    #[test]
+    fn a_quota_ends_a_session_only_after_its_last_delivered_packet() {
+        assert_eq!(quota_end(&counters(10, 0), 10, 10), None, "nothing refused");
+        assert_eq!(
+            quota_end(&counters(10, 3), 9, 10),
+            None,
+            "one delivered packet still in the ring"
+        );
+        assert_eq!(
+            quota_end(&counters(10, 3), 10, 10),
+            Some(EndReason::PacketQuota)
+        );
+        assert_eq!(
+            quota_end(&counters(4, 1), 4, 10),
+            Some(EndReason::ByteQuota),
+            "the packet quota is not used up: the byte quota was"
+        );
+        assert_eq!(quota_end(&counters(4, 1), 4, 0), Some(EndReason::ByteQuota));
+    }
+
+    #[test]
+    fn kernel_counters_read_as_stats() {
+        let kernel = ClientCounters {
+            seen: 1,
+            matched: 2,
+            delivered: 3,
+            dropped: 4,
+            over_quota: 5,
+            ..ClientCounters::default()
+        };
+        assert_eq!(
+            stats(&kernel),
+            Stats {
+                received: 1,
+                matched: 2,
+                delivered: 3,
+                dropped: 4,
+                over_quota: 5
+            }
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! Every system call pktd makes that std, tokio and aya do not wrap, one
+//! file per subsystem. This is the only module of the daemon with `unsafe`
+//! code; every block says why it is sound.
+
+mod bpf;
+mod link;
+mod netns;
+mod packet;
+mod ring;
+mod time;
+
+pub use bpf::{delete_map_entry, load_program, set_program_array_entry};
+pub use link::{
+    interface_addresses, interface_driver, interface_hwaddr, interface_index, interface_mtu,
+};
+pub use netns::enter_netns;
+pub use packet::{packet_send, packet_socket};
+pub use ring::register_ring;
+pub use time::realtime_minus_tai_ns;
