@@ -9,13 +9,13 @@ use core::ffi::c_void;
 
 use pktd_common::{FilterProgram, MAX_INSNS, MEM_WORDS};
 
-use crate::packet::{Frame, Packet};
+use crate::packet::{HookContext, PacketView};
 
 /// The state of one filter run.
 #[repr(C)]
-pub struct Vm<F: Frame> {
+pub struct Vm<F: HookContext> {
     program: *const FilterProgram,
-    packet: *const Packet<F>,
+    packet: *const PacketView<F>,
     /// The filter's return value once it has run: 0 rejects the packet,
     /// anything else is the most bytes to capture.
     pub result: u32,
@@ -25,9 +25,9 @@ pub struct Vm<F: Frame> {
     mem: [u32; MEM_WORDS],
 }
 
-impl<F: Frame> Vm<F> {
+impl<F: HookContext> Vm<F> {
     #[inline(always)]
-    pub fn new(program: &FilterProgram, packet: &Packet<F>) -> Self {
+    pub fn new(program: &FilterProgram, packet: &PacketView<F>) -> Self {
         // `entry` is 0, read from the map so the verifier does not know it
         // (see FilterProgram::entry).
         let zero = program.entry;
@@ -152,7 +152,7 @@ impl<F: Frame> Vm<F> {
 }
 
 /// bpf_loop callback: one instruction; returns 1 to end the loop.
-pub extern "C" fn step<F: Frame>(_index: u64, vm: *mut c_void) -> i64 {
+pub extern "C" fn step<F: HookContext>(_index: u64, vm: *mut c_void) -> i64 {
     // SAFETY: `vm` is the `Vm` evaluate_client passed to bpf_loop.
     let vm = unsafe { &mut *vm.cast::<Vm<F>>() };
     match vm.execute() {

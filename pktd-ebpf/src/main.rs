@@ -53,7 +53,7 @@ use pktd_common::{
 
 use crate::{
     interp::Vm,
-    packet::{Frame, Packet, Tc, Xdp},
+    packet::{HookContext, PacketView, Tc, Xdp},
 };
 
 const SLOTS: usize = MAX_CLIENTS as usize;
@@ -226,8 +226,8 @@ fn count_interface_traffic(data: usize, data_end: usize, direction: u32) {
 
 /// The clients one packet is evaluated for in `pktd_deliver`.
 #[repr(C)]
-struct Delivery<F: Frame> {
-    packet: Packet<F>,
+struct Delivery<F: HookContext> {
+    packet: PacketView<F>,
     verdicts: *const Verdicts,
     /// Slots still to visit (bit `i` = slot `i`).
     remaining: u64,
@@ -238,7 +238,7 @@ struct Delivery<F: Frame> {
 }
 
 #[inline(always)]
-fn deliver_matches<F: Frame>(frame: F) -> Option<()> {
+fn deliver_matches<F: HookContext>(frame: F) -> Option<()> {
     let globals = PKTD_GLOBALS.get(0)?;
     let verdicts = PKTD_VERDICTS.get(0)?;
     let in_use = match globals.slot_count {
@@ -257,7 +257,7 @@ fn deliver_matches<F: Frame>(frame: F) -> Option<()> {
     }
     let prefix = PKTD_PREFIX.get_ptr_mut(0)?;
     let mut delivery = Delivery {
-        packet: Packet::read(frame, prefix, verdicts.direction, interpreted != 0)?,
+        packet: PacketView::read(frame, prefix, verdicts.direction, interpreted != 0)?,
         verdicts,
         remaining,
         interpreted,
@@ -278,7 +278,7 @@ fn deliver_matches<F: Frame>(frame: F) -> Option<()> {
 
 /// bpf_loop callback: evaluates the lowest remaining slot; ends the loop
 /// when none remains.
-extern "C" fn per_slot<F: Frame>(_index: u64, delivery: *mut c_void) -> i64 {
+extern "C" fn per_slot<F: HookContext>(_index: u64, delivery: *mut c_void) -> i64 {
     // SAFETY: `delivery` is the `Delivery` deliver_matches passed to bpf_loop.
     let delivery = unsafe { &mut *delivery.cast::<Delivery<F>>() };
     let remaining = delivery.remaining;
@@ -307,7 +307,7 @@ fn lowest_bit(mask: u64) -> u32 {
 }
 
 #[inline(always)]
-fn evaluate_client<F: Frame>(slot: u32, delivery: &mut Delivery<F>) -> Option<()> {
+fn evaluate_client<F: HookContext>(slot: u32, delivery: &mut Delivery<F>) -> Option<()> {
     let config = PKTD_CLIENTS.get(slot)?;
     let packet = &mut delivery.packet;
     if config.active == 0 || config.directions & packet.direction == 0 {
@@ -425,7 +425,7 @@ unsafe fn fetch_add(target: *mut u64, value: u64) -> u64 {
 /// Builds the record in this CPU's record buffer and copies it into the
 /// slot's ring buffer. `None` when the ring is full (or missing).
 #[inline(always)]
-fn deliver<F: Frame>(slot: u32, packet: &mut Packet<F>, cap_len: u32) -> Option<()> {
+fn deliver<F: HookContext>(slot: u32, packet: &mut PacketView<F>, cap_len: u32) -> Option<()> {
     let ring = PKTD_RINGS.get(slot)?;
     // SAFETY: no preconditions; TC and XDP programs run with migration disabled, so
     // the CPU id stays valid for the rest of this run.

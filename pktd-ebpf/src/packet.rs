@@ -26,7 +26,7 @@ pub struct FrameInfo {
 }
 
 /// A hook's packet context: TC's `__sk_buff` or XDP's `xdp_md`.
-pub trait Frame: Copy {
+pub trait HookContext: Copy {
     fn info(self) -> FrameInfo;
     /// Copies `len` bytes at `offset` of the frame (as the hook holds it)
     /// to `dst`; the helper's return code.
@@ -37,7 +37,7 @@ pub trait Frame: Copy {
 #[derive(Clone, Copy)]
 pub struct Tc(pub *mut __sk_buff);
 
-impl Frame for Tc {
+impl HookContext for Tc {
     #[inline(always)]
     fn info(self) -> FrameInfo {
         let skb = self.0;
@@ -64,7 +64,7 @@ impl Frame for Tc {
 #[derive(Clone, Copy)]
 pub struct Xdp(pub *mut xdp_md);
 
-impl Frame for Xdp {
+impl HookContext for Xdp {
     #[inline(always)]
     fn info(self) -> FrameInfo {
         let md = self.0;
@@ -96,7 +96,7 @@ const TAG_LEN: u32 = 4;
 /// One packet being classified. Lives on the stack of the classifier; the
 /// callbacks reach it through bpf_loop's context pointer.
 #[repr(C)]
-pub struct Packet<F: Frame> {
+pub struct PacketView<F: HookContext> {
     frame: F,
     /// PKTD_PREFIX value of this CPU: the first `prefix_len` bytes.
     prefix: *mut PacketPrefix,
@@ -114,7 +114,7 @@ pub struct Packet<F: Frame> {
     pub direction: u32,
 }
 
-impl<F: Frame> Packet<F> {
+impl<F: HookContext> PacketView<F> {
     /// Reads the packet's metadata and, if `with_prefix` (the interpreter
     /// will run: only it loads from the prefix), its first PREFIX_LEN bytes.
     #[inline(always)]

@@ -142,7 +142,7 @@ pub enum Direction {
 /// layout never has to carry serde, and the wire format cannot change by
 /// accident when that layout does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Insn {
+pub struct WireInsn {
     /// Opcode.
     pub code: u16,
     /// Jump offset when the condition holds.
@@ -153,7 +153,7 @@ pub struct Insn {
     pub k: u32,
 }
 
-impl From<pktd_common::CbpfInsn> for Insn {
+impl From<pktd_common::CbpfInsn> for WireInsn {
     fn from(insn: pktd_common::CbpfInsn) -> Self {
         Self {
             code: insn.code,
@@ -164,8 +164,8 @@ impl From<pktd_common::CbpfInsn> for Insn {
     }
 }
 
-impl From<Insn> for pktd_common::CbpfInsn {
-    fn from(insn: Insn) -> Self {
+impl From<WireInsn> for pktd_common::CbpfInsn {
+    fn from(insn: WireInsn) -> Self {
         Self::new(insn.code, insn.jt, insn.jf, insn.k)
     }
 }
@@ -176,7 +176,7 @@ pub enum FilterSpec {
     /// A pcap-filter expression, compiled by the daemon.
     Expression(String),
     /// An already compiled classic-BPF program, validated by the daemon.
-    Bytecode(Vec<Insn>),
+    Bytecode(Vec<WireInsn>),
 }
 
 /// What a client asks for when it opens a capture.

@@ -48,25 +48,25 @@ fn all_requests() -> Vec<Request> {
         stats_interval_ms: 0,
     };
     let bytecode = FilterSpec::Bytecode(vec![
-        Insn {
+        WireInsn {
             code: 0x28,
             jt: 0,
             jf: 0,
             k: 12,
         },
-        Insn {
+        WireInsn {
             code: 0x15,
             jt: 0,
             jf: 1,
             k: 0x800,
         },
-        Insn {
+        WireInsn {
             code: 0x06,
             jt: 0,
             jf: 0,
             k: u32::MAX,
         },
-        Insn {
+        WireInsn {
             code: 0x06,
             jt: 0,
             jf: 0,
@@ -755,21 +755,21 @@ fn packet_data_encodes_like_a_plain_vec() {
 #[test]
 fn insn_converts_both_ways() {
     let kernel = pktd_common::CbpfInsn::new(0x15, 3, 7, 0x86dd);
-    let wire = Insn::from(kernel);
+    let wire = WireInsn::from(kernel);
     assert_eq!(
         wire,
-        Insn {
+        WireInsn {
             code: 0x15,
             jt: 3,
             jf: 7,
             k: 0x86dd
         },
-        "CbpfInsn -> Insn"
+        "CbpfInsn -> WireInsn"
     );
     assert_eq!(
         pktd_common::CbpfInsn::from(wire),
         kernel,
-        "Insn -> CbpfInsn"
+        "WireInsn -> CbpfInsn"
     );
 }
 

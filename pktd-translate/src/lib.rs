@@ -69,7 +69,7 @@ pub struct Filter<'a> {
 
 /// What to generate.
 #[derive(Clone, Copy, Debug)]
-pub struct Request<'a> {
+pub struct ProgramSpec<'a> {
     /// The filters, at most one per slot.
     pub filters: &'a [Filter<'a>],
     /// The hook.
@@ -113,7 +113,7 @@ pub enum TranslateError {
 }
 
 /// Translates `request.filters` into one eBPF program.
-pub fn translate(request: &Request<'_>) -> Result<Translation, TranslateError> {
+pub fn translate(request: &ProgramSpec<'_>) -> Result<Translation, TranslateError> {
     let mut seen = 0u64;
     for filter in request.filters {
         let bit = 1u64

@@ -792,3 +792,121 @@ async fn a_daemon_forced_to_xdp_serves_received_packets_and_refuses_sent_ones() 
     want.sort();
     assert_eq!(got, want);
 }
+
+/// Compiling and loading a filter is blocking work done on blocking
+/// threads: while two clients' filters take libpcap seconds (more than the
+/// daemon has async workers), a running session on the same interface
+/// keeps receiving every packet on time, and a new client opens there and
+/// gets packets too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_filter_stalls_neither_running_sessions_nor_new_opens() {
+    use std::{
+        sync::{
+            Arc,
+            atomic::{AtomicBool, Ordering},
+        },
+        time::Instant,
+    };
+
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(Policy::default_policy());
+    let builder = || {
+        daemon
+            .capture(&lab.capture_if)
+            .netns(&lab.capture_ns)
+            .direction(Direction::In)
+    };
+    let mut bystander = builder()
+        .filter("udp dst port 9000")
+        .open()
+        .await
+        .expect("the bystander opens");
+    // Frames every 5 ms until told to stop: the bystander's arrivals are
+    // timed from here.
+    let sending = Arc::new(AtomicBool::new(true));
+    let sender = {
+        let (sender, sending) = (lab.sender(), sending.clone());
+        std::thread::spawn(move || {
+            let mut sequence = 0;
+            while sending.load(Ordering::Relaxed) {
+                sender.send(&numbered_udp_frame(9000, sequence, 40));
+                sequence += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            sequence
+        })
+    };
+    let arrivals = tokio::spawn(async move {
+        let mut arrivals = Vec::new();
+        while let Ok(Ok(Some(_))) = timeout(Duration::from_secs(2), bystander.next_packet()).await {
+            arrivals.push(Instant::now());
+        }
+        arrivals
+    });
+
+    // libpcap's optimiser takes seconds on a long disjunction (the time
+    // grows with the cube of its length).
+    let slow_expression = format!(
+        "udp and ({})",
+        (1..=300)
+            .map(|port| format!("port {port}"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    );
+    let slow_started = Instant::now();
+    let slow = tokio::spawn(builder().filter(slow_expression.clone()).open());
+    let slower = tokio::spawn(builder().filter(slow_expression).open());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !slow.is_finished(),
+        "the slow filter compiled too fast to test anything"
+    );
+
+    // A new client (raw bytecode: libpcap itself serialises compiles until
+    // they move to their own processes) opens meanwhile and gets packets.
+    let accept_all = [pktd_common::CbpfInsn::new(0x06, 0, 0, 65535)];
+    let opening = Instant::now();
+    let mut newcomer = builder()
+        .bytecode(&accept_all)
+        .count(5)
+        .open()
+        .await
+        .expect("the newcomer opens");
+    let opened_in = opening.elapsed();
+    let got = collect(&mut newcomer, Duration::from_secs(1)).await;
+    let newcomer_done = slow_started.elapsed();
+    assert!(
+        opened_in < Duration::from_millis(500),
+        "the newcomer's open took {opened_in:?}"
+    );
+    assert_eq!(got.len(), 5, "the newcomer's packets");
+    assert!(
+        !slow.is_finished(),
+        "the slow filter finished within {newcomer_done:?}: nothing was shown"
+    );
+
+    let slow = slow.await.unwrap().expect("the slow filter compiles");
+    let slower = slower
+        .await
+        .unwrap()
+        .expect("the slow filter compiles again");
+    let slow_took = slow_started.elapsed();
+    eprintln!(
+        "slow filters took {slow_took:?}; the newcomer opened in {opened_in:?} and was done at {newcomer_done:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sending.store(false, Ordering::Relaxed);
+    let sent = sender.join().unwrap();
+    let arrivals = arrivals.await.unwrap();
+    assert_eq!(arrivals.len() as u64, sent, "the bystander lost packets");
+    let longest_gap = arrivals
+        .windows(2)
+        .map(|pair| pair[1] - pair[0])
+        .max()
+        .expect("packets arrived");
+    assert!(
+        longest_gap < Duration::from_millis(250),
+        "the bystander waited {longest_gap:?} for a packet while a filter took {slow_took:?}"
+    );
+    drop((slow, slower));
+}

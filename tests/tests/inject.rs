@@ -155,12 +155,12 @@ fn rules(filter: &str, rate_pps: u32, spoof: bool) -> InjectRules {
 /// pktd's capture on the peer, of every IPv4 frame arriving there (not
 /// ARP: the peer's answers to the echo requests make the sender answer its
 /// neighbour solicitations).
-struct Peer {
+struct Remote {
     _attachment: Attachment,
     client: Ring,
 }
 
-impl Peer {
+impl Remote {
     fn watch(lab: &Lab) -> Self {
         let mut attachment = Attachment::attach(
             &lab.capture_netns(),
@@ -203,7 +203,7 @@ fn open(lab: &Lab, rules: &InjectRules) -> FrameSender {
 fn a_matching_frame_from_the_interface_arrives_byte_identical() {
     let lab = Lab::new();
     let addresses = addresses(&lab);
-    let mut peer = Peer::watch(&lab);
+    let mut peer = Remote::watch(&lab);
     let mut injector = open(&lab, &rules(ECHO_TO_TEN_SLASH_EIGHT, 10, false));
     let frame = addresses.echo(1, 56);
     assert_eq!(injector.inject(&frame), Ok(()));
@@ -218,7 +218,7 @@ type RefusalKind = fn(&Refused) -> bool;
 fn refused_frames_never_reach_the_peer() {
     let lab = Lab::new();
     let a = addresses(&lab);
-    let mut peer = Peer::watch(&lab);
+    let mut peer = Remote::watch(&lab);
     let mut injector = open(&lab, &rules(ECHO_TO_TEN_SLASH_EIGHT, 1000, false));
     let spoofed_mac = [0x02, 0x42, 0, 0, 0, 0x99];
     let spoofed_ip = Ipv4Addr::new(
@@ -308,7 +308,7 @@ fn refused_frames_never_reach_the_peer() {
 fn the_packet_rate_limits_a_burst_and_refills() {
     let lab = Lab::new();
     let a = addresses(&lab);
-    let mut peer = Peer::watch(&lab);
+    let mut peer = Remote::watch(&lab);
     let mut injector = open(&lab, &rules(ECHO_TO_TEN_SLASH_EIGHT, 5, false));
     let frames: Vec<Vec<u8>> = (0..20).map(|sequence| a.echo(sequence, 8)).collect();
     let mut accepted = Vec::new();
@@ -365,7 +365,7 @@ fn the_byte_rate_limits_too() {
 fn spoofing_allowed_lets_other_addresses_through() {
     let lab = Lab::new();
     let a = addresses(&lab);
-    let mut peer = Peer::watch(&lab);
+    let mut peer = Remote::watch(&lab);
     let mut injector = open(&lab, &rules(ECHO_TO_TEN_SLASH_EIGHT, 100, true));
     let spoofed = [
         icmp(

@@ -1,6 +1,6 @@
 //! One loaded copy of the kernel program: what it is attached to and which
-//! client slots are in use. The operations live beside it, one file per
-//! concern: `hooks` (TC/XDP and moves), `slots` (clients), `chain` (native
+//! slots are in use. The operations live beside it, one file per
+//! concern: `hooks` (TC/XDP and moves), `slots` (sessions), `chain` (native
 //! code), `bench` (test runs).
 
 use aya::{
@@ -22,7 +22,7 @@ use crate::netns::Netns;
 /// loaded but not attached (for BPF_PROG_TEST_RUN).
 ///
 /// Dropping it detaches the programs (TCX and XDP links end with their fds)
-/// and frees every client's maps.
+/// and frees every session's maps.
 ///
 /// ```no_run
 /// use pktd_daemon::capture::{Attachment, ClientSpec, Engine, Hook};
@@ -57,13 +57,13 @@ pub struct Attachment {
     pub(super) xdp_receives: bool,
 }
 
-/// What the attachment remembers of a client.
+/// What the attachment remembers of a session.
 pub(super) struct SlotState {
     pub filter: ValidProgram,
     pub directions: u32,
     /// The kernel refused native code for this filter: always interpreted.
     pub refused: bool,
-    /// Interface packets (received, sent) when the client started.
+    /// Interface packets (received, sent) when the session started.
     pub seen_base: (u64, u64),
 }
 
@@ -137,12 +137,12 @@ impl Attachment {
         self.engine
     }
 
-    /// Number of clients in the attachment.
+    /// Number of sessions in the attachment.
     pub fn client_count(&self) -> usize {
         self.slots.iter().filter(|slot| slot.is_some()).count()
     }
 
-    /// Whether every client wants received packets only.
+    /// Whether every session wants received packets only.
     pub fn received_only(&self) -> bool {
         self.slots
             .iter()

@@ -58,7 +58,7 @@ impl Attachment {
         Ok(ifindex)
     }
 
-    /// Moves an XDP attachment to TC ingress and egress (for a client that
+    /// Moves an XDP attachment to TC ingress and egress (for a session that
     /// wants sent packets too), without losing or doubling a packet: TC is
     /// attached first while the XDP program still serves received packets,
     /// then one flag hands them over, then XDP is detached.
@@ -84,7 +84,7 @@ impl Attachment {
         Ok(())
     }
 
-    /// Moves a TC attachment to XDP (when every client wants received
+    /// Moves a TC attachment to XDP (when every session wants received
     /// packets only), without losing or doubling a packet: XDP is attached
     /// first while TC ingress still serves received packets, then one flag
     /// hands them over, then TC is detached.

@@ -87,7 +87,7 @@ pub enum CaptureError {
     /// Entering the namespace failed.
     #[error(transparent)]
     Netns(#[from] NetnsError),
-    /// Every client slot of the attachment is taken.
+    /// Every slot of the attachment is taken.
     #[error("all {max} client slots of this interface are in use")]
     SlotsFull {
         /// The number of slots.
@@ -99,7 +99,7 @@ pub enum CaptureError {
         /// The slot.
         slot: u32,
     },
-    /// A client setting out of range.
+    /// A session setting out of range.
     #[error("invalid client setting: {message}")]
     InvalidSpec {
         /// What is wrong.

@@ -3,19 +3,19 @@
 
 use std::os::fd::OwnedFd;
 
-use pktd_translate::{Filter, Hook, MapFds, Request, Sharing, TranslateError, translate};
+use pktd_translate::{Filter, Hook, MapFds, ProgramSpec, Sharing, TranslateError, translate};
 
 use crate::sys;
 
-/// How an attachment runs its clients' filters.
+/// How an attachment runs its sessions' filters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Engine {
     /// Every filter interpreted in the kernel program.
     Interpreter,
-    /// One native program per client, chained by tail calls (at most
-    /// [`MAX_CHAIN`] clients; the others are interpreted).
+    /// One native program per session, chained by tail calls (at most
+    /// [`MAX_CHAIN`] sessions; the others are interpreted).
     PerClient,
-    /// Native decision programs shared by all clients, merging their common
+    /// Native decision programs shared by all sessions, merging their common
     /// tests: one program, or a short chain when the filters are too many
     /// or too large for one.
     #[default]
@@ -90,7 +90,7 @@ impl std::fmt::Display for HookChoice {
 /// one of which enters the chain and one leaves it.
 pub const MAX_CHAIN: usize = 32;
 
-/// What a client's filter runs as.
+/// What a session's filter runs as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlotEngine {
     /// Native eBPF code.
@@ -146,7 +146,7 @@ pub fn size(filters: &[Filter<'_>], sharing: Sharing) -> Result<usize, NativeErr
         verdicts: -1,
         jump: -1,
     };
-    let request = Request {
+    let request = ProgramSpec {
         filters,
         hook: Hook::Tc,
         maps,
@@ -165,7 +165,7 @@ pub fn load(
     sharing: Sharing,
     next: u32,
 ) -> Result<NativeProgram, NativeError> {
-    let translation = translate(&Request {
+    let translation = translate(&ProgramSpec {
         filters,
         hook,
         maps,

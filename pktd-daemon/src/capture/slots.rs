@@ -1,4 +1,4 @@
-//! Client slots: a session's place in an attachment's kernel maps (its
+//! Slots: a session's place in an attachment's kernel maps (its
 //! settings, filter, ring buffer, counters and quota usage), taken, changed
 //! and given back; and its counters.
 
@@ -19,7 +19,7 @@ use super::{
 };
 use crate::sys;
 
-/// Smallest and largest ring buffer a client may have.
+/// Smallest and largest ring buffer a session may have.
 const MIN_RING_BYTES: u32 = 4096;
 const MAX_RING_BYTES: u32 = 1 << 30;
 
@@ -54,7 +54,7 @@ impl Default for ClientSpec {
 }
 
 impl Attachment {
-    /// Takes a free slot for a client with `spec` and `filter`, and returns
+    /// Takes a free slot for a session with `spec` and `filter`, and returns
     /// the ring its records arrive in. The slot is evaluated only once its
     /// filter, ring, counters and native code are in place.
     pub fn add_client(
@@ -68,7 +68,7 @@ impl Attachment {
                 message: "XDP sees received packets only: directions must be `in`".to_owned(),
             });
         }
-        // A counting client gets the smallest ring: nothing is copied.
+        // A counting session gets the smallest ring: nothing is copied.
         let ring_bytes = if spec.count_only {
             MIN_RING_BYTES
         } else {
@@ -120,7 +120,7 @@ impl Attachment {
         Ok(Ring::new(slot, self.slot_engine(slot)?, ring))
     }
 
-    /// Replaces a client's filter. The kernel sees the new program whole or
+    /// Replaces a session's filter. The kernel sees the new program whole or
     /// not at all: it is written into a fresh map, which then replaces the
     /// old one in a single update.
     pub fn set_filter(&mut self, slot: u32, filter: &ValidProgram) -> Result<(), CaptureError> {
@@ -133,9 +133,9 @@ impl Attachment {
         self.rebuild_native()
     }
 
-    /// Ends a client: the kernel stops evaluating the slot at once, and its
+    /// Ends a session: the kernel stops evaluating the slot at once, and its
     /// filter and ring are released (the ring stays readable through the
-    /// client's own handle until that is dropped).
+    /// session's own handle until that is dropped).
     pub fn remove_client(&mut self, slot: u32) -> Result<(), CaptureError> {
         self.check_slot(slot)?;
         self.maps
@@ -159,7 +159,7 @@ impl Attachment {
         self.rebuild_native()
     }
 
-    /// A client's counters, summed over CPUs.
+    /// A session's counters, summed over CPUs.
     pub fn counters(&self, slot: u32) -> Result<ClientCounters, CaptureError> {
         self.slot_counters(slot)?.read()
     }
@@ -217,7 +217,7 @@ impl Attachment {
 pub struct SlotCounters {
     slot: u32,
     directions: u32,
-    /// Interface packets (received, sent) when the client started.
+    /// Interface packets (received, sent) when the session started.
     seen_base: (u64, u64),
     counters: PerCpuArray<MapData, ClientCounters>,
     interface: InterfaceCounterReader,
@@ -234,7 +234,7 @@ impl SlotCounters {
         for cpu in per_cpu.iter() {
             total.accumulate(cpu);
         }
-        // The kernel counts packets per direction, not per client.
+        // The kernel counts packets per direction, not per session.
         let interface = self.interface.read()?;
         let (received, sent) = self.seen_base;
         if self.directions & DIR_IN != 0 {

@@ -1,6 +1,6 @@
 use pktd_filter::compile;
 
-use crate::{Filter, Hook, Insn, MapFds, Request, Sharing, translate};
+use crate::{Filter, Hook, Insn, MapFds, ProgramSpec, Sharing, translate};
 
 const MAPS: MapFds = MapFds {
     verdicts: 3,
@@ -21,7 +21,7 @@ fn translated(expressions: &[String], sharing: Sharing, hook: Hook) -> Vec<Insn>
             program,
         })
         .collect();
-    translate(&Request {
+    translate(&ProgramSpec {
         filters: &filters,
         hook,
         maps: MAPS,
