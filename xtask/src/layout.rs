@@ -110,7 +110,7 @@ pub fn layout(dirs: &[PathBuf], no_tests: bool, deny_cycles: bool) -> Result<()>
     say!(out);
     let top_level = cycles(&mut out, &files, 1, no_tests);
     say!(out);
-    cycles(&mut out, &files, 2, no_tests);
+    let second_level = cycles(&mut out, &files, 2, no_tests);
     tree_notes(&mut out, &files);
     match io::stdout().lock().write_all(out.as_bytes()) {
         // Piped into `head`: the reader has seen enough.
@@ -118,9 +118,9 @@ pub fn layout(dirs: &[PathBuf], no_tests: bool, deny_cycles: bool) -> Result<()>
         result => result.context("writing the report")?,
     }
 
-    if deny_cycles && top_level > 0 {
-        let circles = count(top_level, "import circle");
-        bail!("{circles} between top-level modules (--deny-cycles)");
+    if deny_cycles && top_level + second_level > 0 {
+        let circles = count(top_level + second_level, "import circle");
+        bail!("{circles} between modules (--deny-cycles)");
     }
     Ok(())
 }

@@ -53,8 +53,8 @@ enum Command {
         /// #[test] functions, files named tests.rs or under a tests/ directory.
         #[arg(long)]
         no_tests: bool,
-        /// Exit non-zero if any two top-level modules of a crate import each
-        /// other, directly or through others.
+        /// Exit non-zero if any two modules of a crate (top-level, or one
+        /// level deeper) import each other, directly or through others.
         #[arg(long)]
         deny_cycles: bool,
     },

@@ -1,5 +1,6 @@
-//! `cargo xtask test`: fmt, clippy on the host crates, clippy on the eBPF
-//! crate, then every test; the first failure stops the run.
+//! `cargo xtask test`: no import circles in the daemon, fmt, clippy on the
+//! host crates, clippy on the eBPF crate, then every test; the first
+//! failure stops the run.
 
 use std::{env, ffi::OsString, process::Command};
 
@@ -20,6 +21,10 @@ pub fn test(extra: &[OsString]) -> Result<()> {
         );
     }
     bootstrap()?;
+
+    // The daemon's modules stay free of import circles (issue 9).
+    println!("==> cargo xtask layout pktd-daemon --deny-cycles");
+    crate::layout::layout(&[root().join("pktd-daemon")], false, true)?;
 
     let mut fmt = stable(["fmt", "--all", "--", "--check"]);
 

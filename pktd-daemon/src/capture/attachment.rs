@@ -12,7 +12,7 @@ use pktd_filter::ValidProgram;
 use pktd_translate::Hook;
 
 use super::{
-    CaptureError,
+    error::CaptureError,
     native::{Engine, SlotEngine},
     object::{self, Maps, map_error},
 };

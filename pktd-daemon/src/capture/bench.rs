@@ -5,7 +5,7 @@ use aya::programs::{SchedClassifier, TestRun, TestRunOptions, Xdp};
 use pktd_common::{DIR_IN, DIR_OUT, names};
 use pktd_translate::Hook;
 
-use super::{Attachment, CaptureError, object::program_error};
+use super::{attachment::Attachment, error::CaptureError, object::program_error};
 
 impl Attachment {
     /// Runs the program on `frame` with BPF_PROG_TEST_RUN, as if it had

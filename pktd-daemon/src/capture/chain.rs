@@ -8,7 +8,8 @@ use pktd_common::{MAX_CLIENTS, jump};
 use pktd_translate::{Filter, Hook, MapFds, Sharing};
 
 use super::{
-    Attachment, CaptureError,
+    attachment::Attachment,
+    error::CaptureError,
     native::{self, Engine, MAX_CHAIN, NativeError},
 };
 use crate::sys;

@@ -7,7 +7,8 @@ use pktd_common::names;
 use pktd_translate::Hook;
 
 use super::{
-    Attachment, CaptureError,
+    attachment::Attachment,
+    error::CaptureError,
     object::{self, classifier, program_error, xdp_program},
 };
 use crate::{netns::Netns, sys};

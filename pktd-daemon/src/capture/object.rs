@@ -15,7 +15,7 @@ use pktd_common::{
     names,
 };
 
-use super::CaptureError;
+use super::error::CaptureError;
 use crate::sys;
 
 /// The compiled kernel program, embedded at build time.

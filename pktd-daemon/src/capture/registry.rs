@@ -21,9 +21,14 @@ use std::{
 
 use pktd_filter::ValidProgram;
 
+use pktd_translate::Hook;
+
 use super::{
-    Attachment, CaptureError, ClientSpec, Engine, Hook, HookChoice, InterfaceCounterReader, Ring,
-    SlotCounters,
+    attachment::Attachment,
+    error::CaptureError,
+    native::{Engine, HookChoice},
+    ring::Ring,
+    slots::{ClientSpec, InterfaceCounterReader, SlotCounters},
 };
 use crate::{netns::Netns, sync::lock};
 

@@ -13,9 +13,10 @@ use pktd_filter::ValidProgram;
 use pktd_translate::Hook;
 
 use super::{
-    Attachment, CaptureError, Ring,
-    attachment::SlotState,
+    attachment::{Attachment, SlotState},
+    error::CaptureError,
     object::{self, map_error},
+    ring::Ring,
 };
 use crate::sys;
 

@@ -10,7 +10,7 @@ use pktd_proto::{
 };
 use tokio::net::UnixStream;
 
-use super::Refusal;
+use super::refusal::Refusal;
 use crate::{
     capture::Record,
     policy::{Ask, Grant, Peer, grant},

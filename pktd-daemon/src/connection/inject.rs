@@ -3,7 +3,7 @@
 
 use pktd_proto::{Frame, InjectVerdict, Reply};
 
-use super::Refusal;
+use super::refusal::Refusal;
 use crate::{
     policy::{Ask, Grant, Peer, grant},
     state::State,

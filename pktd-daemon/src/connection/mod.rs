@@ -9,6 +9,7 @@
 //!
 //! | file | concern |
 //! |---|---|
+//! | `context.rs` | what every connection shares |
 //! | `hello.rs` | the hello exchange |
 //! | `capture.rs` | the connection's capture: open, filter, stats, records, end |
 //! | `recording.rs` | starting, listing and stopping recordings |
@@ -17,6 +18,7 @@
 //! | `refusal.rs` | typed refusals and their wire codes |
 
 mod capture;
+mod context;
 mod hello;
 mod inject;
 mod recording;
@@ -27,24 +29,13 @@ use std::{sync::Arc, time::Duration};
 
 use pktd_proto::{Connection, EndReason, ProtoError, Reply, Request};
 use tokio::net::UnixStream;
-use tokio_util::sync::CancellationToken;
 
 use self::capture::{CaptureSession, Flow};
-pub use self::refusal::Refusal;
-use crate::{policy::Peer, recording::Recordings, state::State};
+pub use self::{context::Context, refusal::Refusal};
+use crate::policy::Peer;
 
 /// How often a capture's quota, drops and backlog are looked at.
 const TICK: Duration = Duration::from_millis(200);
-
-/// What every connection shares.
-pub struct Context {
-    /// The daemon's state.
-    pub state: Arc<State>,
-    /// The recordings.
-    pub recordings: Arc<Recordings>,
-    /// The daemon's shutdown.
-    pub shutdown: CancellationToken,
-}
 
 /// Serves one connection to its end.
 pub async fn serve(stream: UnixStream, context: Arc<Context>) {

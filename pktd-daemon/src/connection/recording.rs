@@ -6,7 +6,7 @@ use std::{os::unix::fs::DirBuilderExt, sync::Arc};
 use pktd_pcap::savefile::Format;
 use pktd_proto::{RecordingRequest, Reply};
 
-use super::{Context, Refusal};
+use super::{context::Context, refusal::Refusal};
 use crate::{
     policy::{Ask, Grant, Peer, Scope, grant},
     recording::{FilesConfig, FilesError, Limits, Pattern, Savefiles, Start},

@@ -4,7 +4,7 @@
 
 use pktd_proto::{DaemonStats, InterfaceStats, Reply, SessionStats};
 
-use super::Refusal;
+use super::refusal::Refusal;
 use crate::{
     policy::{Ask, Grant, Peer, Scope, grant},
     session,

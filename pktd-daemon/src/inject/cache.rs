@@ -7,7 +7,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use super::{FrameSender, InjectError, Refused};
+use super::{checks::Refused, error::InjectError, sender::FrameSender};
 use crate::{netns::Netns, policy::InjectGrant, sync::lock};
 
 type Key = (u32, Netns, String);

@@ -7,7 +7,7 @@ use std::{fmt, net::IpAddr, time::Instant};
 use etherparse::{EtherType, LinkExtSlice, NetSlice, SlicedPacket, TransportSlice};
 use pktd_filter::ValidProgram;
 
-use super::{InjectError, rate::Bucket};
+use super::{error::InjectError, rate::Bucket};
 use crate::policy::{InjectRules, MAX_SNAPLEN};
 
 /// Length of an Ethernet header without tags.

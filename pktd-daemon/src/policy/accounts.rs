@@ -3,7 +3,7 @@
 
 use std::{collections::HashSet, fs, path::PathBuf};
 
-use super::PolicyError;
+use super::error::PolicyError;
 
 /// Where the account databases are read from.
 const PASSWD: &str = "/etc/passwd";

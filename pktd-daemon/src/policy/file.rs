@@ -7,9 +7,12 @@ use serde::{Deserialize, Deserializer, de};
 use toml::Spanned;
 
 use super::{
-    DEFAULT_INJECT_RATE_BPS, DEFAULT_INJECT_RATE_PPS, DEFAULT_MAX_SESSIONS, DEFAULT_RING_BYTES,
-    Directions, InjectRules, MAX_RING_BYTES, MAX_SNAPLEN, MIN_RING_BYTES, PolicyError, Principal,
-    Rules, accounts::Accounts,
+    accounts::Accounts,
+    error::PolicyError,
+    rules::{
+        DEFAULT_INJECT_RATE_BPS, DEFAULT_INJECT_RATE_PPS, DEFAULT_MAX_SESSIONS, DEFAULT_RING_BYTES,
+        Directions, InjectRules, MAX_RING_BYTES, MAX_SNAPLEN, MIN_RING_BYTES, Principal, Rules,
+    },
 };
 use crate::netns::Netns;
 

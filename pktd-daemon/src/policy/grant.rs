@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use pktd_common::{DIR_IN, DIR_OUT, MAX_CAPLEN};
 use pktd_proto::{Direction, OpenCapture, RecordingRequest};
 
-use super::{InjectRules, Peer, Policy, Rules};
+use super::{
+    principals::Policy,
+    rules::{InjectRules, Peer, Rules},
+};
 use crate::{
     capture::ClientSpec,
     netns::{Netns, NetnsError},

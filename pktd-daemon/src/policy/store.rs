@@ -5,7 +5,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::watch;
 
-use super::Policy;
+use super::principals::Policy;
 use crate::sync::{read, write};
 
 /// The policy in force, replaceable while the daemon runs (SIGHUP).

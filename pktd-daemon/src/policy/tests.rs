@@ -1,4 +1,6 @@
-use super::*;
+use std::fs;
+
+use super::{accounts::Accounts, *};
 
 /// Accounts the hermetic tests resolve against.
 const PASSWD_FIXTURE: &str = "\

@@ -191,7 +191,7 @@ fn loopback_in_both_directions_is_captured_arriving() {
     );
     assert_eq!(
         granted.snaplen,
-        super::super::MAX_SNAPLEN,
+        crate::policy::rules::MAX_SNAPLEN,
         "what the filter returns"
     );
     let granted = capture_grant(&WATCHER, &open("", "eth0", Direction::InOut)).unwrap();
