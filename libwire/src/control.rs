@@ -2,7 +2,7 @@
 //! disk, their listing and stopping, and the daemon's performance
 //! statistics.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use pktd_proto::Rotation;
 use pktd_proto::{Connection, DaemonStats, RecordingInfo, RecordingRequest, Reply, Request};
@@ -26,20 +26,31 @@ use crate::{
 /// }
 /// # Ok(()) }
 /// ```
+///
+/// The daemon closes a connection that stays silent for a while (a minute
+/// by default); a `Control` made with [`Control::connect`] then connects
+/// again for the next request.
 pub struct Control {
     connection: Connection<UnixStream>,
+    /// Where to connect again.
+    socket: Option<PathBuf>,
 }
 
 impl Control {
     /// Connects to the daemon at `socket` and says hello.
     pub async fn connect(socket: impl AsRef<Path>) -> Result<Self, Error> {
-        Self::connect_on(connect(socket.as_ref()).await?).await
+        let socket = socket.as_ref().to_owned();
+        Ok(Self {
+            connection: greet(connect(&socket).await?).await?,
+            socket: Some(socket),
+        })
     }
 
     /// Says hello over an already connected stream.
     pub async fn connect_on(stream: UnixStream) -> Result<Self, Error> {
         Ok(Self {
             connection: greet(stream).await?,
+            socket: None,
         })
     }
 
@@ -70,7 +81,19 @@ impl Control {
     }
 
     async fn ask(&mut self, request: Request) -> Result<Reply, Error> {
-        self.connection.write_request(&request).await?;
+        match self.ask_once(&request).await {
+            // Closed while idle: once more on a new connection.
+            Err(Error::Disconnected | Error::Protocol(_)) if self.socket.is_some() => {
+                let socket = self.socket.clone().expect("checked");
+                self.connection = greet(connect(&socket).await?).await?;
+                self.ask_once(&request).await
+            }
+            result => result,
+        }
+    }
+
+    async fn ask_once(&mut self, request: &Request) -> Result<Reply, Error> {
+        self.connection.write_request(request).await?;
         match self.connection.read_reply().await? {
             Some(Reply::Error { code, message }) => Err(Error::Daemon { code, message }),
             Some(reply) => Ok(reply),

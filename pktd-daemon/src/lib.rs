@@ -32,6 +32,7 @@
 //! | `session` | what captures and recordings share: opening, draining, quotas |
 //! | [`recording`] | recordings: their tasks, rotating savefiles, name patterns |
 //! | [`policy`] | the policy file, accounts, and the one authorization function |
+//! | [`compiler`] | clients' expressions compiled in sandboxed helper processes |
 //! | [`capture`] | the kernel program per (namespace, interface): hooks, slots, native code, rings |
 //! | [`inject`] | injection: checks, rate limits, the senders |
 //! | `state` | what connections and sessions share, behind methods |
@@ -45,6 +46,7 @@
 #![deny(unsafe_code)]
 
 pub mod capture;
+pub mod compiler;
 mod connection;
 mod errors;
 pub mod inject;
@@ -60,5 +62,11 @@ mod sync;
 mod sys;
 
 pub use errors::chain as error_chain;
+
+/// Raises the soft limit of open files to the hard one; the new limit.
+pub fn raise_open_files_limit() -> std::io::Result<u64> {
+    sys::raise_open_files()
+}
+pub use connection::ConnectionLimits;
 pub use policy::PolicyStore;
 pub use server::{Options, run, run_with};

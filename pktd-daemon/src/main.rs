@@ -2,16 +2,20 @@
 //! signals, runs the daemon.
 
 use std::{
+    ffi::OsStr,
     os::unix::fs::{FileTypeExt, PermissionsExt},
     path::{Path, PathBuf},
+    process::ExitCode,
     sync::Arc,
+    time::Duration,
 };
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use pktd_daemon::{
-    PolicyStore,
+    ConnectionLimits, PolicyStore,
     capture::{Attachment, Engine, Hook, HookChoice},
+    compiler,
     policy::Policy,
 };
 use signal_hook::{
@@ -48,6 +52,31 @@ struct Args {
     /// wanting sent packets are refused).
     #[arg(long, default_value = "auto")]
     hook: HookChoice,
+    /// Seconds a client's filter expression may take to compile; its
+    /// sandboxed compile helper is killed then, and the request refused.
+    #[arg(long, default_value_t = compiler::DEFAULT_DEADLINE.as_secs_f64(), value_parser = deadline)]
+    compile_deadline: f64,
+    /// Connections one user may have at once (root: no limit).
+    #[arg(long, default_value_t = ConnectionLimits::default().per_uid)]
+    max_connections_per_user: u32,
+    /// Connections all users but root may have at once.
+    #[arg(long, default_value_t = ConnectionLimits::default().total)]
+    max_connections: u32,
+    /// Seconds a connection without a capture may stay silent.
+    #[arg(long, default_value_t = ConnectionLimits::default().idle.as_secs_f64(), value_parser = deadline)]
+    idle_timeout: f64,
+    /// Seconds writing one reply may take; a client reading no faster is
+    /// dropped.
+    #[arg(long, default_value_t = ConnectionLimits::default().write.as_secs_f64(), value_parser = deadline)]
+    write_timeout: f64,
+}
+
+/// A deadline in seconds: positive and finite.
+fn deadline(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0 => Ok(seconds),
+        _ => Err(format!("{text:?} is not a number of seconds in (0, 3600]")),
+    }
 }
 
 #[derive(clap::Subcommand)]
@@ -69,8 +98,19 @@ enum Subcommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
+    // A compile helper confines itself before anything else runs: no
+    // runtime, no threads, no logging.
+    if std::env::args_os().nth(1).as_deref() == Some(OsStr::new(compiler::HELPER_ARG)) {
+        return Ok(compiler::run_helper());
+    }
+    tokio::runtime::Runtime::new()
+        .context("starting the runtime")?
+        .block_on(serve())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -95,6 +135,11 @@ async fn main() -> anyhow::Result<()> {
         println!("kernel program and policy OK");
         return Ok(());
     }
+    // Every connection and session holds descriptors: allow as many as
+    // the hard limit does, so that the connection limits bind first.
+    if let Err(err) = pktd_daemon::raise_open_files_limit() {
+        tracing::warn!(%err, "cannot raise the open files limit");
+    }
     let listener = bind(&args.socket)?;
     let store = PolicyStore::new(policy);
     let shutdown = CancellationToken::new();
@@ -103,6 +148,15 @@ async fn main() -> anyhow::Result<()> {
     let options = pktd_daemon::Options {
         engine: args.engine,
         hook: args.hook,
+        compile_helper: None,
+        compile_deadline: Duration::from_secs_f64(args.compile_deadline),
+        connections: ConnectionLimits {
+            per_uid: args.max_connections_per_user,
+            total: args.max_connections,
+            idle: Duration::from_secs_f64(args.idle_timeout),
+            write: Duration::from_secs_f64(args.write_timeout),
+            ..ConnectionLimits::default()
+        },
     };
     pktd_daemon::run_with(listener, store, shutdown, options).await?;
     let _ = std::fs::remove_file(&args.socket);
@@ -117,30 +171,43 @@ fn load_policy(path: Option<&Path>) -> anyhow::Result<Policy> {
 }
 
 /// Signals are handled on a thread of their own, which nothing the daemon
-/// does can block: SIGHUP reloads the policy (a bad file keeps the old
-/// one; the reload reads and compiles on this thread, off the runtime);
-/// SIGTERM and SIGINT shut down, and a second one exits at once (the
-/// kernel detaches programs whose links die with the process).
+/// does can block; it only dispatches. SIGHUP wakes a reload thread, which
+/// reads and compiles the new policy (a bad file keeps the old one);
+/// signals that come while a reload runs are folded into one more.
+/// SIGTERM and SIGINT shut down; a second one exits at once (with TCX and
+/// XDP links, kernel 6.6 and later, the kernel detaches the programs when
+/// the process dies; older kernels' netlink TC filters would stay).
 fn handle_signals(
     store: Arc<PolicyStore>,
     path: Option<PathBuf>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut signals = Signals::new([SIGHUP, SIGTERM, SIGINT]).context("handling signals")?;
+    let (reload, reloads) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("pktd-reload".into())
+        .spawn(move || {
+            for () in reloads {
+                match load_policy(path.as_deref()) {
+                    Ok(policy) => {
+                        store.replace(policy);
+                        tracing::info!("policy reloaded");
+                    }
+                    Err(err) => {
+                        tracing::error!("policy reload failed, keeping the old policy: {err:#}")
+                    }
+                }
+            }
+        })
+        .context("starting the reload thread")?;
     std::thread::Builder::new()
         .name("pktd-signals".into())
         .spawn(move || {
             for signal in signals.forever() {
                 match signal {
-                    SIGHUP => match load_policy(path.as_deref()) {
-                        Ok(policy) => {
-                            store.replace(policy);
-                            tracing::info!("policy reloaded");
-                        }
-                        Err(err) => {
-                            tracing::error!("policy reload failed, keeping the old policy: {err:#}")
-                        }
-                    },
+                    // Full: a reload is already due, which will read the
+                    // file as it is now.
+                    SIGHUP => drop(reload.try_send(())),
                     _ if shutdown.is_cancelled() => {
                         tracing::warn!("second termination signal: exiting now");
                         std::process::exit(1);

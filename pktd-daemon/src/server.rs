@@ -2,30 +2,53 @@
 //! connection, until shutdown; then waits for every connection and
 //! recording to end and detaches everything.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use tokio::net::UnixListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     capture::{Engine, HookChoice, Registry},
-    connection::{self, Context},
+    compiler::{self, Compiler},
+    connection::{self, ConnectionLimits, Context, Refusal},
+    policy::Peer,
     policy::PolicyStore,
     recording::Recordings,
     state::State,
-    sync::blocking,
+    sync::{blocking, lock},
 };
 
-/// Most connections served at once; further clients wait in the backlog.
-const MAX_CONNECTIONS: usize = 256;
-
 /// Settings of the daemon that are not policy.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// How filters run in the kernel.
     pub engine: Engine,
     /// Where the kernel program is attached.
     pub hook: HookChoice,
+    /// The binary run as `BINARY compile-helper` to compile clients'
+    /// expressions (default: this process's own executable).
+    pub compile_helper: Option<PathBuf>,
+    /// How long a compile may take before its helper is killed.
+    pub compile_deadline: Duration,
+    /// Limits on connections.
+    pub connections: ConnectionLimits,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            engine: Engine::default(),
+            hook: HookChoice::default(),
+            compile_helper: None,
+            compile_deadline: compiler::DEFAULT_DEADLINE,
+            connections: ConnectionLimits::default(),
+        }
+    }
 }
 
 /// Serves clients on `listener` under `policy` until `shutdown` is
@@ -47,10 +70,16 @@ pub async fn run_with(
     options: Options,
 ) -> std::io::Result<()> {
     let registry = Registry::new(options.engine, options.hook);
+    let helper = match options.compile_helper {
+        Some(helper) => helper,
+        None => std::env::current_exe()?,
+    };
+    let compiler = Compiler::new(helper, options.compile_deadline);
     let context = Arc::new(Context {
-        state: State::new(policy, registry.clone()),
+        state: State::new(policy, registry.clone(), compiler),
         recordings: Arc::new(Recordings::default()),
         shutdown: shutdown.clone(),
+        limits: options.connections,
     });
     let connections = TaskTracker::new();
     accept(&listener, &context, &connections, &shutdown).await;
@@ -63,38 +92,122 @@ pub async fn run_with(
     Ok(())
 }
 
-/// The accept loop: at most [`MAX_CONNECTIONS`] served at once, backing off
-/// when accepting fails (out of fds and the like).
+/// The accept loop. It never waits for anything but the next client: a
+/// client over the limits is told so and closed on a task of its own, and
+/// root is always served.
 async fn accept(
     listener: &UnixListener,
     context: &Arc<Context>,
     connections: &TaskTracker,
     shutdown: &CancellationToken,
 ) {
-    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let admission = Arc::new(Admission::new(context.limits));
     let mut backoff = Duration::from_millis(10);
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-        };
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        match accepted {
-            Ok((stream, _)) => {
-                backoff = Duration::from_millis(10);
-                let context = context.clone();
-                connections.spawn(async move {
-                    connection::serve(stream, context).await;
-                    drop(permit);
-                });
-            }
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
             Err(err) => {
+                // Out of fds and the like: wait, then try again.
                 tracing::warn!(%err, "accept failed; backing off {backoff:?}");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(10);
+        let peer = match stream.peer_cred() {
+            Ok(cred) => Peer {
+                uid: cred.uid(),
+                gid: cred.gid(),
+                pid: cred.pid().unwrap_or(0),
+            },
+            Err(err) => {
+                tracing::warn!(%err, "no peer credentials; dropping the connection");
+                continue;
+            }
+        };
+        match admission.admit(peer.uid) {
+            Ok(ticket) => {
+                let context = context.clone();
+                connections.spawn(async move {
+                    connection::serve(stream, peer, context).await;
+                    drop(ticket);
+                });
+            }
+            Err(refusal) => {
+                tracing::debug!(uid = peer.uid, %refusal, "connection refused");
+                connections.spawn(connection::refuse(stream, refusal));
+            }
+        }
+    }
+}
+
+/// Connections counted per uid and in all, against [`ConnectionLimits`].
+struct Admission {
+    limits: ConnectionLimits,
+    counts: Mutex<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    total: u32,
+    per_uid: HashMap<u32, u32>,
+}
+
+impl Admission {
+    fn new(limits: ConnectionLimits) -> Self {
+        Self {
+            limits,
+            counts: Mutex::default(),
+        }
+    }
+
+    /// Counts a connection of `uid`, or says which limit it is over. Root
+    /// is counted but never refused.
+    fn admit(self: &Arc<Self>, uid: u32) -> Result<AdmissionTicket, Refusal> {
+        let mut counts = lock(&self.counts);
+        let own = counts.per_uid.get(&uid).copied().unwrap_or(0);
+        if uid != 0 {
+            if own >= self.limits.per_uid {
+                return Err(Refusal::UserConnections {
+                    uid,
+                    limit: self.limits.per_uid,
+                });
+            }
+            let others = counts.total - counts.per_uid.get(&0).copied().unwrap_or(0);
+            if others >= self.limits.total {
+                return Err(Refusal::Connections {
+                    limit: self.limits.total,
+                });
+            }
+        }
+        counts.total += 1;
+        counts.per_uid.insert(uid, own + 1);
+        Ok(AdmissionTicket {
+            admission: self.clone(),
+            uid,
+        })
+    }
+}
+
+/// A connection counted until dropped.
+struct AdmissionTicket {
+    admission: Arc<Admission>,
+    uid: u32,
+}
+
+impl Drop for AdmissionTicket {
+    fn drop(&mut self) {
+        let mut counts = lock(&self.admission.counts);
+        counts.total -= 1;
+        if let Some(count) = counts.per_uid.get_mut(&self.uid) {
+            *count -= 1;
+            if *count == 0 {
+                counts.per_uid.remove(&self.uid);
             }
         }
     }

@@ -1,5 +1,5 @@
 //! The daemon's shared state, behind methods: the policy in force, the
-//! attachments, the running sessions (counted per uid for
+//! attachments, the compiler, the running sessions (counted per uid for
 //! `max_sessions`), and the injection senders.
 //!
 //! Its locks are `std` mutexes held for a few map operations and never
@@ -16,6 +16,7 @@ use std::{
 
 use crate::{
     capture::{Registry, SlotCounters},
+    compiler::Compiler,
     inject::Senders,
     policy::{PolicyStore, Scope},
     sync::lock,
@@ -48,17 +49,24 @@ struct Sessions {
 pub struct State {
     policy: Arc<PolicyStore>,
     registry: Arc<Registry>,
+    compiler: Arc<Compiler>,
     sessions: Mutex<Sessions>,
     senders: Senders,
     next_id: AtomicU64,
 }
 
 impl State {
-    /// The state of a daemon serving under `policy` with `registry`.
-    pub fn new(policy: Arc<PolicyStore>, registry: Arc<Registry>) -> Arc<Self> {
+    /// The state of a daemon serving under `policy` with `registry` and
+    /// `compiler`.
+    pub fn new(
+        policy: Arc<PolicyStore>,
+        registry: Arc<Registry>,
+        compiler: Arc<Compiler>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             policy,
             registry,
+            compiler,
             sessions: Mutex::default(),
             senders: Senders::default(),
             next_id: AtomicU64::new(1),
@@ -73,6 +81,11 @@ impl State {
     /// The attachments.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    /// The compiler of clients' expressions.
+    pub fn compiler(&self) -> &Compiler {
+        &self.compiler
     }
 
     /// The injection senders.
@@ -96,6 +109,12 @@ impl State {
     /// Shows a reserved session in the statistics.
     pub fn register(&self, id: u64, info: SessionInfo) {
         lock(&self.sessions).running.insert(id, info);
+    }
+
+    /// Takes a session out of the statistics (before its slot is given
+    /// back, so that the slot's next occupant is never shown under its id).
+    pub fn unregister(&self, id: u64) {
+        lock(&self.sessions).running.remove(&id);
     }
 
     /// Undoes [`State::reserve`] and [`State::register`].

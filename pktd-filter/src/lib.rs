@@ -44,6 +44,6 @@ pub use error::{FilterError, Rule};
 pub use image::format_d;
 pub use interpret::interpret;
 pub use kernel::kernel_accepts;
-pub use libpcap::{compile, pcap_offline_filter};
+pub use libpcap::{compile, compile_unvalidated, pcap_offline_filter};
 pub use text::{format_dd, format_ddd, parse_binary, parse_ddd, to_binary};
 pub use validate::{ValidProgram, validate};

@@ -19,13 +19,21 @@ pub fn compile(
     optimize: bool,
     snaplen: u32,
 ) -> Result<ValidProgram, FilterError> {
-    let insns = pcap_ffi::compile(expression, optimize, snaplen).map_err(|message| {
-        FilterError::Compile {
-            expression: expression.to_string(),
-            message,
-        }
-    })?;
-    validate::validate(&insns)
+    validate::validate(&compile_unvalidated(expression, optimize, snaplen)?)
+}
+
+/// [`compile`] without the validation: libpcap's program as it comes, for a
+/// process that hands it to another which validates it (pktd's sandboxed
+/// compile helper).
+pub fn compile_unvalidated(
+    expression: &str,
+    optimize: bool,
+    snaplen: u32,
+) -> Result<Vec<CbpfInsn>, FilterError> {
+    pcap_ffi::compile(expression, optimize, snaplen).map_err(|message| FilterError::Compile {
+        expression: expression.to_string(),
+        message,
+    })
 }
 
 /// libpcap's verdict on a packet: `pcap_offline_filter` with a packet header

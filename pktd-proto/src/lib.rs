@@ -60,7 +60,7 @@ mod tests;
 pub const MAGIC: [u8; 4] = *b"PKTD";
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest payload of a client → daemon frame.
 pub const MAX_REQUEST_FRAME: usize = 256 * 1024;

@@ -36,8 +36,13 @@ impl TestDaemon {
     }
 
     /// Starts a daemon with `policy` and `options` on its own runtime
-    /// thread.
-    pub fn start_with(policy: Policy, options: pktd_daemon::Options) -> Self {
+    /// thread. Clients' expressions are compiled by the built `pktd`'s
+    /// helper (this process is a test, not pktd) unless `options` name
+    /// another.
+    pub fn start_with(policy: Policy, mut options: pktd_daemon::Options) -> Self {
+        options
+            .compile_helper
+            .get_or_insert_with(|| crate::process::bin_path("pktd"));
         let id = NEXT_DAEMON.fetch_add(1, Ordering::Relaxed);
         let dir = std::env::temp_dir().join(format!("pktd-test-{}-{id}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("creating the socket directory");

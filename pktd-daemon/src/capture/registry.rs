@@ -15,7 +15,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, OnceLock,
-        atomic::{AtomicBool, AtomicU32, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
     },
 };
 
@@ -60,8 +60,8 @@ struct Entry {
     key: AttachmentKey,
     /// The namespace as the first session there named it.
     netns: String,
-    /// The attachment, once made; `None` again after the last session left.
-    attachment: Mutex<Option<Attachment>>,
+    /// The attachment and who occupies its slots.
+    attachment: Mutex<Attached>,
     /// Set (under `attachment`'s lock) when the entry left the registry: a
     /// caller that waited for the lock must start over with a fresh entry.
     retired: AtomicBool,
@@ -71,11 +71,24 @@ struct Entry {
     sessions: AtomicU32,
 }
 
+/// An entry's attachment, once made (`None` again after the last session
+/// left), and the occupant of each of its slots.
+#[derive(Default)]
+struct Attached {
+    attachment: Option<Attachment>,
+    /// The [`SlotRef::occupant`] of each slot: a slot given back and taken
+    /// again has a new occupant, so a late or repeated removal through an
+    /// old reference leaves the new session alone.
+    occupants: HashMap<u32, u64>,
+}
+
 /// Where a session lives: its attachment and slot.
 #[derive(Clone)]
 pub struct SlotRef {
     entry: Arc<Entry>,
     slot: u32,
+    /// Unique among all sessions the registry ever added.
+    occupant: u64,
 }
 
 impl SlotRef {
@@ -123,6 +136,7 @@ pub struct Registry {
     entries: Mutex<HashMap<AttachmentKey, Arc<Entry>>>,
     engine: Engine,
     hook: HookChoice,
+    next_occupant: AtomicU64,
 }
 
 impl Registry {
@@ -133,6 +147,7 @@ impl Registry {
             entries: Mutex::default(),
             engine,
             hook,
+            next_occupant: AtomicU64::new(1),
         })
     }
 
@@ -151,21 +166,28 @@ impl Registry {
         };
         loop {
             let entry = self.entry(&key, netns);
-            let mut attachment = lock(&entry.attachment);
+            let mut attached = lock(&entry.attachment);
             if entry.retired.load(Ordering::SeqCst) {
                 // It lost its last session while we waited: a new entry.
                 continue;
             }
-            let result = self.add_to(&entry, &mut attachment, netns, spec, filter);
-            if attachment.as_ref().is_none_or(|a| a.client_count() == 0) {
+            let result = self.add_to(&entry, &mut attached.attachment, netns, spec, filter);
+            if attached
+                .attachment
+                .as_ref()
+                .is_none_or(|a| a.client_count() == 0)
+            {
                 // The first session failed: keep no idle attachment.
-                self.retire(&entry, &mut attachment);
+                self.retire(&entry, &mut attached);
             }
             let (ring, counters) = result?;
+            let occupant = self.next_occupant.fetch_add(1, Ordering::Relaxed);
+            attached.occupants.insert(ring.slot(), occupant);
             return Ok(Added {
                 slot: SlotRef {
                     entry: entry.clone(),
                     slot: ring.slot(),
+                    occupant,
                 },
                 ring,
                 counters,
@@ -181,7 +203,7 @@ impl Registry {
                 Arc::new(Entry {
                     key: key.clone(),
                     netns: netns.to_string(),
-                    attachment: Mutex::new(None),
+                    attachment: Mutex::default(),
                     retired: AtomicBool::new(false),
                     counters: OnceLock::new(),
                     sessions: AtomicU32::new(0),
@@ -247,11 +269,12 @@ impl Registry {
     }
 
     /// Takes `entry` out of the registry and detaches its program (the
-    /// caller holds the entry's lock, `attachment`).
-    fn retire(&self, entry: &Arc<Entry>, attachment: &mut Option<Attachment>) {
+    /// caller holds the entry's lock, `attached`).
+    fn retire(&self, entry: &Arc<Entry>, attached: &mut Attached) {
         entry.retired.store(true, Ordering::SeqCst);
         entry.sessions.store(0, Ordering::Relaxed);
-        let detached = attachment.take().is_some();
+        attached.occupants.clear();
+        let detached = attached.attachment.take().is_some();
         let mut entries = lock(&self.entries);
         if entries
             .get(&entry.key)
@@ -269,19 +292,28 @@ impl Registry {
 
     /// Replaces a session's filter. Blocking.
     pub fn set_filter(&self, slot: &SlotRef, filter: &ValidProgram) -> Result<(), CaptureError> {
-        let mut attachment = lock(&slot.entry.attachment);
-        attachment
+        let mut attached = lock(&slot.entry.attachment);
+        if attached.occupants.get(&slot.slot) != Some(&slot.occupant) {
+            return Err(CaptureError::NoSuchSlot { slot: slot.slot });
+        }
+        attached
+            .attachment
             .as_mut()
             .ok_or(CaptureError::NoSuchSlot { slot: slot.slot })?
             .set_filter(slot.slot, filter)
     }
 
-    /// Removes a session; the last one on an attachment detaches it.
-    /// Blocking.
+    /// Removes a session; the last one on an attachment detaches it. A
+    /// removal through a reference whose session is gone already does
+    /// nothing. Blocking.
     pub fn remove_client(&self, slot: &SlotRef) {
         let entry = &slot.entry;
         let mut guard = lock(&entry.attachment);
-        let Some(attachment) = guard.as_mut() else {
+        if guard.occupants.get(&slot.slot) != Some(&slot.occupant) {
+            return;
+        }
+        guard.occupants.remove(&slot.slot);
+        let Some(attachment) = guard.attachment.as_mut() else {
             return;
         };
         if let Err(err) = attachment.remove_client(slot.slot) {
@@ -334,8 +366,8 @@ impl Registry {
     pub fn clear(&self) {
         let entries: Vec<Arc<Entry>> = lock(&self.entries).values().cloned().collect();
         for entry in entries {
-            let mut attachment = lock(&entry.attachment);
-            self.retire(&entry, &mut attachment);
+            let mut attached = lock(&entry.attachment);
+            self.retire(&entry, &mut attached);
         }
     }
 }

@@ -5,12 +5,9 @@
 use std::{sync::Arc, time::Duration};
 
 use pktd_common::DIR_OUT;
-use pktd_proto::{
-    Connection, Direction, EndReason, FilterSpec, Interval, OpenCapture, Packet, Reply,
-};
-use tokio::net::UnixStream;
+use pktd_proto::{Direction, EndReason, FilterSpec, Interval, OpenCapture, Packet, Reply};
 
-use super::refusal::Refusal;
+use super::{refusal::Refusal, socket::ClientSocket};
 use crate::{
     capture::Record,
     policy::{Ask, Grant, Peer, grant},
@@ -108,14 +105,14 @@ impl CaptureSession {
 
     /// Moves waiting records to the client as packets; the count reached
     /// ends the capture.
-    pub async fn forward(&mut self, connection: &mut Connection<UnixStream>) -> Flow {
+    pub async fn forward(&mut self, socket: &mut ClientSocket) -> Flow {
         let records = self.session.drain().take().await;
         if records.is_empty() {
             return Flow::Continue;
         }
         let packets = records.into_iter().map(packet);
         for reply in pktd_proto::batch_packets(packets, pktd_proto::MAX_REPLY_FRAME) {
-            if connection.write_reply(&reply).await.is_err() {
+            if socket.send(&reply).await.is_err() {
                 return Flow::Disconnected;
             }
         }
@@ -128,8 +125,8 @@ impl CaptureSession {
     /// The periodic look: forwards anything waiting (in case a wake-up was
     /// missed), ends the capture on a quota, and tells the client of new
     /// drops with an unsolicited Stats reply.
-    pub async fn tick(&mut self, connection: &mut Connection<UnixStream>) -> Flow {
-        if let flow @ (Flow::End(_) | Flow::Disconnected) = self.forward(connection).await {
+    pub async fn tick(&mut self, socket: &mut ClientSocket) -> Flow {
+        if let flow @ (Flow::End(_) | Flow::Disconnected) = self.forward(socket).await {
             return flow;
         }
         if let Some(reason) = self.session.quota_end() {
@@ -141,7 +138,7 @@ impl CaptureSession {
         if counters.dropped > self.told_dropped {
             self.told_dropped = counters.dropped;
             let reply = Reply::Stats(session::stats(&counters));
-            if connection.write_reply(&reply).await.is_err() {
+            if socket.send(&reply).await.is_err() {
                 return Flow::Disconnected;
             }
         }
@@ -149,7 +146,7 @@ impl CaptureSession {
     }
 
     /// Statistics mode: sends the counts since the last interval.
-    pub async fn report_interval(&mut self, connection: &mut Connection<UnixStream>) -> Flow {
+    pub async fn report_interval(&mut self, socket: &mut ClientSocket) -> Flow {
         let Ok(counters) = self.session.counters() else {
             return Flow::Continue;
         };
@@ -166,7 +163,7 @@ impl CaptureSession {
             packets: counters.matched - matched,
             bytes: counters.matched_bytes - bytes,
         };
-        match connection.write_reply(&Reply::Interval(interval)).await {
+        match socket.send(&Reply::Interval(interval)).await {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Disconnected,
         }
@@ -185,10 +182,10 @@ impl CaptureSession {
 
     /// Sends End with the final counters (after the last packets) and gives
     /// the slot back.
-    pub async fn end(self, connection: &mut Connection<UnixStream>, reason: EndReason) {
+    pub async fn end(self, socket: &mut ClientSocket, reason: EndReason) {
         let stats = self.session.stats().unwrap_or_default();
         self.session.close().await;
-        let _ = connection.write_reply(&Reply::End { reason, stats }).await;
+        let _ = socket.send(&Reply::End { reason, stats }).await;
     }
 
     /// Gives the slot back without telling the client (it has gone).

@@ -3,27 +3,25 @@
 
 use std::time::Duration;
 
-use pktd_proto::{Connection, ErrorCode, PROTOCOL_VERSION, Reply};
-use tokio::net::UnixStream;
+use pktd_proto::{ErrorCode, PROTOCOL_VERSION, Reply};
 
+use super::{refusal::Refusal, socket::ClientSocket};
 use crate::policy::Peer;
 
-/// How long a client may take to say hello.
-const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Reads and answers the client's hello; false when the connection is to
-/// be dropped (the client was told why, if it can still be told).
-pub(super) async fn hello(connection: &mut Connection<UnixStream>, peer: &Peer) -> bool {
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, connection.read_hello()).await {
+/// Reads and answers the client's hello within `deadline`; false when the
+/// connection is to be dropped (the client was told why, if it can still
+/// be told).
+pub(super) async fn hello(socket: &mut ClientSocket, peer: &Peer, deadline: Duration) -> bool {
+    let hello = match tokio::time::timeout(deadline, socket.connection().read_hello()).await {
         Ok(Ok(Some(hello))) => hello,
         Ok(Ok(None)) => return false,
         Ok(Err(err)) => {
-            refuse(connection, ErrorCode::BadHello, format!("bad hello: {err}")).await;
+            refuse(socket, ErrorCode::BadHello, format!("bad hello: {err}")).await;
             return false;
         }
         Err(_) => {
-            let message = format!("no hello within {} s", HELLO_TIMEOUT.as_secs());
-            refuse(connection, ErrorCode::BadHello, message).await;
+            let message = format!("no hello within {} s", deadline.as_secs_f64());
+            refuse(socket, ErrorCode::BadHello, message).await;
             return false;
         }
     };
@@ -35,7 +33,7 @@ pub(super) async fn hello(connection: &mut Connection<UnixStream>, peer: &Peer) 
             ),
             _ => "not a pktd client (bad magic)".to_owned(),
         };
-        refuse(connection, code, message).await;
+        refuse(socket, code, message).await;
         return false;
     }
     tracing::debug!(
@@ -44,8 +42,8 @@ pub(super) async fn hello(connection: &mut Connection<UnixStream>, peer: &Peer) 
         client = hello.client,
         "hello"
     );
-    connection
-        .write_reply(&Reply::HelloAck {
+    socket
+        .send(&Reply::HelloAck {
             version: PROTOCOL_VERSION,
             daemon: format!("pktd {}", env!("CARGO_PKG_VERSION")),
         })
@@ -54,8 +52,6 @@ pub(super) async fn hello(connection: &mut Connection<UnixStream>, peer: &Peer) 
 }
 
 /// Tells a client why its hello was refused, if it still listens.
-async fn refuse(connection: &mut Connection<UnixStream>, code: ErrorCode, message: String) {
-    let _ = connection
-        .write_reply(&Reply::Error { code, message })
-        .await;
+async fn refuse(socket: &mut ClientSocket, code: ErrorCode, message: String) {
+    let _ = socket.send(&Refusal::Hello { code, message }.reply()).await;
 }

@@ -18,8 +18,7 @@ pub(super) async fn inject(
     interface: &str,
     frames: Vec<Frame>,
 ) -> Result<Reply, Refusal> {
-    let policy = state.policy().current();
-    let generation = state.policy().generation();
+    let (policy, generation) = state.policy().current_with_generation();
     let Grant::Inject(granted) = grant(&policy, &peer, Ask::Inject { netns, interface })? else {
         unreachable!("injection is granted as injection");
     };

@@ -11,6 +11,7 @@
 //! |---|---|
 //! | `context.rs` | what every connection shares |
 //! | `hello.rs` | the hello exchange |
+//! | `socket.rs` | requests read, replies written within a deadline |
 //! | `capture.rs` | the connection's capture: open, filter, stats, records, end |
 //! | `recording.rs` | starting, listing and stopping recordings |
 //! | `inject.rs` | injecting frames |
@@ -23,35 +24,33 @@ mod hello;
 mod inject;
 mod recording;
 mod refusal;
+mod socket;
 mod stats;
 
 use std::{sync::Arc, time::Duration};
 
-use pktd_proto::{Connection, EndReason, ProtoError, Reply, Request};
-use tokio::net::UnixStream;
+use pktd_proto::{EndReason, ProtoError, Reply, Request};
+use tokio::{net::UnixStream, time::Instant};
 
-use self::capture::{CaptureSession, Flow};
-pub use self::{context::Context, refusal::Refusal};
+use self::{
+    capture::{CaptureSession, Flow},
+    socket::ClientSocket,
+};
+pub use self::{
+    context::{ConnectionLimits, Context},
+    refusal::Refusal,
+};
 use crate::policy::Peer;
 
 /// How often a capture's quota, drops and backlog are looked at.
 const TICK: Duration = Duration::from_millis(200);
 
-/// Serves one connection to its end.
-pub async fn serve(stream: UnixStream, context: Arc<Context>) {
-    let peer = match stream.peer_cred() {
-        Ok(cred) => Peer {
-            uid: cred.uid(),
-            gid: cred.gid(),
-            pid: cred.pid().unwrap_or(0),
-        },
-        Err(err) => {
-            tracing::warn!(%err, "no peer credentials; dropping the connection");
-            return;
-        }
-    };
-    let mut connection = Connection::new(stream);
-    if !hello::hello(&mut connection, &peer).await {
+/// Serves one connection of `peer` (its SO_PEERCRED credentials) to its
+/// end.
+pub async fn serve(stream: UnixStream, peer: Peer, context: Arc<Context>) {
+    let limits = context.limits;
+    let mut socket = ClientSocket::new(stream, limits.write, context.shutdown.clone());
+    if !hello::hello(&mut socket, &peer, limits.hello).await {
         return;
     }
     let mut handler = Handler {
@@ -60,9 +59,27 @@ pub async fn serve(stream: UnixStream, context: Arc<Context>) {
         capture: None,
         stats_timer: None,
     };
-    handler.run(&mut connection).await;
+    handler.run(&mut socket).await;
     if let Some(capture) = handler.capture.take() {
         capture.close().await;
+    }
+}
+
+/// Tells a client it is over a connection limit, then closes: the write
+/// gets a moment, not the full write deadline, since such clients can come
+/// in floods.
+pub async fn refuse(stream: UnixStream, refusal: Refusal) {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let mut socket = ClientSocket::new(stream, Duration::from_millis(100), shutdown);
+    let _ = socket.send(&refusal.reply()).await;
+}
+
+/// When a connection without a capture that has been silent since
+/// `last_request` is closed; never while it has a capture.
+async fn idle_deadline(capture: &Option<CaptureSession>, last_request: Instant, idle: Duration) {
+    match capture {
+        Some(_) => std::future::pending().await,
+        None => tokio::time::sleep_until(last_request + idle).await,
     }
 }
 
@@ -84,18 +101,27 @@ struct Handler {
 }
 
 impl Handler {
-    async fn run(&mut self, connection: &mut Connection<UnixStream>) {
+    async fn run(&mut self, socket: &mut ClientSocket) {
         let shutdown = self.context.shutdown.clone();
         let mut policy_changes = self.context.state.policy().subscribe();
         let mut tick = tokio::time::interval(TICK);
+        let mut last_request = Instant::now();
         loop {
+            let idle = self.context.limits.idle;
             let next = tokio::select! {
-                _ = shutdown.cancelled() => self.end(connection, EndReason::DaemonShutdown).await,
-                request = connection.read_request() => self.on_request(connection, request).await,
-                ready = capture::records_ready(&self.capture) => self.on_records(connection, ready).await,
-                _ = tick.tick() => self.on_tick(connection).await,
-                _ = capture::next_interval(&mut self.stats_timer) => self.on_interval(connection).await,
-                _ = policy_changes.changed() => self.on_policy_change(connection).await,
+                _ = shutdown.cancelled() => self.end(socket, EndReason::DaemonShutdown).await,
+                request = socket.read() => {
+                    last_request = Instant::now();
+                    self.on_request(socket, request).await
+                }
+                () = idle_deadline(&self.capture, last_request, idle) => {
+                    tracing::debug!(uid = self.peer.uid, "idle connection closed");
+                    Next::Stop
+                }
+                ready = capture::records_ready(&self.capture) => self.on_records(socket, ready).await,
+                _ = tick.tick() => self.on_tick(socket).await,
+                _ = capture::next_interval(&mut self.stats_timer) => self.on_interval(socket).await,
+                _ = policy_changes.changed() => self.on_policy_change(socket).await,
             };
             if let Next::Stop = next {
                 return;
@@ -104,58 +130,54 @@ impl Handler {
     }
 
     /// Records wait in the capture's ring: forward them.
-    async fn on_records(
-        &mut self,
-        connection: &mut Connection<UnixStream>,
-        ready: std::io::Result<()>,
-    ) -> Next {
+    async fn on_records(&mut self, socket: &mut ClientSocket, ready: std::io::Result<()>) -> Next {
         let flow = match (ready, self.capture.as_mut()) {
             (Err(err), _) => Flow::End(EndReason::Error(format!("ring buffer: {err}"))),
-            (Ok(()), Some(capture)) => capture.forward(connection).await,
+            (Ok(()), Some(capture)) => capture.forward(socket).await,
             (Ok(()), None) => Flow::Continue,
         };
-        self.follow(connection, flow).await
+        self.follow(socket, flow).await
     }
 
     /// The periodic look at the capture's quota and drops.
-    async fn on_tick(&mut self, connection: &mut Connection<UnixStream>) -> Next {
+    async fn on_tick(&mut self, socket: &mut ClientSocket) -> Next {
         let flow = match self.capture.as_mut() {
-            Some(capture) => capture.tick(connection).await,
+            Some(capture) => capture.tick(socket).await,
             None => Flow::Continue,
         };
-        self.follow(connection, flow).await
+        self.follow(socket, flow).await
     }
 
     /// Statistics mode: an interval has ended.
-    async fn on_interval(&mut self, connection: &mut Connection<UnixStream>) -> Next {
+    async fn on_interval(&mut self, socket: &mut ClientSocket) -> Next {
         let flow = match self.capture.as_mut() {
-            Some(capture) => capture.report_interval(connection).await,
+            Some(capture) => capture.report_interval(socket).await,
             None => Flow::Continue,
         };
-        self.follow(connection, flow).await
+        self.follow(socket, flow).await
     }
 
     /// The policy was reloaded: the capture ends if it is no longer allowed.
-    async fn on_policy_change(&mut self, connection: &mut Connection<UnixStream>) -> Next {
+    async fn on_policy_change(&mut self, socket: &mut ClientSocket) -> Next {
         let flow = match self.capture.as_ref() {
             Some(capture) => capture.recheck(&self.context.state, &self.peer),
             None => Flow::Continue,
         };
-        self.follow(connection, flow).await
+        self.follow(socket, flow).await
     }
 
     /// Goes on, or ends the capture and the connection, as `flow` says.
-    async fn follow(&mut self, connection: &mut Connection<UnixStream>, flow: Flow) -> Next {
+    async fn follow(&mut self, socket: &mut ClientSocket, flow: Flow) -> Next {
         match flow {
             Flow::Continue => Next::Continue,
-            Flow::End(reason) => self.end(connection, reason).await,
+            Flow::End(reason) => self.end(socket, reason).await,
             Flow::Disconnected => Next::Stop,
         }
     }
 
     async fn on_request(
         &mut self,
-        connection: &mut Connection<UnixStream>,
+        socket: &mut ClientSocket,
         request: Result<Option<Request>, ProtoError>,
     ) -> Next {
         let request = match request {
@@ -166,27 +188,32 @@ impl Handler {
                 // The frame was whole, only its content is bad: the framing
                 // still holds, so the connection can go on.
                 let reply = Refusal::Malformed(message).reply();
-                return match connection.write_reply(&reply).await {
+                return match socket.send(&reply).await {
                     Ok(()) => Next::Continue,
                     Err(_) => Next::Stop,
                 };
             }
             Err(err) => {
                 let reply = Refusal::Malformed(format!("{err}; closing")).reply();
-                let _ = connection.write_reply(&reply).await;
-                return self
-                    .end(connection, EndReason::Error(err.to_string()))
-                    .await;
+                let _ = socket.send(&reply).await;
+                return self.end(socket, EndReason::Error(err.to_string())).await;
             }
         };
         if let Request::Close = request {
-            return self.end(connection, EndReason::Closed).await;
+            return self.end(socket, EndReason::Closed).await;
         }
-        let reply = self.dispatch(request).await.unwrap_or_else(|refusal| {
+        // A request may take seconds (a filter compiling, a program
+        // loading): the daemon's shutdown does not wait for it.
+        let shutdown = self.context.shutdown.clone();
+        let answered = tokio::select! {
+            answered = self.dispatch(request) => answered,
+            () = shutdown.cancelled() => return self.end(socket, EndReason::DaemonShutdown).await,
+        };
+        let reply = answered.unwrap_or_else(|refusal| {
             tracing::debug!(uid = self.peer.uid, %refusal, "request refused");
             refusal.reply()
         });
-        match connection.write_reply(&reply).await {
+        match socket.send(&reply).await {
             Ok(()) => Next::Continue,
             Err(_) => Next::Stop,
         }
@@ -232,10 +259,10 @@ impl Handler {
 
     /// Ends the capture with `reason` (after its last records), if there is
     /// one; the connection ends with it.
-    async fn end(&mut self, connection: &mut Connection<UnixStream>, reason: EndReason) -> Next {
+    async fn end(&mut self, socket: &mut ClientSocket, reason: EndReason) -> Next {
         self.stats_timer = None;
         if let Some(capture) = self.capture.take() {
-            capture.end(connection, reason).await;
+            capture.end(socket, reason).await;
         }
         Next::Stop
     }

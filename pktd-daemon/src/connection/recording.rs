@@ -9,7 +9,7 @@ use pktd_proto::{RecordingRequest, Reply};
 use super::{context::Context, refusal::Refusal};
 use crate::{
     policy::{Ask, Grant, Peer, Scope, grant},
-    recording::{FilesConfig, FilesError, Limits, Pattern, Savefiles, Start},
+    recording::{FilesConfig, Limits, Pattern, Savefiles, Start},
     session,
 };
 
@@ -20,6 +20,7 @@ pub(super) async fn start(
     request: RecordingRequest,
 ) -> Result<Reply, Refusal> {
     let state = &context.state;
+    let policy_changes = state.policy().subscribe();
     let Grant::Recording(granted) =
         grant(&state.policy().current(), &peer, Ask::Recording(&request))?
     else {
@@ -56,6 +57,7 @@ pub(super) async fn start(
         request,
         state: state.clone(),
         shutdown: context.shutdown.clone(),
+        policy_changes,
     });
     Ok(Reply::Recording(recording.info()))
 }
@@ -67,8 +69,7 @@ fn create_files(config: FilesConfig) -> Result<Savefiles, Refusal> {
         .recursive(true)
         .mode(0o750)
         .create(&config.directory)
-        .map_err(|source| FilesError::Io {
-            operation: "create",
+        .map_err(|source| Refusal::RecordDirectory {
             path: config.directory.clone(),
             source,
         })?;

@@ -6,6 +6,7 @@ use pktd_proto::{ErrorCode, Reply};
 
 use crate::{
     capture::CaptureError,
+    compiler::CompileError,
     errors,
     inject::InjectError,
     policy::Denied,
@@ -25,6 +26,23 @@ pub enum Refusal {
     /// A recording's file name pattern is not acceptable.
     #[error(transparent)]
     Pattern(#[from] PatternError),
+    /// The principal's record directory could not be made.
+    #[error("cannot create the record directory {}", path.display())]
+    RecordDirectory {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The client's hello was refused.
+    #[error("{message}")]
+    Hello {
+        /// BadHello or UnsupportedVersion.
+        code: ErrorCode,
+        /// Why.
+        message: String,
+    },
     /// A recording's first file could not be made.
     #[error("cannot record")]
     Files(#[from] FilesError),
@@ -37,6 +55,20 @@ pub enum Refusal {
     /// The frame was whole but its content did not decode.
     #[error("malformed request: {0}")]
     Malformed(String),
+    /// The client's uid has as many connections as one uid may.
+    #[error("uid {uid} has {limit} connections to pktd already, the most one user may have")]
+    UserConnections {
+        /// The client's uid.
+        uid: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// The daemon serves as many connections as it serves at once.
+    #[error("pktd serves {limit} connections already; try again later")]
+    Connections {
+        /// The limit.
+        limit: u32,
+    },
     /// No recording of that id in the client's scope.
     #[error("no recording {id} of yours")]
     NoSuchRecording {
@@ -58,6 +90,13 @@ impl From<&Refusal> for ErrorCode {
             Refusal::Denied(Denied::CountOnlyRecording) => ErrorCode::Malformed,
             Refusal::Denied(_) => ErrorCode::Denied,
             Refusal::Open(OpenError::Filter(_)) => ErrorCode::InvalidFilter,
+            Refusal::Open(OpenError::Compile(err)) => match err {
+                CompileError::TooLong { .. } | CompileError::Filter(_) => ErrorCode::InvalidFilter,
+                CompileError::Busy { .. }
+                | CompileError::Saturated { .. }
+                | CompileError::Deadline { .. } => ErrorCode::Limit,
+                CompileError::Helper { .. } => ErrorCode::Internal,
+            },
             Refusal::Open(OpenError::Limit { .. }) => ErrorCode::Limit,
             Refusal::Open(OpenError::Capture(err)) => err.into(),
             Refusal::Open(OpenError::PolicyFilter(_) | OpenError::Ring(_)) => ErrorCode::Internal,
@@ -69,6 +108,9 @@ impl From<&Refusal> for ErrorCode {
             Refusal::OutOfOrder(_) => ErrorCode::OutOfOrder,
             Refusal::Malformed(_) => ErrorCode::Malformed,
             Refusal::NoSuchRecording { .. } => ErrorCode::Denied,
+            Refusal::RecordDirectory { .. } => ErrorCode::Internal,
+            Refusal::Hello { code, .. } => *code,
+            Refusal::UserConnections { .. } | Refusal::Connections { .. } => ErrorCode::Limit,
         }
     }
 }

@@ -30,13 +30,22 @@ impl PolicyStore {
 
     /// Replaces the policy; every session re-checks itself against it.
     pub fn replace(&self, policy: Policy) {
-        *write(&self.current) = Arc::new(policy);
+        // The generation moves under the write lock, so a reader holding
+        // the read lock sees a policy and its own generation.
+        let mut current = write(&self.current);
+        *current = Arc::new(policy);
         self.changed.send_modify(|generation| *generation += 1);
     }
 
     /// Notified on every replacement.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    /// The policy in force and its generation, read together.
+    pub fn current_with_generation(&self) -> (Arc<Policy>, u64) {
+        let current = read(&self.current);
+        (current.clone(), *self.changed.borrow())
     }
 
     /// How many times the policy was replaced.

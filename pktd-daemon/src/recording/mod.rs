@@ -108,6 +108,9 @@ pub struct Start {
     pub state: Arc<State>,
     /// The daemon's shutdown.
     pub shutdown: CancellationToken,
+    /// Policy changes, subscribed to before the recording was granted so
+    /// that a reload during its opening is not missed.
+    pub policy_changes: tokio::sync::watch::Receiver<u64>,
 }
 
 /// Every recording of the daemon, running or recently ended.
@@ -189,6 +192,10 @@ enum Event {
 
 /// A recording's task.
 async fn run(recording: Arc<Recording>, start: Start) {
+    // Whatever happens below, a panic included, the recording is seen to
+    // have ended and whoever waits for it is released.
+    let _done = recording.done.clone().drop_guard();
+    let _ended = EndedOnUnwind(&recording);
     let Start {
         mut session,
         mut files,
@@ -196,8 +203,8 @@ async fn run(recording: Arc<Recording>, start: Start) {
         request,
         state,
         shutdown,
+        mut policy_changes,
     } = start;
-    let mut policy_changes = state.policy().subscribe();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reason = loop {
@@ -206,17 +213,22 @@ async fn run(recording: Arc<Recording>, start: Start) {
             _ = recording.stop.cancelled() => Event::End(EndReason::Stopped),
             _ = shutdown.cancelled() => Event::End(EndReason::DaemonShutdown),
             _ = policy_changes.changed() => Event::PolicyChanged,
+            // Before the records: under steady traffic the tick must still
+            // come (rotation by time, quotas).
+            _ = tick.tick() => Event::Tick,
             ready = session.ready() => match ready {
                 Ok(()) => Event::Records,
                 Err(err) => Event::End(EndReason::Error(format!("ring buffer: {err}"))),
             },
-            _ = tick.tick() => Event::Tick,
         };
         let outcome = match event {
             Event::End(reason) => Err(reason),
             Event::PolicyChanged => still_allowed(&recording, &state, &peer, &request),
             Event::Records => {
                 let records = session.drain().take().await;
+                if records.is_empty() {
+                    continue;
+                }
                 let written;
                 (files, written) = blocking(move || write(files, &records)).await;
                 written.and_then(|()| {
@@ -248,7 +260,19 @@ async fn run(recording: Arc<Recording>, start: Start) {
     let reason = finish(&recording, files, reason).await;
     tracing::info!(recording = recording.id, %reason, "recording ended");
     lock(&recording.status).ended = Some(reason);
-    recording.done.cancel();
+}
+
+/// Marks a recording ended with an error if its task unwinds before it
+/// could say why it ended.
+struct EndedOnUnwind<'a>(&'a Recording);
+
+impl Drop for EndedOnUnwind<'_> {
+    fn drop(&mut self) {
+        let mut status = lock(&self.0.status);
+        if status.ended.is_none() {
+            status.ended = Some(EndReason::Error("the recording task failed".to_owned()));
+        }
+    }
 }
 
 /// Writes `records` to `files`; the files come back with the outcome.

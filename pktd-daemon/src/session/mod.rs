@@ -20,6 +20,7 @@ use pktd_proto::{EndReason, FilterSpec, Stats};
 pub use self::drain::Drain;
 use crate::{
     capture::{CaptureError, Registry, SlotCounters, SlotEngine, SlotRef},
+    compiler::CompileError,
     policy::{CaptureGrant, Peer},
     state::{SessionInfo, State},
     sync::blocking,
@@ -28,7 +29,11 @@ use crate::{
 /// Why a session could not be opened, or its filter replaced.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// The client's filter does not compile or validate.
+    /// The client's expression was not compiled.
+    #[error(transparent)]
+    Compile(#[from] CompileError),
+    /// The client's bytecode does not validate, or cannot be combined
+    /// with the policy's filter.
     #[error(transparent)]
     Filter(FilterError),
     /// The policy's filter no longer compiles, or cannot be combined.
@@ -88,10 +93,15 @@ where
             count,
             principal: grant.principal.clone(),
         })?;
+    // Uncounted again if anything below fails, panics, or is dropped.
+    let reservation = Reservation { state, id, peer };
+    let client = client_program(state, peer.uid, &grant, &filter, optimize)
+        .await
+        .map_err(E::from)?;
     let registry = state.registry().clone();
     let for_kernel = grant.clone();
     let opened = blocking(move || {
-        let program = session_filter(&for_kernel, &filter, optimize)?;
+        let program = with_policy(&for_kernel, client)?;
         let prepared = prepare()?;
         let added = registry
             .add_client(
@@ -104,23 +114,17 @@ where
         Ok::<_, E>((prepared, added))
     })
     .await;
-    let (prepared, added) = match opened {
-        Ok(opened) => opened,
-        Err(err) => {
-            state.release(id, peer.uid);
-            return Err(err);
-        }
-    };
+    let (prepared, added) = opened?;
     let engine = added.ring.engine();
     let ring = match added.ring.into_async() {
         Ok(ring) => ring,
         Err(err) => {
             let (registry, slot) = (state.registry().clone(), added.slot);
             blocking(move || registry.remove_client(&slot)).await;
-            state.release(id, peer.uid);
             return Err(OpenError::Ring(err).into());
         }
     };
+    std::mem::forget(reservation);
     let counters = Arc::new(added.counters);
     state.register(
         id,
@@ -144,6 +148,21 @@ where
         closed: false,
     };
     Ok((session, prepared))
+}
+
+/// A session counted against its uid, uncounted when dropped: until it
+/// becomes a [`Session`] (which is then `forget`-ten), a failure, a panic
+/// or a cancelled open gives the count back.
+struct Reservation<'a> {
+    state: &'a State,
+    id: u64,
+    peer: Peer,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.state.release(self.id, self.peer.uid);
+    }
 }
 
 fn log_opened(id: u64, peer: &Peer, grant: &CaptureGrant, engine: SlotEngine) {
@@ -202,13 +221,15 @@ impl Session {
     /// Replaces the session's filter (ANDed with the policy's as at the
     /// open); compiled and loaded on a blocking thread.
     pub async fn set_filter(&self, filter: FilterSpec, optimize: bool) -> Result<(), OpenError> {
+        let client =
+            client_program(&self.state, self.peer.uid, &self.grant, &filter, optimize).await?;
         let (grant, registry, slot) = (
             self.grant.clone(),
             self.state.registry().clone(),
             self.slot.clone(),
         );
         blocking(move || {
-            let program = session_filter(&grant, &filter, optimize)?;
+            let program = with_policy(&grant, client)?;
             registry.set_filter(&slot, &program)?;
             Ok(())
         })
@@ -216,11 +237,13 @@ impl Session {
     }
 
     /// Gives the slot back (the kernel stops evaluating it at once) and
-    /// stops counting the session.
+    /// stops counting the session. Dropping the future before it is done
+    /// leaves the rest to [`Drop`].
     pub async fn close(mut self) {
-        self.closed = true;
+        self.state.unregister(self.id);
         let (registry, slot) = (self.state.registry().clone(), self.slot.clone());
         blocking(move || registry.remove_client(&slot)).await;
+        self.closed = true;
         self.release();
     }
 
@@ -231,8 +254,9 @@ impl Session {
 }
 
 impl Drop for Session {
-    /// A session dropped without [`Session::close`] (its task panicked or
-    /// was cancelled) still gives its slot back.
+    /// A session dropped before [`Session::close`] finished (its task
+    /// panicked or was cancelled) still gives its slot back: the removal is
+    /// idempotent, so one already under way is harmless.
     fn drop(&mut self) {
         if self.closed {
             return;
@@ -253,21 +277,31 @@ fn remove_in_background(registry: Arc<Registry>, slot: SlotRef) {
     }
 }
 
-/// The program the kernel runs for a session: the client's filter, ANDed
-/// with the policy's when there is one. Blocking (libpcap).
-fn session_filter(
+/// The client's filter as a program: an expression compiled by a helper
+/// process (see [`crate::compiler`]), or bytecode validated here.
+async fn client_program(
+    state: &State,
+    uid: u32,
     grant: &CaptureGrant,
     filter: &FilterSpec,
     optimize: bool,
 ) -> Result<ValidProgram, OpenError> {
-    let client = match filter {
-        FilterSpec::Expression(expression) => compile(expression, optimize, grant.snaplen),
+    match filter {
+        FilterSpec::Expression(expression) => Ok(state
+            .compiler()
+            .compile(uid, expression, optimize, grant.snaplen)
+            .await?),
         FilterSpec::Bytecode(insns) => {
             let insns: Vec<_> = insns.iter().copied().map(Into::into).collect();
-            validate(&insns)
+            validate(&insns).map_err(OpenError::Filter)
         }
     }
-    .map_err(OpenError::Filter)?;
+}
+
+/// The program the kernel runs for a session: the client's, ANDed with
+/// the policy's filter when there is one. Blocking: the policy's filter,
+/// which the box owner wrote, is compiled here by libpcap.
+fn with_policy(grant: &CaptureGrant, client: ValidProgram) -> Result<ValidProgram, OpenError> {
     match &grant.policy_filter {
         None => Ok(client),
         Some(expression) => {

@@ -7,6 +7,7 @@ mod link;
 mod netns;
 mod packet;
 mod ring;
+mod sandbox;
 mod time;
 
 pub use bpf::{delete_map_entry, load_program, set_program_array_entry};
@@ -16,4 +17,5 @@ pub use link::{
 pub use netns::enter_netns;
 pub use packet::{packet_send, packet_socket};
 pub use ring::register_ring;
+pub use sandbox::{Limit, drop_privileges, is_root, raise_open_files, set_limit};
 pub use time::realtime_minus_tai_ns;

@@ -135,6 +135,8 @@ impl Bench {
             Options {
                 engine: settings.engine,
                 hook: settings.hook,
+                compile_helper: pktcap.parent().map(|dir| dir.join("pktd")),
+                ..Options::default()
             },
         );
         Ok(Self {
