@@ -303,6 +303,20 @@ impl Registry {
             .set_filter(slot.slot, filter)
     }
 
+    /// Changes a session's settings (see [`Attachment::update_client`]).
+    /// Blocking.
+    pub fn update_client(&self, slot: &SlotRef, spec: &ClientSpec) -> Result<(), CaptureError> {
+        let mut attached = lock(&slot.entry.attachment);
+        if attached.occupants.get(&slot.slot) != Some(&slot.occupant) {
+            return Err(CaptureError::NoSuchSlot { slot: slot.slot });
+        }
+        attached
+            .attachment
+            .as_mut()
+            .ok_or(CaptureError::NoSuchSlot { slot: slot.slot })?
+            .update_client(slot.slot, spec)
+    }
+
     /// Removes a session; the last one on an attachment detaches it. A
     /// removal through a reference whose session is gone already does
     /// nothing. Blocking.

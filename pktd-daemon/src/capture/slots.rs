@@ -121,6 +121,54 @@ impl Attachment {
         Ok(Ring::new(slot, self.slot_engine(slot)?, ring))
     }
 
+    /// Changes a session's settings (a policy reload): directions, snaplen
+    /// and quotas take effect with the next packet; what the session has
+    /// had so far counts against a new quota. Its ring and mode stay as
+    /// they are.
+    pub fn update_client(&mut self, slot: u32, spec: &ClientSpec) -> Result<(), CaptureError> {
+        self.check_slot(slot)?;
+        let config = client_config(spec)?;
+        if self.hook == Hook::Xdp && config.directions != DIR_IN {
+            return Err(CaptureError::InvalidSpec {
+                message: "XDP sees received packets only: directions must be `in`".to_owned(),
+            });
+        }
+        let current = self
+            .maps
+            .clients
+            .get(&slot, 0)
+            .map_err(map_error("reading a client", names::MAP_CLIENTS))?;
+        let had_quota = current.packet_quota != 0 || current.byte_quota != 0;
+        if !had_quota && (config.packet_quota != 0 || config.byte_quota != 0) {
+            // Usage is charged only under a quota: a new one starts from
+            // what the session has had so far.
+            let counters = self.counters(slot)?;
+            let usage = ClientUsage {
+                packets: counters.delivered,
+                bytes: counters.delivered_bytes,
+            };
+            self.maps
+                .usage
+                .set(slot, usage, 0)
+                .map_err(map_error("charging usage", names::MAP_USAGE))?;
+        }
+        self.maps
+            .clients
+            .set(
+                slot,
+                ClientConfig {
+                    mode: current.mode,
+                    ..config
+                },
+                0,
+            )
+            .map_err(map_error("updating a client", names::MAP_CLIENTS))?;
+        if let Some(state) = &mut self.slots[slot as usize] {
+            state.directions = config.directions;
+        }
+        Ok(())
+    }
+
     /// Replaces a session's filter. The kernel sees the new program whole or
     /// not at all: it is written into a fresh map, which then replaces the
     /// old one in a single update.

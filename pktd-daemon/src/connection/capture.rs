@@ -169,13 +169,29 @@ impl CaptureSession {
         }
     }
 
-    /// Ends the capture if the policy in force no longer allows it.
-    pub fn recheck(&self, state: &State, peer: &Peer) -> Flow {
-        match grant(&state.policy().current(), peer, Ask::Capture(&self.request)) {
-            Ok(_) => Flow::Continue,
+    /// Puts the capture under the policy in force: its new rules, or its
+    /// end if the policy no longer allows it.
+    pub async fn recheck(&mut self, state: &State, peer: &Peer) -> Flow {
+        let granted = match grant(&state.policy().current(), peer, Ask::Capture(&self.request)) {
+            Ok(Grant::Capture(granted)) => granted,
+            Ok(_) => unreachable!("a capture is granted as a capture"),
             Err(denied) => {
                 tracing::info!(session = self.session.id(), reason = %denied, "policy revoked a session");
-                Flow::End(EndReason::PolicyRevoked)
+                return Flow::End(EndReason::PolicyRevoked);
+            }
+        };
+        match self.session.apply(granted).await {
+            Ok(()) => Flow::Continue,
+            Err(err) => {
+                let reason = crate::errors::chain(&err);
+                tracing::warn!(
+                    session = self.session.id(),
+                    reason,
+                    "the reloaded policy could not be applied"
+                );
+                Flow::End(EndReason::Error(format!(
+                    "the reloaded policy could not be applied: {reason}"
+                )))
             }
         }
     }

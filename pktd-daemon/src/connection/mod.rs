@@ -157,10 +157,11 @@ impl Handler {
         self.follow(socket, flow).await
     }
 
-    /// The policy was reloaded: the capture ends if it is no longer allowed.
+    /// The policy was reloaded: the capture follows its new rules, or ends
+    /// if it is no longer allowed.
     async fn on_policy_change(&mut self, socket: &mut ClientSocket) -> Next {
-        let flow = match self.capture.as_ref() {
-            Some(capture) => capture.recheck(&self.context.state, &self.peer),
+        let flow = match self.capture.as_mut() {
+            Some(capture) => capture.recheck(&self.context.state, &self.peer).await,
             None => Flow::Continue,
         };
         self.follow(socket, flow).await

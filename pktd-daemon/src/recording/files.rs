@@ -303,6 +303,18 @@ impl Savefiles {
             .collect()
     }
 
+    /// Changes the disk allowance (a policy reload) and deletes the oldest
+    /// files at once as the new one requires; fails, ending the recording,
+    /// when the current file alone exceeds it.
+    pub fn set_disk_allowance(&mut self, allowance: Option<u64>) -> Result<(), FilesError> {
+        self.config.disk_allowance = allowance;
+        let result = self.make_room(0);
+        if result.is_err() {
+            self.current = None;
+        }
+        result
+    }
+
     /// The directory the files are in.
     pub fn directory(&self) -> &Path {
         &self.config.directory

@@ -29,7 +29,7 @@ pub use self::{
 use crate::{
     capture::Record,
     errors,
-    policy::{Ask, Peer, Scope, grant},
+    policy::{Ask, Grant, Peer, Scope, grant},
     session::Session,
     state::State,
     sync::{blocking, lock},
@@ -223,7 +223,12 @@ async fn run(recording: Arc<Recording>, start: Start) {
         };
         let outcome = match event {
             Event::End(reason) => Err(reason),
-            Event::PolicyChanged => still_allowed(&recording, &state, &peer, &request),
+            Event::PolicyChanged => {
+                let reapplied;
+                (files, reapplied) =
+                    reapply(&recording, &state, &peer, &request, &mut session, files).await;
+                reapplied
+            }
             Event::Records => {
                 let records = session.drain().take().await;
                 if records.is_empty() {
@@ -286,21 +291,45 @@ fn write(mut files: Savefiles, records: &[Record]) -> (Savefiles, Result<(), End
     (files, Ok(()))
 }
 
-/// `Err(PolicyRevoked)` when the policy in force no longer allows the
-/// recording.
-fn still_allowed(
+/// Puts the recording under the policy in force: its new rules (the disk
+/// allowance applied at once, deleting its oldest files as needed), or
+/// `Err` with its end if the policy no longer allows it or moved its
+/// directory. The files come back with the outcome.
+async fn reapply(
     recording: &Recording,
     state: &State,
     peer: &Peer,
     request: &RecordingRequest,
-) -> Result<(), EndReason> {
-    match grant(&state.policy().current(), peer, Ask::Recording(request)) {
-        Ok(_) => Ok(()),
-        Err(denied) => {
-            tracing::info!(recording = recording.id, reason = %denied, "policy revoked a recording");
-            Err(EndReason::PolicyRevoked)
-        }
+    session: &mut Session,
+    mut files: Savefiles,
+) -> (Savefiles, Result<(), EndReason>) {
+    let revoked = |why: &dyn std::fmt::Display| {
+        tracing::info!(recording = recording.id, reason = %why, "policy revoked a recording");
+        Err(EndReason::PolicyRevoked)
+    };
+    let granted = match grant(&state.policy().current(), peer, Ask::Recording(request)) {
+        Ok(Grant::Recording(granted)) => granted,
+        Ok(_) => unreachable!("a recording is granted as a recording"),
+        Err(denied) => return (files, revoked(&denied)),
+    };
+    if granted.directory != files.directory() {
+        let moved = format!(
+            "the record directory is now {}",
+            granted.directory.display()
+        );
+        return (files, revoked(&moved));
     }
+    if let Err(err) = session.apply(granted.capture).await {
+        return (files, Err(EndReason::Error(errors::chain(&err))));
+    }
+    blocking(move || {
+        let fitted = files.set_disk_allowance(granted.disk_allowance);
+        (
+            files,
+            fitted.map_err(|err| EndReason::Error(errors::chain(&err))),
+        )
+    })
+    .await
 }
 
 /// Closes the files and records what is left of them; the end reason,

@@ -64,6 +64,9 @@ pub struct Session {
     peer: Peer,
     state: Arc<State>,
     grant: CaptureGrant,
+    /// The client's own filter, kept to be ANDed again with a new policy
+    /// filter after a reload.
+    client: ValidProgram,
     slot: SlotRef,
     counters: Arc<SlotCounters>,
     drain: Drain,
@@ -100,8 +103,9 @@ where
         .map_err(E::from)?;
     let registry = state.registry().clone();
     let for_kernel = grant.clone();
+    let kept = client.clone();
     let opened = blocking(move || {
-        let program = with_policy(&for_kernel, client)?;
+        let program = with_policy(&for_kernel, kept)?;
         let prepared = prepare()?;
         let added = registry
             .add_client(
@@ -143,6 +147,7 @@ where
         state: state.clone(),
         drain: Drain::new(ring, count),
         grant,
+        client,
         slot: added.slot,
         counters,
         closed: false,
@@ -218,16 +223,48 @@ impl Session {
         quota_end(&counters, self.drain.moved(), self.grant.packet_quota)
     }
 
-    /// Replaces the session's filter (ANDed with the policy's as at the
-    /// open); compiled and loaded on a blocking thread.
-    pub async fn set_filter(&self, filter: FilterSpec, optimize: bool) -> Result<(), OpenError> {
+    /// Replaces the session's filter (ANDed with the policy's); compiled
+    /// and loaded on a blocking thread.
+    pub async fn set_filter(
+        &mut self,
+        filter: FilterSpec,
+        optimize: bool,
+    ) -> Result<(), OpenError> {
         let client =
             client_program(&self.state, self.peer.uid, &self.grant, &filter, optimize).await?;
-        let (grant, registry, slot) = (
-            self.grant.clone(),
+        self.install(self.grant.clone(), client.clone()).await?;
+        self.client = client;
+        Ok(())
+    }
+
+    /// Puts the session under a grant of a reloaded policy: its settings
+    /// in the kernel (directions, snaplen, quotas) and, if the policy's
+    /// filter changed, its program. The ring and the client's own filter
+    /// stay.
+    pub async fn apply(&mut self, grant: CaptureGrant) -> Result<(), OpenError> {
+        if grant == self.grant {
+            return Ok(());
+        }
+        let (registry, slot, spec) = (
             self.state.registry().clone(),
             self.slot.clone(),
+            grant.spec.clone(),
         );
+        if spec != self.grant.spec {
+            blocking(move || registry.update_client(&slot, &spec)).await?;
+        }
+        if grant.policy_filter != self.grant.policy_filter {
+            self.install(grant.clone(), self.client.clone()).await?;
+        }
+        tracing::info!(session = self.id, "session under the reloaded policy");
+        self.grant = grant;
+        Ok(())
+    }
+
+    /// Loads `client` ANDed with `grant`'s policy filter as the session's
+    /// program.
+    async fn install(&self, grant: CaptureGrant, client: ValidProgram) -> Result<(), OpenError> {
+        let (registry, slot) = (self.state.registry().clone(), self.slot.clone());
         blocking(move || {
             let program = with_policy(&grant, client)?;
             registry.set_filter(&slot, &program)?;
