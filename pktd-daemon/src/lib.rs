@@ -37,6 +37,7 @@
 //! | [`inject`] | injection: checks, rate limits, the senders |
 //! | `state` | what connections and sessions share, behind methods |
 //! | [`netns`] | naming and entering network namespaces |
+//! | [`paths`] | directories opened without following links, checked |
 //! | `sys` | every system call std and aya lack; the one module with `unsafe` |
 //! | [`report`] | `pktd stats` output: rates, table, CSV |
 //!
@@ -51,6 +52,7 @@ mod connection;
 mod errors;
 pub mod inject;
 pub mod netns;
+pub mod paths;
 pub mod policy;
 pub mod recording;
 pub mod report;

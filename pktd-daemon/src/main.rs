@@ -3,7 +3,7 @@
 
 use std::{
     ffi::OsStr,
-    os::unix::fs::{FileTypeExt, PermissionsExt},
+    os::fd::AsRawFd,
     path::{Path, PathBuf},
     process::ExitCode,
     sync::Arc,
@@ -18,6 +18,7 @@ use pktd_daemon::{
     compiler,
     policy::Policy,
 };
+use rustix::fs::{AtFlags, FileType, Mode, chmodat, statat, unlinkat};
 use signal_hook::{
     consts::{SIGHUP, SIGINT, SIGTERM},
     iterator::Signals,
@@ -224,19 +225,32 @@ fn handle_signals(
 }
 
 /// Binds the socket, replacing a stale socket file (never anything else),
-/// open to every local user: the policy decides what each may do.
+/// open to every local user: the policy decides what each may do. Its
+/// directory is opened without following links and must be root's alone
+/// (`pktd_daemon::paths`); the socket is made through that descriptor.
 fn bind(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)
-            .with_context(|| format!("removing the stale socket {}", path.display()))?,
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        bail!("--socket {} is not a path to a file", path.display());
+    };
+    let dir_fd = pktd_daemon::paths::open_root_directory(dir)
+        .with_context(|| format!("the socket's directory {}", dir.display()))?;
+    match statat(&dir_fd, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::Socket => {
+            unlinkat(&dir_fd, name, AtFlags::empty())
+                .with_context(|| format!("removing the stale socket {}", path.display()))?
+        }
         Ok(_) => bail!("{} exists and is not a socket", path.display()),
-        Err(_) => {}
+        Err(rustix::io::Errno::NOENT) => {}
+        Err(err) => bail!("inspecting {}: {err}", path.display()),
     }
-    let listener = tokio::net::UnixListener::bind(path)
+    // Through the descriptor: whatever happens to the path meanwhile, the
+    // socket lands in the directory that was checked.
+    let through = Path::new("/proc/self/fd")
+        .join(dir_fd.as_raw_fd().to_string())
+        .join(name);
+    let listener = tokio::net::UnixListener::bind(&through)
         .with_context(|| format!("binding {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    chmodat(&dir_fd, name, Mode::from_raw_mode(0o666), AtFlags::empty())
+        .with_context(|| format!("opening {} to every user", path.display()))?;
     Ok(listener)
 }

@@ -707,7 +707,7 @@ fn recordings_rotate_by_size_keep_w_files_and_outlive_their_client() {
     );
     assert!(String::from_utf8_lossy(&stopped.stdout).contains("stopped"));
 
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&directory)
+    let mut files: Vec<PathBuf> = std::fs::read_dir(directory.join("0"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
         .collect();
@@ -770,10 +770,12 @@ fn recordings_rotate_on_time_without_traffic_and_refuse_hostile_names() {
     }
     assert!(!scratch.0.join("a0").exists());
     // A symlink planted at the first name is not followed.
-    std::fs::create_dir_all(&directory).unwrap();
+    // Root's recordings go to its own directory, RECORD_DIRECTORY/0.
+    let own = directory.join("0");
+    std::fs::create_dir_all(&own).unwrap();
     let target = scratch.0.join("victim");
     std::fs::write(&target, "keep").unwrap();
-    std::os::unix::fs::symlink(&target, directory.join("planted-0.pcap")).unwrap();
+    std::os::unix::fs::symlink(&target, own.join("planted-0.pcap")).unwrap();
     let output = run_pktcap(
         &socket,
         &[&netns[..], &["--record", "planted-%d.pcap", "udp"]].concat(),
@@ -792,7 +794,7 @@ fn recordings_rotate_on_time_without_traffic_and_refuse_hostile_names() {
     );
     std::thread::sleep(Duration::from_millis(2600));
     for index in 0..3 {
-        let file = directory.join(format!("t-{index}.pcap"));
+        let file = own.join(format!("t-{index}.pcap"));
         assert!(file.exists(), "no {} after 2.6 s of -G 1", file.display());
         assert!(sequences_in(&file).is_empty());
     }
@@ -858,7 +860,7 @@ fn a_full_disk_ends_the_recording_at_a_whole_record_and_spares_other_sessions() 
     std::thread::sleep(Duration::from_millis(300));
     let listing = String::from_utf8_lossy(&run_pktcap(&socket, &["--list"]).stdout).into_owned();
     assert!(listing.to_lowercase().contains("no space"), "{listing}");
-    let file = directory.join("f-0.pcap");
+    let file = directory.join("0").join("f-0.pcap");
     let sequences = sequences_in(&file);
     assert!(
         !sequences.is_empty() && sequences.len() < 300,
@@ -980,7 +982,11 @@ fn a_users_recording_files_belong_to_that_user() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let meta = std::fs::metadata(directory.join("u-0.pcap")).expect("the first file");
+    // In the user's own directory, which only the user may enter.
+    let own = directory.join("4242");
+    let meta = std::fs::metadata(&own).expect("the user's directory");
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (4242, 0o700));
+    let meta = std::fs::metadata(own.join("u-0.pcap")).expect("the first file");
     assert_eq!((meta.uid(), meta.gid()), (4242, 4242));
     // Root sees every recording.
     let listing = run_pktcap(&socket, &["--list"]);

@@ -635,11 +635,16 @@ async fn a_recording_rotates_by_packets_in_pcapng() {
     assert_eq!(ended.ended, Some(EndReason::Stopped));
     assert_eq!(ended.packets, 35);
     assert_eq!(ended.files.len(), 4, "{:?}", ended.files);
+    assert_eq!(
+        std::path::Path::new(&ended.directory),
+        directory.join("0"),
+        "root's own directory"
+    );
     let mut counts = Vec::new();
     for name in &ended.files {
         let output = std::process::Command::new("tcpdump")
             .arg("-r")
-            .arg(directory.join(name))
+            .arg(std::path::Path::new(&ended.directory).join(name))
             .arg("-nn")
             .output()
             .expect("tcpdump");

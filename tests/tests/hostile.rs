@@ -300,3 +300,169 @@ async fn a_silent_client_is_cut_off_at_the_hello_deadline() {
     assert!(String::from_utf8_lossy(&answer).contains("no hello within"));
     daemon.terminate(Duration::from_secs(1));
 }
+
+/// A directory for a test's files, removed on drop.
+struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("pktd-hostile-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The "path to root" attack: a principal whose record directory sits in a
+/// directory it can write swaps the record directory for a symlink to a
+/// root-owned directory. pktd must make no file there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_directory_swapped_for_a_symlink_is_never_followed() {
+    use std::os::unix::fs::chown;
+    let lab = Lab::new();
+    let scratch = Scratch::new("swap");
+    let theirs = scratch.0.join("theirs");
+    let victim = scratch.0.join("victim");
+    std::fs::create_dir_all(theirs.join("records")).unwrap();
+    std::fs::create_dir_all(&victim).unwrap();
+    chown(&theirs, Some(NARROW.0), Some(NARROW.1)).unwrap();
+    let policy = format!(
+        "{}record_directory = \"{}\"\n",
+        policy(&lab),
+        theirs.join("records").display()
+    );
+    let daemon = RealDaemon::start("swap", &policy, &[]);
+    let record = || pktd_proto::OpenCapture {
+        netns: lab.capture_ns.clone(),
+        interface: lab.capture_if.clone(),
+        direction: pktd_proto::Direction::In,
+        snaplen: 0,
+        filter: pktd_proto::FilterSpec::Expression("udp".into()),
+        optimize: true,
+        packet_count: 0,
+        buffer_bytes: 0,
+        stats_interval_ms: 0,
+    };
+    // libwire's record() connects on its own: ask through a connection
+    // made as the user instead.
+    let as_narrow = |capture: pktd_proto::OpenCapture| {
+        let socket = daemon.socket.clone();
+        async move {
+            let mut connection = hello(connect_as(&socket, NARROW.0, NARROW.1)).await;
+            connection
+                .write_request(&pktd_proto::Request::StartRecording(
+                    pktd_proto::RecordingRequest {
+                        capture,
+                        pattern: "x-%d.pcap".into(),
+                        rotation: pktd_proto::Rotation::default(),
+                        pcapng: false,
+                    },
+                ))
+                .await
+                .unwrap();
+            connection.read_reply().await.unwrap()
+        }
+    };
+    // A directory under one the user can write is refused outright.
+    match as_narrow(record()).await {
+        Some(Reply::Error { code, message }) => {
+            assert_eq!(code, ErrorCode::Denied, "{message}");
+            assert!(
+                message.contains("owned by someone other than root"),
+                "{message}"
+            );
+        }
+        other => panic!("a record directory the user controls: {other:?}"),
+    }
+    // And swapped for a link to a root-owned directory, still nothing.
+    std::fs::remove_dir(theirs.join("records")).unwrap();
+    std::os::unix::fs::symlink(&victim, theirs.join("records")).unwrap();
+    assert!(matches!(
+        as_narrow(record()).await,
+        Some(Reply::Error {
+            code: ErrorCode::Denied,
+            ..
+        })
+    ));
+    assert_eq!(
+        std::fs::read_dir(&victim).unwrap().count(),
+        0,
+        "pktd made something in the link's target"
+    );
+    daemon.terminate(Duration::from_secs(1));
+}
+
+/// The disk allowance covers all of a principal's recordings together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_allowance_covers_all_recordings_of_a_principal() {
+    let lab = Lab::new();
+    let scratch = Scratch::new("allowance");
+    let records = scratch.0.join("records");
+    let policy = format!(
+        "[[principal]]\nname = \"root\"\nusers = [0]\nnetns = [\"*\"]\ninterfaces = [\"*\"]\nrecord_directory = \"{}\"\ndisk_allowance = 3000\n",
+        records.display()
+    );
+    let daemon = RealDaemon::start("allowance", &policy, &[]);
+    for pattern in ["a-%d.pcap", "b-%d.pcap"] {
+        libwire::CaptureBuilder::new(&lab.capture_if)
+            .socket(&daemon.socket)
+            .netns(&lab.capture_ns)
+            .direction(Direction::In)
+            .filter("udp")
+            .record(
+                pattern,
+                &libwire::Rotation {
+                    packets: 4,
+                    ..libwire::Rotation::default()
+                },
+                false,
+            )
+            .await
+            .expect("recording");
+    }
+    let sender = lab.sender();
+    for sequence in 0..60 {
+        sender.send(&numbered_udp_frame(9000, sequence, 100));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let used: u64 = std::fs::read_dir(records.join("0"))
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap().len())
+        .sum();
+    println!("two recordings under one allowance of 3000 bytes: {used} bytes on disk");
+    assert!(used <= 3000, "the recordings keep {used} bytes");
+    assert!(used > 1500, "both keep recording within it: {used}");
+    daemon.terminate(Duration::from_secs(1));
+}
+
+/// The socket's directory must be root's alone, and is never followed
+/// through a link.
+#[test]
+fn a_socket_directory_a_user_controls_is_refused() {
+    let scratch = Scratch::new("socket");
+    let theirs = scratch.0.join("run");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(NARROW.0), Some(NARROW.1)).unwrap();
+    std::os::unix::fs::symlink("/etc", scratch.0.join("link")).unwrap();
+    for socket in [theirs.join("pktd.sock"), scratch.0.join("link/pktd.sock")] {
+        let output = std::process::Command::new(pktd_tests::process::bin_path("pktd"))
+            .arg("--socket")
+            .arg(&socket)
+            .output()
+            .expect("running pktd");
+        assert!(
+            !output.status.success(),
+            "pktd served on {}",
+            socket.display()
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("socket's directory"), "{stderr}");
+    }
+    assert!(!std::path::Path::new("/etc/pktd.sock").exists());
+}

@@ -204,8 +204,9 @@ impl RecordDir {
         Self(path)
     }
 
+    /// Root's files (in its own directory, `0`).
     fn files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+        let mut names: Vec<String> = std::fs::read_dir(self.0.join("0"))
             .map(|entries| {
                 entries
                     .map(|entry| entry.unwrap().file_name().into_string().unwrap())

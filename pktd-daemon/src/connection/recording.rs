@@ -1,7 +1,7 @@
 //! Recording requests: start one (the daemon writes the files; it goes on
 //! after the connection), list them, stop one.
 
-use std::{os::unix::fs::DirBuilderExt, sync::Arc};
+use std::{path::PathBuf, sync::Arc};
 
 use pktd_pcap::savefile::Format;
 use pktd_proto::{RecordingRequest, Reply};
@@ -9,7 +9,9 @@ use pktd_proto::{RecordingRequest, Reply};
 use super::{context::Context, refusal::Refusal};
 use crate::{
     policy::{Ask, Grant, Peer, Scope, grant},
-    recording::{FilesConfig, Limits, Pattern, Savefiles, Start},
+    recording::{
+        DirectoryError, FilesConfig, Limits, Pattern, Recordings, Savefiles, Start, UserDirectory,
+    },
     session,
 };
 
@@ -26,9 +28,12 @@ pub(super) async fn start(
     else {
         unreachable!("a recording is granted as a recording");
     };
-    let config = FilesConfig {
-        directory: granted.directory.clone(),
-        pattern: Pattern::parse(&request.pattern)?,
+    let pattern = Pattern::parse(&request.pattern)?;
+    let files = FilesRequest {
+        base: granted.directory.clone(),
+        principal: granted.capture.principal.clone(),
+        allowance: granted.disk_allowance.unwrap_or(0),
+        pattern,
         limits: Limits::from(&request.rotation),
         format: if request.pcapng {
             Format::PcapNg
@@ -36,8 +41,7 @@ pub(super) async fn start(
             Format::Pcap
         },
         snaplen: granted.capture.spec.snaplen,
-        disk_allowance: granted.disk_allowance,
-        owner: Some(granted.owner),
+        owner: granted.owner,
     };
     let filter = (request.capture.filter.clone(), request.capture.optimize);
     // The first file before the slot: a refused name attaches nothing.
@@ -47,7 +51,10 @@ pub(super) async fn start(
         granted.capture,
         filter,
         request.capture.packet_count,
-        move || create_files(config),
+        {
+            let recordings = context.recordings.clone();
+            move || create_files(&recordings, files)
+        },
     )
     .await?;
     let recording = context.recordings.start(Start {
@@ -62,18 +69,40 @@ pub(super) async fn start(
     Ok(Reply::Recording(recording.info()))
 }
 
-/// Creates the directory if missing and the recording's first file.
-/// Blocking.
-fn create_files(config: FilesConfig) -> Result<Savefiles, Refusal> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o750)
-        .create(&config.directory)
-        .map_err(|source| Refusal::RecordDirectory {
-            path: config.directory.clone(),
+/// What a recording's files need, known before its directory is opened.
+struct FilesRequest {
+    base: PathBuf,
+    principal: String,
+    allowance: u64,
+    pattern: Pattern,
+    limits: Limits,
+    format: Format,
+    snaplen: u32,
+    owner: (u32, u32),
+}
+
+/// Opens (making what is missing) the user's record directory, the
+/// principal's disk allowance, and the recording's first file. Blocking.
+fn create_files(recordings: &Recordings, files: FilesRequest) -> Result<Savefiles, Refusal> {
+    let (uid, gid) = files.owner;
+    let directory = UserDirectory::open(&files.base, uid, gid)?;
+    let account = recordings
+        .accounts()
+        .get(&files.principal, &files.base, files.allowance)
+        .map_err(|source| DirectoryError::Io {
+            operation: "measure",
+            path: files.base.clone(),
             source,
         })?;
-    Ok(Savefiles::create(config)?)
+    Ok(Savefiles::create(FilesConfig {
+        directory: Arc::new(directory),
+        pattern: files.pattern,
+        limits: files.limits,
+        format: files.format,
+        snaplen: files.snaplen,
+        account,
+        owner: Some(files.owner),
+    })?)
 }
 
 /// The client's recordings (root: all).

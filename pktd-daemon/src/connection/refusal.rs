@@ -10,7 +10,7 @@ use crate::{
     errors,
     inject::InjectError,
     policy::Denied,
-    recording::{FilesError, PatternError},
+    recording::{DirectoryError, FilesError, PatternError},
     session::OpenError,
 };
 
@@ -26,15 +26,10 @@ pub enum Refusal {
     /// A recording's file name pattern is not acceptable.
     #[error(transparent)]
     Pattern(#[from] PatternError),
-    /// The principal's record directory could not be made.
-    #[error("cannot create the record directory {}", path.display())]
-    RecordDirectory {
-        /// The directory.
-        path: std::path::PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
+    /// The user's record directory could not be opened, or may not be
+    /// used.
+    #[error("record directory")]
+    RecordDirectory(#[from] DirectoryError),
     /// The client's hello was refused.
     #[error("{message}")]
     Hello {
@@ -108,7 +103,8 @@ impl From<&Refusal> for ErrorCode {
             Refusal::OutOfOrder(_) => ErrorCode::OutOfOrder,
             Refusal::Malformed(_) => ErrorCode::Malformed,
             Refusal::NoSuchRecording { .. } => ErrorCode::Denied,
-            Refusal::RecordDirectory { .. } => ErrorCode::Internal,
+            Refusal::RecordDirectory(DirectoryError::Unsafe { .. }) => ErrorCode::Denied,
+            Refusal::RecordDirectory(DirectoryError::Io { .. }) => ErrorCode::Internal,
             Refusal::Hello { code, .. } => *code,
             Refusal::UserConnections { .. } | Refusal::Connections { .. } => ErrorCode::Limit,
         }

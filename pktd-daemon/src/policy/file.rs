@@ -10,8 +10,9 @@ use super::{
     accounts::Accounts,
     error::PolicyError,
     rules::{
-        DEFAULT_INJECT_RATE_BPS, DEFAULT_INJECT_RATE_PPS, DEFAULT_MAX_SESSIONS, DEFAULT_RING_BYTES,
-        Directions, InjectRules, MAX_RING_BYTES, MAX_SNAPLEN, MIN_RING_BYTES, Principal, Rules,
+        DEFAULT_DISK_ALLOWANCE, DEFAULT_INJECT_RATE_BPS, DEFAULT_INJECT_RATE_PPS,
+        DEFAULT_MAX_SESSIONS, DEFAULT_RING_BYTES, Directions, InjectRules, MAX_RING_BYTES,
+        MAX_SNAPLEN, MIN_RING_BYTES, Principal, Rules,
     },
 };
 use crate::netns::Netns;
@@ -51,8 +52,7 @@ pub(super) struct RawPrincipal {
     inject_rate_bps: Option<Spanned<u64>>,
     inject_spoof: Option<Spanned<bool>>,
     record_directory: Option<Spanned<String>>,
-    #[serde(default)]
-    disk_allowance: u64,
+    disk_allowance: Option<u64>,
 }
 
 /// A user or group as written: a name or a number.
@@ -171,7 +171,7 @@ impl Source<'_> {
             ring_bytes: check.ring_bytes(&raw)?,
             inject: check.inject(&raw)?,
             record_directory: check.record_directory(&raw)?,
-            disk_allowance: raw.disk_allowance,
+            disk_allowance: raw.disk_allowance.unwrap_or(DEFAULT_DISK_ALLOWANCE),
             netns: raw.netns.into_iter().map(Spanned::into_inner).collect(),
             interfaces: raw
                 .interfaces

@@ -43,10 +43,14 @@
 //! inject_spoof = false           # may frames carry a source MAC or IP address that is
 //!                                # not the interface's own (default false)
 //! record_directory = "/var/lib/pktd/researchers"
-//!                                # where recordings (pktcap --record) go; created if
-//!                                # missing; absent: may not record to disk
-//! disk_allowance = 1000000000    # bytes each recording's files may take; the oldest
-//!                                # are deleted to stay under it (0: no limit)
+//!                                # where recordings (pktcap --record) go, each user's in
+//!                                # its own subdirectory UID/; created if missing; every
+//!                                # component must be root's and writable by nobody else
+//!                                # (docs/security.md); absent: may not record to disk
+//! disk_allowance = 1000000000    # bytes all of the principal's recordings may keep in
+//!                                # record_directory together; a recording deletes its
+//!                                # own oldest files to stay under it, and ends when that
+//!                                # is not enough (default 1 GiB; 0: no limit)
 //!
 //! [[principal]]
 //! name = "admins"
@@ -85,9 +89,9 @@ pub use self::{
     grant::{Ask, CaptureGrant, Denied, Grant, InjectGrant, RecordingGrant, Scope, grant},
     principals::Policy,
     rules::{
-        DEFAULT_INJECT_RATE_BPS, DEFAULT_INJECT_RATE_PPS, DEFAULT_MAX_SESSIONS, DEFAULT_RING_BYTES,
-        Directions, InjectRules, MAX_RING_BYTES, MAX_SNAPLEN, MIN_RING_BYTES, Peer,
-        ROOT_RECORD_DIRECTORY, Rules,
+        DEFAULT_DISK_ALLOWANCE, DEFAULT_INJECT_RATE_BPS, DEFAULT_INJECT_RATE_PPS,
+        DEFAULT_MAX_SESSIONS, DEFAULT_RING_BYTES, Directions, InjectRules, MAX_RING_BYTES,
+        MAX_SNAPLEN, MIN_RING_BYTES, Peer, ROOT_RECORD_DIRECTORY, Rules,
     },
     store::PolicyStore,
 };

@@ -24,6 +24,9 @@ pub(super) const ROOT_INJECT_RATE_PPS: u32 = 100_000;
 /// Injected bytes per second root has under the default policy.
 pub(super) const ROOT_INJECT_RATE_BPS: u64 = 1_000_000_000;
 
+/// Bytes a principal's recordings may keep when it does not say.
+pub const DEFAULT_DISK_ALLOWANCE: u64 = 1 << 30;
+
 /// Where root's recordings go under the default policy.
 pub const ROOT_RECORD_DIRECTORY: &str = "/var/lib/pktd";
 
@@ -75,7 +78,8 @@ pub struct Rules {
     /// Where the principal's recordings go (an absolute path, created by
     /// the daemon if missing); `None`: it may not record to disk.
     pub record_directory: Option<PathBuf>,
-    /// Bytes each recording's files may take; 0 = no limit.
+    /// Bytes all of the principal's recordings may keep on disk together;
+    /// 0 = no limit.
     pub disk_allowance: u64,
 }
 

@@ -224,7 +224,7 @@ fn absent_keys_take_their_defaults() {
             ring_bytes: 4 << 20,
             inject: None,
             record_directory: None,
-            disk_allowance: 0,
+            disk_allowance: DEFAULT_DISK_ALLOWANCE,
         },
         "defaults"
     );

@@ -1,10 +1,12 @@
-//! A recording's files: a client's capture written to savefiles in the directory
-//! the policy gives its principal, rotating by time, size or packet count,
-//! and keeping within a file count and a disk allowance.
+//! A recording's files: a client's capture written to savefiles in its
+//! user's record directory, rotating by time, size or packet count, and
+//! keeping within a file count and its principal's disk allowance.
 //!
 //! The daemon runs as root and the directory belongs to an unprivileged
-//! principal, who may plant symlinks or swap files at any time. So:
+//! user, who may plant symlinks or swap files at any time. So:
 //!
+//! - files are made and deleted relative to the directory, held open since
+//!   it was checked ([`UserDirectory`]), never through a path;
 //! - file names come only from a validated [`Pattern`] (no `/`, no leading
 //!   `.` or `-`, never used as a format string);
 //! - every file is created with `O_CREAT | O_EXCL | O_NOFOLLOW`: an existing
@@ -20,9 +22,9 @@
 //! recording ends.
 
 use std::{
-    fs::{File, OpenOptions},
+    fs::File,
     io::{self, Write},
-    os::unix::fs::{MetadataExt, OpenOptionsExt},
+    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -32,8 +34,9 @@ use std::{
 };
 
 use pktd_pcap::savefile::{Format, LINKTYPE_ETHERNET, Writer};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
-use super::pattern::Pattern;
+use super::{allowance::Account, directory::UserDirectory, pattern::Pattern};
 
 /// The permissions of every file created.
 const FILE_MODE: u32 = 0o640;
@@ -66,9 +69,11 @@ pub enum FilesError {
         #[source]
         source: io::Error,
     },
-    /// Writing would exceed the disk allowance even with every older file of
-    /// the recording deleted.
-    #[error("disk allowance of {allowance} bytes exceeded: {path} alone would take {needed} bytes")]
+    /// Writing would exceed the principal's disk allowance even with every
+    /// older file of the recording deleted.
+    #[error(
+        "the disk allowance of {allowance} bytes is used up: the principal's recordings would take {needed} bytes with {path}"
+    )]
     DiskAllowance {
         /// The allowance, in bytes.
         allowance: u64,
@@ -116,8 +121,8 @@ impl From<&pktd_proto::Rotation> for Limits {
 /// What [`Savefiles`] write, where and within what limits.
 #[derive(Clone, Debug)]
 pub struct FilesConfig {
-    /// The principal's directory (created by the box owner).
-    pub directory: PathBuf,
+    /// The user's record directory, held open.
+    pub directory: Arc<UserDirectory>,
     /// The file names.
     pub pattern: Pattern,
     /// When to rotate.
@@ -126,11 +131,11 @@ pub struct FilesConfig {
     pub format: Format,
     /// The most bytes kept of each packet (0: all).
     pub snaplen: u32,
-    /// The most bytes this recording's files may take together: the oldest
-    /// files are deleted to make room (never the current one); when the
-    /// current file alone would exceed it, the recording ends with
+    /// The principal's disk allowance, shared by all of its recordings:
+    /// this recording's oldest files are deleted to make room (never the
+    /// current one); when that is not enough, the recording ends with
     /// [`FilesError::DiskAllowance`].
-    pub disk_allowance: Option<u64>,
+    pub account: Arc<Account>,
     /// Who owns the files (uid, gid): the client that asked for the
     /// recording, so that it can read them. Set on the open descriptor
     /// (fchown), never through the path.
@@ -233,16 +238,7 @@ impl Savefiles {
             packets: 0,
             bytes: 0,
         };
-        if let Some(allowance) = files.config.disk_allowance {
-            let needed = files.header_len();
-            if needed > allowance {
-                return Err(FilesError::DiskAllowance {
-                    allowance,
-                    needed,
-                    path: files.next_path(),
-                });
-            }
-        }
+        files.fit(files.header_len(), &files.next_path())?;
         files.open_next(Instant::now())?;
         Ok(files)
     }
@@ -307,7 +303,7 @@ impl Savefiles {
     /// files at once as the new one requires; fails, ending the recording,
     /// when the current file alone exceeds it.
     pub fn set_disk_allowance(&mut self, allowance: Option<u64>) -> Result<(), FilesError> {
-        self.config.disk_allowance = allowance;
+        self.config.account.set_limit(allowance.unwrap_or(0));
         let result = self.make_room(0);
         if result.is_err() {
             self.current = None;
@@ -317,7 +313,12 @@ impl Savefiles {
 
     /// The directory the files are in.
     pub fn directory(&self) -> &Path {
-        &self.config.directory
+        self.config.directory.path()
+    }
+
+    /// The principal's record directory that one is in.
+    pub fn principal_directory(&self) -> &Path {
+        self.config.directory.base()
     }
 
     /// Packets written, over all files (deleted ones included).
@@ -414,6 +415,7 @@ impl Savefiles {
         let size = current.size();
         self.packets += 1;
         self.bytes += size - before;
+        self.config.account.add(size - before);
         self.ids.last_mut().expect("a current file").size = size;
         Ok(())
     }
@@ -445,10 +447,12 @@ impl Savefiles {
         }
     }
 
+    fn next_name(&self) -> String {
+        self.config.pattern.file_name(self.next_index)
+    }
+
     fn next_path(&self) -> PathBuf {
-        self.config
-            .directory
-            .join(self.config.pattern.file_name(self.next_index))
+        self.directory().join(self.next_name())
     }
 
     /// Closes the current file, opens the next, then deletes the oldest
@@ -466,58 +470,77 @@ impl Savefiles {
     }
 
     /// Deletes the oldest files (never the current one) until a packet of
-    /// `entry` bytes fits in the disk allowance; fails when it cannot.
+    /// `entry` bytes fits in the principal's disk allowance; fails when it
+    /// cannot.
     fn make_room(&mut self, entry: u64) -> Result<(), FilesError> {
-        let Some(allowance) = self.config.disk_allowance else {
-            return Ok(());
-        };
-        while self.disk_usage() + entry > allowance {
-            if self.paths.len() <= 1 {
-                return Err(FilesError::DiskAllowance {
-                    allowance,
-                    needed: self.disk_usage() + entry,
-                    path: self.current_file().to_path_buf(),
-                });
-            }
+        while !self.config.account.fits(entry) && self.paths.len() > 1 {
             self.delete_oldest()?;
         }
-        Ok(())
+        let path = self.current_file().to_path_buf();
+        self.fit(entry, &path)
+    }
+
+    /// Whether `entry` bytes fit the allowance, measuring the directory
+    /// again before saying no (users delete their own files).
+    fn fit(&self, entry: u64, path: &Path) -> Result<(), FilesError> {
+        let account = &self.config.account;
+        if account.fits(entry) {
+            return Ok(());
+        }
+        let used = account.remeasure().map_err(|source| FilesError::Io {
+            operation: "measure",
+            path: self.directory().to_owned(),
+            source,
+        })?;
+        if account.fits(entry) {
+            return Ok(());
+        }
+        Err(FilesError::DiskAllowance {
+            allowance: account.limit(),
+            needed: used + entry,
+            path: path.to_owned(),
+        })
     }
 
     /// Deletes the oldest file (see [`delete_if_ours`]) and forgets it.
     fn delete_oldest(&mut self) -> Result<(), FilesError> {
         let path = self.paths.remove(0);
         let id = self.ids.remove(0);
-        delete_if_ours(path, id)
+        if delete_if_ours(&self.config.directory, &path, id)? {
+            self.config.account.remove(id.size);
+        }
+        Ok(())
     }
 
     /// Creates the next file and writes its header; it becomes the current
     /// one.
     fn open_next(&mut self, now: Instant) -> Result<(), FilesError> {
         let path = self.next_path();
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .mode(FILE_MODE)
-            .open(&path)
-            .map_err(|source| {
-                if source.kind() == io::ErrorKind::AlreadyExists
-                    || source.raw_os_error() == Some(libc::ELOOP)
-                {
-                    FilesError::Exists { path: path.clone() }
-                } else {
-                    FilesError::Io {
-                        operation: "create",
-                        path: path.clone(),
-                        source,
-                    }
-                }
-            })?;
+        let file = rustix::fs::openat(
+            self.config.directory.fd(),
+            self.next_name().as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(FILE_MODE),
+        )
+        .map(File::from)
+        .map_err(|errno| match errno {
+            rustix::io::Errno::EXIST | rustix::io::Errno::LOOP => {
+                FilesError::Exists { path: path.clone() }
+            }
+            errno => FilesError::Io {
+                operation: "create",
+                path: path.clone(),
+                source: errno.into(),
+            },
+        })?;
         if let Some((uid, gid)) = self.config.owner
             && let Err(source) = std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
         {
-            let _ = std::fs::remove_file(&path);
+            let _ = rustix::fs::unlinkat(
+                self.config.directory.fd(),
+                self.next_name().as_str(),
+                AtFlags::empty(),
+            );
             return Err(FilesError::Io {
                 operation: "hand over",
                 path: path.clone(),
@@ -547,7 +570,7 @@ impl Savefiles {
             Ok(writer) => writer,
             Err(source) => {
                 // A file without a whole header is no savefile: remove it.
-                if let Err(error) = delete_if_ours(path.clone(), id) {
+                if let Err(error) = delete_if_ours(&self.config.directory, &path, id) {
                     tracing::warn!(%error, "cannot remove a file without a header");
                 }
                 return Err(FilesError::Io {
@@ -560,6 +583,7 @@ impl Savefiles {
         self.next_index += 1;
         let size = shared.written.load(Ordering::Relaxed);
         self.bytes += size;
+        self.config.account.add(size);
         self.paths.push(path);
         self.ids.push(FileId { size, ..id });
         self.current = Some(Current {
@@ -572,35 +596,38 @@ impl Savefiles {
     }
 }
 
-/// Deletes `path` if it is still the regular file created (same device and
-/// inode); otherwise leaves whatever is there alone.
-fn delete_if_ours(path: PathBuf, id: FileId) -> Result<(), FilesError> {
-    match std::fs::symlink_metadata(&path) {
-        Ok(meta) if meta.file_type().is_file() && meta.dev() == id.dev && meta.ino() == id.ino => {}
+/// Deletes `path`'s file from `directory` if it is still the regular file
+/// created (same device and inode), and says whether it did; otherwise
+/// leaves whatever is there alone.
+fn delete_if_ours(directory: &UserDirectory, path: &Path, id: FileId) -> Result<bool, FilesError> {
+    let name = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .expect("recorded files are named by a pattern");
+    let failed = |operation, errno: rustix::io::Errno| FilesError::Io {
+        operation,
+        path: path.to_owned(),
+        source: errno.into(),
+    };
+    match rustix::fs::statat(directory.fd(), name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat)
+            if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
+                && stat.st_dev == id.dev
+                && stat.st_ino == id.ino => {}
         Ok(_) => {
             tracing::warn!(
                 path = %path.display(),
                 "not deleting a recorded file: it was replaced"
             );
-            return Ok(());
+            return Ok(false);
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => {
-            return Err(FilesError::Io {
-                operation: "inspect",
-                path,
-                source,
-            });
-        }
+        Err(rustix::io::Errno::NOENT) => return Ok(false),
+        Err(errno) => return Err(failed("inspect", errno)),
     }
-    match std::fs::remove_file(&path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(FilesError::Io {
-            operation: "delete",
-            path,
-            source,
-        }),
+    match rustix::fs::unlinkat(directory.fd(), name, AtFlags::empty()) {
+        Ok(()) => Ok(true),
+        Err(rustix::io::Errno::NOENT) => Ok(false),
+        Err(errno) => Err(failed("delete", errno)),
     }
 }
 

@@ -7,9 +7,13 @@
 //!
 //! | file | concern |
 //! |---|---|
+//! | `directory.rs` | a user's record directory, opened without following links |
+//! | `allowance.rs` | disk allowances per principal |
 //! | `files.rs` | a recording's savefiles: safe creation, rotation, limits |
 //! | `pattern.rs` | the names those files get |
 
+mod allowance;
+mod directory;
 mod files;
 mod pattern;
 
@@ -23,6 +27,8 @@ use pktd_proto::{EndReason, RecordingInfo, RecordingRequest};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use self::{
+    allowance::{Account, Accounts},
+    directory::{DirectoryError, UserDirectory},
     files::{FilesConfig, FilesError, Limits, Savefiles},
     pattern::{MAX_PATTERN_LEN, Pattern, PatternError},
 };
@@ -118,6 +124,7 @@ pub struct Start {
 pub struct Recordings {
     all: Mutex<HashMap<u64, Arc<Recording>>>,
     tasks: TaskTracker,
+    accounts: Accounts,
 }
 
 impl Recordings {
@@ -146,6 +153,11 @@ impl Recordings {
         );
         self.tasks.spawn(run(recording.clone(), start));
         recording
+    }
+
+    /// The disk allowances of principals.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
     }
 
     /// The recordings in `scope`, by id.
@@ -312,7 +324,7 @@ async fn reapply(
         Ok(_) => unreachable!("a recording is granted as a recording"),
         Err(denied) => return (files, revoked(&denied)),
     };
-    if granted.directory != files.directory() {
+    if granted.directory != files.principal_directory() {
         let moved = format!(
             "the record directory is now {}",
             granted.directory.display()

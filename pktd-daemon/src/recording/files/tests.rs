@@ -7,26 +7,31 @@ use std::{
 
 const T0: u64 = 1_700_000_000_000_000_000;
 
-/// A fresh directory under /tmp, removed on drop.
+/// A fresh record directory under /tmp: `.0` is root's own directory
+/// in it (`BASE/0`), where the files go; the whole is removed on drop.
 struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(tag: &str) -> Self {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let path = PathBuf::from(format!(
+        let base = PathBuf::from(format!(
             "/tmp/pktd-record-{tag}-{}-{}",
             std::process::id(),
             COUNT.fetch_add(1, Ordering::Relaxed)
         ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir(&path).unwrap();
-        TempDir(path)
+        let _ = std::fs::remove_dir_all(&base);
+        let user = UserDirectory::open(&base, 0, 0).expect("a record directory");
+        TempDir(user.path().to_owned())
+    }
+
+    fn base(&self) -> &Path {
+        self.0.parent().expect("a user directory has a parent")
     }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(self.base());
     }
 }
 
@@ -38,7 +43,13 @@ impl Tmpfs {
     fn new(size: &str) -> Self {
         let dir = TempDir::new("tmpfs");
         let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(&dir.0)
             .status()
             .expect("run mount");
@@ -105,16 +116,24 @@ fn counts(files: &[PathBuf]) -> Vec<usize> {
     files.iter().map(|f| tcpdump_count(f)).collect()
 }
 
+/// Files in the user directory `dir` (`BASE/0`), no disk allowance.
 fn config(dir: &Path, pattern: &str, limits: Limits) -> FilesConfig {
+    let base = dir.parent().expect("a user directory has a parent");
     FilesConfig {
-        directory: dir.to_path_buf(),
+        directory: Arc::new(UserDirectory::open(base, 0, 0).expect("the record directory")),
         pattern: Pattern::parse(pattern).unwrap(),
         limits,
         format: Format::Pcap,
         snaplen: 0,
-        disk_allowance: None,
+        account: allowance(dir, 0),
         owner: None,
     }
+}
+
+/// An account of `limit` bytes (0: none) for `dir`'s record directory.
+fn allowance(dir: &Path, limit: u64) -> Arc<Account> {
+    let base = dir.parent().expect("a user directory has a parent");
+    Arc::new(Account::open(base, limit).expect("measuring the record directory"))
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -305,7 +324,7 @@ fn disk_allowance_deletes_the_oldest() {
     );
     // A full file: 24 + 5 * 116 = 604 bytes.
     let allowance = 1300;
-    config.disk_allowance = Some(allowance);
+    config.account = self::allowance(&dir.0, allowance);
     let mut files = Savefiles::create(config).unwrap();
     for i in 0..23 {
         write_n(&mut files, 1, 100);
@@ -328,7 +347,7 @@ fn disk_allowance_deletes_the_oldest() {
 fn disk_allowance_ends_when_the_current_file_alone_exceeds_it() {
     let dir = TempDir::new("alone");
     let mut config = config(&dir.0, "a-%d.pcap", Limits::default());
-    config.disk_allowance = Some(500);
+    config.account = allowance(&dir.0, 500);
     let mut files = Savefiles::create(config).unwrap();
     // 24 + 4 * 116 = 488; a fifth packet would make 604.
     write_n(&mut files, 4, 100);
@@ -356,7 +375,7 @@ fn disk_allowance_ends_when_the_current_file_alone_exceeds_it() {
     // An allowance smaller than the header is refused before any file.
     let dir = TempDir::new("tiny");
     let mut config = self::config(&dir.0, "a-%d.pcap", Limits::default());
-    config.disk_allowance = Some(10);
+    config.account = allowance(&dir.0, 10);
     assert!(matches!(
         Savefiles::create(config),
         Err(FilesError::DiskAllowance { .. })

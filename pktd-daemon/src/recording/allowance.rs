@@ -1,0 +1,158 @@
+//! Disk allowances: how many bytes all of a principal's recordings may
+//! keep on disk together, in its record directory (each user's
+//! subdirectory included, ended recordings too).
+//!
+//! An account starts from what the directory holds and follows what the
+//! daemon writes and deletes. Users delete their own files too, which the
+//! account does not see: before it refuses a write, it measures the
+//! directory again.
+
+use std::{
+    collections::HashMap,
+    io,
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use crate::sync::lock;
+
+/// One principal's account.
+#[derive(Debug)]
+pub struct Account {
+    base: PathBuf,
+    /// 0: no limit.
+    limit: AtomicU64,
+    used: Mutex<u64>,
+}
+
+impl Account {
+    /// An account of `limit` bytes (0: none) for the recordings under
+    /// `base`, starting from what is there. Blocking.
+    pub fn open(base: &Path, limit: u64) -> io::Result<Self> {
+        Ok(Self {
+            base: base.to_owned(),
+            limit: AtomicU64::new(limit),
+            used: Mutex::new(measure(base)?),
+        })
+    }
+
+    /// Bytes allowed (0: no limit).
+    pub fn limit(&self) -> u64 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Changes the limit (a policy reload).
+    pub fn set_limit(&self, limit: u64) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    /// Bytes the principal's recordings take, as far as the account knows.
+    pub fn used(&self) -> u64 {
+        *lock(&self.used)
+    }
+
+    /// Whether `bytes` more fit.
+    pub fn fits(&self, bytes: u64) -> bool {
+        let limit = self.limit();
+        limit == 0 || self.used().saturating_add(bytes) <= limit
+    }
+
+    /// Counts `bytes` written.
+    pub fn add(&self, bytes: u64) {
+        let mut used = lock(&self.used);
+        *used = used.saturating_add(bytes);
+    }
+
+    /// Counts `bytes` deleted.
+    pub fn remove(&self, bytes: u64) {
+        let mut used = lock(&self.used);
+        *used = used.saturating_sub(bytes);
+    }
+
+    /// Measures the directory again (users may have deleted files).
+    /// Blocking.
+    pub fn remeasure(&self) -> io::Result<u64> {
+        let measured = measure(&self.base)?;
+        *lock(&self.used) = measured;
+        Ok(measured)
+    }
+}
+
+/// Bytes of the regular files in `base` and in its subdirectories (one
+/// level: the users' directories); symlinks are not followed. A missing
+/// directory holds nothing.
+fn measure(base: &Path) -> io::Result<u64> {
+    let mut total = 0;
+    let entries = match std::fs::read_dir(base) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(err),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let meta = entry.path().symlink_metadata()?;
+        if meta.is_file() {
+            total += meta.len();
+        } else if meta.is_dir() {
+            for inner in std::fs::read_dir(entry.path())? {
+                let meta = inner?.path().symlink_metadata()?;
+                if meta.is_file() {
+                    total += meta.len();
+                }
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// Every principal's account, made on a principal's first recording.
+#[derive(Default)]
+pub struct Accounts {
+    by_principal: Mutex<HashMap<(String, PathBuf), Arc<Account>>>,
+}
+
+impl Accounts {
+    /// The account of `principal`'s recordings under `base`, its limit set
+    /// to `limit` (0: none). Blocking (a new account measures the
+    /// directory).
+    pub fn get(&self, principal: &str, base: &Path, limit: u64) -> io::Result<Arc<Account>> {
+        let key = (principal.to_owned(), base.to_owned());
+        if let Some(account) = lock(&self.by_principal).get(&key) {
+            account.set_limit(limit);
+            return Ok(account.clone());
+        }
+        let account = Arc::new(Account::open(base, limit)?);
+        Ok(lock(&self.by_principal)
+            .entry(key)
+            .or_insert(account)
+            .clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_account_starts_from_the_directory_and_remeasures() {
+        let base = std::env::temp_dir().join(format!("pktd-allowance-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("1001")).unwrap();
+        std::fs::write(base.join("stray"), [0u8; 10]).unwrap();
+        std::fs::write(base.join("1001/a.pcap"), [0u8; 100]).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", base.join("1001/link")).unwrap();
+        let account = Account::open(&base, 200).unwrap();
+        assert_eq!(account.used(), 110, "files one level down, no symlinks");
+        assert!(account.fits(90) && !account.fits(91));
+        account.add(50);
+        assert_eq!(account.used(), 160);
+        std::fs::remove_file(base.join("1001/a.pcap")).unwrap();
+        assert_eq!(account.remeasure().unwrap(), 10, "a user deleted a file");
+        account.set_limit(0);
+        assert!(account.fits(u64::MAX), "0: no limit");
+        let _ = std::fs::remove_dir_all(&base);
+    }
+}
