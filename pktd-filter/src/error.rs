@@ -17,6 +17,13 @@ pub enum FilterError {
         message: String,
     },
 
+    /// A program could not be confined to a principal's window.
+    #[error("the filter cannot be confined to the policy's snap length: {reason}")]
+    Confine {
+        /// Why.
+        reason: String,
+    },
+
     /// A textual program (`tcpdump -ddd` form) is malformed.
     #[error("line {line}: {message}")]
     Parse {

@@ -13,7 +13,9 @@
 //!   accepts exactly the programs the kernel would, minus ancillary and
 //!   negative-offset loads, which pktd's eBPF evaluator cannot serve.
 //!
-//! [`and_then`] ANDs two programs (a policy's filter and a client's).
+//! [`and_then`] ANDs two programs (a policy's filter and a client's);
+//! [`confine`] keeps a client's program to the first bytes of a packet
+//! (a principal's snap length), return value included.
 //!
 //! [`interpret`] is a kernel-semantics interpreter, the oracle for pktd's
 //! eBPF evaluator; [`pcap_offline_filter`] and [`kernel_accepts`] expose
@@ -38,6 +40,7 @@ pub mod opcodes;
 mod pcap_ffi;
 mod text;
 mod validate;
+mod window;
 
 pub use combine::and_then;
 pub use error::{FilterError, Rule};
@@ -47,3 +50,4 @@ pub use kernel::kernel_accepts;
 pub use libpcap::{compile, compile_unvalidated, pcap_offline_filter};
 pub use text::{format_dd, format_ddd, parse_binary, parse_ddd, to_binary};
 pub use validate::{ValidProgram, validate};
+pub use window::confine;

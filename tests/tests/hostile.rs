@@ -466,3 +466,92 @@ fn a_socket_directory_a_user_controls_is_refused() {
     }
     assert!(!std::path::Path::new("/etc/pktd.sock").exists());
 }
+
+/// A frame to port 9100 with `far` at offset 100 (past a 64-byte window)
+/// and `near` at offset 50 (inside it).
+fn probe_frame(sequence: u64, far: u8, near: u8) -> Vec<u8> {
+    let mut frame = numbered_udp_frame(9100, sequence, 200);
+    frame[100] = far;
+    frame[50] = near;
+    frame
+}
+
+/// `ldh [36]` (the UDP destination port); `jeq #9100`; `ldb [offset]`;
+/// `ret a`: a filter whose return value, the capture length, would be the
+/// byte at `offset`.
+fn returns_byte(offset: u32) -> [pktd_common::CbpfInsn; 5] {
+    [
+        pktd_common::CbpfInsn::new(0x28, 0, 0, 36),
+        pktd_common::CbpfInsn::new(0x15, 0, 2, 9100),
+        pktd_common::CbpfInsn::new(0x30, 0, 0, offset),
+        pktd_common::CbpfInsn::new(0x16, 0, 0, 0),
+        pktd_common::CbpfInsn::new(0x06, 0, 0, 0),
+    ]
+}
+
+/// The snaplen bypass: a principal with `max_snaplen = 64` probes byte 100
+/// with its filter's tests and with its return value. It must learn
+/// nothing: no test past the window decides anything, and a return value
+/// says only "match" (every record is as long as the window).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_learns_nothing_past_the_snaplen_window() {
+    let lab = Lab::new();
+    let policy = policy(&lab).replace("max_sessions = 8", "max_sessions = 8\nmax_snaplen = 64");
+    let daemon = RealDaemon::start("window", &policy, &[]);
+    let bystander = Bystander::start(&lab, &daemon.socket).await;
+    let open = |builder: libwire::CaptureBuilder| {
+        let builder = builder.netns(&lab.capture_ns).direction(Direction::In);
+        open_as(builder, &daemon.socket, NARROW.0, NARROW.1)
+    };
+    let new = || libwire::CaptureBuilder::new(&lab.capture_if);
+    let mut test_far = open(new().filter("udp dst port 9100 and ether[100] = 0x41"))
+        .await
+        .expect("a test past the window opens");
+    let mut return_far = open(new().bytecode(&returns_byte(100)))
+        .await
+        .expect("a return value past the window opens");
+    let mut return_near = open(new().bytecode(&returns_byte(50)))
+        .await
+        .expect("a return value inside the window opens");
+    let sender = lab.sender();
+    for sequence in 0..40u64 {
+        // Half with the byte probed for; all bytes non-zero and varied.
+        let far = if sequence % 2 == 0 {
+            0x41
+        } else {
+            1 + sequence as u8
+        };
+        sender.send(&probe_frame(sequence, far, 1 + sequence as u8));
+    }
+    let decided = collect_lengths(&mut test_far).await;
+    assert!(
+        decided.is_empty(),
+        "a test past the window decided {} frames",
+        decided.len()
+    );
+    let far = collect_lengths(&mut return_far).await;
+    assert!(
+        far.is_empty(),
+        "a load past the window let {} frames by, lengths {far:?}",
+        far.len()
+    );
+    let near = collect_lengths(&mut return_near).await;
+    assert_eq!(near.len(), 40, "a load inside the window works");
+    assert!(
+        near.iter().all(|&len| len == 64),
+        "record lengths carry the filter's return value: {near:?}"
+    );
+    bystander.finish_whole(Duration::from_millis(500)).await;
+    daemon.terminate(Duration::from_secs(1));
+}
+
+/// The lengths of the records of `capture` until it is quiet.
+async fn collect_lengths(capture: &mut libwire::Capture) -> Vec<usize> {
+    let mut lengths = Vec::new();
+    while let Ok(Ok(Some(packet))) =
+        tokio::time::timeout(Duration::from_millis(700), capture.next_packet()).await
+    {
+        lengths.push(packet.data.len());
+    }
+    lengths
+}

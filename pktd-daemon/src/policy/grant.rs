@@ -12,7 +12,7 @@ use pktd_proto::{Direction, OpenCapture, RecordingRequest};
 
 use super::{
     principals::Policy,
-    rules::{InjectRules, Peer, Rules},
+    rules::{InjectRules, MAX_SNAPLEN, Peer, Rules},
 };
 use crate::{
     capture::ClientSpec,
@@ -70,6 +70,11 @@ pub struct CaptureGrant {
     pub snaplen: u32,
     /// The policy's filter, ANDed with the client's in the kernel.
     pub policy_filter: Option<String>,
+    /// The bytes of each packet the client's own filter may read (its
+    /// principal's `max_snaplen`, when that is less than everything): its
+    /// program is confined to them, return value included
+    /// (`pktd_filter::confine`).
+    pub window: Option<u32>,
     /// The principal's packet quota (0: none), to tell a packet quota from
     /// a byte quota when one ends the session.
     pub packet_quota: u64,
@@ -241,6 +246,7 @@ fn capture(rules: &Rules, request: &OpenCapture) -> Result<CaptureGrant, Denied>
         spec,
         snaplen,
         policy_filter: rules.filter.clone(),
+        window: (rules.max_snaplen < MAX_SNAPLEN).then_some(rules.max_snaplen),
         packet_quota: rules.packet_quota,
         max_sessions: rules.max_sessions,
     })

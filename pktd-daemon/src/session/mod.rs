@@ -14,7 +14,7 @@ mod drain;
 use std::sync::Arc;
 
 use pktd_common::ClientCounters;
-use pktd_filter::{FilterError, ValidProgram, and_then, compile, validate};
+use pktd_filter::{FilterError, ValidProgram, and_then, compile, confine, validate};
 use pktd_proto::{EndReason, FilterSpec, Stats};
 
 pub use self::drain::Drain;
@@ -253,7 +253,7 @@ impl Session {
         if spec != self.grant.spec {
             blocking(move || registry.update_client(&slot, &spec)).await?;
         }
-        if grant.policy_filter != self.grant.policy_filter {
+        if grant.policy_filter != self.grant.policy_filter || grant.window != self.grant.window {
             self.install(grant.clone(), self.client.clone()).await?;
         }
         tracing::info!(session = self.id, "session under the reloaded policy");
@@ -335,10 +335,15 @@ async fn client_program(
     }
 }
 
-/// The program the kernel runs for a session: the client's, ANDed with
-/// the policy's filter when there is one. Blocking: the policy's filter,
-/// which the box owner wrote, is compiled here by libpcap.
+/// The program the kernel runs for a session: the client's, confined to
+/// the principal's window when it has one, ANDed with the policy's filter
+/// when there is one (which reads what it likes). Blocking: the policy's
+/// filter, which the box owner wrote, is compiled here by libpcap.
 fn with_policy(grant: &CaptureGrant, client: ValidProgram) -> Result<ValidProgram, OpenError> {
+    let client = match grant.window {
+        Some(window) => confine(&client, window).map_err(OpenError::Filter)?,
+        None => client,
+    };
     match &grant.policy_filter {
         None => Ok(client),
         Some(expression) => {

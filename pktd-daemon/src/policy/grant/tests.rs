@@ -138,6 +138,7 @@ fn a_capture_is_cut_to_the_rules() {
         }
     );
     assert_eq!(granted.policy_filter.as_deref(), Some("not port 22"));
+    assert_eq!(granted.window, Some(128), "its filter sees 128 bytes");
     assert_eq!((granted.packet_quota, granted.max_sessions), (1000, 3));
 
     // Smaller asks stay as asked.
@@ -196,6 +197,7 @@ fn loopback_in_both_directions_is_captured_arriving() {
     );
     let granted = capture_grant(&WATCHER, &open("", "eth0", Direction::InOut)).unwrap();
     assert_eq!(granted.spec.directions, DIR_IN | DIR_OUT);
+    assert_eq!(granted.window, None, "no max_snaplen: no window");
 }
 
 #[test]

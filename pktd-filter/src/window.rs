@@ -1,0 +1,259 @@
+//! Confining a client's program to the first `window` bytes of each packet
+//! (a principal's `max_snaplen`), so that it learns nothing about the bytes
+//! past them: neither through which packets it accepts nor through the
+//! value it returns.
+//!
+//! [`confine`] rewrites the program so that, on any packet, it accepts
+//! exactly when the original accepts the packet cut to `window` bytes (as
+//! libpcap filters a savefile captured with that snaplen), and returns
+//! either 0 or `window`:
+//!
+//! - a load at a constant offset past the window (`ld [k]`, `ldx
+//!   4*([k]&0xf)`) becomes `ret #0`, as it would fail on the cut packet;
+//! - a load at `x + k` is preceded by a check of the offset it will use:
+//!   `txa; add #k; jgt #(window - size), reject` (A is dead there: the load
+//!   overwrites it; offsets wrap at 32 bits as the load's do);
+//! - `ret #k` with k ≠ 0 becomes `ret #window`, and `ret a` becomes
+//!   `jeq #0, reject; ret #window`.
+//!
+//! `ld #len` still sees the length on the wire, which every record carries
+//! anyway. The policy's own filter is not confined: it is ANDed in front of
+//! the confined client program ([`crate::and_then`]).
+
+use crate::{
+    CbpfInsn, FilterError, ValidProgram,
+    opcodes::{
+        BPF_A, BPF_ABS, BPF_ADD, BPF_ALU, BPF_B, BPF_H, BPF_IND, BPF_JA, BPF_JEQ, BPF_JGT, BPF_JMP,
+        BPF_K, BPF_LD, BPF_LDX, BPF_MISC, BPF_MSH, BPF_RET, BPF_TXA,
+    },
+    validate,
+};
+
+/// `program` confined to the first `window` bytes of a packet (see the
+/// module). Fails only when the rewritten program breaks a kernel rule: a
+/// conditional jump stretched past 255 instructions, or more than 4096.
+pub fn confine(program: &ValidProgram, window: u32) -> Result<ValidProgram, FilterError> {
+    let insns = program.insns();
+    let expansions: Vec<Vec<CbpfInsn>> = insns.iter().map(|insn| expand(*insn, window)).collect();
+    // Where each original instruction's expansion starts, and where the
+    // instruction itself (a jump keeps its place) sits in it.
+    let mut starts = Vec::with_capacity(insns.len() + 1);
+    let mut at = 0;
+    for expansion in &expansions {
+        starts.push(at);
+        at += expansion.len();
+    }
+    starts.push(at);
+    let mut out = Vec::with_capacity(at);
+    for (pc, (insn, expansion)) in insns.iter().zip(&expansions).enumerate() {
+        if class(insn.code) != BPF_JMP {
+            out.extend_from_slice(expansion);
+            continue;
+        }
+        // A jump is its own expansion: retarget it to the start of its
+        // targets' expansions, so that their checks run.
+        let here = starts[pc];
+        let target = |offset: u32| starts[pc + 1 + offset as usize] - here - 1;
+        let mut jump = *insn;
+        if insn.code == BPF_JMP | BPF_JA {
+            jump.k = target(insn.k) as u32;
+        } else {
+            jump.jt = narrow(target(u32::from(insn.jt)))?;
+            jump.jf = narrow(target(u32::from(insn.jf)))?;
+        }
+        out.push(jump);
+    }
+    validate(&out)
+}
+
+/// A conditional jump's offset, which must fit in 8 bits.
+fn narrow(offset: usize) -> Result<u8, FilterError> {
+    u8::try_from(offset).map_err(|_| FilterError::Confine {
+        reason: format!(
+            "a conditional jump would span {offset} instructions once confined (at most 255)"
+        ),
+    })
+}
+
+/// What `insn` becomes.
+fn expand(insn: CbpfInsn, window: u32) -> Vec<CbpfInsn> {
+    let reject = CbpfInsn::new(BPF_RET | BPF_K, 0, 0, 0);
+    let accept = CbpfInsn::new(BPF_RET | BPF_K, 0, 0, window);
+    let past_window =
+        |offset: u32, size: u32| u64::from(offset) + u64::from(size) > u64::from(window);
+    match class(insn.code) {
+        BPF_LD if mode(insn.code) == BPF_ABS => {
+            if past_window(insn.k, load_size(insn.code)) {
+                vec![reject]
+            } else {
+                vec![insn]
+            }
+        }
+        BPF_LDX if mode(insn.code) == BPF_MSH => {
+            if past_window(insn.k, 1) {
+                vec![reject]
+            } else {
+                vec![insn]
+            }
+        }
+        BPF_LD if mode(insn.code) == BPF_IND => {
+            let size = load_size(insn.code);
+            match window.checked_sub(size) {
+                // Not even one such load fits.
+                None => vec![reject],
+                Some(last) => vec![
+                    CbpfInsn::new(BPF_MISC | BPF_TXA, 0, 0, 0),
+                    CbpfInsn::new(BPF_ALU | BPF_ADD | BPF_K, 0, 0, insn.k),
+                    CbpfInsn::new(BPF_JMP | BPF_JGT | BPF_K, 0, 1, last),
+                    reject,
+                    insn,
+                ],
+            }
+        }
+        BPF_RET if insn.code == BPF_RET | BPF_K => {
+            if insn.k == 0 {
+                vec![insn]
+            } else {
+                vec![accept]
+            }
+        }
+        BPF_RET if insn.code == BPF_RET | BPF_A => vec![
+            CbpfInsn::new(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0),
+            reject,
+            accept,
+        ],
+        _ => vec![insn],
+    }
+}
+
+fn class(code: u16) -> u16 {
+    code & 0x07
+}
+
+fn mode(code: u16) -> u16 {
+    code & 0xe0
+}
+
+fn load_size(code: u16) -> u32 {
+    match code & 0x18 {
+        BPF_H => 2,
+        BPF_B => 1,
+        _ => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{compile, interpret};
+
+    /// A tiny deterministic generator (xorshift), for reproducible packets.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    /// Ethernet/IPv4 frames with random options, protocols, ports and
+    /// payload, 34 to 400 bytes long.
+    fn frames(count: usize) -> Vec<Vec<u8>> {
+        let mut rng = Rng(0x5eed_cafe_f00d);
+        (0..count)
+            .map(|_| {
+                let len = 34 + (rng.next() % 367) as usize;
+                let mut frame: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                frame[12..14].copy_from_slice(&[0x08, 0x00]);
+                frame[14] = 0x45 + (rng.next() % 3) as u8;
+                frame[20] &= 0x1f;
+                frame[21] = 0;
+                frame[23] = [6, 17, 1, 47][(rng.next() % 4) as usize];
+                frame
+            })
+            .collect()
+    }
+
+    /// Confined on a whole frame means the original on the frame cut to
+    /// the window (with the wire length kept), accepting with `window`.
+    #[test]
+    fn a_confined_filter_sees_only_the_window() {
+        let expressions = [
+            "udp port 53",
+            "tcp[tcpflags] & tcp-syn != 0",
+            "ip[40] = 7 or ip[60:2] > 1000",
+            "ether[100] = 0x41",
+            "ip[0] & 0xf = 6 and tcp[20:4] != 0",
+            "len > 100 and udp[8] = 1",
+            "greater 200",
+            "",
+        ];
+        let mut programs: Vec<ValidProgram> = expressions
+            .iter()
+            .map(|e| compile(e, true, 262_144).unwrap())
+            .collect();
+        // ld [x + 100] (after x = 4*([14]&0xf)), and a return of A.
+        programs.push(
+            validate(&[
+                CbpfInsn::new(0xb1, 0, 0, 14),
+                CbpfInsn::new(0x50, 0, 0, 100),
+                CbpfInsn::new(BPF_RET | BPF_A, 0, 0, 0),
+            ])
+            .unwrap(),
+        );
+        let frames = frames(400);
+        for window in [1, 14, 34, 54, 64, 96, 128, 1500] {
+            for program in &programs {
+                let confined = confine(program, window).unwrap();
+                for frame in &frames {
+                    let wire = frame.len() as u32;
+                    let cut = &frame[..frame.len().min(window as usize)];
+                    let expected = match interpret(program, cut, wire) {
+                        0 => 0,
+                        _ => window,
+                    };
+                    assert_eq!(
+                        interpret(&confined, frame, wire),
+                        expected,
+                        "window {window}, program {:?}",
+                        program.insns()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_return_value_says_nothing_but_match() {
+        // ret [100] would give away byte 100 as the capture length.
+        let leaky = validate(&[
+            CbpfInsn::new(0x30, 0, 0, 40),
+            CbpfInsn::new(BPF_RET | BPF_A, 0, 0, 0),
+        ])
+        .unwrap();
+        let confined = confine(&leaky, 64).unwrap();
+        let mut frame = vec![0u8; 120];
+        for byte in 1..=255u8 {
+            frame[40] = byte;
+            assert_eq!(interpret(&confined, &frame, 120), 64);
+        }
+        frame[40] = 0;
+        assert_eq!(interpret(&confined, &frame, 120), 0);
+    }
+
+    #[test]
+    fn jumps_stretched_past_255_are_refused() {
+        // A jump over 100 indirect loads: each grows by four.
+        let mut insns = vec![CbpfInsn::new(BPF_JMP | BPF_JEQ | BPF_K, 100, 0, 1)];
+        insns.extend((0..100).map(|_| CbpfInsn::new(0x50, 0, 0, 0)));
+        insns.push(CbpfInsn::new(BPF_RET | BPF_K, 0, 0, 1));
+        let program = validate(&insns).unwrap();
+        assert!(matches!(
+            confine(&program, 64),
+            Err(FilterError::Confine { .. })
+        ));
+    }
+}
