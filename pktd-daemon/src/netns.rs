@@ -12,6 +12,7 @@ use std::{
     os::fd::AsFd,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
+    sync::Arc,
 };
 
 use crate::sys;
@@ -93,12 +94,7 @@ impl Netns {
     /// The namespace's identity (device and inode of its nsfs file): two
     /// names of one namespace give the same key.
     pub fn key(&self) -> Result<(u64, u64), NetnsError> {
-        let path = self.path();
-        let meta = std::fs::metadata(&path).map_err(|source| NetnsError::Open {
-            path: path.clone(),
-            source,
-        })?;
-        Ok((meta.dev(), meta.ino()))
+        Ok(self.open()?.key())
     }
 
     fn path(&self) -> PathBuf {
@@ -108,20 +104,61 @@ impl Netns {
         }
     }
 
-    /// Runs `work` on a thread inside this namespace and returns its result.
-    pub fn run<T: Send>(&self, work: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
-        let Self::File(path) = self else {
-            return Ok(work());
-        };
-        let file = File::open(path).map_err(|source| NetnsError::Open {
+    /// Opens the namespace: from here on the handle names it, whatever
+    /// becomes of the name (a process that exits, a pid reused, a file
+    /// replaced).
+    pub fn open(&self) -> Result<NetnsHandle, NetnsError> {
+        let path = self.path();
+        let file = File::open(&path).map_err(|source| NetnsError::Open {
             path: path.clone(),
             source,
         })?;
+        let meta = file.metadata().map_err(|source| NetnsError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(NetnsHandle {
+            file: Arc::new(file),
+            name: self.clone(),
+            key: (meta.dev(), meta.ino()),
+        })
+    }
+
+    /// Runs `work` on a thread inside this namespace and returns its result.
+    pub fn run<T: Send>(&self, work: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
+        match self {
+            Self::Current => Ok(work()),
+            Self::File(_) => self.open()?.run(work),
+        }
+    }
+}
+
+/// A network namespace held open (see [`Netns::open`]).
+#[derive(Clone, Debug)]
+pub struct NetnsHandle {
+    file: Arc<File>,
+    name: Netns,
+    key: (u64, u64),
+}
+
+impl NetnsHandle {
+    /// The namespace's identity (device and inode).
+    pub fn key(&self) -> (u64, u64) {
+        self.key
+    }
+
+    /// The name it was opened by.
+    pub fn name(&self) -> &Netns {
+        &self.name
+    }
+
+    /// Runs `work` on a thread inside this namespace and returns its result.
+    pub fn run<T: Send>(&self, work: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    sys::enter_netns(file.as_fd()).map_err(|source| NetnsError::Enter {
-                        path: path.clone(),
+                    sys::enter_netns(self.file.as_fd()).map_err(|source| NetnsError::Enter {
+                        path: self.name.path(),
                         source,
                     })?;
                     Ok(work())
@@ -129,6 +166,12 @@ impl Netns {
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
+    }
+}
+
+impl fmt::Display for NetnsHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.name.fmt(f)
     }
 }
 

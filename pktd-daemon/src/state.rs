@@ -35,6 +35,8 @@ pub struct SessionInfo {
     pub interface: String,
     /// Its counters, read without any lock.
     pub counters: Arc<SlotCounters>,
+    /// A policy filter hides part of the traffic from it.
+    pub policy_filtered: bool,
 }
 
 #[derive(Default)]

@@ -915,3 +915,72 @@ async fn a_slow_filter_stalls_neither_running_sessions_nor_new_opens() {
     );
     drop((slow, slower));
 }
+
+/// Under a policy filter, a session's `received` counts only what the
+/// policy lets it see, not the interface's whole traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_filtered_session_counts_only_what_it_may_see() {
+    let lab = Lab::new();
+    let daemon = TestDaemon::start(nobody_policy(&lab, "filter = \"udp dst port 9000\""));
+    let builder = daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .direction(Direction::In)
+        .filter("udp");
+    let mut capture = open_as(builder, &daemon.socket, NOBODY_UID, NOBODY_GID)
+        .await
+        .expect("opening");
+    let sender = lab.sender();
+    for sequence in 0..40 {
+        let port = if sequence % 4 == 0 { 9000 } else { 9001 };
+        sender.send(&numbered_udp_frame(port, sequence, 40));
+    }
+    assert_eq!(
+        collect(&mut capture, Duration::from_millis(500))
+            .await
+            .len(),
+        10
+    );
+    let stats = capture.stats().await.expect("stats");
+    assert_eq!(
+        (stats.received, stats.matched),
+        (10, 10),
+        "the 30 frames the policy hides are not counted: {stats:?}"
+    );
+}
+
+/// The limit of exclusions, as docs/security.md states it: a policy
+/// filter is about the frame as captured, so `not port 22` does not see
+/// port 22 inside a VLAN tag; a filter that names what it lets by, `(ip or
+/// ip6) and not port 22`, excludes encapsulated frames too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exclusion_covers_encapsulation_only_when_written_to() {
+    let lab = Lab::new();
+    let tagged = pktd_tests::corpus::vlan_tag(&numbered_udp_frame(22, 1, 40), 0x8100, 7);
+    let plain = numbered_udp_frame(22, 2, 40);
+    for (filter, sees_tagged) in [
+        ("not port 22", true),
+        ("(ip or ip6) and not port 22", false),
+    ] {
+        let daemon = TestDaemon::start(nobody_policy(&lab, &format!("filter = \"{filter}\"")));
+        let builder = daemon
+            .capture(&lab.capture_if)
+            .netns(&lab.capture_ns)
+            .direction(Direction::In);
+        let mut capture = open_as(builder, &daemon.socket, NOBODY_UID, NOBODY_GID)
+            .await
+            .expect("opening");
+        let sender = lab.sender();
+        sender.send(&tagged);
+        sender.send(&plain);
+        let got = collect(&mut capture, Duration::from_millis(500)).await;
+        assert!(!got.contains(&plain), "{filter}: plain port 22 seen");
+        assert_eq!(
+            got.contains(&tagged),
+            sees_tagged,
+            "{filter}: tagged port 22"
+        );
+        drop(capture);
+        daemon.stop();
+    }
+}

@@ -7,7 +7,7 @@ use std::{net::Ipv4Addr, os::fd::AsRawFd, process::Command};
 use pktd_common::DIR_IN;
 use pktd_daemon::{
     capture::{Attachment, ClientSpec, Engine, Hook, Ring},
-    inject::{FrameSender, InjectError, Refused},
+    inject::{FrameSender, InjectError, Rate, Refused},
     policy::InjectRules,
 };
 use pktd_tests::{netlab::Lab, sys};
@@ -195,8 +195,43 @@ impl Remote {
     }
 }
 
-fn open(lab: &Lab, rules: &InjectRules) -> FrameSender {
-    FrameSender::open(&lab.sender_netns(), &lab.sender_if, rules).expect("opening an injector")
+/// A sender and its rate, as the daemon pairs them for one user.
+struct Injector {
+    sender: FrameSender,
+    rate: Rate,
+}
+
+impl Injector {
+    fn inject(&mut self, frame: &[u8]) -> Result<(), Refused> {
+        self.sender.inject(frame, &mut self.rate)
+    }
+
+    fn sent(&self) -> u64 {
+        self.sender.sent()
+    }
+
+    fn refused(&self) -> u64 {
+        self.sender.refused()
+    }
+}
+
+fn open_sender(
+    lab: &Lab,
+    interface: &str,
+    rules: &InjectRules,
+) -> Result<FrameSender, InjectError> {
+    FrameSender::open(
+        &lab.sender_netns().open().expect("the sender namespace"),
+        interface,
+        rules,
+    )
+}
+
+fn open(lab: &Lab, rules: &InjectRules) -> Injector {
+    Injector {
+        sender: open_sender(lab, &lab.sender_if, rules).expect("opening an injector"),
+        rate: Rate::new(rules, std::time::Instant::now()),
+    }
 }
 
 #[test]
@@ -420,7 +455,7 @@ fn the_peer_end_is_not_the_interface() {
 #[test]
 fn opening_a_missing_interface_says_so() {
     let lab = Lab::new();
-    match FrameSender::open(&lab.sender_netns(), &lab.capture_if, &rules("", 1, false)) {
+    match open_sender(&lab, &lab.capture_if, &rules("", 1, false)) {
         Err(error @ InjectError::NoInterface { .. }) => {
             assert!(error.to_string().contains(&lab.capture_if), "{error}");
         }

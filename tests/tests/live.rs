@@ -454,3 +454,95 @@ fn a_full_ring_is_counted_as_drops_for_that_client_only() {
     assert_eq!(slow_counters.delivered + slow_counters.dropped, FRAMES);
     assert_eq!(slow_records.len() as u64, slow_counters.delivered);
 }
+
+/// A namespace named by a process is held from the first open: when the
+/// process is gone (its name with it), a move between hooks still happens
+/// in that very namespace, never in whatever the name means now.
+#[test]
+fn a_namespace_is_held_from_its_first_open_and_moves_never_name_it_again() {
+    let lab = Lab::new();
+    let mut holder = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.capture_ns, "sleep", "30"])
+        .spawn()
+        .expect("a process in the capture namespace");
+    std::thread::sleep(Duration::from_millis(200));
+    let by_process =
+        pktd_daemon::netns::Netns::parse(&format!("/proc/{}/ns/net", holder.id())).unwrap();
+    let mut attachment = Attachment::attach(&by_process, &lab.capture_if, Engine::Shared, Hook::Tc)
+        .expect("attaching in the process's namespace");
+    let mut client = attachment.add_client(&received(), &filter("udp")).unwrap();
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    attachment
+        .move_to_xdp()
+        .expect("the move uses the namespace held, not the process's name");
+    assert_eq!(attachment.hook(), Hook::Xdp);
+    lab.sender().send(&udp_frame(9000, 1, 18));
+    assert_eq!(drain(&mut client, Duration::from_millis(300)).len(), 1);
+}
+
+/// A move that fails before the hand-over leaves the attachment as it was:
+/// at TC, its clients served, its filters replaceable.
+#[test]
+fn a_failed_move_leaves_the_attachment_as_it_was() {
+    let lab = Lab::new();
+    // Another program holds the XDP hook: the move cannot attach there.
+    let _occupant = Attachment::attach(
+        &lab.capture_netns(),
+        &lab.capture_if,
+        Engine::Shared,
+        Hook::Xdp,
+    )
+    .expect("occupying XDP");
+    let mut attachment = Attachment::attach(
+        &lab.capture_netns(),
+        &lab.capture_if,
+        Engine::Shared,
+        Hook::Tc,
+    )
+    .expect("attaching at TC");
+    let mut client = attachment
+        .add_client(&received(), &filter("udp dst port 9000"))
+        .unwrap();
+    assert!(attachment.move_to_xdp().is_err(), "XDP is taken");
+    assert_eq!(attachment.hook(), Hook::Tc);
+    let sender = lab.sender();
+    sender.send(&udp_frame(9000, 1, 18));
+    sender.send(&udp_frame(9001, 2, 18));
+    let got = drain(&mut client, Duration::from_millis(300));
+    assert_eq!(got.len(), 1, "still served at TC");
+    attachment
+        .set_filter(client.slot(), &filter("udp dst port 9001"))
+        .expect("the native chain is TC's again");
+    sender.send(&udp_frame(9000, 3, 18));
+    sender.send(&udp_frame(9001, 4, 18));
+    let got = drain(&mut client, Duration::from_millis(300));
+    assert_eq!(
+        got.iter()
+            .map(|record| sequence_and_port(&record.data).1)
+            .collect::<Vec<_>>(),
+        vec![9001]
+    );
+}
+
+/// A slot given back is not taken again at once, so that no packet still
+/// in flight with its previous occupant's verdict reaches the next one.
+#[test]
+fn a_slot_given_back_rests_before_it_is_taken_again() {
+    let mut attachment =
+        Attachment::detached(Engine::Shared, Hook::Tc).expect("loading the kernel program");
+    let mut clients = Vec::new();
+    for _ in 0..pktd_common::MAX_CLIENTS {
+        clients.push(attachment.add_client(&received(), &filter("udp")).unwrap());
+    }
+    let slot = clients[5].slot();
+    attachment.remove_client(slot).unwrap();
+    let started = std::time::Instant::now();
+    let next = attachment.add_client(&received(), &filter("tcp")).unwrap();
+    assert_eq!(next.slot(), slot, "the only free slot");
+    assert!(
+        started.elapsed() >= pktd_daemon::capture::QUARANTINE,
+        "taken again after {:?}",
+        started.elapsed()
+    );
+}

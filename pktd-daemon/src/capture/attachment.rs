@@ -16,7 +16,7 @@ use super::{
     native::{Engine, SlotEngine},
     object::{self, Maps, map_error},
 };
-use crate::netns::Netns;
+use crate::netns::{Netns, NetnsHandle};
 
 /// The kernel program loaded once for one (namespace, interface), or
 /// loaded but not attached (for BPF_PROG_TEST_RUN).
@@ -46,9 +46,17 @@ pub struct Attachment {
     pub(super) hook: Hook,
     /// Slots whose filters have native code installed.
     pub(super) native: u64,
+    /// Which half of the program array the running chain's rest uses.
+    pub(super) chain_half: u32,
+    /// When each free slot was given back: a slot is taken again only
+    /// after [`slots::QUARANTINE`](super::slots), so that no packet still
+    /// carries the verdict of its previous occupant.
+    pub(super) freed: [Option<std::time::Instant>; MAX_CLIENTS as usize],
     pub(super) ifindex: Option<u32>,
-    /// Where the programs are attached, for moves between XDP and TC.
-    pub(super) place: Option<(Netns, String)>,
+    /// Where the programs are attached, for moves between XDP and TC: the
+    /// namespace held open since the attachment was made, never named
+    /// again.
+    pub(super) place: Option<(NetnsHandle, String)>,
     /// The XDP attachment, if any.
     pub(super) xdp_link: Option<XdpLinkId>,
     /// The TC attachments (ingress, egress), if any.
@@ -83,6 +91,8 @@ impl Attachment {
             engine,
             hook,
             native: 0,
+            chain_half: 0,
+            freed: [None; MAX_CLIENTS as usize],
             ifindex: None,
             place: None,
             xdp_link: None,
@@ -97,6 +107,16 @@ impl Attachment {
     /// otherwise).
     pub fn attach(
         netns: &Netns,
+        interface: &str,
+        engine: Engine,
+        hook: Hook,
+    ) -> Result<Self, CaptureError> {
+        Self::attach_in(&netns.open()?, interface, engine, hook)
+    }
+
+    /// [`Attachment::attach`] in a namespace already open.
+    pub fn attach_in(
+        netns: &NetnsHandle,
         interface: &str,
         engine: Engine,
         hook: Hook,
@@ -121,7 +141,7 @@ impl Attachment {
     }
 
     /// The namespace and interface the program is attached to.
-    pub fn place(&self) -> Option<(&Netns, &str)> {
+    pub fn place(&self) -> Option<(&NetnsHandle, &str)> {
         self.place
             .as_ref()
             .map(|(netns, interface)| (netns, interface.as_str()))

@@ -14,6 +14,11 @@ use super::{
 };
 use crate::sys;
 
+/// Entries of the program array in each half that chains alternate
+/// between: the rest of a chain, after its first program.
+const CHAIN_HALF: u32 = (jump::ENTRIES - jump::CHAIN) / 2;
+const _: () = assert!(MAX_CHAIN as u32 - 1 <= CHAIN_HALF);
+
 impl Attachment {
     /// Regenerates and installs the native code for the current filters
     /// (per the engine), then tells the kernel which slots are in use and
@@ -23,31 +28,37 @@ impl Attachment {
     /// The native code is a chain of programs joined by tail calls: one per
     /// client (per-client engine), or as few as fit [`native::MAX_PROGRAM_INSNS`]
     /// each (shared engine); at most [`MAX_CHAIN`].
+    ///
+    /// A chain is swapped whole: its programs after the first go into the
+    /// half of the program array the running chain does not use, and the
+    /// first replaces `DECIDE` last, so a packet runs the old chain or the
+    /// new one, never parts of both.
     pub(super) fn rebuild_native(&mut self) -> Result<(), CaptureError> {
+        let half = 1 - self.chain_half;
+        let rest = jump::CHAIN + half * CHAIN_HALF;
         let (programs, native) = loop {
             let groups = self.native_groups();
-            match self.load_chain(&groups) {
+            match self.load_chain(&groups, rest) {
                 Ok(loaded) => break loaded,
                 // A program was refused and its culprits marked: again.
                 Err(()) => continue,
             }
         };
-        // Entries: DECIDE, then CHAIN.. for the rest of the chain. The old
-        // programs stay in place until replaced, so a packet runs the old
-        // filter of a slot or the new one.
-        for (index, program) in programs.iter().enumerate() {
-            let entry = if index == 0 {
-                jump::DECIDE
-            } else {
-                jump::CHAIN + index as u32 - 1
-            };
+        let install = |entry, program: &OwnedFd| {
             sys::set_program_array_entry(self.jump_map(), entry, program.as_fd()).map_err(
                 |source| CaptureError::Io {
                     operation: "installing native filters",
                     source,
                 },
-            )?;
+            )
+        };
+        for (index, program) in programs.iter().enumerate().skip(1) {
+            install(rest + index as u32 - 1, program)?;
         }
+        if let Some(first) = programs.first() {
+            install(jump::DECIDE, first)?;
+        }
+        self.chain_half = half;
         if programs.is_empty() {
             match sys::delete_map_entry(self.jump_map(), jump::DECIDE) {
                 Err(err) if err.raw_os_error() != Some(libc::ENOENT) => {
@@ -115,7 +126,7 @@ impl Attachment {
     /// last the delivery program. `Err` when the kernel refused one: the
     /// filters it refuses alone are then marked refused (or, if none is,
     /// the whole group).
-    fn load_chain(&mut self, groups: &[Vec<u32>]) -> Result<(Vec<OwnedFd>, u64), ()> {
+    fn load_chain(&mut self, groups: &[Vec<u32>], rest: u32) -> Result<(Vec<OwnedFd>, u64), ()> {
         let sharing = match self.engine {
             Engine::Shared => Sharing::Shared,
             _ => Sharing::None,
@@ -126,7 +137,7 @@ impl Attachment {
             let next = if index + 1 == groups.len() {
                 jump::DELIVER
             } else {
-                jump::CHAIN + index as u32
+                rest + index as u32
             };
             match self.load_native(group, sharing, next) {
                 Ok(program) => {

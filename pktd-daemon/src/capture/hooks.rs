@@ -11,14 +11,14 @@ use super::{
     error::CaptureError,
     object::{self, classifier, program_error, xdp_program},
 };
-use crate::{netns::Netns, sys};
+use crate::{netns::NetnsHandle, sys};
 
 impl Attachment {
     /// Attaches the classifiers at TC ingress and egress of `interface` in
     /// `netns`; the interface's index.
     pub(super) fn attach_tc(
         &mut self,
-        netns: &Netns,
+        netns: &NetnsHandle,
         interface: &str,
     ) -> Result<u32, CaptureError> {
         let ebpf = &mut self.ebpf;
@@ -44,7 +44,7 @@ impl Attachment {
     /// index.
     pub(super) fn attach_xdp(
         &mut self,
-        netns: &Netns,
+        netns: &NetnsHandle,
         interface: &str,
     ) -> Result<u32, CaptureError> {
         let ebpf = &mut self.ebpf;
@@ -62,7 +62,8 @@ impl Attachment {
     /// Moves an XDP attachment to TC ingress and egress (for a session that
     /// wants sent packets too), without losing or doubling a packet: TC is
     /// attached first while the XDP program still serves received packets,
-    /// then one flag hands them over, then XDP is detached.
+    /// then one flag hands them over, then XDP is detached. A move that
+    /// fails before the hand-over leaves the attachment at XDP as it was.
     pub fn move_to_tc(&mut self) -> Result<(), CaptureError> {
         let Some((netns, interface)) = self.place.clone().filter(|_| self.xdp_link.is_some())
         else {
@@ -71,8 +72,15 @@ impl Attachment {
         // Native code for TC; XDP keeps its own until it is detached, and
         // the globals still say XDP serves received packets.
         self.hook = Hook::Tc;
-        self.rebuild_native()?;
-        self.attach_tc(&netns, &interface)?;
+        if let Err(err) = self
+            .rebuild_native()
+            .and_then(|()| self.attach_tc(&netns, &interface).map(drop))
+        {
+            self.hook = Hook::Xdp;
+            self.tc_links.clear();
+            self.rebuild_native()?;
+            return Err(err);
+        }
         // The hand-over: TC ingress serves received packets from here on.
         self.xdp_receives = false;
         self.publish_globals()?;
@@ -88,7 +96,8 @@ impl Attachment {
     /// Moves a TC attachment to XDP (when every session wants received
     /// packets only), without losing or doubling a packet: XDP is attached
     /// first while TC ingress still serves received packets, then one flag
-    /// hands them over, then TC is detached.
+    /// hands them over, then TC is detached. A move that fails before the
+    /// hand-over leaves the attachment at TC as it was.
     pub fn move_to_xdp(&mut self) -> Result<(), CaptureError> {
         let Some((netns, interface)) = self.place.clone().filter(|_| self.xdp_link.is_none())
         else {
@@ -96,13 +105,20 @@ impl Attachment {
         };
         if !self.received_only() {
             return Err(CaptureError::InvalidSpec {
-                message: "a client wants sent packets: XDP cannot serve it".to_owned(),
+                message: "a session wants sent packets: XDP cannot serve it".to_owned(),
             });
         }
         object::load_xdp(&mut self.ebpf, &self.maps)?;
         self.hook = Hook::Xdp;
-        self.rebuild_native()?;
-        self.attach_xdp(&netns, &interface)?;
+        if let Err(err) = self
+            .rebuild_native()
+            .and_then(|()| self.attach_xdp(&netns, &interface).map(drop))
+        {
+            self.hook = Hook::Tc;
+            self.xdp_link = None;
+            self.rebuild_native()?;
+            return Err(err);
+        }
         // The hand-over: XDP serves received packets from here on.
         self.xdp_receives = true;
         self.publish_globals()?;
@@ -118,7 +134,7 @@ impl Attachment {
 
 /// The index of `interface` in the calling thread's namespace, which is
 /// `netns` (for the error).
-fn interface_index(netns: &Netns, interface: &str) -> Result<u32, CaptureError> {
+fn interface_index(netns: &NetnsHandle, interface: &str) -> Result<u32, CaptureError> {
     sys::interface_index(interface).map_err(|source| CaptureError::NoInterface {
         interface: interface.to_owned(),
         netns: netns.to_string(),

@@ -34,4 +34,4 @@ pub use native::{Engine, HookChoice, MAX_CHAIN, NativeError, SlotEngine};
 pub use pktd_translate::Hook;
 pub use registry::{InterfaceSnapshot, Registry, SlotRef};
 pub use ring::{AsyncRing, Record, Ring};
-pub use slots::{ClientSpec, InterfaceCounterReader, SlotCounters};
+pub use slots::{ClientSpec, InterfaceCounterReader, QUARANTINE, SlotCounters};

@@ -30,7 +30,10 @@ use super::{
     ring::Ring,
     slots::{ClientSpec, InterfaceCounterReader, SlotCounters},
 };
-use crate::{netns::Netns, sync::lock};
+use crate::{
+    netns::{Netns, NetnsHandle},
+    sync::lock,
+};
 
 /// Drivers whose XDP is not run on their own receive buffers: their XDP
 /// converts every skb (veth measured slower than TC, docs/performance.md),
@@ -39,7 +42,7 @@ const XDP_CONVERTS_SKBS: &[&str] = &["veth", "tun", "bridge", "loopback", ""];
 
 /// Whether XDP is worth it on `interface`: its driver runs XDP on its own
 /// receive buffers.
-fn xdp_pays_off(netns: &Netns, interface: &str) -> bool {
+fn xdp_pays_off(netns: &NetnsHandle, interface: &str) -> bool {
     let driver = netns.run(|| crate::sys::interface_driver(interface));
     match driver {
         Ok(Ok(driver)) => !XDP_CONVERTS_SKBS.contains(&driver.as_str()),
@@ -160,18 +163,21 @@ impl Registry {
         spec: &ClientSpec,
         filter: &ValidProgram,
     ) -> Result<Added, CaptureError> {
+        // Opened once: the attachment keeps this very namespace, whatever
+        // becomes of its name.
+        let netns = netns.open()?;
         let key = AttachmentKey {
-            netns: netns.key()?,
+            netns: netns.key(),
             interface: interface.to_owned(),
         };
         loop {
-            let entry = self.entry(&key, netns);
+            let entry = self.entry(&key, &netns);
             let mut attached = lock(&entry.attachment);
             if entry.retired.load(Ordering::SeqCst) {
                 // It lost its last session while we waited: a new entry.
                 continue;
             }
-            let result = self.add_to(&entry, &mut attached.attachment, netns, spec, filter);
+            let result = self.add_to(&entry, &mut attached.attachment, &netns, spec, filter);
             if attached
                 .attachment
                 .as_ref()
@@ -196,7 +202,7 @@ impl Registry {
     }
 
     /// The registry's entry for `key`, made if missing.
-    fn entry(&self, key: &AttachmentKey, netns: &Netns) -> Arc<Entry> {
+    fn entry(&self, key: &AttachmentKey, netns: &NetnsHandle) -> Arc<Entry> {
         lock(&self.entries)
             .entry(key.clone())
             .or_insert_with(|| {
@@ -217,7 +223,7 @@ impl Registry {
         &self,
         entry: &Entry,
         attachment: &mut Option<Attachment>,
-        netns: &Netns,
+        netns: &NetnsHandle,
         spec: &ClientSpec,
         filter: &ValidProgram,
     ) -> Result<(Ring, SlotCounters), CaptureError> {
@@ -249,12 +255,12 @@ impl Registry {
 
     fn attach(
         &self,
-        netns: &Netns,
+        netns: &NetnsHandle,
         interface: &str,
         spec: &ClientSpec,
     ) -> Result<Attachment, CaptureError> {
         let received_only = spec.directions == pktd_common::DIR_IN;
-        let at = |hook| Attachment::attach(netns, interface, self.engine, hook);
+        let at = |hook| Attachment::attach_in(netns, interface, self.engine, hook);
         match self.hook {
             HookChoice::Tc => at(Hook::Tc),
             HookChoice::Xdp => at(Hook::Xdp),

@@ -2,7 +2,10 @@
 //! settings, filter, ring buffer, counters and quota usage), taken, changed
 //! and given back; and its counters.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::{
+    os::fd::{AsFd, OwnedFd},
+    time::{Duration, Instant},
+};
 
 use aya::maps::{Array, IterableMap as _, Map, MapData, PerCpuArray, PerCpuValues, RingBuf};
 use pktd_common::{
@@ -19,6 +22,9 @@ use super::{
     ring::Ring,
 };
 use crate::sys;
+
+/// How long a slot given back stays free before it is taken again.
+pub const QUARANTINE: Duration = Duration::from_millis(100);
 
 /// Smallest and largest ring buffer a session may have.
 const MIN_RING_BYTES: u32 = 4096;
@@ -75,11 +81,7 @@ impl Attachment {
         } else {
             ring_size(spec.ring_bytes)?
         };
-        let slot = self
-            .slots
-            .iter()
-            .position(Option::is_none)
-            .ok_or(CaptureError::SlotsFull { max: MAX_CLIENTS })? as u32;
+        let slot = self.free_slot()?;
         let ring = new_ring(ring_bytes)?;
         self.install_filter(slot, filter)?;
         self.maps
@@ -119,6 +121,27 @@ impl Attachment {
             .set(slot, config, 0)
             .map_err(map_error("activating a client", names::MAP_CLIENTS))?;
         Ok(Ring::new(slot, self.slot_engine(slot)?, ring))
+    }
+
+    /// A free slot, preferring those given back longest ago; one given
+    /// back less than [`QUARANTINE`] ago is waited for. A packet that ran
+    /// the native programs of the slot's previous occupant could otherwise
+    /// be delivered by the new occupant's settings: between a program
+    /// array update and the slot's activation lie a few system calls,
+    /// while a packet's pass through the programs takes microseconds.
+    fn free_slot(&self) -> Result<u32, CaptureError> {
+        let now = Instant::now();
+        let slot = (0..MAX_CLIENTS)
+            .filter(|slot| self.slots[*slot as usize].is_none())
+            .min_by_key(|slot| self.freed[*slot as usize])
+            .ok_or(CaptureError::SlotsFull { max: MAX_CLIENTS })?;
+        if let Some(freed) = self.freed[slot as usize] {
+            let ready = freed + QUARANTINE;
+            if ready > now {
+                std::thread::sleep(ready - now);
+            }
+        }
+        Ok(slot)
     }
 
     /// Changes a session's settings (a policy reload): directions, snaplen
@@ -205,6 +228,7 @@ impl Attachment {
             }
         }
         self.slots[slot as usize] = None;
+        self.freed[slot as usize] = Some(Instant::now());
         self.rebuild_native()
     }
 

@@ -137,7 +137,8 @@ impl CaptureSession {
         };
         if counters.dropped > self.told_dropped {
             self.told_dropped = counters.dropped;
-            let reply = Reply::Stats(session::stats(&counters));
+            let filtered = self.session.grant().policy_filter.is_some();
+            let reply = Reply::Stats(session::stats(&counters, filtered));
             if socket.send(&reply).await.is_err() {
                 return Flow::Disconnected;
             }

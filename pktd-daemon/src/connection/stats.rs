@@ -44,7 +44,7 @@ pub(super) fn daemon_stats(state: &State, peer: Peer) -> Result<Reply, Refusal> 
                 pid: info.pid,
                 netns: info.netns,
                 interface: info.interface,
-                stats: session::stats(&counters),
+                stats: session::stats(&counters, info.policy_filtered),
             })
         })
         .collect();

@@ -2,12 +2,12 @@
 //! within the MTU, not spoofed, matched by the principal's filter; and
 //! check 5 through the token buckets of `rate`.
 
-use std::{fmt, net::IpAddr, time::Instant};
+use std::{fmt, net::IpAddr};
 
 use etherparse::{EtherType, LinkExtSlice, NetSlice, SlicedPacket, TransportSlice};
 use pktd_filter::ValidProgram;
 
-use super::{error::InjectError, rate::Bucket};
+use super::error::InjectError;
 use crate::policy::{InjectRules, MAX_SNAPLEN};
 
 /// Length of an Ethernet header without tags.
@@ -137,16 +137,10 @@ pub(super) struct Checker {
     /// `None`: the blank expression, every frame matches.
     filter: Option<ValidProgram>,
     rules: InjectRules,
-    packets: Bucket,
-    bytes: Bucket,
 }
 
 impl Checker {
-    pub fn new(
-        interface: Interface,
-        rules: &InjectRules,
-        now: Instant,
-    ) -> Result<Self, InjectError> {
+    pub fn new(interface: Interface, rules: &InjectRules) -> Result<Self, InjectError> {
         let filter = if rules.filter.trim().is_empty() {
             None
         } else {
@@ -163,9 +157,6 @@ impl Checker {
             interface,
             filter,
             rules: rules.clone(),
-            packets: Bucket::full(f64::from(rules.rate_pps), now),
-            // Exact below 2^53 bytes/s, far beyond any link.
-            bytes: Bucket::full(rules.rate_bps as f64, now),
         })
     }
 
@@ -250,36 +241,6 @@ impl Checker {
             None => {}
         }
         Ok(())
-    }
-
-    /// Check 5, taking no tokens: whether `len` bytes may go now.
-    pub fn check_rate(&mut self, len: usize, now: Instant) -> Result<(), Refused> {
-        self.packets.refill(now);
-        self.bytes.refill(now);
-        let len_f = len as f64;
-        if len_f > self.bytes.rate {
-            return Err(Refused::BeyondBurst {
-                len,
-                bps: self.rules.rate_bps,
-            });
-        }
-        if self.packets.tokens < 1.0 {
-            return Err(Refused::PacketRate {
-                pps: self.rules.rate_pps,
-            });
-        }
-        if self.bytes.tokens < len_f {
-            return Err(Refused::ByteRate {
-                bps: self.rules.rate_bps,
-            });
-        }
-        Ok(())
-    }
-
-    /// Takes the tokens of a sent frame of `len` bytes.
-    pub fn take(&mut self, len: usize) {
-        self.packets.tokens -= 1.0;
-        self.bytes.tokens -= len as f64;
     }
 }
 

@@ -43,5 +43,6 @@ pub use self::{
     cache::Senders,
     checks::{Mac, Refused},
     error::InjectError,
+    rate::Rate,
     sender::FrameSender,
 };

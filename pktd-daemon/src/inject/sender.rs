@@ -9,8 +9,9 @@ use std::{
 use super::{
     checks::{Checker, Interface, Refused},
     error::InjectError,
+    rate::Rate,
 };
-use crate::{netns::Netns, policy::InjectRules, sys};
+use crate::{netns::NetnsHandle, policy::InjectRules, sys};
 
 /// `ARPHRD_ETHER` and `ARPHRD_LOOPBACK`: the hardware types whose frames
 /// start with an Ethernet header.
@@ -32,24 +33,28 @@ impl FrameSender {
     /// inside the namespace) and reads the interface's MTU, MAC address and
     /// IPv4/IPv6 addresses there. The addresses are not re-read: an address
     /// added later counts as spoofed until the injector is reopened.
-    pub fn open(netns: &Netns, interface: &str, rules: &InjectRules) -> Result<Self, InjectError> {
+    pub fn open(
+        netns: &NetnsHandle,
+        interface: &str,
+        rules: &InjectRules,
+    ) -> Result<Self, InjectError> {
         let name = interface.to_owned();
         let (socket, info) = netns.run(move || open_inside(netns, &name))??;
         Ok(Self {
             socket,
-            checker: Checker::new(info, rules, Instant::now())?,
+            checker: Checker::new(info, rules)?,
             sent: 0,
             refused: 0,
         })
     }
 
-    /// Checks one Ethernet frame (VLAN tags included, no FCS) and sends it,
-    /// or says why not. Never panics on any input.
-    pub fn inject(&mut self, frame: &[u8]) -> Result<(), Refused> {
+    /// Checks one Ethernet frame (VLAN tags included, no FCS) and sends it
+    /// within `rate`, or says why not. Never panics on any input.
+    pub fn inject(&mut self, frame: &[u8], rate: &mut Rate) -> Result<(), Refused> {
         let result = self
             .checker
             .check(frame)
-            .and_then(|()| self.checker.check_rate(frame.len(), Instant::now()))
+            .and_then(|()| rate.check(frame.len(), Instant::now()))
             .and_then(|()| {
                 sys::packet_send(self.socket.as_fd(), frame).map_err(|error| Refused::Send {
                     reason: error.to_string(),
@@ -57,7 +62,7 @@ impl FrameSender {
             });
         match result {
             Ok(()) => {
-                self.checker.take(frame.len());
+                rate.take(frame.len());
                 self.sent += 1;
             }
             Err(_) => self.refused += 1,
@@ -77,7 +82,7 @@ impl FrameSender {
 }
 
 /// The part of [`FrameSender::open`] that runs inside the namespace.
-fn open_inside(netns: &Netns, name: &str) -> Result<(OwnedFd, Interface), InjectError> {
+fn open_inside(netns: &NetnsHandle, name: &str) -> Result<(OwnedFd, Interface), InjectError> {
     let index = crate::netns::interface_index(name).map_err(|source| InjectError::NoInterface {
         interface: name.to_owned(),
         netns: netns.to_string(),

@@ -138,6 +138,7 @@ where
             netns: grant.netns_name.clone(),
             interface: grant.interface.clone(),
             counters: counters.clone(),
+            policy_filtered: grant.policy_filter.is_some(),
         },
     );
     log_opened(id, &peer, &grant, engine);
@@ -212,7 +213,8 @@ impl Session {
 
     /// Its counters as the client sees them.
     pub fn stats(&self) -> Result<Stats, CaptureError> {
-        self.counters().map(|counters| stats(&counters))
+        self.counters()
+            .map(|counters| stats(&counters, self.grant.policy_filter.is_some()))
     }
 
     /// Why a quota ends the session, once it does: only after every
@@ -368,10 +370,18 @@ pub fn quota_end(counters: &ClientCounters, drained: u64, packet_quota: u64) -> 
     })
 }
 
-/// Kernel counters as the protocol reports them.
-pub fn stats(counters: &ClientCounters) -> Stats {
+/// Kernel counters as the protocol reports them. `received` counts the
+/// interface's packets in the session's directions, unless a policy
+/// filter hides some of them from the session: then it counts what the
+/// session's whole filter accepted, so that the session learns nothing of
+/// the traffic the policy keeps from it.
+pub fn stats(counters: &ClientCounters, policy_filtered: bool) -> Stats {
     Stats {
-        received: counters.seen,
+        received: if policy_filtered {
+            counters.matched
+        } else {
+            counters.seen
+        },
         matched: counters.matched,
         delivered: counters.delivered,
         dropped: counters.dropped,
@@ -422,7 +432,12 @@ mod tests {
             ..ClientCounters::default()
         };
         assert_eq!(
-            stats(&kernel),
+            stats(&kernel, true).received,
+            2,
+            "under a policy filter, only what it let by"
+        );
+        assert_eq!(
+            stats(&kernel, false),
             Stats {
                 received: 1,
                 matched: 2,

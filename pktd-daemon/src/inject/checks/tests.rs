@@ -1,7 +1,5 @@
 //! The checks on hand-made frames, without root.
 
-use std::time::Duration;
-
 use etherparse::PacketBuilder;
 
 use super::*;
@@ -28,7 +26,7 @@ fn checker_with(rules: &InjectRules) -> Checker {
         mac: OWN_MAC,
         addresses: vec![IpAddr::from(OWN_IP), IpAddr::from(OWN_IP6)],
     };
-    Checker::new(interface, rules, Instant::now()).expect("the filter compiles")
+    Checker::new(interface, rules).expect("the filter compiles")
 }
 
 fn checker(filter: &str) -> Checker {
@@ -366,54 +364,6 @@ fn the_filter_decides_last() {
 }
 
 #[test]
-fn token_buckets_refill_with_time_and_cap_at_one_second() {
-    let start = Instant::now();
-    let mut checker = checker_with(&InjectRules {
-        rate_pps: 5,
-        rate_bps: 1000,
-        ..rules("")
-    });
-    checker.packets.last = start;
-    checker.bytes.last = start;
-    for _ in 0..5 {
-        assert_eq!(checker.check_rate(100, start), Ok(()));
-        checker.take(100);
-    }
-    let refused = checker.check_rate(100, start).unwrap_err();
-    assert_eq!(refused, Refused::PacketRate { pps: 5 });
-    assert_eq!(refused.to_string(), "rate limit: 5 packets/s");
-    // Refused attempts take nothing: 200 ms later exactly one more.
-    for _ in 0..10 {
-        assert!(checker.check_rate(100, start).is_err());
-    }
-    let later = start + Duration::from_millis(200);
-    assert_eq!(checker.check_rate(100, later), Ok(()));
-    checker.take(100);
-    assert!(checker.check_rate(100, later).is_err());
-    // Bytes: 600 used of 1000, 400 + 200 refilled in 200 ms... but the
-    // burst is capped at one second's worth after a long pause.
-    let much_later = start + Duration::from_secs(60);
-    checker.check_rate(0, much_later).unwrap();
-    assert!((checker.packets.tokens - 5.0).abs() < 1e-9);
-    assert!((checker.bytes.tokens - 1000.0).abs() < 1e-9);
-    assert_eq!(
-        checker.check_rate(1001, much_later),
-        Err(Refused::BeyondBurst {
-            len: 1001,
-            bps: 1000
-        })
-    );
-    assert_eq!(checker.check_rate(1000, much_later), Ok(()));
-    checker.take(1000);
-    assert_eq!(
-        checker.check_rate(1, much_later),
-        Err(Refused::ByteRate { bps: 1000 })
-    );
-    // A clock that goes backwards does not add tokens.
-    assert!(checker.check_rate(1, start).is_err());
-}
-
-#[test]
 fn no_input_panics() {
     let checker = checker("udp or icmp");
     let mut seed = 0x1234_5678_9abc_def0_u64;
@@ -448,4 +398,43 @@ fn mac_prints_like_ip_link() {
         Mac([0x02, 0xab, 0, 0x10, 0xff, 1]).to_string(),
         "02:ab:00:10:ff:01"
     );
+}
+
+/// The documented example `inject_filter` (docs/policy.example.toml, and
+/// docs/security.md) lets echo requests by and nothing that could steer
+/// other hosts or users: no router or neighbour advertisement, no DHCP
+/// reply, no TCP segment into someone's connection, even with spoofing
+/// allowed.
+#[test]
+fn the_example_injection_filter_refuses_frames_that_steer_others() {
+    let example = InjectRules {
+        spoof: true,
+        ..rules("icmp[icmptype] = icmp-echo")
+    };
+    let checker = checker_with(&example);
+    macro_rules! build {
+        ($builder:expr, $payload:expr) => {{
+            let mut frame = Vec::new();
+            $builder.write(&mut frame, $payload).unwrap();
+            frame
+        }};
+    }
+    let ipv6 = || PacketBuilder::ethernet2(OWN_MAC, PEER_MAC).ipv6(OWN_IP6, PEER_IP6, 255);
+    let ipv4 = || PacketBuilder::ethernet2(OWN_MAC, PEER_MAC).ipv4(OWN_IP, PEER_IP, 64);
+    let refused = [
+        (
+            "router advertisement",
+            build!(ipv6().icmpv6_raw(134, 0, [64, 0, 7, 8]), &[0; 8]),
+        ),
+        (
+            "neighbour advertisement",
+            build!(ipv6().icmpv6_raw(136, 0, [0xe0, 0, 0, 0]), &PEER_IP6),
+        ),
+        ("DHCP reply", build!(ipv4().udp(67, 68), &[2; 240])),
+        ("TCP reset", build!(ipv4().tcp(22, 40000, 1, 0).rst(), &[])),
+    ];
+    for (what, frame) in refused {
+        assert_eq!(checker.check(&frame), Err(Refused::Filtered), "{what}");
+    }
+    assert_eq!(checker.check(&icmp_echo(8)), Ok(()), "an echo request");
 }
