@@ -37,6 +37,7 @@
 //! | [`inject`] | injection: checks, rate limits, the senders |
 //! | `state` | what connections and sessions share, behind methods |
 //! | [`netns`] | naming and entering network namespaces |
+//! | [`privileges`] | what the daemon gives up before it serves |
 //! | [`paths`] | directories opened without following links, checked |
 //! | `sys` | every system call std and aya lack; the one module with `unsafe` |
 //! | [`report`] | `pktd stats` output: rates, table, CSV |
@@ -54,6 +55,7 @@ pub mod inject;
 pub mod netns;
 pub mod paths;
 pub mod policy;
+pub mod privileges;
 pub mod recording;
 pub mod report;
 mod server;

@@ -105,13 +105,6 @@ fn main() -> anyhow::Result<ExitCode> {
     if std::env::args_os().nth(1).as_deref() == Some(OsStr::new(compiler::HELPER_ARG)) {
         return Ok(compiler::run_helper());
     }
-    tokio::runtime::Runtime::new()
-        .context("starting the runtime")?
-        .block_on(serve())?;
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn serve() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -125,9 +118,25 @@ async fn serve() -> anyhow::Result<()> {
         csv,
     }) = args.command
     {
-        pktd_daemon::report::watch(&args.socket, interval, count, csv.as_deref()).await?;
-        return Ok(());
+        runtime()?.block_on(pktd_daemon::report::watch(
+            &args.socket,
+            interval,
+            count,
+            csv.as_deref(),
+        ))?;
+        return Ok(ExitCode::SUCCESS);
     }
+    // Before any thread starts: every thread inherits what is left.
+    pktd_daemon::privileges::give_up().context("giving up privileges")?;
+    runtime()?.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the runtime")
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
     let policy = load_policy(args.policy.as_deref())?;
     // Proves the embedded program passes this kernel's verifier before
     // anything is served.
@@ -137,7 +146,8 @@ async fn serve() -> anyhow::Result<()> {
         return Ok(());
     }
     // Every connection and session holds descriptors: allow as many as
-    // the hard limit does, so that the connection limits bind first.
+    // the hard limit does, so that the connection limits bind first (no
+    // capability needed: the soft limit only rises to the hard one).
     if let Err(err) = pktd_daemon::raise_open_files_limit() {
         tracing::warn!(%err, "cannot raise the open files limit");
     }

@@ -555,3 +555,36 @@ async fn collect_lengths(capture: &mut libwire::Capture) -> Vec<usize> {
     }
     lengths
 }
+
+/// The daemon keeps only the capabilities docs/security.md lists, has
+/// `no_new_privs` and a seccomp filter: a bug in it cannot mount, trace,
+/// load kernel modules or regain what it gave up.
+#[test]
+fn the_daemon_keeps_only_the_capabilities_it_needs() {
+    let lab = Lab::new();
+    let daemon = RealDaemon::start("caps", &policy(&lab), &[]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.process.child.id()))
+        .expect("the daemon's status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .to_owned()
+    };
+    // CHOWN 0, DAC_OVERRIDE 1, KILL 5, SETGID 6, SETUID 7, NET_ADMIN 12,
+    // NET_RAW 13, SYS_ADMIN 21, BPF 39.
+    let expected: u64 = [0, 1, 5, 6, 7, 12, 13, 21, 39]
+        .iter()
+        .map(|bit| 1u64 << bit)
+        .sum();
+    for set in ["CapPrm:", "CapEff:", "CapBnd:"] {
+        let mask = u64::from_str_radix(&field(set), 16).unwrap();
+        assert_eq!(mask, expected, "{set} {mask:#x}");
+    }
+    assert_eq!(field("CapInh:"), "0000000000000000");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("Seccomp:"), "2", "a seccomp filter");
+    daemon.terminate(Duration::from_secs(1));
+}

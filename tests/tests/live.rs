@@ -540,6 +540,12 @@ fn a_slot_given_back_rests_before_it_is_taken_again() {
     let started = std::time::Instant::now();
     let next = attachment.add_client(&received(), &filter("tcp")).unwrap();
     assert_eq!(next.slot(), slot, "the only free slot");
+    let counters = attachment.counters(slot).unwrap();
+    assert_eq!(
+        (counters.seen, counters.matched, counters.delivered),
+        (0, 0, 0),
+        "a slot taken again starts with fresh counters"
+    );
     assert!(
         started.elapsed() >= pktd_daemon::capture::QUARANTINE,
         "taken again after {:?}",
