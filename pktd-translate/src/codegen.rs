@@ -6,6 +6,8 @@
 //! loads through a helper, [`VERDICTS_POINTER`], scratch memory M[] at
 //! [`MEMORY`], and the fork save areas below it.
 
+use std::collections::HashSet;
+
 use pktd_common::{CbpfInsn, MAX_CLIENTS, VERDICTS_CAP_LEN, VERDICTS_MATCHED};
 use pktd_filter::opcodes::*;
 
@@ -142,7 +144,21 @@ struct Emitter {
     layout: HookLayout,
     insns: Vec<Insn>,
     bound: Vec<Option<usize>>,
-    fixups: Vec<(usize, Label)>,
+    fixups: Vec<Fixup>,
+    /// Conditional jumps (by ordinal) whose target lies beyond a 16-bit
+    /// offset: each goes through a 32-bit `gotol` (kernel 6.4 and later).
+    far: HashSet<usize>,
+    /// Jumps emitted so far.
+    jumps: usize,
+}
+
+/// A jump whose offset is known once its target is bound.
+struct Fixup {
+    at: usize,
+    target: Label,
+    /// The jump's ordinal, for a conditional one; `None` for the `gotol`
+    /// of a far one.
+    conditional: Option<usize>,
 }
 
 impl Emitter {
@@ -159,8 +175,29 @@ impl Emitter {
         self.insns.push(Insn::new(code, dst, src, off, imm));
     }
 
+    /// A jump to `target`. Unconditional ones become `gotol` when far; a
+    /// conditional one known to be far jumps over a short `ja` to a
+    /// `gotol`: `jcond +1; ja +1; gotol target`.
     fn jump(&mut self, code: u8, dst: u8, src: u8, imm: i32, target: Label) {
-        self.fixups.push((self.insns.len(), target));
+        let ordinal = self.jumps;
+        self.jumps += 1;
+        let conditional = code & 0xf0 != JA;
+        if conditional && self.far.contains(&ordinal) {
+            self.emit(code, dst, src, 1, imm);
+            self.emit(JMP | JA, 0, 0, 1, 0);
+            self.fixups.push(Fixup {
+                at: self.insns.len(),
+                target,
+                conditional: None,
+            });
+            self.emit(JMP32 | JA, 0, 0, 0, 0);
+            return;
+        }
+        self.fixups.push(Fixup {
+            at: self.insns.len(),
+            target,
+            conditional: conditional.then_some(ordinal),
+        });
         self.emit(code, dst, src, 0, imm);
     }
 
@@ -358,8 +395,35 @@ fn falls_through(ir: &Ir, index: usize, label: Label) -> bool {
     false
 }
 
-/// The whole program: prologue, `ir`, and the tail call to `next`.
+/// Most instructions of a program the kernel loads.
+const MAX_PROGRAM: usize = 1_000_000;
+
+/// The whole program: prologue, `ir`, and the tail call to `next`. Long
+/// programs are translated whole: jumps too far for 16-bit offsets go
+/// through 32-bit ones (found by emitting again until none is left).
 pub fn generate(ir: &Ir, hook: Hook, maps: MapFds, next: u32) -> Result<Vec<Insn>, TranslateError> {
+    let mut far = HashSet::new();
+    loop {
+        let (insns, farther) = emit(ir, hook, maps, next, &far);
+        if farther.is_empty() {
+            if insns.len() > MAX_PROGRAM {
+                return Err(TranslateError::TooLarge { insns: insns.len() });
+            }
+            return Ok(insns);
+        }
+        far.extend(farther);
+    }
+}
+
+/// One emission with the conditional jumps in `far` made long; the
+/// program, and the conditional jumps found too far for a short offset.
+fn emit(
+    ir: &Ir,
+    hook: Hook,
+    maps: MapFds,
+    next: u32,
+    far: &HashSet<usize>,
+) -> (Vec<Insn>, Vec<usize>) {
     debug_assert!(next < pktd_common::jump::ENTRIES && MAX_CLIENTS <= 64);
     let mut emitter = Emitter {
         hook,
@@ -367,6 +431,8 @@ pub fn generate(ir: &Ir, hook: Hook, maps: MapFds, next: u32) -> Result<Vec<Insn
         insns: Vec::new(),
         bound: vec![None; ir.labels],
         fixups: Vec::new(),
+        far: far.clone(),
+        jumps: 0,
     };
     let e = &mut emitter;
     // Prologue: R6 = ctx; this CPU's verdicts, kept on the stack.
@@ -443,13 +509,27 @@ pub fn generate(ir: &Ir, hook: Hook, maps: MapFds, next: u32) -> Result<Vec<Insn
         fixups,
         ..
     } = emitter;
-    for (at, label) in fixups {
-        let target = bound[label].expect("every label is bound");
-        let offset = i16::try_from(target as isize - at as isize - 1)
-            .map_err(|_| TranslateError::TooLarge { insns: insns.len() })?;
-        insns[at].off = offset;
+    let mut farther = Vec::new();
+    for Fixup {
+        at,
+        target,
+        conditional,
+    } in fixups
+    {
+        let target = bound[target].expect("every label is bound");
+        let offset = target as isize - at as isize - 1;
+        match (i16::try_from(offset), conditional) {
+            (Ok(short), _) if insns[at].code != JMP32 | JA => insns[at].off = short,
+            (_, Some(ordinal)) => farther.push(ordinal),
+            // `ja` too far, or a far jump's `gotol`: a 32-bit offset in imm.
+            (_, None) => {
+                insns[at].code = JMP32 | JA;
+                insns[at].off = 0;
+                insns[at].imm = offset as i32;
+            }
+        }
     }
-    Ok(insns)
+    (insns, farther)
 }
 
 #[cfg(test)]

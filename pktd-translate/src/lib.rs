@@ -104,7 +104,7 @@ pub enum TranslateError {
         /// The slot.
         slot: u32,
     },
-    /// The code is too long for eBPF's 16-bit jump offsets.
+    /// The code is longer than the kernel loads (a million instructions).
     #[error("generated program too large ({insns} instructions)")]
     TooLarge {
         /// Instructions generated.

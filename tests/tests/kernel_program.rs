@@ -3,7 +3,9 @@
 //! replacement, slot reuse and limits.
 
 use pktd_common::{CbpfInsn, DIR_IN, DIR_OUT, MAX_CLIENTS};
-use pktd_daemon::capture::{Attachment, CaptureError, ClientSpec, Engine, Hook, SlotEngine};
+use pktd_daemon::capture::{
+    Attachment, CaptureError, ClientSpec, Engine, Hook, MAX_CHAIN, SlotEngine,
+};
 use pktd_filter::{ValidProgram, compile, validate};
 use pktd_tests::{
     corpus::{self, tcp_frame},
@@ -286,10 +288,10 @@ fn interface_counters_count_packets_bytes_syns_and_synacks() {
     assert_eq!((counters.tcp_syn, counters.tcp_synack), (2, 1));
 }
 
-/// A valid program whose native form cannot exist: 4091 loads jumped over
-/// by one `ja`, which in eBPF (some 20 instructions per load) is farther
-/// than a 16-bit jump offset reaches. It accepts IPv4 frames.
-fn untranslatable_ipv4_filter() -> ValidProgram {
+/// A valid program longer than eBPF's 16-bit jump offsets reach: 4091
+/// loads jumped over by one `ja` (some 20 eBPF instructions per load). It
+/// accepts IPv4 frames.
+fn long_ipv4_filter() -> ValidProgram {
     let mut insns = vec![
         CbpfInsn::new(0x28, 0, 0, 12),    // ldh [12]
         CbpfInsn::new(0x15, 0, 1, 0x800), // jeq #0x800, 2, 3
@@ -301,47 +303,81 @@ fn untranslatable_ipv4_filter() -> ValidProgram {
     validate(&insns).expect("a valid program")
 }
 
+/// Checks the verdicts of `[udp dst port 9000, an IPv4 filter]`.
+fn check_port_and_ipv4(bench: &mut Bench, engine: Engine) {
+    let matching = udp_frame(9000, 10);
+    let records = bench.run(&matching);
+    assert_eq!(
+        records[0].as_ref().map(|r| &r.data),
+        Some(&matching),
+        "{engine}"
+    );
+    assert_eq!(
+        records[1].as_ref().map(|r| &r.data),
+        Some(&matching),
+        "{engine}"
+    );
+    let other_port = udp_frame(9001, 10);
+    let records = bench.run(&other_port);
+    assert!(records[0].is_none(), "{engine}");
+    assert!(records[1].is_some(), "{engine}: IPv4 is accepted");
+    let arp = [
+        &[0xffu8; 6][..],
+        &[2, 0, 0, 0, 0, 1],
+        &[0x08, 0x06],
+        &[0; 46],
+    ]
+    .concat();
+    assert_eq!(bench.run(&arp), [None, None], "{engine}");
+}
+
+#[test]
+fn filters_longer_than_short_jumps_reach_run_native() {
+    for engine in [Engine::Shared, Engine::PerClient] {
+        let filters = [filter("udp dst port 9000"), long_ipv4_filter()];
+        let mut bench = Bench::with_engine(&filters, &ClientSpec::default(), engine);
+        for client in &bench.clients {
+            assert_eq!(
+                bench.attachment.slot_engine(client.slot()).unwrap(),
+                SlotEngine::Native,
+                "{engine}: 32-bit jumps reach"
+            );
+        }
+        check_port_and_ipv4(&mut bench, engine);
+    }
+}
+
+/// Filters without native code are interpreted beside native ones, with
+/// the same verdicts: here the per-client engine's chain is full (32
+/// programs), so a 33rd filter is interpreted.
 #[test]
 fn filters_without_native_code_are_interpreted_beside_native_ones() {
-    for engine in [Engine::Shared, Engine::PerClient] {
-        let filters = [filter("udp dst port 9000"), untranslatable_ipv4_filter()];
-        let mut bench = Bench::with_engine(&filters, &ClientSpec::default(), engine);
-        let engines: Vec<SlotEngine> = bench
-            .clients
+    let filters: Vec<ValidProgram> = (0..=MAX_CHAIN)
+        .map(|i| filter(&format!("udp dst port {}", 9000 + i)))
+        .collect();
+    let mut bench = Bench::with_engine(&filters, &ClientSpec::default(), Engine::PerClient);
+    let engines: Vec<SlotEngine> = bench
+        .clients
+        .iter()
+        .map(|client| bench.attachment.slot_engine(client.slot()).unwrap())
+        .collect();
+    assert!(
+        engines[..MAX_CHAIN]
             .iter()
-            .map(|client| bench.attachment.slot_engine(client.slot()).unwrap())
-            .collect();
-        assert_eq!(
-            engines,
-            [SlotEngine::Native, SlotEngine::Interpreted],
-            "{engine}"
-        );
-        assert_eq!(bench.clients[1].engine(), SlotEngine::Interpreted);
-
-        let matching = udp_frame(9000, 10);
-        let records = bench.run(&matching);
-        assert_eq!(
-            records[0].as_ref().map(|r| &r.data),
-            Some(&matching),
-            "{engine}"
-        );
-        assert_eq!(
-            records[1].as_ref().map(|r| &r.data),
-            Some(&matching),
-            "{engine}"
-        );
-        let other_port = udp_frame(9001, 10);
-        let records = bench.run(&other_port);
-        assert!(records[0].is_none(), "{engine}");
-        assert!(records[1].is_some(), "{engine}: IPv4 is accepted");
-        let arp = [
-            &[0xffu8; 6][..],
-            &[2, 0, 0, 0, 0, 1],
-            &[0x08, 0x06],
-            &[0; 46],
-        ]
-        .concat();
-        assert_eq!(bench.run(&arp), [None, None], "{engine}");
+            .all(|e| *e == SlotEngine::Native)
+    );
+    assert_eq!(engines[MAX_CHAIN], SlotEngine::Interpreted);
+    for i in [0, MAX_CHAIN - 1, MAX_CHAIN] {
+        let frame = udp_frame(9000 + i as u16, 10);
+        let records = bench.run(&frame);
+        for (client, record) in records.iter().enumerate() {
+            assert_eq!(
+                record.as_ref().map(|r| &r.data),
+                (client == i).then_some(&frame),
+                "port {}: client {client}",
+                9000 + i
+            );
+        }
     }
 }
 

@@ -76,3 +76,57 @@ fn every_jump_lands_inside_the_program() {
         }
     }
 }
+
+/// A program longer than 16-bit jump offsets reach is translated whole:
+/// far unconditional jumps become `gotol` (JMP32 | JA, offset in imm) and
+/// far conditional ones jump to one; every jump lands inside the program.
+#[test]
+fn far_jumps_go_through_32_bit_offsets() {
+    use pktd_filter::{CbpfInsn, validate};
+    // jeq over 4000 loads at different offsets (each a few eBPF
+    // instructions), both ways far.
+    let mut insns = vec![
+        CbpfInsn::new(0x28, 0, 0, 12),
+        CbpfInsn::new(0x15, 0, 1, 0x800),
+        CbpfInsn::new(0x05, 0, 0, 4001),
+    ];
+    insns.extend((0..4000).map(|i| CbpfInsn::new(0x30, 0, 0, 14 + i % 200)));
+    insns.push(CbpfInsn::new(0x06, 0, 0, 0));
+    insns.push(CbpfInsn::new(0x06, 0, 0, 65535));
+    let program = validate(&insns).unwrap();
+    let filters = [Filter {
+        slot: 0,
+        program: &program,
+    }];
+    let out = translate(&ProgramSpec {
+        filters: &filters,
+        hook: Hook::Tc,
+        maps: MAPS,
+        sharing: Sharing::None,
+        next: 1,
+    })
+    .expect("a long program translates")
+    .insns;
+    assert!(out.len() > i16::MAX as usize, "{} instructions", out.len());
+    let gotols = out.iter().filter(|insn| insn.code == 0x06).count();
+    assert!(gotols > 0, "no 32-bit jump in a long program");
+    for (at, insn) in out.iter().enumerate() {
+        let class = insn.code & 0x07;
+        let is_jump = (class == 0x05 || class == 0x06)
+            && insn.code & 0xf0 != 0x80
+            && insn.code & 0xf0 != 0x90;
+        if !is_jump {
+            continue;
+        }
+        let offset = if insn.code == 0x06 {
+            insn.imm as isize
+        } else {
+            insn.off as isize
+        };
+        let target = at as isize + 1 + offset;
+        assert!(
+            (0..out.len() as isize).contains(&target),
+            "jump at {at} lands at {target}"
+        );
+    }
+}
