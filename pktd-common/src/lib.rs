@@ -16,6 +16,12 @@ pub const MAX_CLIENTS: u32 = 64;
 /// Most instructions in one classic-BPF program (the kernel's BPF_MAXINSNS).
 pub const MAX_INSNS: usize = 4096;
 
+/// Classic-BPF instructions the interpreter runs per packet, for all
+/// slots together, unless the daemon sets another budget
+/// (`Globals::interpret_budget`): one longest program's worth, so that a
+/// filter interpreted alone always runs to its end.
+pub const DEFAULT_INTERPRET_BUDGET: u32 = MAX_INSNS as u32;
+
 /// Number of scratch memory cells of classic BPF (BPF_MEMWORDS).
 pub const MEM_WORDS: usize = 16;
 
@@ -173,8 +179,16 @@ pub struct Globals {
     /// Bit `i` set: slot `i`'s filter has no native code and is
     /// interpreted.
     pub interpreted: u64,
+    /// Classic-BPF instructions the interpreter may run per packet, for
+    /// all interpreted slots together. Each slot gets what is left divided
+    /// by the interpreted slots still to run; a filter that does not end
+    /// within its share gives no verdict for that packet, and its
+    /// `over_budget` counter says so. 0: [`DEFAULT_INTERPRET_BUDGET`].
+    pub interpret_budget: u32,
+    /// Padding.
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<Globals>() == 16);
+const _: () = assert!(size_of::<Globals>() == 24);
 
 /// What the native filters decided about the packet being classified
 /// (per-CPU; written by the classifier and the generated programs, read by
@@ -240,8 +254,11 @@ pub struct ClientCounters {
     pub delivered_bytes: u64,
     /// Wire bytes of the packets the filter accepted.
     pub matched_bytes: u64,
+    /// Packets the interpreter had no budget left for: the filter was not
+    /// run (or not to its end), the packet not delivered.
+    pub over_budget: u64,
 }
-const _: () = assert!(size_of::<ClientCounters>() == 56);
+const _: () = assert!(size_of::<ClientCounters>() == 64);
 
 impl ClientCounters {
     /// Adds another CPU's counters to these.
@@ -253,6 +270,7 @@ impl ClientCounters {
         self.over_quota += other.over_quota;
         self.delivered_bytes += other.delivered_bytes;
         self.matched_bytes += other.matched_bytes;
+        self.over_budget += other.over_budget;
     }
 }
 

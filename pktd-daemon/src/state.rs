@@ -1,6 +1,7 @@
 //! The daemon's shared state, behind methods: the policy in force, the
 //! attachments, the compiler, the running sessions (counted per uid for
-//! `max_sessions`), and the injection senders.
+//! `max_sessions`, their filters' instructions summed per uid for
+//! `max_filter_insns`), and the injection senders.
 //!
 //! Its locks are `std` mutexes held for a few map operations and never
 //! across an `.await` or a blocking call (mini-redis's `db.rs` explains the
@@ -43,6 +44,10 @@ pub struct SessionInfo {
 struct Sessions {
     /// Sessions (captures and recordings) per uid, for max_sessions.
     per_uid: HashMap<u32, u32>,
+    /// Instructions of each session's own filter, by session id.
+    filter_insns: HashMap<u64, u32>,
+    /// Their sum per uid, for max_filter_insns.
+    filter_insns_per_uid: HashMap<u32, u64>,
     /// Running sessions by id.
     running: HashMap<u64, SessionInfo>,
 }
@@ -119,10 +124,53 @@ impl State {
         lock(&self.sessions).running.remove(&id);
     }
 
-    /// Undoes [`State::reserve`] and [`State::register`].
+    /// Charges session `id`'s new filter of `insns` instructions to its
+    /// uid, in place of the filter it had (if any); `Err` with what the
+    /// uid's other sessions use when the sum would exceed `max` (0: no
+    /// limit), and then nothing changes.
+    pub fn charge_filter(&self, id: u64, uid: u32, insns: u32, max: u32) -> Result<(), u64> {
+        let mut sessions = lock(&self.sessions);
+        let own = sessions.filter_insns.get(&id).copied().unwrap_or(0);
+        let total = sessions
+            .filter_insns_per_uid
+            .get(&uid)
+            .copied()
+            .unwrap_or(0);
+        let others = total.saturating_sub(u64::from(own));
+        if max != 0 && others + u64::from(insns) > u64::from(max) {
+            return Err(others);
+        }
+        sessions.filter_insns.insert(id, insns);
+        sessions
+            .filter_insns_per_uid
+            .insert(uid, others + u64::from(insns));
+        Ok(())
+    }
+
+    /// Whether the uid's filters fit a (reloaded) `max_filter_insns`
+    /// (0: no limit); when they do not, session `id`'s filter stops being
+    /// counted, as the session is about to end, so that the uid's other
+    /// sessions, checked after it, may fit.
+    pub fn filters_fit(&self, id: u64, uid: u32, max: u32) -> bool {
+        let mut sessions = lock(&self.sessions);
+        let total = sessions
+            .filter_insns_per_uid
+            .get(&uid)
+            .copied()
+            .unwrap_or(0);
+        if max == 0 || total <= u64::from(max) {
+            return true;
+        }
+        uncharge(&mut sessions, id, uid);
+        false
+    }
+
+    /// Undoes [`State::reserve`], [`State::register`] and
+    /// [`State::charge_filter`].
     pub fn release(&self, id: u64, uid: u32) {
         let mut sessions = lock(&self.sessions);
         sessions.running.remove(&id);
+        uncharge(&mut sessions, id, uid);
         if let Some(count) = sessions.per_uid.get_mut(&uid) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -141,5 +189,18 @@ impl State {
             .collect();
         sessions.sort_by_key(|(id, _)| *id);
         sessions
+    }
+}
+
+/// Stops counting session `id`'s filter against `uid`.
+fn uncharge(sessions: &mut Sessions, id: u64, uid: u32) {
+    let Some(insns) = sessions.filter_insns.remove(&id) else {
+        return;
+    };
+    if let Some(total) = sessions.filter_insns_per_uid.get_mut(&uid) {
+        *total = total.saturating_sub(u64::from(insns));
+        if *total == 0 {
+            sessions.filter_insns_per_uid.remove(&uid);
+        }
     }
 }

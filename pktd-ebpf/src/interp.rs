@@ -19,6 +19,11 @@ pub struct Vm<F: HookContext> {
     /// The filter's return value once it has run: 0 rejects the packet,
     /// anything else is the most bytes to capture.
     pub result: u32,
+    /// 1 once the program has ended (by a return or a fault); 0 while it
+    /// could still run, e.g. when its fuel ran out.
+    pub ended: u32,
+    /// Instructions the program may still execute for this packet.
+    pub fuel: u32,
     pc: u32,
     a: u32,
     x: u32,
@@ -35,6 +40,8 @@ impl<F: HookContext> Vm<F> {
             program,
             packet,
             result: 0,
+            ended: zero,
+            fuel: zero,
             pc: zero,
             a: zero,
             x: zero,
@@ -155,8 +162,15 @@ impl<F: HookContext> Vm<F> {
 pub extern "C" fn step<F: HookContext>(_index: u64, vm: *mut c_void) -> i64 {
     // SAFETY: `vm` is the `Vm` evaluate_client passed to bpf_loop.
     let vm = unsafe { &mut *vm.cast::<Vm<F>>() };
+    if vm.fuel == 0 {
+        return 1;
+    }
+    vm.fuel -= 1;
     match vm.execute() {
         Some(()) => 0,
-        None => 1,
+        None => {
+            vm.ended = 1;
+            1
+        }
     }
 }

@@ -45,10 +45,11 @@ use aya_ebpf::{
     macros::{btf_map, classifier, xdp},
     programs::{TcContext, XdpContext},
 };
+use aya_log_ebpf::warn;
 use pktd_common::{
-    ClientConfig, ClientCounters, ClientUsage, DIR_IN, DIR_OUT, FilterProgram, Globals,
-    InterfaceCounters, MAX_CAPLEN, MAX_CLIENTS, MAX_INSNS, MODE_COUNT, PacketPrefix,
-    RECORD_HEADER_LEN, RecordBuffer, Verdicts, jump,
+    ClientConfig, ClientCounters, ClientUsage, DEFAULT_INTERPRET_BUDGET, DIR_IN, DIR_OUT,
+    FilterProgram, Globals, InterfaceCounters, MAX_CAPLEN, MAX_CLIENTS, MAX_INSNS, MODE_COUNT,
+    PacketPrefix, RECORD_HEADER_LEN, RecordBuffer, Verdicts, jump,
 };
 
 use crate::{
@@ -233,6 +234,9 @@ struct Delivery<F: HookContext> {
     remaining: u64,
     /// Slots whose filter is interpreted for this packet.
     interpreted: u64,
+    /// Classic-BPF instructions the interpreter may still run for this
+    /// packet, all slots together.
+    budget: u32,
     /// The slot being evaluated.
     slot: u32,
 }
@@ -261,6 +265,10 @@ fn deliver_matches<F: HookContext>(frame: F) -> Option<()> {
         verdicts,
         remaining,
         interpreted,
+        budget: match globals.interpret_budget {
+            0 => DEFAULT_INTERPRET_BUDGET,
+            budget => budget,
+        },
         slot: 0,
     };
     // SAFETY: bpf_loop calls `per_slot` with a pointer to `delivery`, which
@@ -309,36 +317,24 @@ fn lowest_bit(mask: u64) -> u32 {
 #[inline(always)]
 fn evaluate_client<F: HookContext>(slot: u32, delivery: &mut Delivery<F>) -> Option<()> {
     let config = PKTD_CLIENTS.get(slot)?;
-    let packet = &mut delivery.packet;
-    if config.active == 0 || config.directions & packet.direction == 0 {
-        return None;
-    }
-    let verdict = if delivery.interpreted & (1 << slot) != 0 {
-        let program = PKTD_FILTERS.get_value(slot, &0)?;
-        let mut vm = Vm::new(program, packet);
-        // SAFETY: bpf_loop calls `interp::step` with a pointer to `vm`, which
-        // lives on this stack frame for the whole call.
-        unsafe {
-            bpf_loop(
-                MAX_INSNS as u32,
-                interp::step::<F> as *mut c_void,
-                ptr::from_mut(&mut vm).cast(),
-                0,
-            );
-        }
-        vm.result
-    } else {
-        // SAFETY: the pointer deliver_matches took from PKTD_VERDICTS for
-        // this packet.
-        unsafe { (*delivery.verdicts).cap_len[slot as usize] }
-    };
-    if verdict == 0 {
+    if config.active == 0 || config.directions & delivery.packet.direction == 0 {
         return None;
     }
     let counters = PKTD_COUNTERS.get_ptr_mut(slot)?;
     // SAFETY: per-CPU map value of this slot; nothing else on this CPU runs
     // this program concurrently.
     let counters = unsafe { &mut *counters };
+    let verdict = if delivery.interpreted & (1 << slot) != 0 {
+        interpret(slot, delivery, counters)?
+    } else {
+        // SAFETY: the pointer deliver_matches took from PKTD_VERDICTS for
+        // this packet.
+        unsafe { (*delivery.verdicts).cap_len[slot as usize] }
+    };
+    let packet = &mut delivery.packet;
+    if verdict == 0 {
+        return None;
+    }
     counters.matched += 1;
     counters.matched_bytes += u64::from(packet.wire_len);
     if config.mode == MODE_COUNT {
@@ -374,6 +370,58 @@ fn evaluate_client<F: HookContext>(slot: u32, delivery: &mut Delivery<F>) -> Opt
         counters.dropped += 1;
     }
     Some(())
+}
+
+/// Runs slot `slot`'s classic program on the packet, within its share of
+/// what is left of the packet's interpreter budget; its verdict, or `None`
+/// (counted as over budget) when the share ran out before the program
+/// ended.
+///
+/// The share is what is left divided by the interpreted slots still to
+/// run, this one included: every interpreted slot gets at least
+/// `budget / interpreted slots`, and what a short filter leaves goes to the
+/// slots after it. A long filter thus spends its own share, never another
+/// session's.
+#[inline(always)]
+fn interpret<F: HookContext>(
+    slot: u32,
+    delivery: &mut Delivery<F>,
+    counters: &mut ClientCounters,
+) -> Option<u32> {
+    let budget = delivery.budget;
+    // This slot's bit is set, so at least 1.
+    let waiting = (delivery.interpreted >> slot).count_ones().max(1);
+    let share = budget / waiting;
+    let program = PKTD_FILTERS.get_value(slot, &0)?;
+    let mut vm = Vm::new(program, &delivery.packet);
+    vm.fuel = share;
+    // SAFETY: bpf_loop calls `interp::step` with a pointer to `vm`, which
+    // lives on this stack frame for the whole call. (A constant count keeps
+    // verification quick; the fuel ends the loop.)
+    unsafe {
+        bpf_loop(
+            MAX_INSNS as u32,
+            interp::step::<F> as *mut c_void,
+            ptr::from_mut(&mut vm).cast(),
+            0,
+        );
+    }
+    delivery.budget = budget.saturating_sub(share.saturating_sub(vm.fuel));
+    if vm.ended == 0 {
+        if counters.over_budget == 0 {
+            // Once per slot and CPU: the daemon's log says which session's
+            // filter is too long for the interpreter's budget.
+            warn!(
+                &(),
+                "slot {} ran out of interpreter budget ({} instructions for this packet)",
+                slot,
+                share
+            );
+        }
+        counters.over_budget += 1;
+        return None;
+    }
+    Some(vm.result)
 }
 
 /// Charges one packet of `cap_len` bytes to the slot's quotas, atomically

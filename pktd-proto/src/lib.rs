@@ -403,6 +403,10 @@ pub struct Stats {
     pub dropped: u64,
     /// Matched packets withheld because a quota was exhausted.
     pub over_quota: u64,
+    /// Packets the filter gave no verdict on: it is interpreted (it has no
+    /// native code) and ran out of the interpreter's per-packet budget.
+    /// Always 0 under a policy filter, which these packets may not pass.
+    pub over_budget: u64,
 }
 
 /// Why the daemon refused or failed a request.

@@ -32,6 +32,7 @@ fn stats() -> Stats {
         delivered: 490,
         dropped: 7,
         over_quota: 3,
+        over_budget: 2,
     }
 }
 

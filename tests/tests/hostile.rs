@@ -588,3 +588,136 @@ fn the_daemon_keeps_only_the_capabilities_it_needs() {
     assert_eq!(field("Seccomp:"), "2", "a seccomp filter");
     daemon.terminate(Duration::from_secs(1));
 }
+
+/// A program of `len` instructions that runs every one on any frame and
+/// never matches: `ldh [14]` again and again, then `ret #0`. The most
+/// expensive filter of its length.
+fn straight_line(len: usize) -> Vec<pktd_common::CbpfInsn> {
+    let mut insns = vec![pktd_common::CbpfInsn::new(0x28, 0, 0, 14); len - 1];
+    insns.push(pktd_common::CbpfInsn::new(0x06, 0, 0, 0));
+    insns
+}
+
+/// Filter cost: a narrow principal's filters together have at most
+/// `max_filter_insns` instructions. One over is refused, says why, and
+/// changes nothing: the sessions already open keep their filters and
+/// traffic; a replacement over the limit leaves the old filter; a closed
+/// session gives its instructions back; root is never limited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_filters_cost_at_most_what_its_principal_allows() {
+    let lab = Lab::new();
+    let expression = "udp dst port 9100";
+    let insns = pktd_filter::compile(expression, true, 262_144)
+        .expect("compiles")
+        .len();
+    let policy = policy(&lab).replace(
+        "max_sessions = 8",
+        &format!("max_sessions = 8\nmax_filter_insns = {}", 2 * insns - 1),
+    );
+    let daemon = RealDaemon::start("cost", &policy, &[]);
+    let bystander = Bystander::start(&lab, &daemon.socket).await;
+    let open = |builder: libwire::CaptureBuilder| {
+        let builder = builder.netns(&lab.capture_ns).direction(Direction::In);
+        open_as(builder, &daemon.socket, NARROW.0, NARROW.1)
+    };
+    let new = || libwire::CaptureBuilder::new(&lab.capture_if);
+
+    let mut first = open(new().filter(expression)).await.expect("one fits");
+    let refused = open(new().filter(expression)).await;
+    match refused {
+        Err(WireError::Daemon {
+            code: ErrorCode::Limit,
+            message,
+        }) => assert!(message.contains("max_filter_insns"), "{message}"),
+        other => panic!("a second filter over the limit: {:?}", other.map(|_| ())),
+    }
+    // Replacing the filter by a longer one is refused the same way, and
+    // the old filter stays.
+    let longer = format!("{expression} or host 10.1.2.3 or host 10.4.5.6 or net 192.168.0.0/16");
+    let longer_insns = pktd_filter::compile(&longer, true, 262_144)
+        .expect("compiles")
+        .len();
+    assert!(longer_insns > 2 * insns - 1, "{longer_insns} instructions");
+    match first.set_filter(&longer, true).await {
+        Err(WireError::Daemon {
+            code: ErrorCode::Limit,
+            ..
+        }) => {}
+        other => panic!("a longer replacement: {other:?}"),
+    }
+    let sender = lab.sender();
+    for sequence in 0..5 {
+        sender.send(&numbered_udp_frame(9100, sequence, 20));
+    }
+    assert_eq!(
+        collect_lengths(&mut first).await.len(),
+        5,
+        "the old filter runs"
+    );
+
+    // Root is not limited.
+    let root = libwire::CaptureBuilder::new(&lab.capture_if)
+        .socket(&daemon.socket)
+        .netns(&lab.capture_ns)
+        .direction(Direction::In)
+        .bytecode(&straight_line(1000))
+        .open()
+        .await
+        .expect("root's filters are not limited");
+
+    // Closing the first gives its instructions back.
+    first.close().await.expect("closes");
+    let second = open(new().filter(expression))
+        .await
+        .expect("fits once the first is closed");
+    drop(second);
+    drop(root);
+    bystander.finish_whole(Duration::from_millis(500)).await;
+    daemon.terminate(Duration::from_secs(1));
+}
+
+/// Interface outage: filters the translator leaves to the interpreter (all
+/// of them, with `--engine interpreter`), each as long as classic BPF
+/// allows and run to its end on every frame, cost each packet a bounded
+/// budget. The bystander, interpreted too, loses nothing; the long filters
+/// are told (and the owner's log says) that they ran out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interpreted_filters_cannot_take_an_interface_down() {
+    let lab = Lab::new();
+    let policy = policy(&lab).replace("max_sessions = 8", "max_sessions = 8\nmax_filter_insns = 0");
+    let mut daemon = RealDaemon::start("budget", &policy, &["--engine", "interpreter"]);
+    let bystander = Bystander::start(&lab, &daemon.socket).await;
+    let mut attackers = Vec::new();
+    for _ in 0..3 {
+        attackers.push(
+            open_as(
+                libwire::CaptureBuilder::new(&lab.capture_if)
+                    .netns(&lab.capture_ns)
+                    .direction(Direction::In)
+                    .bytecode(&straight_line(pktd_common::MAX_INSNS)),
+                &daemon.socket,
+                NARROW.0,
+                NARROW.1,
+            )
+            .await
+            .expect("a longest filter opens"),
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for attacker in &mut attackers {
+        let stats = attacker.stats().await.expect("counters");
+        assert!(stats.over_budget > 0, "{stats:?}");
+        assert_eq!(stats.matched, 0, "{stats:?}");
+    }
+    assert!(
+        daemon
+            .process
+            .wait_for_stderr("ran out of interpreter budget", Duration::from_secs(2)),
+        "the kernel program's log: {:?}",
+        daemon.process.stderr_lines
+    );
+    let report = bystander.finish_whole(Duration::from_millis(500)).await;
+    println!("interpreter budget: the bystander got {report:?}");
+    drop(attackers);
+    daemon.terminate(Duration::from_secs(1));
+}

@@ -392,3 +392,50 @@ fn the_interpreter_engine_interprets_every_filter() {
     let records = bench.run(&frame);
     assert!(records.iter().all(Option::is_some));
 }
+
+/// A valid program that executes every one of its `len` instructions on
+/// any frame of 16 bytes or more: loads, then `ret #keep`.
+fn straight_line_filter(len: usize, keep: u32) -> ValidProgram {
+    let mut insns = vec![CbpfInsn::new(0x28, 0, 0, 14); len - 1]; // ldh [14]
+    insns.push(CbpfInsn::new(0x06, 0, 0, keep));
+    validate(&insns).expect("a valid program")
+}
+
+/// The interpreter's per-packet budget is shared fairly: long filters run
+/// out of their share (and are counted so), a short filter after them is
+/// still judged, and a filter interpreted alone runs to its end even at
+/// the longest length classic BPF allows.
+#[test]
+fn interpreted_filters_share_a_per_packet_budget() {
+    let frame = udp_frame(9000, 10);
+
+    let alone = [straight_line_filter(pktd_common::MAX_INSNS, 65535)];
+    let mut bench = Bench::with_engine(&alone, &ClientSpec::default(), Engine::Interpreter);
+    assert!(bench.run(&frame)[0].is_some(), "4096 instructions fit");
+    let counters = bench.attachment.counters(bench.clients[0].slot()).unwrap();
+    assert_eq!(counters.over_budget, 0);
+
+    let long = || straight_line_filter(pktd_common::MAX_INSNS, 65535);
+    let filters = [long(), long(), long(), filter("udp")];
+    let mut bench = Bench::with_engine(&filters, &ClientSpec::default(), Engine::Interpreter);
+    for round in 1..=3u64 {
+        let records = bench.run(&frame);
+        assert_eq!(
+            records.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [false, false, false, true],
+            "round {round}: only the short filter ends within its share"
+        );
+        let over: Vec<u64> = bench
+            .clients
+            .iter()
+            .map(|client| {
+                bench
+                    .attachment
+                    .counters(client.slot())
+                    .unwrap()
+                    .over_budget
+            })
+            .collect();
+        assert_eq!(over, [round, round, round, 0]);
+    }
+}

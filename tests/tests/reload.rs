@@ -11,7 +11,7 @@ use libwire::{Capture, Direction, EndReason, InjectVerdict};
 use pktd_daemon::policy::Policy;
 use pktd_tests::{
     corpus::{numbered_udp_frame, sequence_and_port},
-    daemon::TestDaemon,
+    daemon::{TestDaemon, open_as},
     netlab::Lab,
 };
 use tokio::time::timeout;
@@ -172,6 +172,60 @@ async fn fewer_directions_end_the_sessions_that_want_more() {
         3
     );
     assert_eq!(received.end_reason(), None, "what is still allowed goes on");
+}
+
+/// A lower `max_filter_insns` ends sessions of a uid (not root: root is
+/// never limited) until the rest fit: here one of two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_filter_cost_limit_ends_sessions_until_the_rest_fit() {
+    const USER: (u32, u32) = (4545, 4545);
+    let lab = Lab::new();
+    let user = |limit: usize| {
+        format!(
+            "[[principal]]\nname = \"user\"\nusers = [{uid}]\nnetns = [\"{ns}\"]\n\
+             interfaces = [\"{iface}\"]\nmax_filter_insns = {limit}\n",
+            uid = USER.0,
+            ns = lab.capture_ns,
+            iface = lab.capture_if,
+        )
+    };
+    let insns = pktd_filter::compile("udp", true, 262_144)
+        .expect("compiles")
+        .len();
+    let daemon = TestDaemon::start(policy(&lab, &user(2 * insns)));
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        sessions.push(
+            open_as(
+                daemon
+                    .capture(&lab.capture_if)
+                    .netns(&lab.capture_ns)
+                    .direction(Direction::In)
+                    .filter("udp"),
+                &daemon.socket,
+                USER.0,
+                USER.1,
+            )
+            .await
+            .expect("both fit"),
+        );
+    }
+    let mut root = open(&daemon, &lab, Direction::In, "udp").await;
+    reload(&daemon, policy(&lab, &user(insns))).await;
+    send(&lab, 9000, 0..3, 40);
+    let mut delivered = Vec::new();
+    for session in &mut sessions {
+        delivered.push(collect(session, Duration::from_millis(500)).await.len());
+    }
+    delivered.sort();
+    assert_eq!(delivered, [0, 3], "one session ends, the other goes on");
+    let ended: Vec<_> = sessions.iter().filter_map(Capture::end_reason).collect();
+    assert_eq!(ended, [&EndReason::PolicyRevoked]);
+    assert_eq!(
+        collect(&mut root, Duration::from_millis(500)).await.len(),
+        3,
+        "root's session is not limited"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -233,6 +233,12 @@ async fn capture(
     eprintln!("{captured} packets captured");
     eprintln!("{} packets received by filter", stats.received);
     eprintln!("{} packets dropped by kernel", stats.dropped);
+    if stats.over_budget > 0 {
+        eprintln!(
+            "{} packets not judged: the filter ran out of the interpreter's budget",
+            stats.over_budget
+        );
+    }
     match capture.end_reason() {
         Some(EndReason::PacketQuota) | Some(EndReason::ByteQuota) => {
             eprintln!(

@@ -7,12 +7,13 @@ use aya::{
     Ebpf,
     programs::{tc::SchedClassifierLinkId, xdp::XdpLinkId},
 };
-use pktd_common::{DIR_IN, Globals, MAX_CLIENTS, names};
+use pktd_common::{DEFAULT_INTERPRET_BUDGET, DIR_IN, Globals, MAX_CLIENTS, names};
 use pktd_filter::ValidProgram;
 use pktd_translate::Hook;
 
 use super::{
     error::CaptureError,
+    kernel_log::KernelLog,
     native::{Engine, SlotEngine},
     object::{self, Maps, map_error},
 };
@@ -63,6 +64,8 @@ pub struct Attachment {
     pub(super) tc_links: Vec<(&'static str, SchedClassifierLinkId)>,
     /// The XDP program, not TC ingress, serves received packets.
     pub(super) xdp_receives: bool,
+    /// The kernel program's log.
+    pub(super) kernel_log: KernelLog,
 }
 
 /// What the attachment remembers of a session.
@@ -84,6 +87,7 @@ impl Attachment {
         if hook == Hook::Xdp {
             object::load_xdp(&mut ebpf, &maps)?;
         }
+        let kernel_log = KernelLog::take(&mut ebpf);
         Ok(Self {
             ebpf,
             maps,
@@ -98,6 +102,7 @@ impl Attachment {
             xdp_link: None,
             tc_links: Vec::new(),
             xdp_receives: hook == Hook::Xdp,
+            kernel_log,
         })
     }
 
@@ -132,7 +137,15 @@ impl Attachment {
         };
         attachment.ifindex = Some(ifindex);
         attachment.place = Some((netns.clone(), interface.to_owned()));
+        attachment.kernel_log.start();
         Ok(attachment)
+    }
+
+    /// Forwards the kernel program's log records to the daemon's log, when
+    /// no task does it as they arrive (detached programs, or attachments
+    /// made outside a tokio runtime).
+    pub fn flush_kernel_log(&mut self) {
+        self.kernel_log.flush();
     }
 
     /// The interface index, when attached.
@@ -209,6 +222,8 @@ impl Attachment {
                     slot_count,
                     xdp_receives: u32::from(self.xdp_receives),
                     interpreted: in_use & !self.native,
+                    interpret_budget: DEFAULT_INTERPRET_BUDGET,
+                    _pad: 0,
                 },
                 0,
             )

@@ -14,6 +14,7 @@
 //! | `chain.rs` | native code: groups of filters, chains of programs |
 //! | `native.rs` | engines; translating and loading one program |
 //! | `bench.rs` | BPF_PROG_TEST_RUN |
+//! | `kernel_log.rs` | the kernel program's log (aya-log) |
 //! | `ring.rs` | ring buffers and records |
 //! | `registry.rs` | every attachment of the daemon |
 
@@ -22,6 +23,7 @@ mod bench;
 mod chain;
 mod error;
 mod hooks;
+mod kernel_log;
 mod native;
 mod object;
 mod registry;

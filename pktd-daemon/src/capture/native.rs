@@ -137,7 +137,7 @@ pub struct NativeProgram {
 
 /// Most instructions the daemon puts in one native program: larger sets of
 /// filters are split into a chain of programs (quicker to verify, and
-/// within eBPF's 16-bit jump offsets).
+/// mostly within eBPF's 16-bit jump offsets, so few need `gotol`).
 pub const MAX_PROGRAM_INSNS: usize = 8192;
 
 /// The number of instructions `filters` translate into.

@@ -11,7 +11,7 @@ use super::{refusal::Refusal, socket::ClientSocket};
 use crate::{
     capture::Record,
     policy::{Ask, Grant, Peer, grant},
-    session::{self, Session},
+    session::{self, OpenError, Session},
     state::State,
 };
 
@@ -183,6 +183,10 @@ impl CaptureSession {
         };
         match self.session.apply(granted).await {
             Ok(()) => Flow::Continue,
+            Err(err @ OpenError::FilterCostLowered { .. }) => {
+                tracing::info!(session = self.session.id(), reason = %err, "policy revoked a session");
+                Flow::End(EndReason::PolicyRevoked)
+            }
             Err(err) => {
                 let reason = crate::errors::chain(&err);
                 tracing::warn!(

@@ -92,7 +92,11 @@ impl From<&Refusal> for ErrorCode {
                 | CompileError::Deadline { .. } => ErrorCode::Limit,
                 CompileError::Helper { .. } => ErrorCode::Internal,
             },
-            Refusal::Open(OpenError::Limit { .. }) => ErrorCode::Limit,
+            Refusal::Open(
+                OpenError::Limit { .. }
+                | OpenError::FilterCost { .. }
+                | OpenError::FilterCostLowered { .. },
+            ) => ErrorCode::Limit,
             Refusal::Open(OpenError::Capture(err)) => err.into(),
             Refusal::Open(OpenError::PolicyFilter(_) | OpenError::Ring(_)) => ErrorCode::Internal,
             Refusal::Pattern(_) => ErrorCode::Malformed,

@@ -11,8 +11,8 @@ use super::{
     error::PolicyError,
     rules::{
         DEFAULT_DISK_ALLOWANCE, DEFAULT_INJECT_RATE_BPS, DEFAULT_INJECT_RATE_PPS,
-        DEFAULT_MAX_SESSIONS, DEFAULT_RING_BYTES, Directions, InjectRules, MAX_RING_BYTES,
-        MAX_SNAPLEN, MIN_RING_BYTES, Principal, Rules,
+        DEFAULT_MAX_FILTER_INSNS, DEFAULT_MAX_SESSIONS, DEFAULT_RING_BYTES, Directions,
+        InjectRules, MAX_RING_BYTES, MAX_SNAPLEN, MIN_RING_BYTES, Principal, Rules,
     },
 };
 use crate::netns::Netns;
@@ -46,6 +46,7 @@ pub(super) struct RawPrincipal {
     #[serde(default)]
     byte_quota: u64,
     max_sessions: Option<u32>,
+    max_filter_insns: Option<u32>,
     ring_bytes: Option<Spanned<u32>>,
     inject_filter: Option<Spanned<String>>,
     inject_rate_pps: Option<Spanned<u32>>,
@@ -168,6 +169,7 @@ impl Source<'_> {
             packet_quota: raw.packet_quota,
             byte_quota: raw.byte_quota,
             max_sessions: raw.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
+            max_filter_insns: raw.max_filter_insns.unwrap_or(DEFAULT_MAX_FILTER_INSNS),
             ring_bytes: check.ring_bytes(&raw)?,
             inject: check.inject(&raw)?,
             record_directory: check.record_directory(&raw)?,

@@ -80,6 +80,9 @@ pub struct CaptureGrant {
     pub packet_quota: u64,
     /// The most sessions the client's uid may have.
     pub max_sessions: u32,
+    /// The most instructions its sessions' own filters may have together
+    /// (0: no limit; always 0 for root).
+    pub max_filter_insns: u32,
 }
 
 /// A recording as the policy allows it.
@@ -208,14 +211,14 @@ pub fn grant(policy: &Policy, peer: &Peer, ask: Ask<'_>) -> Result<Grant, Denied
         gid: peer.gid,
     })?;
     match ask {
-        Ask::Capture(request) => capture(rules, request).map(Grant::Capture),
+        Ask::Capture(request) => capture(rules, peer, request).map(Grant::Capture),
         Ask::Recording(request) => recording(rules, peer, request).map(Grant::Recording),
         Ask::Inject { netns, interface } => inject(rules, netns, interface).map(Grant::Inject),
         Ask::DaemonStats | Ask::Recordings => Ok(Grant::Scope(scope)),
     }
 }
 
-fn capture(rules: &Rules, request: &OpenCapture) -> Result<CaptureGrant, Denied> {
+fn capture(rules: &Rules, peer: &Peer, request: &OpenCapture) -> Result<CaptureGrant, Denied> {
     let principal = || rules.principal.clone();
     if !rules.allows_netns(&request.netns) {
         return Err(Denied::Netns {
@@ -249,6 +252,12 @@ fn capture(rules: &Rules, request: &OpenCapture) -> Result<CaptureGrant, Denied>
         window: (rules.max_snaplen < MAX_SNAPLEN).then_some(rules.max_snaplen),
         packet_quota: rules.packet_quota,
         max_sessions: rules.max_sessions,
+        // Root is always served.
+        max_filter_insns: if peer.uid == 0 {
+            0
+        } else {
+            rules.max_filter_insns
+        },
     })
 }
 
@@ -260,7 +269,7 @@ fn recording(
     if request.capture.stats_interval_ms != 0 {
         return Err(Denied::CountOnlyRecording);
     }
-    let capture = capture(rules, &request.capture)?;
+    let capture = capture(rules, peer, &request.capture)?;
     let directory = rules
         .record_directory
         .clone()

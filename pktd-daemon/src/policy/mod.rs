@@ -31,6 +31,10 @@
 //! packet_quota = 1000000         # packets per session, 0 = unlimited (default)
 //! byte_quota = 100000000         # captured bytes per session, 0 = unlimited (default)
 //! max_sessions = 4               # concurrent sessions, counted per uid (default 16)
+//! max_filter_insns = 512         # classic-BPF instructions of the clients' own filters,
+//!                                # summed over a uid's sessions; bounds what its filters
+//!                                # cost every packet; 0 = unlimited (default 256; root
+//!                                # is never limited)
 //! ring_bytes = 4194304           # ring buffer per session, caps the client's request;
 //!                                # 4096 to 1 GiB (default 4 MiB)
 //! inject_filter = "icmp[icmptype] = icmp-echo and dst net 10.0.0.0/8"
@@ -90,8 +94,9 @@ pub use self::{
     principals::Policy,
     rules::{
         DEFAULT_DISK_ALLOWANCE, DEFAULT_INJECT_RATE_BPS, DEFAULT_INJECT_RATE_PPS,
-        DEFAULT_MAX_SESSIONS, DEFAULT_RING_BYTES, Directions, InjectRules, MAX_RING_BYTES,
-        MAX_SNAPLEN, MIN_RING_BYTES, Peer, ROOT_RECORD_DIRECTORY, Rules,
+        DEFAULT_MAX_FILTER_INSNS, DEFAULT_MAX_SESSIONS, DEFAULT_RING_BYTES, Directions,
+        InjectRules, MAX_RING_BYTES, MAX_SNAPLEN, MIN_RING_BYTES, Peer, ROOT_RECORD_DIRECTORY,
+        Rules,
     },
     store::PolicyStore,
 };

@@ -43,6 +43,7 @@ impl Policy {
                     packet_quota: 0,
                     byte_quota: 0,
                     max_sessions: ROOT_MAX_SESSIONS,
+                    max_filter_insns: 0,
                     ring_bytes: DEFAULT_RING_BYTES,
                     inject: Some(InjectRules {
                         filter: String::new(),

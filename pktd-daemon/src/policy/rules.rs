@@ -13,6 +13,11 @@ pub const MAX_RING_BYTES: u32 = 1 << 30;
 pub const DEFAULT_RING_BYTES: u32 = 4 << 20;
 /// Concurrent sessions per uid when a principal does not set a limit.
 pub const DEFAULT_MAX_SESSIONS: u32 = 16;
+/// Classic-BPF instructions a uid's sessions' filters may have together
+/// when a principal does not set a limit: some eight ordinary tcpdump
+/// filters. Filters cost the interface time per packet for every packet,
+/// whatever they match, about in proportion to their length.
+pub const DEFAULT_MAX_FILTER_INSNS: u32 = 256;
 /// Concurrent sessions root has under the default policy.
 pub(super) const ROOT_MAX_SESSIONS: u32 = 1024;
 /// Injected packets per second when a principal does not set a rate.
@@ -71,6 +76,9 @@ pub struct Rules {
     pub byte_quota: u64,
     /// Most concurrent sessions per uid.
     pub max_sessions: u32,
+    /// Most classic-BPF instructions of the clients' own filters, summed
+    /// over a uid's sessions; 0 = no limit. Root (uid 0) is not limited.
+    pub max_filter_insns: u32,
     /// Ring buffer size per session; a client's request is capped by it.
     pub ring_bytes: u32,
     /// What the principal may inject; `None`: nothing.

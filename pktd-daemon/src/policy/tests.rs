@@ -140,6 +140,7 @@ fn default_policy_allows_root_everything_and_others_nothing() {
             packet_quota: 0,
             byte_quota: 0,
             max_sessions: 1024,
+            max_filter_insns: 0,
             ring_bytes: 4 << 20,
             inject: Some(InjectRules {
                 filter: String::new(),
@@ -185,6 +186,7 @@ fn documented_example_parses_with_every_field() {
             packet_quota: 1_000_000,
             byte_quota: 100_000_000,
             max_sessions: 4,
+            max_filter_insns: 512,
             ring_bytes: 4_194_304,
             inject: Some(InjectRules {
                 filter: "icmp[icmptype] = icmp-echo and dst net 10.0.0.0/8".to_owned(),
@@ -221,6 +223,7 @@ fn absent_keys_take_their_defaults() {
             packet_quota: 0,
             byte_quota: 0,
             max_sessions: 16,
+            max_filter_insns: DEFAULT_MAX_FILTER_INSNS,
             ring_bytes: 4 << 20,
             inject: None,
             record_directory: None,

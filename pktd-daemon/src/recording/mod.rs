@@ -36,7 +36,7 @@ use crate::{
     capture::Record,
     errors,
     policy::{Ask, Grant, Peer, Scope, grant},
-    session::Session,
+    session::{OpenError, Session},
     state::State,
     sync::{blocking, lock},
 };
@@ -331,8 +331,10 @@ async fn reapply(
         );
         return (files, revoked(&moved));
     }
-    if let Err(err) = session.apply(granted.capture).await {
-        return (files, Err(EndReason::Error(errors::chain(&err))));
+    match session.apply(granted.capture).await {
+        Ok(()) => {}
+        Err(err @ OpenError::FilterCostLowered { .. }) => return (files, revoked(&err)),
+        Err(err) => return (files, Err(EndReason::Error(errors::chain(&err)))),
     }
     blocking(move || {
         let fitted = files.set_disk_allowance(granted.disk_allowance);

@@ -49,6 +49,38 @@ pub enum OpenError {
         /// Its principal.
         principal: String,
     },
+    /// The uid's filters would have more instructions together than its
+    /// principal allows.
+    #[error(
+        "a filter of {insns} instructions: uid {uid}'s other sessions have {used}, \
+         principal {principal:?} allows {max} in all (max_filter_insns)"
+    )]
+    FilterCost {
+        /// The client's uid.
+        uid: u32,
+        /// The new filter's instructions.
+        insns: u32,
+        /// The instructions of the uid's other sessions' filters.
+        used: u64,
+        /// The principal's `max_filter_insns`.
+        max: u32,
+        /// Its principal.
+        principal: String,
+    },
+    /// A reloaded policy allows the uid's filters fewer instructions than
+    /// they have.
+    #[error(
+        "uid {uid}'s filters have more instructions than principal {principal:?} now allows \
+         ({max}, max_filter_insns)"
+    )]
+    FilterCostLowered {
+        /// The client's uid.
+        uid: u32,
+        /// The principal's new `max_filter_insns`.
+        max: u32,
+        /// Its principal.
+        principal: String,
+    },
     /// The capture path failed.
     #[error(transparent)]
     Capture(#[from] CaptureError),
@@ -101,6 +133,7 @@ where
     let client = client_program(state, peer.uid, &grant, &filter, optimize)
         .await
         .map_err(E::from)?;
+    charge_filter(state, id, &peer, &grant, &client).map_err(E::from)?;
     let registry = state.registry().clone();
     let for_kernel = grant.clone();
     let kept = client.clone();
@@ -234,7 +267,13 @@ impl Session {
     ) -> Result<(), OpenError> {
         let client =
             client_program(&self.state, self.peer.uid, &self.grant, &filter, optimize).await?;
-        self.install(self.grant.clone(), client.clone()).await?;
+        charge_filter(&self.state, self.id, &self.peer, &self.grant, &client)?;
+        if let Err(err) = self.install(self.grant.clone(), client.clone()).await {
+            // The old filter stays, and so does its count (it fitted).
+            let old = self.client.len() as u32;
+            let _ = self.state.charge_filter(self.id, self.peer.uid, old, 0);
+            return Err(err);
+        }
         self.client = client;
         Ok(())
     }
@@ -246,6 +285,16 @@ impl Session {
     pub async fn apply(&mut self, grant: CaptureGrant) -> Result<(), OpenError> {
         if grant == self.grant {
             return Ok(());
+        }
+        if !self
+            .state
+            .filters_fit(self.id, self.peer.uid, grant.max_filter_insns)
+        {
+            return Err(OpenError::FilterCostLowered {
+                uid: self.peer.uid,
+                max: grant.max_filter_insns,
+                principal: grant.principal,
+            });
         }
         let (registry, slot, spec) = (
             self.state.registry().clone(),
@@ -314,6 +363,27 @@ fn remove_in_background(registry: Arc<Registry>, slot: SlotRef) {
         }
         Err(_) => registry.remove_client(&slot),
     }
+}
+
+/// Counts `client`'s instructions against the uid's `max_filter_insns`,
+/// in place of session `id`'s previous filter.
+fn charge_filter(
+    state: &State,
+    id: u64,
+    peer: &Peer,
+    grant: &CaptureGrant,
+    client: &ValidProgram,
+) -> Result<(), OpenError> {
+    let insns = client.len() as u32;
+    state
+        .charge_filter(id, peer.uid, insns, grant.max_filter_insns)
+        .map_err(|used| OpenError::FilterCost {
+            uid: peer.uid,
+            insns,
+            used,
+            max: grant.max_filter_insns,
+            principal: grant.principal.clone(),
+        })
 }
 
 /// The client's filter as a program: an expression compiled by a helper
@@ -386,6 +456,14 @@ pub fn stats(counters: &ClientCounters, policy_filtered: bool) -> Stats {
         delivered: counters.delivered,
         dropped: counters.dropped,
         over_quota: counters.over_quota,
+        // Packets the filter never finished with may be ones the policy
+        // hides: their number is the owner's (the daemon logs it), not the
+        // session's.
+        over_budget: if policy_filtered {
+            0
+        } else {
+            counters.over_budget
+        },
     }
 }
 
@@ -429,11 +507,13 @@ mod tests {
             delivered: 3,
             dropped: 4,
             over_quota: 5,
+            over_budget: 6,
             ..ClientCounters::default()
         };
+        let filtered = stats(&kernel, true);
         assert_eq!(
-            stats(&kernel, true).received,
-            2,
+            (filtered.received, filtered.over_budget),
+            (2, 0),
             "under a policy filter, only what it let by"
         );
         assert_eq!(
@@ -443,7 +523,8 @@ mod tests {
                 matched: 2,
                 delivered: 3,
                 dropped: 4,
-                over_quota: 5
+                over_quota: 5,
+                over_budget: 6
             }
         );
     }

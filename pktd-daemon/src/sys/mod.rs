@@ -16,6 +16,6 @@ pub use link::{
 };
 pub use netns::enter_netns;
 pub use packet::{packet_send, packet_socket};
-pub use ring::register_ring;
+pub use ring::{register_log, register_ring};
 pub use sandbox::{Limit, drop_privileges, is_root, raise_open_files, set_limit};
 pub use time::realtime_minus_tai_ns;
