@@ -33,7 +33,7 @@
 //! max_sessions = 4               # concurrent sessions, counted per uid (default 16)
 //! max_filter_insns = 512         # classic-BPF instructions of the clients' own filters,
 //!                                # summed over a uid's sessions; bounds what its filters
-//!                                # cost every packet; 0 = unlimited (default 256; root
+//!                                # cost every packet; 0 = unlimited (default 64; root
 //!                                # is never limited)
 //! ring_bytes = 4194304           # ring buffer per session, caps the client's request;
 //!                                # 4096 to 1 GiB (default 4 MiB)

@@ -7,13 +7,16 @@
 //!   the traffic matching), alternating; the receiver's packet rate and what
 //!   each client captured and lost;
 //! - (c) `wire` too: one match-all client at the highest rate, pktd vs
-//!   tcpdump.
+//!   tcpdump;
+//! - (d) `hostile`: the untapped traffic's rate next to a narrow
+//!   principal's most expensive filters (see `hostile.rs`).
 //!
 //! Every point is repeated (median and spread shown); traffic is bounded
 //! in count and time; the namespaces go away on every exit. `--json FILE`
 //! writes every number, and (with the wire phase) a PNG chart of (b) next
 //! to it.
 
+mod hostile;
 mod kernel;
 mod wire;
 
@@ -28,8 +31,8 @@ use crate::wire::{Backend, Run, Summary};
 #[derive(Parser)]
 #[command(about = "pktd's performance next to tcpdump's")]
 struct Args {
-    /// Phases to run: kernel (a), wire (b and c).
-    #[arg(long, value_delimiter = ',', default_value = "kernel,wire")]
+    /// Phases to run: kernel (a), wire (b and c), hostile (d).
+    #[arg(long, value_delimiter = ',', default_value = "kernel,wire,hostile")]
     phases: Vec<String>,
     /// (a) Engines to measure.
     #[arg(
@@ -50,13 +53,13 @@ struct Args {
     /// (b) Numbers of capture clients.
     #[arg(long, value_delimiter = ',', default_value = "0,1,4,16,64")]
     klist: Vec<usize>,
-    /// (b, c) Repetitions of each point.
+    /// (b, c, d) Repetitions of each point.
     #[arg(long, default_value_t = 3)]
     reps: usize,
-    /// (b, c) Seconds measured per run.
+    /// (b, c, d) Seconds measured per run.
     #[arg(long, default_value_t = 3.0)]
     duration: f64,
-    /// (b, c) Engine of the daemon.
+    /// (b, c, d) Engine of the daemon.
     #[arg(long, default_value = "shared")]
     engine: Engine,
     /// (b, c) Hook of the daemon: auto (XDP here: the clients want
@@ -127,14 +130,20 @@ fn main() -> anyhow::Result<()> {
         Vec::new()
     };
 
-    if args.phases.iter().any(|p| p == "wire") {
-        let bench = wire::Bench::new(wire::Settings {
+    let wants = |phase: &str| args.phases.iter().any(|p| p == phase);
+    let bench = if wants("wire") || wants("hostile") {
+        Some(wire::Bench::new(wire::Settings {
             duration: Duration::from_secs_f64(args.duration),
             warmup: Duration::from_millis(500),
             engine: args.engine,
             hook: args.hook,
             buffer_kib: args.buffer_kib,
-        })?;
+        })?)
+    } else {
+        None
+    };
+
+    if let Some(bench) = bench.as_ref().filter(|_| wants("wire")) {
         // (b): per K, per repetition, the backends alternate.
         let mut runs: Vec<Run> = Vec::new();
         for &k in &args.klist {
@@ -204,12 +213,20 @@ fn main() -> anyhow::Result<()> {
             .collect();
         json.push(format!("\"match_all\":[{}]", items.join(",")));
         if let Some(path) = &args.json {
-            write_json(path, &json)?;
             let png = path.with_extension("png");
             wire::chart(&png, &summaries, baseline)?;
             println!("chart: {}", png.display());
         }
-    } else if let Some(path) = &args.json {
+    }
+
+    if let Some(bench) = bench.as_ref().filter(|_| wants("hostile")) {
+        let points = hostile::measure(bench, args.reps)?;
+        hostile::print(&points);
+        let items: Vec<String> = points.iter().map(hostile::Point::json).collect();
+        json.push(format!("\"hostile\":[{}]", items.join(",")));
+    }
+
+    if let Some(path) = &args.json {
         write_json(path, &json)?;
     }
     Ok(())

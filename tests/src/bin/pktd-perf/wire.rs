@@ -238,6 +238,39 @@ impl Bench {
         } else {
             0.5
         };
+        let (rx_pps, received) = self.traffic(frames)?;
+        let counts = started.stop()?;
+        Ok(Run {
+            backend,
+            clients,
+            rx_pps,
+            received,
+            matching: (received as f64 * matching_share).round() as u64,
+            counts,
+        })
+    }
+
+    /// The receiver's packet rate with no client of the bench's own: the
+    /// traffic of K=0 (no frame matches `udp dst port 9000+i` filters
+    /// beyond port 9000), for whatever sessions the caller has open.
+    pub fn untapped_rate(&self) -> anyhow::Result<f64> {
+        Ok(self.traffic(self.frames(0))?.0)
+    }
+
+    /// The lab: its capture namespace and interface.
+    pub fn lab(&self) -> &Lab {
+        &self.lab
+    }
+
+    /// The daemon.
+    pub fn daemon(&self) -> &TestDaemon {
+        &self.daemon
+    }
+
+    /// Sends `frames` round and round for the warm-up and the measured
+    /// window: the receiver's packet rate in the window, and the frames it
+    /// got over the whole run (clients given time to drain).
+    fn traffic(&self, frames: Vec<Vec<u8>>) -> anyhow::Result<(f64, u64)> {
         let before = rx_packets(&self.lab.capture_ns, &self.lab.capture_if)?;
         let stop = Arc::new(AtomicBool::new(false));
         let sender = {
@@ -274,16 +307,10 @@ impl Bench {
         // Let the clients drain what is queued before they are stopped.
         std::thread::sleep(Duration::from_millis(500));
         let after = rx_packets(&self.lab.capture_ns, &self.lab.capture_if)?;
-        let counts = started.stop()?;
-        let received = after - before;
-        Ok(Run {
-            backend,
-            clients,
-            rx_pps: (end.1 - start.1) as f64 / (end.0 - start.0).as_secs_f64(),
-            received,
-            matching: (received as f64 * matching_share).round() as u64,
-            counts,
-        })
+        Ok((
+            (end.1 - start.1) as f64 / (end.0 - start.0).as_secs_f64(),
+            after - before,
+        ))
     }
 }
 
