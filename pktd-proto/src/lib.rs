@@ -227,7 +227,8 @@ pub struct RecordingRequest {
     /// the recording).
     pub capture: OpenCapture,
     /// File names: `A-Za-z0-9._-` and exactly one `%d`, the file's sequence
-    /// number; not starting with `.` or `-`; at most 255 bytes.
+    /// number; not starting with `.` or `-`; at most 237 bytes (so that
+    /// every name fits 255 bytes with a 20-digit number).
     pub pattern: String,
     /// When to start a new file, and how many to keep.
     pub rotation: Rotation,

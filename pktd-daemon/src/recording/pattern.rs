@@ -1,8 +1,14 @@
 //! File name patterns of recordings: the only source of the names of
 //! files the daemon creates in a principal's directory.
 
-/// The longest pattern accepted, in bytes (`NAME_MAX`).
-pub const MAX_PATTERN_LEN: usize = 255;
+/// The longest pattern accepted, in bytes: with its `%d` replaced by the
+/// largest file number (20 digits), a name still fits `NAME_MAX` (255).
+pub const MAX_PATTERN_LEN: usize = NAME_MAX - (U64_DIGITS - 2);
+
+/// The longest file name the kernel takes.
+const NAME_MAX: usize = 255;
+/// Digits of `u64::MAX`.
+const U64_DIGITS: usize = 20;
 
 /// The file name pattern was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,7 +22,8 @@ pub struct PatternError {
 
 /// A validated file name pattern: exactly one `%d`, which is replaced by the
 /// file's sequence number; otherwise only `A-Z a-z 0-9 . _ -`; not starting
-/// with `.` or `-`; at most 255 bytes.
+/// with `.` or `-`; at most [`MAX_PATTERN_LEN`] (237) bytes, so that every
+/// name it makes fits `NAME_MAX`.
 ///
 /// The pattern is never used as a format string: names are the text before
 /// the `%d`, the number in decimal, and the text after it.
@@ -36,7 +43,7 @@ impl Pattern {
             })
         };
         if text.len() > MAX_PATTERN_LEN {
-            return refuse("longer than 255 bytes");
+            return refuse("longer than 237 bytes (its names must fit 255 with a 20-digit number)");
         }
         if text.matches("%d").count() != 1 {
             return refuse("must contain exactly one %d");
@@ -88,14 +95,30 @@ mod tests {
         let pattern = Pattern::parse("t-%d.pcap").unwrap();
         assert_eq!(pattern.file_name(0), "t-0.pcap");
         assert_eq!(pattern.file_name(u64::MAX), "t-18446744073709551615.pcap");
-        let longest = format!("{}%d", "a".repeat(253));
+        let longest = format!("{}%d", "a".repeat(MAX_PATTERN_LEN - 2));
         assert!(Pattern::parse(&longest).is_ok());
+        assert_eq!(U64_DIGITS, u64::MAX.to_string().len());
+    }
+
+    /// Found by the fuzz target's author (fuzz/fuzz_targets/patterns.rs):
+    /// with 255-byte patterns, names from file 100 on outgrew NAME_MAX,
+    /// `openat` refused them and the recording ended.
+    #[test]
+    fn every_name_of_an_accepted_pattern_fits_name_max() {
+        let longest = format!("{}%d", "a".repeat(MAX_PATTERN_LEN - 2));
+        let pattern = Pattern::parse(&longest).expect("the longest pattern");
+        for index in [0, 9, 99, 100, 1000, u64::MAX] {
+            let name = pattern.file_name(index);
+            assert!(name.len() <= NAME_MAX, "file {index}: {} bytes", name.len());
+        }
+        let one_more = format!("{}%d", "a".repeat(MAX_PATTERN_LEN - 1));
+        assert!(Pattern::parse(&one_more).is_err());
     }
 
     #[test]
     fn hostile_patterns_are_refused_with_a_reason() {
-        let long = format!("{}%d", "a".repeat(254));
-        assert_eq!(long.len(), 256);
+        let long = format!("{}%d", "a".repeat(MAX_PATTERN_LEN - 1));
+        assert_eq!(long.len(), MAX_PATTERN_LEN + 1);
         for (text, reason) in [
             ("../a%d", "may only contain A-Z a-z 0-9 . _ - and one %d"),
             ("/etc/x%d", "may only contain A-Z a-z 0-9 . _ - and one %d"),
@@ -111,7 +134,10 @@ mod tests {
             (".hidden%d", "must not start with . or -"),
             ("-rf%d", "must not start with . or -"),
             (".%d", "must not start with . or -"),
-            (&long, "longer than 255 bytes"),
+            (
+                &long,
+                "longer than 237 bytes (its names must fit 255 with a 20-digit number)",
+            ),
             ("a%d\0", "may only contain A-Z a-z 0-9 . _ - and one %d"),
             ("a\0%d", "may only contain A-Z a-z 0-9 . _ - and one %d"),
             ("a%d\n", "may only contain A-Z a-z 0-9 . _ - and one %d"),
