@@ -3,6 +3,7 @@
 //! clone on a fresh Debian 12 machine needs nothing but `cargo xtask test`.
 
 mod bootstrap;
+mod fuzz;
 mod layout;
 mod process;
 mod run;
@@ -42,6 +43,21 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// Bootstrap, install cargo-fuzz if missing, then run the fuzz targets
+    /// of fuzz/ (as root: `translator` loads eBPF), each for a while, and
+    /// report executions, corpus and crashes; a crash fails.
+    Fuzz {
+        /// How long to run each target.
+        #[arg(long, default_value_t = 60)]
+        seconds: u32,
+        /// cargo-fuzz's sanitizer: address (the default) also catches
+        /// memory errors in unsafe code; none builds in half the time.
+        #[arg(long, default_value = "address")]
+        sanitizer: String,
+        /// Targets to run (default: all of them): frames, policy,
+        /// validator, translator, patterns.
+        targets: Vec<String>,
+    },
     /// The longest files and functions and the import circles between
     /// modules, read from the source alone (no bootstrap, no build), to plan
     /// and check restructurings.
@@ -67,6 +83,11 @@ fn main() -> ExitCode {
         Command::Run { args } => run::run(&args),
         Command::Test { args } => test::test(&args),
         Command::Perf { args } => run::perf(&args),
+        Command::Fuzz {
+            seconds,
+            sanitizer,
+            targets,
+        } => fuzz::fuzz(seconds, &sanitizer, &targets),
         Command::Layout {
             dirs,
             no_tests,

@@ -1,6 +1,7 @@
-//! `cargo xtask test`: no import circles in the daemon, fmt, clippy on the
-//! host crates, clippy on the eBPF crate, then every test; the first
-//! failure stops the run.
+//! `cargo xtask test`: no import circles in the daemon, fmt (the fuzz
+//! crate's too), clippy on the host crates, clippy on the eBPF crate, every
+//! test, then a short run of every fuzz target; the first failure stops
+//! the run.
 
 use std::{env, ffi::OsString, process::Command};
 
@@ -10,6 +11,10 @@ use crate::{
     bootstrap::bootstrap,
     process::{self, command, is_root, root},
 };
+
+/// How long the smoke pass runs each fuzz target (docs/security.md has
+/// what it costs).
+const FUZZ_SMOKE_SECONDS: u32 = 10;
 
 pub fn test(extra: &[OsString]) -> Result<()> {
     // Checked before bootstrapping so a non-root run installs nothing only
@@ -27,6 +32,8 @@ pub fn test(extra: &[OsString]) -> Result<()> {
     crate::layout::layout(&[root().join("pktd-daemon")], false, true)?;
 
     let mut fmt = stable(["fmt", "--all", "--", "--check"]);
+    // The fuzz crate is a workspace of its own.
+    let mut fuzz_fmt = stable(["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"]);
 
     let mut clippy = stable(["clippy", "--workspace", "--exclude", "pktd-ebpf"]);
     clippy.args(["--all-targets", "--", "-D", "warnings"]);
@@ -38,6 +45,7 @@ pub fn test(extra: &[OsString]) -> Result<()> {
 
     for step in [
         &mut fmt,
+        &mut fuzz_fmt,
         &mut clippy,
         &mut ebpf_clippy(),
         &mut build,
@@ -52,7 +60,12 @@ pub fn test(extra: &[OsString]) -> Result<()> {
         }
         process::run(step)?;
     }
-    Ok(())
+
+    // A smoke pass: the seeds and a few seconds of each target, without
+    // AddressSanitizer (pktd's unsafe code is small; the build takes half
+    // the time).
+    println!("==> cargo xtask fuzz --seconds {FUZZ_SMOKE_SECONDS} --sanitizer none");
+    crate::fuzz::run_targets(FUZZ_SMOKE_SECONDS, "none", &[])
 }
 
 /// `cargo +stable ARGS` at the workspace root. Explicitly stable: the

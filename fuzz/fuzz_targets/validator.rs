@@ -1,0 +1,103 @@
+//! The classic-BPF validator (`pktd_filter::validate`) on arbitrary
+//! programs, and on the valid ones the reference interpreter and the
+//! snaplen window (`pktd_filter::confine`).
+//!
+//! Input: a mode byte, a 2-byte window, then the program and the packet.
+//! Mode bit 0 clear: a count byte N, N instructions of 8 bytes each
+//! (`struct sock_filter`, `pktd_filter::parse_binary`), the packet after
+//! them. Bit 0 set: `tcpdump -ddd` text up to a NUL byte
+//! (`pktd_filter::parse_ddd`), the packet after it.
+//!
+//! Checked: nothing panics; the `-ddd` and binary forms read back what
+//! they write; the validator agrees with the running kernel
+//! (`SO_ATTACH_FILTER`), save for the two kinds of load only pktd refuses;
+//! and the window's promise (`pktd-filter/src/window.rs`): the confined
+//! program on a packet returns `window` where the original accepts the
+//! packet cut to `window` bytes, and 0 where it does not.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use pktd_filter::{
+    CbpfInsn, FilterError, Rule, confine, format_ddd, interpret, kernel_accepts, parse_binary,
+    parse_ddd, to_binary, validate,
+};
+
+/// Longest packet tried (an Ethernet frame with two VLAN tags).
+const MAX_PACKET: usize = 1522;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((insns, packet, window)) = split(data) else {
+        return;
+    };
+    assert_eq!(parse_ddd(&format_ddd(&insns)).as_ref(), Ok(&insns));
+    assert_eq!(parse_binary(&to_binary(&insns)).as_ref(), Ok(&insns));
+
+    let verdict = validate(&insns);
+    agree_with_the_kernel(&insns, &verdict);
+    let Ok(program) = verdict else { return };
+
+    // Wire lengths as captured and as cut short by a snaplen.
+    for wire in [packet.len() as u32, packet.len() as u32 + 100] {
+        let whole = interpret(&program, packet, wire);
+        let Ok(confined) = confine(&program, window) else {
+            // Only a jump stretched past 255, or past 4096 instructions.
+            continue;
+        };
+        let cut = &packet[..packet.len().min(window as usize)];
+        let expected = match interpret(&program, cut, wire) {
+            0 => 0,
+            _ => window,
+        };
+        assert_eq!(
+            interpret(&confined, packet, wire),
+            expected,
+            "window {window}, wire {wire}, whole-packet verdict {whole}"
+        );
+    }
+});
+
+/// The program, the packet and the window (1..=1500) in the input.
+fn split(data: &[u8]) -> Option<(Vec<CbpfInsn>, &[u8], u32)> {
+    let [mode, w0, w1, rest @ ..] = data else {
+        return None;
+    };
+    let window = 1 + u32::from(u16::from_le_bytes([*w0, *w1])) % 1500;
+    let (insns, packet) = if mode & 1 == 0 {
+        let (&count, rest) = rest.split_first()?;
+        let bytes = usize::from(count) * 8;
+        if rest.len() < bytes {
+            return None;
+        }
+        let insns = parse_binary(&rest[..bytes]).expect("whole instructions");
+        (insns, &rest[bytes..])
+    } else {
+        let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        let text = std::str::from_utf8(&rest[..end]).ok()?;
+        let insns = parse_ddd(text).ok()?;
+        (insns, rest.get(end + 1..).unwrap_or_default())
+    };
+    Some((insns, &packet[..packet.len().min(MAX_PACKET)], window))
+}
+
+/// The validator says what the kernel says, except that it also refuses
+/// ancillary and negative-offset loads, which the kernel takes.
+fn agree_with_the_kernel(
+    insns: &[CbpfInsn],
+    verdict: &Result<pktd_filter::ValidProgram, FilterError>,
+) {
+    let kernel = kernel_accepts(insns);
+    // Only EINVAL is a verdict on the program; ENOMEM (socket memory) and
+    // the like say nothing about it.
+    if let Err(error) = &kernel
+        && error.kind() != std::io::ErrorKind::InvalidInput
+    {
+        return;
+    }
+    match (verdict, &kernel) {
+        (Ok(_), Ok(())) | (Err(_), Err(_)) => {}
+        (Ok(_), Err(error)) => panic!("validated, but the kernel refuses it ({error}): {insns:?}"),
+        (Err(FilterError::Invalid { rule, .. }), Ok(()))
+            if matches!(rule, Rule::AncillaryLoad | Rule::NegativeOffset) => {}
+        (Err(error), Ok(())) => panic!("the kernel accepts it, but: {error}: {insns:?}"),
+    }
+}
