@@ -33,6 +33,7 @@
 //! | [`recording`] | recordings: their tasks, rotating savefiles, name patterns |
 //! | [`policy`] | the policy file, accounts, and the one authorization function |
 //! | [`compiler`] | clients' expressions compiled in sandboxed helper processes |
+//! | `loads` | verifier loads admitted per uid and in all |
 //! | [`capture`] | the kernel program per (namespace, interface): hooks, slots, native code, rings |
 //! | [`inject`] | injection: checks, rate limits, the senders |
 //! | `state` | what connections and sessions share, behind methods |
@@ -52,6 +53,7 @@ pub mod compiler;
 mod connection;
 mod errors;
 pub mod inject;
+mod loads;
 pub mod netns;
 pub mod paths;
 pub mod policy;

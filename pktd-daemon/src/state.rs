@@ -1,7 +1,8 @@
 //! The daemon's shared state, behind methods: the policy in force, the
 //! attachments, the compiler, the running sessions (counted per uid for
 //! `max_sessions`, their filters' instructions summed per uid for
-//! `max_filter_insns`), and the injection senders.
+//! `max_filter_insns`), the injection senders, and the gate of verifier
+//! loads.
 //!
 //! Its locks are `std` mutexes held for a few map operations and never
 //! across an `.await` or a blocking call (mini-redis's `db.rs` explains the
@@ -19,6 +20,7 @@ use crate::{
     capture::{Registry, SlotCounters},
     compiler::Compiler,
     inject::Senders,
+    loads::Loads,
     policy::{PolicyStore, Scope},
     sync::lock,
 };
@@ -59,6 +61,7 @@ pub struct State {
     compiler: Arc<Compiler>,
     sessions: Mutex<Sessions>,
     senders: Senders,
+    loads: Loads,
     next_id: AtomicU64,
 }
 
@@ -76,6 +79,7 @@ impl State {
             compiler,
             sessions: Mutex::default(),
             senders: Senders::default(),
+            loads: Loads::per_cpu(),
             next_id: AtomicU64::new(1),
         })
     }
@@ -98,6 +102,11 @@ impl State {
     /// The injection senders.
     pub fn senders(&self) -> &Senders {
         &self.senders
+    }
+
+    /// The gate of verifier loads.
+    pub fn loads(&self) -> &Loads {
+        &self.loads
     }
 
     /// Counts a new session of `uid` against its principal's

@@ -2,9 +2,11 @@
 //! the quota rule, and giving everything back.
 //!
 //! Opening a session, after [`crate::policy::grant`] has cut the request
-//! to the rules: count it against the uid's `max_sessions`; then, on a
-//! blocking thread, compile the client's filter (libpcap) and AND it with
-//! the policy's, do the caller's preparation (a recording creates its first
+//! to the rules: count it against the uid's `max_sessions`; compile the
+//! client's filter (a helper process) and count it against
+//! `max_filter_insns`; wait for the uid's turn at the verifier
+//! (`crate::loads`); then, on a blocking thread, AND the filter with the
+//! policy's, do the caller's preparation (a recording creates its first
 //! file), and take a slot in the attachment (which may load programs into
 //! the verifier); finally put the ring into the reactor and show the
 //! session in the statistics. A failure at any step undoes the ones before.
@@ -137,6 +139,7 @@ where
     let registry = state.registry().clone();
     let for_kernel = grant.clone();
     let kept = client.clone();
+    let turn = state.loads().admit(peer.uid).await;
     let opened = blocking(move || {
         let program = with_policy(&for_kernel, kept)?;
         let prepared = prepare()?;
@@ -151,6 +154,7 @@ where
         Ok::<_, E>((prepared, added))
     })
     .await;
+    drop(turn);
     let (prepared, added) = opened?;
     let engine = added.ring.engine();
     let ring = match added.ring.into_async() {
@@ -316,6 +320,7 @@ impl Session {
     /// program.
     async fn install(&self, grant: CaptureGrant, client: ValidProgram) -> Result<(), OpenError> {
         let (registry, slot) = (self.state.registry().clone(), self.slot.clone());
+        let _turn = self.state.loads().admit(self.peer.uid).await;
         blocking(move || {
             let program = with_policy(&grant, client)?;
             registry.set_filter(&slot, &program)?;
