@@ -167,7 +167,7 @@ const _: () = assert!(size_of::<FilterProgram>() == 8 + 8 * MAX_INSNS);
 
 /// Global settings of one attachment.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Globals {
     /// Slots `0..slot_count` may be in use; 0 means no client at all.
     pub slot_count: u32,
@@ -180,15 +180,36 @@ pub struct Globals {
     /// interpreted.
     pub interpreted: u64,
     /// Classic-BPF instructions the interpreter may run per packet, for
-    /// all interpreted slots together. Each slot gets what is left divided
-    /// by the interpreted slots still to run; a filter that does not end
-    /// within its share gives no verdict for that packet, and its
-    /// `over_budget` counter says so. 0: [`DEFAULT_INTERPRET_BUDGET`].
+    /// all interpreted slots together (a safety net: the caps below add up
+    /// to at most this). 0: [`DEFAULT_INTERPRET_BUDGET`].
     pub interpret_budget: u32,
     /// Padding.
     pub _pad: u32,
+    /// Entry `i`: the instructions slot `i`'s filter may run per packet
+    /// while the slots of `interpreted` are; entry `MAX_CLIENTS + i`: the
+    /// same when every slot in use is interpreted (a packet whose VLAN tag
+    /// is in metadata). The budget is shared out by the filters' lengths,
+    /// max-min fair (a filter runs at most its length, so the short ones
+    /// get all they can use and the rest is split among the long ones). A
+    /// filter that does not end within its cap gives no verdict for the
+    /// packet, and its `over_budget` counter says so. One array, so that
+    /// the kernel picks a half by index rather than by branch.
+    pub interpret_caps: [u16; 2 * MAX_CLIENTS as usize],
 }
-const _: () = assert!(size_of::<Globals>() == 24);
+const _: () = assert!(size_of::<Globals>() == 24 + 4 * MAX_CLIENTS as usize);
+
+impl Default for Globals {
+    fn default() -> Self {
+        Self {
+            slot_count: 0,
+            xdp_receives: 0,
+            interpreted: 0,
+            interpret_budget: 0,
+            _pad: 0,
+            interpret_caps: [0; 2 * MAX_CLIENTS as usize],
+        }
+    }
+}
 
 /// What the native filters decided about the packet being classified
 /// (per-CPU; written by the classifier and the generated programs, read by

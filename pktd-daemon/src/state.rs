@@ -156,18 +156,17 @@ impl State {
         Ok(())
     }
 
-    /// Whether the uid's filters fit a (reloaded) `max_filter_insns`
-    /// (0: no limit); when they do not, session `id`'s filter stops being
-    /// counted, as the session is about to end, so that the uid's other
-    /// sessions, checked after it, may fit.
-    pub fn filters_fit(&self, id: u64, uid: u32, max: u32) -> bool {
+    /// Charges session `id`'s filter `insns` under a (reloaded)
+    /// `max_filter_insns` (0: no limit) and says whether the uid's filters
+    /// fit it; when they do not, the session's filter stops being counted,
+    /// as the session is about to end, so that the uid's other sessions,
+    /// checked after it, may fit.
+    pub fn refit_filter(&self, id: u64, uid: u32, insns: u32, max: u32) -> bool {
         let mut sessions = lock(&self.sessions);
-        let total = sessions
-            .filter_insns_per_uid
-            .get(&uid)
-            .copied()
-            .unwrap_or(0);
-        if max == 0 || total <= u64::from(max) {
+        let own = sessions.filter_insns.insert(id, insns).unwrap_or(0);
+        let total = sessions.filter_insns_per_uid.entry(uid).or_default();
+        *total = total.saturating_sub(u64::from(own)) + u64::from(insns);
+        if max == 0 || *total <= u64::from(max) {
             return true;
         }
         uncharge(&mut sessions, id, uid);

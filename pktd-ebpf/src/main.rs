@@ -234,6 +234,11 @@ struct Delivery<F: HookContext> {
     remaining: u64,
     /// Slots whose filter is interpreted for this packet.
     interpreted: u64,
+    /// `Globals::interpret_caps`.
+    caps: *const [u16; 2 * SLOTS],
+    /// Which half of it applies to this packet: 0, or `SLOTS` when every
+    /// slot is interpreted.
+    caps_half: u32,
     /// Classic-BPF instructions the interpreter may still run for this
     /// packet, all slots together.
     budget: u32,
@@ -265,6 +270,8 @@ fn deliver_matches<F: HookContext>(frame: F) -> Option<()> {
         verdicts,
         remaining,
         interpreted,
+        caps: &globals.interpret_caps,
+        caps_half: u32::from(verdicts.interpret_all != 0) * SLOTS as u32,
         budget: match globals.interpret_budget {
             0 => DEFAULT_INTERPRET_BUDGET,
             budget => budget,
@@ -372,16 +379,12 @@ fn evaluate_client<F: HookContext>(slot: u32, delivery: &mut Delivery<F>) -> Opt
     Some(())
 }
 
-/// Runs slot `slot`'s classic program on the packet, within its share of
-/// what is left of the packet's interpreter budget; its verdict, or `None`
-/// (counted as over budget) when the share ran out before the program
-/// ended.
-///
-/// The share is what is left divided by the interpreted slots still to
-/// run, this one included: every interpreted slot gets at least
-/// `budget / interpreted slots`, and what a short filter leaves goes to the
-/// slots after it. A long filter thus spends its own share, never another
-/// session's.
+/// Runs slot `slot`'s classic program on the packet, within its cap
+/// (`Globals::interpret_caps`, and what is left of the packet's budget);
+/// its verdict, or `None` (counted as over budget) when the cap ran out
+/// before the program ended. The caps depend on the filters' lengths only,
+/// never on how far other filters ran on this packet: a filter spends its
+/// own share, and learns nothing of the others'.
 #[inline(always)]
 fn interpret<F: HookContext>(
     slot: u32,
@@ -389,9 +392,10 @@ fn interpret<F: HookContext>(
     counters: &mut ClientCounters,
 ) -> Option<u32> {
     let budget = delivery.budget;
-    // This slot's bit is set, so at least 1.
-    let waiting = (delivery.interpreted >> slot).count_ones().max(1);
-    let share = budget / waiting;
+    // SAFETY: a pointer into the PKTD_GLOBALS value deliver_matches read
+    // for this packet.
+    let cap = unsafe { (*delivery.caps)[(slot + delivery.caps_half) as usize & (2 * SLOTS - 1)] };
+    let share = u32::from(cap).min(budget);
     let program = PKTD_FILTERS.get_value(slot, &0)?;
     let mut vm = Vm::new(program, &delivery.packet);
     vm.fuel = share;

@@ -721,3 +721,45 @@ async fn interpreted_filters_cannot_take_an_interface_down() {
     drop(attackers);
     daemon.terminate(Duration::from_secs(1));
 }
+
+/// Under a `max_snaplen` window a filter is charged as it runs, confined:
+/// each indirect load gains the checks that keep it inside the window, so
+/// a filter short as sent but long as confined is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confined_filter_is_charged_as_it_runs() {
+    let lab = Lab::new();
+    let mut insns = vec![pktd_common::CbpfInsn::new(0x01, 0, 0, 0)]; // ldx #0
+    for k in 0..6 {
+        insns.push(pktd_common::CbpfInsn::new(0x48, 0, 0, 14 + 2 * k)); // ldh [x + k]
+    }
+    insns.push(pktd_common::CbpfInsn::new(0x06, 0, 0, 0));
+    let program = pktd_filter::validate(&insns).expect("valid");
+    let confined = pktd_filter::confine(&program, 64).expect("confines").len();
+    let limit = insns.len() + 4;
+    assert!(confined > limit, "{confined} instructions once confined");
+    let policy = policy(&lab).replace(
+        "max_sessions = 8",
+        &format!("max_sessions = 8\nmax_snaplen = 64\nmax_filter_insns = {limit}"),
+    );
+    let daemon = RealDaemon::start("confined-cost", &policy, &[]);
+    let open = |program: &[pktd_common::CbpfInsn]| {
+        let builder = libwire::CaptureBuilder::new(&lab.capture_if)
+            .netns(&lab.capture_ns)
+            .direction(Direction::In)
+            .bytecode(program);
+        open_as(builder, &daemon.socket, NARROW.0, NARROW.1)
+    };
+    match open(&insns).await {
+        Err(WireError::Daemon {
+            code: ErrorCode::Limit,
+            message,
+        }) => assert!(
+            message.contains(&format!("a filter of {confined} instructions")),
+            "{message}"
+        ),
+        other => panic!("a filter long once confined: {:?}", other.map(|_| ())),
+    }
+    let short = [pktd_common::CbpfInsn::new(0x06, 0, 0, 0)];
+    open(&short).await.expect("a short filter fits");
+    daemon.terminate(Duration::from_secs(1));
+}

@@ -394,17 +394,19 @@ fn the_interpreter_engine_interprets_every_filter() {
 }
 
 /// A valid program that executes every one of its `len` instructions on
-/// any frame of 16 bytes or more: loads, then `ret #keep`.
+/// any frame of 16 bytes or more: loads, then `ret #keep` (just that when
+/// `len` is 1).
 fn straight_line_filter(len: usize, keep: u32) -> ValidProgram {
     let mut insns = vec![CbpfInsn::new(0x28, 0, 0, 14); len - 1]; // ldh [14]
     insns.push(CbpfInsn::new(0x06, 0, 0, keep));
     validate(&insns).expect("a valid program")
 }
 
-/// The interpreter's per-packet budget is shared fairly: long filters run
-/// out of their share (and are counted so), a short filter after them is
-/// still judged, and a filter interpreted alone runs to its end even at
-/// the longest length classic BPF allows.
+/// The interpreter's per-packet budget is shared by the filters' lengths,
+/// max-min fair: long filters run out of their share (and are counted so),
+/// a short filter after them is still judged, a filter interpreted alone
+/// runs to its end even at the longest length classic BPF allows, and many
+/// tiny filters do not dilute a longer one's share.
 #[test]
 fn interpreted_filters_share_a_per_packet_budget() {
     let frame = udp_frame(9000, 10);
@@ -438,4 +440,14 @@ fn interpreted_filters_share_a_per_packet_budget() {
             .collect();
         assert_eq!(over, [round, round, round, 0]);
     }
+
+    // A 1000-instruction filter beside 60 one-instruction ones: an even
+    // split (4096 / 61 = 67) would cut it short; its length fits what the
+    // tiny ones leave.
+    let mut filters = vec![straight_line_filter(1000, 65535)];
+    filters.extend((0..60).map(|_| straight_line_filter(1, 0)));
+    let mut bench = Bench::with_engine(&filters, &ClientSpec::default(), Engine::Interpreter);
+    assert!(bench.run(&frame)[0].is_some(), "judged within its share");
+    let counters = bench.attachment.counters(bench.clients[0].slot()).unwrap();
+    assert_eq!(counters.over_budget, 0);
 }

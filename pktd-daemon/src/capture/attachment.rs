@@ -12,6 +12,7 @@ use pktd_filter::ValidProgram;
 use pktd_translate::Hook;
 
 use super::{
+    budget,
     error::CaptureError,
     kernel_log::KernelLog,
     native::{Engine, SlotEngine},
@@ -200,8 +201,9 @@ impl Attachment {
         }
     }
 
-    /// Tells the kernel how many slots to consider, which are interpreted,
-    /// and which hook serves received packets.
+    /// Tells the kernel how many slots to consider, which are interpreted
+    /// and how many instructions each may run then, and which hook serves
+    /// received packets.
     pub(super) fn publish_globals(&mut self) -> Result<(), CaptureError> {
         let slot_count = self
             .slots
@@ -214,6 +216,15 @@ impl Attachment {
             .enumerate()
             .filter(|(_, state)| state.is_some())
             .fold(0u64, |mask, (slot, _)| mask | 1 << slot);
+        let interpreted = in_use & !self.native;
+        let lengths = |mask: u64| -> Vec<(u32, usize)> {
+            self.slots
+                .iter()
+                .enumerate()
+                .filter(|(slot, _)| mask & 1 << slot != 0)
+                .filter_map(|(slot, state)| Some((slot as u32, state.as_ref()?.filter.len())))
+                .collect()
+        };
         self.maps
             .globals
             .set(
@@ -221,9 +232,14 @@ impl Attachment {
                 Globals {
                     slot_count,
                     xdp_receives: u32::from(self.xdp_receives),
-                    interpreted: in_use & !self.native,
+                    interpreted,
                     interpret_budget: DEFAULT_INTERPRET_BUDGET,
                     _pad: 0,
+                    interpret_caps: budget::caps(
+                        &lengths(interpreted),
+                        &lengths(in_use),
+                        DEFAULT_INTERPRET_BUDGET,
+                    ),
                 },
                 0,
             )

@@ -14,12 +14,14 @@
 //! | `chain.rs` | native code: groups of filters, chains of programs |
 //! | `native.rs` | engines; translating and loading one program |
 //! | `bench.rs` | BPF_PROG_TEST_RUN |
+//! | `budget.rs` | the interpreter's per-packet budget shared out among slots |
 //! | `kernel_log.rs` | the kernel program's log (aya-log) |
 //! | `ring.rs` | ring buffers and records |
 //! | `registry.rs` | every attachment of the daemon |
 
 mod attachment;
 mod bench;
+mod budget;
 mod chain;
 mod error;
 mod hooks;

@@ -4,11 +4,11 @@
 //! Opening a session, after [`crate::policy::grant`] has cut the request
 //! to the rules: count it against the uid's `max_sessions`; compile the
 //! client's filter (a helper process) and count it against
-//! `max_filter_insns`; wait for the uid's turn at the verifier
-//! (`crate::loads`); then, on a blocking thread, AND the filter with the
-//! policy's, do the caller's preparation (a recording creates its first
-//! file), and take a slot in the attachment (which may load programs into
-//! the verifier); finally put the ring into the reactor and show the
+//! `max_filter_insns`; on a blocking thread, AND the filter with the
+//! policy's and do the caller's preparation (a recording creates its first
+//! file); wait for the uid's turn at the verifier (`crate::loads`) and, on
+//! a blocking thread again, take a slot in the attachment (which loads
+//! programs into the verifier); finally put the ring into the reactor and show the
 //! session in the statistics. A failure at any step undoes the ones before.
 
 mod drain;
@@ -101,6 +101,8 @@ pub struct Session {
     /// The client's own filter, kept to be ANDed again with a new policy
     /// filter after a reload.
     client: ValidProgram,
+    /// What it is charged against `max_filter_insns` (see [`cost`]).
+    cost: u32,
     slot: SlotRef,
     counters: Arc<SlotCounters>,
     drain: Drain,
@@ -135,27 +137,32 @@ where
     let client = client_program(state, peer.uid, &grant, &filter, optimize)
         .await
         .map_err(E::from)?;
-    charge_filter(state, id, &peer, &grant, &client).map_err(E::from)?;
-    let registry = state.registry().clone();
+    let cost = cost(&grant, &client).map_err(E::from)?;
+    charge_filter(state, id, &peer, &grant, cost).map_err(E::from)?;
     let for_kernel = grant.clone();
     let kept = client.clone();
-    let turn = state.loads().admit(peer.uid).await;
-    let opened = blocking(move || {
+    let (program, prepared) = blocking(move || {
         let program = with_policy(&for_kernel, kept)?;
-        let prepared = prepare()?;
-        let added = registry
-            .add_client(
-                &for_kernel.netns,
-                &for_kernel.interface,
-                &for_kernel.spec,
-                &program,
-            )
-            .map_err(OpenError::from)?;
-        Ok::<_, E>((prepared, added))
+        Ok::<_, E>((program, prepare()?))
+    })
+    .await?;
+    // Only the load itself waits for the uid's turn at the verifier.
+    let turn = state.loads().admit(peer.uid).await;
+    let (registry, for_kernel) = (state.registry().clone(), grant.clone());
+    let added = blocking(move || {
+        let added = registry.add_client(
+            &for_kernel.netns,
+            &for_kernel.interface,
+            &for_kernel.spec,
+            &program,
+        );
+        // Undone here if the slot is not taken (a recording's first file
+        // is deleted): off the runtime.
+        added.map(|added| (prepared, added))
     })
     .await;
     drop(turn);
-    let (prepared, added) = opened?;
+    let (prepared, added) = added.map_err(|err| E::from(OpenError::from(err)))?;
     let engine = added.ring.engine();
     let ring = match added.ring.into_async() {
         Ok(ring) => ring,
@@ -186,6 +193,7 @@ where
         drain: Drain::new(ring, count),
         grant,
         client,
+        cost,
         slot: added.slot,
         counters,
         closed: false,
@@ -271,14 +279,25 @@ impl Session {
     ) -> Result<(), OpenError> {
         let client =
             client_program(&self.state, self.peer.uid, &self.grant, &filter, optimize).await?;
-        charge_filter(&self.state, self.id, &self.peer, &self.grant, &client)?;
-        if let Err(err) = self.install(self.grant.clone(), client.clone()).await {
-            // The old filter stays, and so does its count (it fitted).
-            let old = self.client.len() as u32;
-            let _ = self.state.charge_filter(self.id, self.peer.uid, old, 0);
-            return Err(err);
+        let (old, new) = (self.cost, cost(&self.grant, &client)?);
+        // The larger of the two stays charged until the new filter is in
+        // (or is not): the uid never has more than it is allowed, even for
+        // the moment, and what it gives back no other session can take
+        // before the kernel has let go of it.
+        if new > old {
+            charge_filter(&self.state, self.id, &self.peer, &self.grant, new)?;
         }
+        let installed = self
+            .install(self.grant.clone(), client.clone(), Asker::Client)
+            .await;
+        let kept = if installed.is_ok() { new } else { old };
+        if kept != new.max(old) {
+            // Less than what is charged: always fits.
+            let _ = self.state.charge_filter(self.id, self.peer.uid, kept, 0);
+        }
+        installed?;
         self.client = client;
+        self.cost = new;
         Ok(())
     }
 
@@ -290,9 +309,11 @@ impl Session {
         if grant == self.grant {
             return Ok(());
         }
+        // A new window changes what the client's filter costs.
+        let cost = cost(&grant, &self.client)?;
         if !self
             .state
-            .filters_fit(self.id, self.peer.uid, grant.max_filter_insns)
+            .refit_filter(self.id, self.peer.uid, cost, grant.max_filter_insns)
         {
             return Err(OpenError::FilterCostLowered {
                 uid: self.peer.uid,
@@ -300,6 +321,7 @@ impl Session {
                 principal: grant.principal,
             });
         }
+        self.cost = cost;
         let (registry, slot, spec) = (
             self.state.registry().clone(),
             self.slot.clone(),
@@ -309,7 +331,8 @@ impl Session {
             blocking(move || registry.update_client(&slot, &spec)).await?;
         }
         if grant.policy_filter != self.grant.policy_filter || grant.window != self.grant.window {
-            self.install(grant.clone(), self.client.clone()).await?;
+            self.install(grant.clone(), self.client.clone(), Asker::Owner)
+                .await?;
         }
         tracing::info!(session = self.id, "session under the reloaded policy");
         self.grant = grant;
@@ -317,10 +340,20 @@ impl Session {
     }
 
     /// Loads `client` ANDed with `grant`'s policy filter as the session's
-    /// program.
-    async fn install(&self, grant: CaptureGrant, client: ValidProgram) -> Result<(), OpenError> {
+    /// program: for the client after its uid's turn at the verifier, for
+    /// the owner (a reload, which must reach running work within a second)
+    /// at once.
+    async fn install(
+        &self,
+        grant: CaptureGrant,
+        client: ValidProgram,
+        asker: Asker,
+    ) -> Result<(), OpenError> {
         let (registry, slot) = (self.state.registry().clone(), self.slot.clone());
-        let _turn = self.state.loads().admit(self.peer.uid).await;
+        let _turn = match asker {
+            Asker::Client => Some(self.state.loads().admit(self.peer.uid).await),
+            Asker::Owner => None,
+        };
         blocking(move || {
             let program = with_policy(&grant, client)?;
             registry.set_filter(&slot, &program)?;
@@ -370,16 +403,35 @@ fn remove_in_background(registry: Arc<Registry>, slot: SlotRef) {
     }
 }
 
-/// Counts `client`'s instructions against the uid's `max_filter_insns`,
-/// in place of session `id`'s previous filter.
+/// Who asks for a program to be loaded.
+enum Asker {
+    /// The session's client: it waits for its uid's turn.
+    Client,
+    /// The owner, through a policy reload: it does not wait.
+    Owner,
+}
+
+/// What the client's filter costs every packet, in instructions: its
+/// length as it runs, confined to the policy's window (a confined indirect
+/// load is four instructions). The owner's policy filter, ANDed in front,
+/// is the owner's and not charged.
+fn cost(grant: &CaptureGrant, client: &ValidProgram) -> Result<u32, OpenError> {
+    let length = match grant.window {
+        Some(window) => confine(client, window).map_err(OpenError::Filter)?.len(),
+        None => client.len(),
+    };
+    Ok(length as u32)
+}
+
+/// Charges `insns` against the uid's `max_filter_insns`, in place of
+/// session `id`'s previous filter.
 fn charge_filter(
     state: &State,
     id: u64,
     peer: &Peer,
     grant: &CaptureGrant,
-    client: &ValidProgram,
+    insns: u32,
 ) -> Result<(), OpenError> {
-    let insns = client.len() as u32;
     state
         .charge_filter(id, peer.uid, insns, grant.max_filter_insns)
         .map_err(|used| OpenError::FilterCost {
