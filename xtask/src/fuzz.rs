@@ -1,7 +1,8 @@
-//! `cargo xtask fuzz [--seconds N] [TARGET...]`: runs the cargo-fuzz
-//! targets of `fuzz/` (installing cargo-fuzz first if missing), each for N
-//! seconds, and prints per target its executions, its corpus and whether
-//! it crashed; a crash fails the command, naming the input that caused it.
+//! `cargo xtask fuzz [--seconds N] [--sanitizer S] [--smoke] [TARGET...]`:
+//! runs the cargo-fuzz targets of `fuzz/` (installing cargo-fuzz first if
+//! missing), each for N seconds (or `cargo xtask test`'s smoke pass), and prints per target its executions, its corpus and
+//! whether it crashed; a crash fails the command, naming the input that
+//! caused it.
 //!
 //! Nothing lands in git: the seeds in `fuzz/corpus/TARGET` are only read;
 //! what the fuzzer adds goes to `corpus/TARGET` in the fuzz build's target
@@ -25,6 +26,46 @@ pub const TARGETS: &[&str] = &["frames", "policy", "validator", "translator", "p
 /// The target that loads eBPF programs, and so needs root.
 const NEEDS_ROOT: &str = "translator";
 
+/// How long each target runs.
+#[derive(Clone, Copy)]
+pub enum Length {
+    /// This many seconds, from the corpus kept between runs.
+    Seconds(u32),
+    /// The smoke pass of `cargo xtask test`: a fixed number of inputs
+    /// (some 7 s each here), random seed 1, from the seeds alone (not the
+    /// corpus kept between runs), so that a run of the same tree does
+    /// nearly the same work: libFuzzer's choices still vary a little.
+    Smoke,
+}
+
+impl Length {
+    /// libFuzzer's options for `target`.
+    fn options(self, target: &str) -> Vec<String> {
+        match self {
+            Length::Seconds(seconds) => vec![format!("-max_total_time={seconds}")],
+            Length::Smoke => {
+                let runs = match target {
+                    "frames" => 300_000,
+                    "policy" => 50_000,
+                    "validator" => 200_000,
+                    "translator" => 500,
+                    _ => 1_000_000,
+                };
+                vec!["-seed=1".to_owned(), format!("-runs={runs}")]
+            }
+        }
+    }
+
+    fn describe(self) -> String {
+        match self {
+            Length::Seconds(seconds) => format!("{seconds} s per target"),
+            Length::Smoke => {
+                "smoke pass: fixed inputs per target, seed 1, from the seeds".to_owned()
+            }
+        }
+    }
+}
+
 /// What one run of one target came to.
 struct Outcome {
     target: String,
@@ -37,16 +78,16 @@ struct Outcome {
     log: PathBuf,
 }
 
-/// Bootstraps, then fuzzes `targets` (all when empty) for `seconds` each,
+/// Bootstraps, then fuzzes `targets` (all when empty) for `length` each,
 /// built with `sanitizer` (cargo-fuzz's: address, none, …).
-pub fn fuzz(seconds: u32, sanitizer: &str, targets: &[String]) -> Result<()> {
+pub fn fuzz(length: Length, sanitizer: &str, targets: &[String]) -> Result<()> {
     crate::bootstrap::bootstrap()?;
-    run_targets(seconds, sanitizer, targets)
+    run_targets(length, sanitizer, targets)
 }
 
-/// Fuzzes `targets` (all when empty) for `seconds` each, built with
+/// Fuzzes `targets` (all when empty) for `length` each, built with
 /// `sanitizer`; the toolchain is already there.
-pub fn run_targets(seconds: u32, sanitizer: &str, targets: &[String]) -> Result<()> {
+pub fn run_targets(length: Length, sanitizer: &str, targets: &[String]) -> Result<()> {
     let targets: Vec<&str> = if targets.is_empty() {
         TARGETS.to_vec()
     } else {
@@ -76,9 +117,9 @@ pub fn run_targets(seconds: u32, sanitizer: &str, targets: &[String]) -> Result<
 
     let mut outcomes = Vec::new();
     for target in targets {
-        outcomes.push(run_target(target, seconds, sanitizer)?);
+        outcomes.push(run_target(target, length, sanitizer)?);
     }
-    print_table(&outcomes, seconds);
+    print_table(&outcomes, length);
 
     let crashes: Vec<&Outcome> = outcomes.iter().filter(|o| o.artifact.is_some()).collect();
     if crashes.is_empty() {
@@ -118,10 +159,20 @@ fn cargo_fuzz_command(subcommand: &str, sanitizer: &str) -> std::process::Comman
     cargo
 }
 
-/// Runs one target for `seconds`, its output into its log.
-fn run_target(target: &str, seconds: u32, sanitizer: &str) -> Result<Outcome> {
+/// Runs one target for `length`, its output into its log.
+fn run_target(target: &str, length: Length, sanitizer: &str) -> Result<Outcome> {
     let seeds = root().join("fuzz/corpus").join(target);
-    let corpus = fuzz_target_dir().join("corpus").join(target);
+    let corpus = match length {
+        Length::Seconds(_) => fuzz_target_dir().join("corpus").join(target),
+        Length::Smoke => {
+            let fresh = fuzz_target_dir().join("smoke-corpus").join(target);
+            if fresh.exists() {
+                fs::remove_dir_all(&fresh)
+                    .with_context(|| format!("emptying {}", fresh.display()))?;
+            }
+            fresh
+        }
+    };
     let logs = fuzz_target_dir().join("logs");
     for dir in [&corpus, &logs] {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -137,7 +188,7 @@ fn run_target(target: &str, seconds: u32, sanitizer: &str) -> Result<Outcome> {
         .arg(&corpus)
         .arg(&seeds)
         .arg("--")
-        .arg(format!("-max_total_time={seconds}"))
+        .args(length.options(target))
         .arg("-print_final_stats=1")
         .stdin(Stdio::null())
         .stdout(
@@ -198,8 +249,8 @@ fn run_target(target: &str, seconds: u32, sanitizer: &str) -> Result<Outcome> {
     Ok(outcome)
 }
 
-fn print_table(outcomes: &[Outcome], seconds: u32) {
-    println!("\nfuzzing, {seconds} s per target:");
+fn print_table(outcomes: &[Outcome], length: Length) {
+    println!("\nfuzzing, {}:", length.describe());
     println!(
         "{:<12} {:>12} {:>8} {:>13} {:>13}  result",
         "target", "executions", "exec/s", "corpus files", "corpus bytes"

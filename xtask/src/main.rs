@@ -54,6 +54,11 @@ enum Command {
         /// memory errors in unsafe code; none builds in half the time.
         #[arg(long, default_value = "address")]
         sanitizer: String,
+        /// Run `cargo xtask test`'s smoke pass instead (a fixed number of
+        /// inputs per target, seed 1, from the seeds alone); --seconds is
+        /// ignored.
+        #[arg(long)]
+        smoke: bool,
         /// Targets to run (default: all of them): frames, policy,
         /// validator, translator, patterns.
         targets: Vec<String>,
@@ -86,8 +91,16 @@ fn main() -> ExitCode {
         Command::Fuzz {
             seconds,
             sanitizer,
+            smoke,
             targets,
-        } => fuzz::fuzz(seconds, &sanitizer, &targets),
+        } => {
+            let length = if smoke {
+                fuzz::Length::Smoke
+            } else {
+                fuzz::Length::Seconds(seconds)
+            };
+            fuzz::fuzz(length, &sanitizer, &targets)
+        }
         Command::Layout {
             dirs,
             no_tests,
