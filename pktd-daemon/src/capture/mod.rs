@@ -36,6 +36,6 @@ pub use attachment::Attachment;
 pub use error::CaptureError;
 pub use native::{Engine, HookChoice, MAX_CHAIN, NativeError, SlotEngine};
 pub use pktd_translate::Hook;
-pub use registry::{InterfaceSnapshot, Registry, SlotRef};
+pub use registry::{Added, InterfaceSnapshot, Registry, SlotRef};
 pub use ring::{AsyncRing, Record, Ring};
 pub use slots::{ClientSpec, InterfaceCounterReader, QUARANTINE, SlotCounters};

@@ -21,7 +21,7 @@ use pktd_proto::{EndReason, FilterSpec, Stats};
 
 pub use self::drain::Drain;
 use crate::{
-    capture::{CaptureError, Registry, SlotCounters, SlotEngine, SlotRef},
+    capture::{Added, CaptureError, Registry, SlotCounters, SlotEngine, SlotRef},
     compiler::CompileError,
     policy::{CaptureGrant, Peer},
     state::{SessionInfo, State},
@@ -146,23 +146,7 @@ where
         Ok::<_, E>((program, prepare()?))
     })
     .await?;
-    // Only the load itself waits for the uid's turn at the verifier.
-    let turn = state.loads().admit(peer.uid).await;
-    let (registry, for_kernel) = (state.registry().clone(), grant.clone());
-    let added = blocking(move || {
-        let added = registry.add_client(
-            &for_kernel.netns,
-            &for_kernel.interface,
-            &for_kernel.spec,
-            &program,
-        );
-        // Undone here if the slot is not taken (a recording's first file
-        // is deleted): off the runtime.
-        added.map(|added| (prepared, added))
-    })
-    .await;
-    drop(turn);
-    let (prepared, added) = added.map_err(|err| E::from(OpenError::from(err)))?;
+    let (prepared, added) = take_slot(state, peer.uid, &grant, program, prepared).await?;
     let engine = added.ring.engine();
     let ring = match added.ring.into_async() {
         Ok(ring) => ring,
@@ -199,6 +183,33 @@ where
         closed: false,
     };
     Ok((session, prepared))
+}
+
+/// Takes a slot for `program` once the uid's turn at the verifier comes;
+/// `prepared` comes back with it, or is dropped on the blocking thread if
+/// the slot is not taken (a recording's first file is then deleted, off
+/// the runtime).
+async fn take_slot<T, E>(
+    state: &State,
+    uid: u32,
+    grant: &CaptureGrant,
+    program: ValidProgram,
+    prepared: T,
+) -> Result<(T, Added), E>
+where
+    T: Send + 'static,
+    E: From<OpenError>,
+{
+    // Only the load itself waits for the turn.
+    let _turn = state.loads().admit(uid).await;
+    let (registry, grant) = (state.registry().clone(), grant.clone());
+    blocking(move || {
+        registry
+            .add_client(&grant.netns, &grant.interface, &grant.spec, &program)
+            .map(|added| (prepared, added))
+    })
+    .await
+    .map_err(|err| E::from(OpenError::from(err)))
 }
 
 /// A session counted against its uid, uncounted when dropped: until it

@@ -7,8 +7,10 @@
 //! for another word, so that no two can share code. Two shapes use all it
 //! may have: one session with every instruction, and every session with an
 //! equal share; a third, one session of 4 instructions, shows what an
-//! attached program costs before any filter. The shapes and a run with
-//! none alternate per repetition.
+//! attached program costs before any filter. On 1000-byte frames, a fourth
+//! loads past the 256-byte prefix the kernel program copies, which costs a
+//! helper call per load: the dearest instruction a filter has. The shapes
+//! and runs with none alternate per repetition.
 
 use std::time::Duration;
 
@@ -25,27 +27,46 @@ const NARROW: (u32, u32) = (4343, 4343);
 /// A word no frame of the bench carries.
 const NEVER: u32 = 0x5eed_f00d;
 
-/// How a principal's instructions are spread over its sessions.
+/// Frames the far shape is measured on.
+const BIG_FRAME: usize = 1000;
+/// The first offset the far shape loads from: past the prefix.
+const FAR: u32 = 300;
+
+/// How a principal's instructions are spread over its sessions, and where
+/// they load from.
 #[derive(Clone, Copy)]
 struct Shape {
     sessions: usize,
     insns: usize,
+    /// Loads past the prefix, on [`BIG_FRAME`]-byte frames.
+    far: bool,
 }
 
 impl Shape {
     fn name(self) -> String {
-        if self.sessions == 0 {
+        let base = if self.sessions == 0 {
             "none".to_owned()
         } else {
             format!("{}x{}", self.sessions, self.insns)
+        };
+        if self.far {
+            format!("{base}, {BIG_FRAME} B far")
+        } else {
+            base
         }
+    }
+
+    /// The 4-instruction reference, or a run without sessions.
+    fn is_reference(self) -> bool {
+        self.sessions == 0 || self.insns == 4
     }
 }
 
 /// One shape's rates over the repetitions.
 pub struct Point {
-    shape: String,
+    shape: Shape,
     rx_pps: Spread,
+    /// Of the rate with no session on the same frames.
     kept: f64,
 }
 
@@ -53,7 +74,7 @@ impl Point {
     pub fn json(&self) -> String {
         format!(
             "{{\"shape\":{},\"rx_pps\":{},\"kept_pct\":{:.1}}}",
-            json_string(&self.shape),
+            json_string(&self.shape.name()),
             self.rx_pps.json(),
             self.kept * 100.0
         )
@@ -61,16 +82,21 @@ impl Point {
 }
 
 /// A never-matching filter of `len` instructions (4 to 257) that runs all
-/// of them: `ld [14 + 4i]; jeq #NEVER+variant` pairs, then `ret #0` (and
-/// the `ret #65535` the compares would jump to). `variant` shifts the
-/// offsets and the word.
-fn expensive_filter(len: usize, variant: usize) -> Vec<CbpfInsn> {
+/// of them: `ld [k]; jeq #NEVER+variant` pairs, then `ret #0` (and the
+/// `ret #65535` the compares would jump to). `variant` shifts the offsets
+/// and the word; `far` loads past the prefix.
+fn expensive_filter(len: usize, variant: usize, far: bool) -> Vec<CbpfInsn> {
     assert!((4..=257).contains(&len), "{len} instructions");
     let pairs = (len - 2) / 2;
     let matched = len - 1;
     let mut insns = Vec::with_capacity(len);
     for pair in 0..pairs {
-        let offset = 14 + 2 * ((pair + variant) as u32 % 20);
+        let step = (pair + variant) as u32;
+        let offset = if far {
+            FAR + 8 * (step % 80)
+        } else {
+            14 + 2 * (step % 20)
+        };
         insns.push(CbpfInsn::new(0x20, 0, 0, offset));
         let next = insns.len() + 1;
         let never = NEVER.wrapping_add(variant as u32);
@@ -103,23 +129,18 @@ pub fn measure(bench: &Bench, reps: usize) -> anyhow::Result<Vec<Point>> {
     bench.daemon().policy.replace(policy(bench)?);
     let total = DEFAULT_MAX_FILTER_INSNS as usize;
     let sessions = DEFAULT_MAX_SESSIONS as usize;
+    let shape = |sessions, insns, far| Shape {
+        sessions,
+        insns,
+        far,
+    };
     let shapes = [
-        Shape {
-            sessions: 0,
-            insns: 0,
-        },
-        Shape {
-            sessions: 1,
-            insns: 4,
-        },
-        Shape {
-            sessions: 1,
-            insns: total,
-        },
-        Shape {
-            sessions,
-            insns: total / sessions,
-        },
+        shape(0, 0, false),
+        shape(1, 4, false),
+        shape(1, total, false),
+        shape(sessions, total / sessions, false),
+        shape(0, 0, true),
+        shape(1, total, true),
     ];
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -130,21 +151,33 @@ pub fn measure(bench: &Bench, reps: usize) -> anyhow::Result<Vec<Point>> {
             let index = (turn + rep) % shapes.len();
             let shape = shapes[index];
             let captures = runtime.block_on(open(bench, shape))?;
-            let rate = bench.untapped_rate()?;
+            let rate = if shape.far {
+                bench.untapped_rate_of(BIG_FRAME)?
+            } else {
+                bench.untapped_rate()?
+            };
             runtime.block_on(close(captures))?;
             eprintln!("  (d) {} rep {rep}: {rate:.0} pps", shape.name());
             rates[index].push(rate);
         }
     }
-    let baseline = Spread::of(rates[0].clone()).median;
+    // Each shape against no session on the same frames.
+    let baseline = |far: bool| {
+        let none = shapes
+            .iter()
+            .position(|s| s.sessions == 0 && s.far == far)
+            .expect("a run without sessions");
+        Spread::of(rates[none].clone()).median
+    };
+    let (near, far) = (baseline(false), baseline(true));
     Ok(shapes
         .iter()
-        .zip(rates)
+        .zip(rates.iter().cloned())
         .map(|(shape, rates)| {
             let rx_pps = Spread::of(rates);
             Point {
-                shape: shape.name(),
-                kept: rx_pps.median / baseline,
+                shape: *shape,
+                kept: rx_pps.median / if shape.far { far } else { near },
                 rx_pps,
             }
         })
@@ -165,7 +198,7 @@ async fn open(bench: &Bench, shape: Shape) -> anyhow::Result<Vec<libwire::Captur
     let mut captures = Vec::new();
     for variant in 0..shape.sessions {
         let capture = open_as(
-            builder(&expensive_filter(shape.insns, variant)),
+            builder(&expensive_filter(shape.insns, variant, shape.far)),
             socket,
             NARROW.0,
             NARROW.1,
@@ -212,11 +245,14 @@ pub fn print(points: &[Point]) {
         "\n(d) a narrow principal's most expensive filters (max_sessions {DEFAULT_MAX_SESSIONS}, \
          max_filter_insns {DEFAULT_MAX_FILTER_INSNS}; never matching, every instruction run)"
     );
-    println!("{:>8} {:>22} {:>10}", "shape", "rx pps (spread)", "vs none");
+    println!(
+        "{:>20} {:>22} {:>10}",
+        "shape", "rx pps (spread)", "vs none"
+    );
     for point in points {
         println!(
-            "{:>8} {:>22} {:>9.1}%",
-            point.shape,
+            "{:>20} {:>22} {:>9.1}%",
+            point.shape.name(),
             format!(
                 "{:.0} ({:.0}%)",
                 point.rx_pps.median,
@@ -227,7 +263,7 @@ pub fn print(points: &[Point]) {
     }
     if let Some(worst) = points
         .iter()
-        .skip(2)
+        .filter(|point| !point.shape.is_reference())
         .map(|point| point.kept)
         .min_by(f64::total_cmp)
     {

@@ -152,7 +152,14 @@ impl Bench {
     /// share out evenly (`udp dst port 9000+i`), the others to a port no
     /// filter wants; with `match_all`, all to the clients.
     fn frames(&self, clients: usize) -> Vec<Vec<u8>> {
+        self.frames_of(clients, 18)
+    }
+
+    /// [`Bench::frames`] with `payload` bytes of UDP payload each (18: 60-
+    /// byte frames).
+    fn frames_of(&self, clients: usize, payload: usize) -> Vec<Vec<u8>> {
         let subnet = self.lab.subnet;
+        let payload = vec![0x5a; payload];
         (0..2 * BATCH)
             .map(|index| {
                 let port = if index % 2 == 0 {
@@ -167,7 +174,7 @@ impl Bench {
                     [10, 77, subnet, 2],
                     40000,
                     port,
-                    &[0x5a; 18],
+                    &payload,
                 )
             })
             .collect()
@@ -255,6 +262,11 @@ impl Bench {
     /// beyond port 9000), for whatever sessions the caller has open.
     pub fn untapped_rate(&self) -> anyhow::Result<f64> {
         Ok(self.traffic(self.frames(0))?.0)
+    }
+
+    /// [`Bench::untapped_rate`] with frames of `length` bytes (at least 60).
+    pub fn untapped_rate_of(&self, length: usize) -> anyhow::Result<f64> {
+        Ok(self.traffic(self.frames_of(0, length.max(60) - 42))?.0)
     }
 
     /// The lab: its capture namespace and interface.
