@@ -29,6 +29,12 @@ pub const MEM_WORDS: usize = 16;
 /// here whatever the filter, client and policy allow.
 pub const MAX_CAPLEN: u32 = 65535;
 
+/// IPv6 extension headers a header-only view follows (the prologue the
+/// kernel runs, `pktd_filter::confine_to_headers`) and the anonymizer
+/// walks (`pktd_anon::layout`) before the chain ends: one number, so that
+/// both agree where the headers end.
+pub const IPV6_EXTENSION_HEADERS: usize = 4;
+
 /// Bytes of each packet the kernel program copies once per packet so that
 /// filter loads inside them need no helper call.
 pub const PREFIX_LEN: u32 = 256;
