@@ -15,7 +15,8 @@
 use libfuzzer_sys::fuzz_target;
 use pktd_common::{DIR_IN, DIR_OUT, MAX_CAPLEN};
 use pktd_daemon::policy::{
-    Ask, CaptureGrant, Denied, Grant, MAX_SNAPLEN, Peer, Policy, PolicyError, Rules, Scope, grant,
+    Ask, CaptureGrant, Denied, Grant, HeaderView, MAX_SNAPLEN, Peer, Policy, PolicyError, Rules,
+    Scope, grant,
 };
 use pktd_proto::{Direction, FilterSpec, OpenCapture, RecordingRequest, Rotation};
 
@@ -90,6 +91,7 @@ fn asks() -> Vec<Request> {
             interface: interface.to_owned(),
             direction,
             snaplen: [0, 64, 100_000][i % 3],
+            headers_only: i % 4 == 1,
             filter: FilterSpec::Expression("udp".to_owned()),
             optimize: true,
             packet_count: [0, 5][i % 2],
@@ -215,6 +217,8 @@ fn check_capture(peer: &Peer, rules: &Rules, asked: &OpenCapture, got: &CaptureG
     assert_eq!(got.policy_filter, rules.filter);
     let window = (rules.max_snaplen < MAX_SNAPLEN).then_some(rules.max_snaplen);
     assert_eq!(got.window, window);
+    let cut = rules.snap_headers || asked.headers_only;
+    assert_eq!(got.headers, cut.then_some(HeaderView::Cut));
     if rules.packet_quota != 0 {
         assert!(spec.packet_quota != 0 && spec.packet_quota <= rules.packet_quota);
     }

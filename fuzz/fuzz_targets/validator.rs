@@ -13,13 +13,15 @@
 //! (`SO_ATTACH_FILTER`), save for the two kinds of load only pktd refuses;
 //! and the window's promise (`pktd-filter/src/window.rs`): the confined
 //! program on a packet returns `window` where the original accepts the
-//! packet cut to `window` bytes, and 0 where it does not.
+//! packet cut to `window` bytes, and 0 where it does not; the same for the
+//! header-only view (`pktd_filter::confine_to_headers`), the cut being
+//! where the packet's headers end (at most the window).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use pktd_filter::{
-    CbpfInsn, FilterError, Rule, confine, format_ddd, interpret, kernel_accepts, parse_binary,
-    parse_ddd, to_binary, validate,
+    CbpfInsn, FilterError, Rule, confine, confine_to_headers, format_ddd, header_end, interpret,
+    kernel_accepts, parse_binary, parse_ddd, to_binary, validate,
 };
 
 /// Longest packet tried (an Ethernet frame with two VLAN tags).
@@ -52,6 +54,26 @@ fuzz_target!(|data: &[u8]| {
             interpret(&confined, packet, wire),
             expected,
             "window {window}, wire {wire}, whole-packet verdict {whole}"
+        );
+        let Ok(headers) = confine_to_headers(&program, Some(window), true) else {
+            // A jump past 255, or no two scratch cells left.
+            continue;
+        };
+        let expected = match header_end(packet, wire) {
+            None => 0,
+            Some(end) => {
+                let end = end.min(window);
+                let cut = &packet[..packet.len().min(end as usize)];
+                match interpret(&program, cut, wire) {
+                    0 => 0,
+                    _ => end,
+                }
+            }
+        };
+        assert_eq!(
+            interpret(&headers, packet, wire),
+            expected,
+            "headers, window {window}, wire {wire}, whole-packet verdict {whole}"
         );
     }
 });

@@ -54,6 +54,7 @@ impl CaptureBuilder {
                 interface: interface.into(),
                 direction: Direction::InOut,
                 snaplen: 262_144,
+                headers_only: false,
                 filter: FilterSpec::Expression(String::new()),
                 optimize: true,
                 packet_count: 0,
@@ -85,6 +86,16 @@ impl CaptureBuilder {
     /// [`Capture::snaplen`]).
     pub fn snaplen(mut self, snaplen: u32) -> Self {
         self.request.snaplen = snaplen;
+        self
+    }
+
+    /// Cut every packet after its transport header (Ethernet, VLAN tags,
+    /// IPv4 with options or IPv6 with extension headers, then TCP with
+    /// options, UDP, ICMP or ICMPv6), the filter seeing only those
+    /// headers too; with a snaplen, the smaller cut applies. A
+    /// principal's policy may impose it ([`Capture::headers_only`]).
+    pub fn headers_only(mut self, headers_only: bool) -> Self {
+        self.request.headers_only = headers_only;
         self
     }
 
@@ -149,6 +160,7 @@ impl CaptureBuilder {
             session_id: 0,
             link_type: 0,
             snaplen: 0,
+            headers_only: false,
             pending: VecDeque::new(),
             intervals: VecDeque::new(),
             last_stats: Stats::default(),
@@ -160,10 +172,12 @@ impl CaptureBuilder {
                 session_id,
                 link_type,
                 snaplen,
+                headers_only,
             } => {
                 capture.session_id = session_id;
                 capture.link_type = link_type;
                 capture.snaplen = snaplen;
+                capture.headers_only = headers_only;
                 Ok(capture)
             }
             other => Err(unexpected(Some(other))),
@@ -177,6 +191,7 @@ pub struct Capture {
     session_id: u64,
     link_type: u32,
     snaplen: u32,
+    headers_only: bool,
     pending: VecDeque<Packet>,
     intervals: VecDeque<Interval>,
     last_stats: Stats,
@@ -198,6 +213,12 @@ impl Capture {
     /// The snaplen in force: the least of the one asked for and the policy's.
     pub fn snaplen(&self) -> u32 {
         self.snaplen
+    }
+
+    /// Whether packets are cut after their transport header (asked for
+    /// with [`CaptureBuilder::headers_only`], or the principal's policy).
+    pub fn headers_only(&self) -> bool {
+        self.headers_only
     }
 
     /// Why the session ended, once it has.

@@ -28,6 +28,7 @@ pub use pktd_common::CbpfInsn;
 
 mod combine;
 mod error;
+mod headers;
 mod image;
 mod interpret;
 mod kernel;
@@ -44,6 +45,7 @@ mod window;
 
 pub use combine::and_then;
 pub use error::{FilterError, Rule};
+pub use headers::{IPV6_EXTENSION_HEADERS, confine_to_headers, header_end, header_prologue_len};
 pub use image::format_d;
 pub use interpret::interpret;
 pub use kernel::kernel_accepts;

@@ -35,24 +35,35 @@ use crate::{
 pub fn confine(program: &ValidProgram, window: u32) -> Result<ValidProgram, FilterError> {
     let insns = program.insns();
     let expansions: Vec<Vec<CbpfInsn>> = insns.iter().map(|insn| expand(*insn, window)).collect();
-    // Where each original instruction's expansion starts, and where the
-    // instruction itself (a jump keeps its place) sits in it.
+    validate(&splice(insns, &expansions)?)
+}
+
+/// Each instruction of `insns` replaced by its expansion (the instruction
+/// itself for a jump, which keeps its place at the end of its expansion),
+/// jumps retargeted to the start of their targets' expansions so that
+/// the checks there run.
+pub(crate) fn splice(
+    insns: &[CbpfInsn],
+    expansions: &[Vec<CbpfInsn>],
+) -> Result<Vec<CbpfInsn>, FilterError> {
+    // Where each original instruction's expansion starts.
     let mut starts = Vec::with_capacity(insns.len() + 1);
     let mut at = 0;
-    for expansion in &expansions {
+    for expansion in expansions {
         starts.push(at);
         at += expansion.len();
     }
     starts.push(at);
     let mut out = Vec::with_capacity(at);
-    for (pc, (insn, expansion)) in insns.iter().zip(&expansions).enumerate() {
+    for (pc, (insn, expansion)) in insns.iter().zip(expansions).enumerate() {
         if class(insn.code) != BPF_JMP {
             out.extend_from_slice(expansion);
             continue;
         }
-        // A jump is its own expansion: retarget it to the start of its
-        // targets' expansions, so that their checks run.
-        let here = starts[pc];
+        // A jump's expansion may put checks before it: it is the last
+        // instruction of its expansion.
+        out.extend_from_slice(&expansion[..expansion.len() - 1]);
+        let here = starts[pc + 1] - 1;
         let target = |offset: u32| starts[pc + 1 + offset as usize] - here - 1;
         let mut jump = *insn;
         if insn.code == BPF_JMP | BPF_JA {
@@ -63,11 +74,11 @@ pub fn confine(program: &ValidProgram, window: u32) -> Result<ValidProgram, Filt
         }
         out.push(jump);
     }
-    validate(&out)
+    Ok(out)
 }
 
 /// A conditional jump's offset, which must fit in 8 bits.
-fn narrow(offset: usize) -> Result<u8, FilterError> {
+pub(crate) fn narrow(offset: usize) -> Result<u8, FilterError> {
     u8::try_from(offset).map_err(|_| FilterError::Confine {
         reason: format!(
             "a conditional jump would span {offset} instructions once confined (at most 255)"
@@ -126,15 +137,15 @@ fn expand(insn: CbpfInsn, window: u32) -> Vec<CbpfInsn> {
     }
 }
 
-fn class(code: u16) -> u16 {
+pub(crate) fn class(code: u16) -> u16 {
     code & 0x07
 }
 
-fn mode(code: u16) -> u16 {
+pub(crate) fn mode(code: u16) -> u16 {
     code & 0xe0
 }
 
-fn load_size(code: u16) -> u32 {
+pub(crate) fn load_size(code: u16) -> u32 {
     match code & 0x18 {
         BPF_H => 2,
         BPF_B => 1,

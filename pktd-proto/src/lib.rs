@@ -60,7 +60,7 @@ mod tests;
 pub const MAGIC: [u8; 4] = *b"PKTD";
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest payload of a client → daemon frame.
 pub const MAX_REQUEST_FRAME: usize = 256 * 1024;
@@ -191,6 +191,10 @@ pub struct OpenCapture {
     pub direction: Direction,
     /// Bytes to keep of each packet; the daemon may lower it.
     pub snaplen: u32,
+    /// Cut every packet after its transport header (`pktcap --snap
+    /// headers`), and confine the filter to the headers; the smaller of
+    /// this and `snaplen` applies. A principal's policy may impose it.
+    pub headers_only: bool,
     /// Which packets to deliver.
     pub filter: FilterSpec,
     /// Whether to optimise the compiled filter.
@@ -555,6 +559,9 @@ pub enum Reply {
         link_type: u32,
         /// The snaplen in effect, possibly lower than requested.
         snaplen: u32,
+        /// Whether packets are cut after their transport header (asked
+        /// for, or the principal's policy).
+        headers_only: bool,
     },
     /// Captured packets, in capture order (see [`batch_packets`]).
     Packets(Vec<Packet>),

@@ -139,6 +139,67 @@ fn pktcap_writes_a_savefile_tcpdump_reads_back_as_sent() {
     );
 }
 
+/// `pktcap --snap headers -w`: tcpdump reads back each frame cut after
+/// its UDP header, the wire length kept, and prints the header fields.
+#[test]
+fn pktcap_snap_headers_writes_headers_only_tcpdump_reads_back() {
+    let lab = Lab::new();
+    let scratch = Scratch::new("snap");
+    let (socket, policy) = (scratch.0.join("pktd.sock"), scratch.0.join("policy.toml"));
+    std::fs::write(&policy, root_policy("\"*\"", "")).unwrap();
+    let _pktd = start_pktd(&socket, &policy);
+    let savefile = scratch.0.join("headers.pcap");
+    let mut command = pktcap(
+        &socket,
+        &lab,
+        &["-Q", "in", "-c", "5", "--snap", "headers", "-w"],
+    );
+    command.arg(&savefile).args(["udp", "dst", "port", "9003"]);
+    let mut capture = Running::spawn(command);
+    assert!(
+        capture.wait_for_stderr("listening on", Duration::from_secs(10)),
+        "{:?}",
+        capture.stderr_lines
+    );
+    assert!(
+        capture
+            .stderr_lines
+            .iter()
+            .any(|line| line.ends_with("snapshot length 65535 bytes, headers only")),
+        "{:?}",
+        capture.stderr_lines
+    );
+    let sender = lab.sender();
+    let sent: Vec<Vec<u8>> = (0..5u64)
+        .map(|sequence| numbered_udp_frame(9003, sequence, 300))
+        .collect();
+    for frame in &sent {
+        sender.send(frame);
+    }
+    let status = capture
+        .wait(Duration::from_secs(10))
+        .expect("pktcap ends at -c");
+    assert!(status.success(), "{:?}", capture.stderr_lines);
+    let output = Command::new("tcpdump")
+        .arg("-r")
+        .arg(&savefile)
+        .args(["-nn", "-v", "-xx"])
+        .output()
+        .expect("running tcpdump");
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    // The UDP header is there (ports, length); the payload is not.
+    assert_eq!(
+        text.matches("10.0.0.1.40000 > 10.0.0.2.9003: UDP, length 300")
+            .count(),
+        5,
+        "{text}"
+    );
+    let frames = tcpdump_frames(&savefile);
+    let cut: Vec<Vec<u8>> = sent.iter().map(|frame| frame[..42].to_vec()).collect();
+    assert_eq!(frames, cut);
+}
+
 #[test]
 fn sighup_reload_revokes_and_sigterm_leaves_nothing_attached() {
     let lab = Lab::new();

@@ -427,6 +427,7 @@ async fn requests_out_of_order_are_answered_with_errors() {
         interface: lab.capture_if.clone(),
         direction: Direction::In,
         snaplen: 100,
+        headers_only: false,
         filter: pktd_proto::FilterSpec::Expression("udp".into()),
         optimize: true,
         packet_count: 0,

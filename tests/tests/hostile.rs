@@ -343,6 +343,7 @@ async fn a_record_directory_swapped_for_a_symlink_is_never_followed() {
         interface: lab.capture_if.clone(),
         direction: pktd_proto::Direction::In,
         snaplen: 0,
+        headers_only: false,
         filter: pktd_proto::FilterSpec::Expression("udp".into()),
         optimize: true,
         packet_count: 0,

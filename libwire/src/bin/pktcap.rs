@@ -27,6 +27,13 @@ struct Args {
     /// Bytes to capture per packet (0: 262144).
     #[arg(short = 's', long = "snapshot-length", default_value_t = 262_144)]
     snaplen: u32,
+    /// `headers`: cut every packet after its transport header (Ethernet,
+    /// VLAN tags, IPv4 with options or IPv6 with extension headers, then
+    /// TCP with options, UDP, ICMP or ICMPv6; other protocols after their
+    /// network header), the filter seeing only those headers too. With -s
+    /// the smaller cut applies.
+    #[arg(long = "snap", value_name = "headers", value_parser = ["headers"])]
+    snap: Option<String>,
     /// Exit after this many packets.
     #[arg(short = 'c')]
     count: Option<u64>,
@@ -168,6 +175,7 @@ fn builder(
             Dir::Inout => Direction::InOut,
         })
         .snaplen(snaplen)
+        .headers_only(args.snap.is_some())
         .filter(expression)
         .optimize(!args.no_optimize)
         .count(args.count.unwrap_or(0));
@@ -209,8 +217,13 @@ async fn capture(
     let mut capture = builder.open().await?;
     let mut output = Output::new(&args, capture.snaplen())?;
     eprintln!(
-        "listening on {interface}, link-type EN10MB (Ethernet), snapshot length {} bytes",
-        capture.snaplen()
+        "listening on {interface}, link-type EN10MB (Ethernet), snapshot length {} bytes{}",
+        capture.snaplen(),
+        if capture.headers_only() {
+            ", headers only"
+        } else {
+            ""
+        }
     );
 
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

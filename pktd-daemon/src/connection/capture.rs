@@ -10,7 +10,7 @@ use pktd_proto::{Direction, EndReason, FilterSpec, Interval, OpenCapture, Packet
 use super::{refusal::Refusal, socket::ClientSocket};
 use crate::{
     capture::Record,
-    policy::{Ask, Grant, Peer, grant},
+    policy::{Ask, Grant, HeaderView, Peer, grant},
     session::{self, OpenError, Session},
     state::State,
 };
@@ -64,6 +64,7 @@ impl CaptureSession {
             session_id: session.id(),
             link_type: LINKTYPE_ETHERNET,
             snaplen: session.grant().spec.snaplen,
+            headers_only: session.grant().headers == Some(HeaderView::Cut),
         };
         let capture = Self {
             last_interval: session.grant().spec.count_only.then(|| (now_ns(), 0, 0)),

@@ -41,6 +41,7 @@ pub(super) struct RawPrincipal {
     directions: Option<Vec<Spanned<String>>>,
     filter: Option<Spanned<String>>,
     max_snaplen: Option<Spanned<u32>>,
+    snap: Option<Spanned<String>>,
     #[serde(default)]
     packet_quota: u64,
     #[serde(default)]
@@ -166,6 +167,7 @@ impl Source<'_> {
             directions: check.directions(&raw)?,
             filter: check.filter(&raw)?,
             max_snaplen: check.max_snaplen(&raw)?,
+            snap_headers: check.snap(&raw)?,
             packet_quota: raw.packet_quota,
             byte_quota: raw.byte_quota,
             max_sessions: raw.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
@@ -303,6 +305,23 @@ impl Check<'_> {
             1..=MAX_SNAPLEN,
             MAX_SNAPLEN,
         )
+    }
+
+    /// `snap = "headers"`, the one value there is: whole packets are what
+    /// a principal without `snap` gets.
+    fn snap(&self, raw: &RawPrincipal) -> Result<bool, PolicyError> {
+        match &raw.snap {
+            None => Ok(false),
+            Some(snap) if snap.get_ref() == "headers" => Ok(true),
+            Some(snap) => Err(self.invalid(
+                snap.span(),
+                format!(
+                    "snap = {:?}: the one value is \"headers\" (cut every packet after its \
+                     transport header); leave snap out for whole packets",
+                    snap.get_ref()
+                ),
+            )),
+        }
     }
 
     fn ring_bytes(&self, raw: &RawPrincipal) -> Result<u32, PolicyError> {

@@ -75,6 +75,11 @@ pub struct CaptureGrant {
     /// program is confined to them, return value included
     /// (`pktd_filter::confine`).
     pub window: Option<u32>,
+    /// The headers of each packet, when the client's filter may read
+    /// nothing past them (its program is confined to them per packet,
+    /// `pktd_filter::confine_to_headers`); with [`HeaderView::Cut`] the
+    /// record is cut there too.
+    pub headers: Option<HeaderView>,
     /// The principal's packet quota (0: none), to tell a packet quota from
     /// a byte quota when one ends the session.
     pub packet_quota: u64,
@@ -83,6 +88,17 @@ pub struct CaptureGrant {
     /// The most instructions its sessions' own filters may have together
     /// (0: no limit; always 0 for root).
     pub max_filter_insns: u32,
+}
+
+/// How far past its headers a session sees each packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HeaderView {
+    /// Packets are cut after their transport header (`snap = "headers"`
+    /// in the policy, or the client's request).
+    Cut,
+    /// Packets are whole (their payload zeroed by the anonymization), but
+    /// the filter reads only the headers.
+    Filter,
 }
 
 /// A recording as the policy allows it.
@@ -250,6 +266,7 @@ fn capture(rules: &Rules, peer: &Peer, request: &OpenCapture) -> Result<CaptureG
         snaplen,
         policy_filter: rules.filter.clone(),
         window: (rules.max_snaplen < MAX_SNAPLEN).then_some(rules.max_snaplen),
+        headers: (rules.snap_headers || request.headers_only).then_some(HeaderView::Cut),
         packet_quota: rules.packet_quota,
         max_sessions: rules.max_sessions,
         // Root is always served.

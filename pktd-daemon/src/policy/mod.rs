@@ -28,6 +28,10 @@
 //! directions = ["in", "out"]     # capture directions (default: both)
 //! filter = "not port 22"         # tcpdump expression ANDed with the client's (default: none)
 //! max_snaplen = 1500             # 1 to 262144 (default 262144)
+//! snap = "headers"               # cut every packet after its transport header, per
+//!                                # packet in the kernel, the clients' filters seeing no
+//!                                # further (max_snaplen still applies if it cuts
+//!                                # earlier); absent: whole packets (docs/privacy.md)
 //! packet_quota = 1000000         # packets per session, 0 = unlimited (default)
 //! byte_quota = 100000000         # captured bytes per session, 0 = unlimited (default)
 //! max_sessions = 4               # concurrent sessions, counted per uid (default 16)
@@ -90,7 +94,9 @@ mod store;
 
 pub use self::{
     error::PolicyError,
-    grant::{Ask, CaptureGrant, Denied, Grant, InjectGrant, RecordingGrant, Scope, grant},
+    grant::{
+        Ask, CaptureGrant, Denied, Grant, HeaderView, InjectGrant, RecordingGrant, Scope, grant,
+    },
     principals::Policy,
     rules::{
         DEFAULT_DISK_ALLOWANCE, DEFAULT_INJECT_RATE_BPS, DEFAULT_INJECT_RATE_PPS,

@@ -40,6 +40,7 @@ impl Policy {
                     directions: Directions::BOTH,
                     filter: None,
                     max_snaplen: MAX_SNAPLEN,
+                    snap_headers: false,
                     packet_quota: 0,
                     byte_quota: 0,
                     max_sessions: ROOT_MAX_SESSIONS,

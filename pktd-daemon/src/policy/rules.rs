@@ -72,6 +72,9 @@ pub struct Rules {
     pub filter: Option<String>,
     /// Most bytes captured per packet (1..=262144).
     pub max_snaplen: u32,
+    /// `snap = "headers"`: every packet is cut after its transport header
+    /// (and `max_snaplen` still applies when it cuts earlier).
+    pub snap_headers: bool,
     /// Most packets per session; 0 = no limit.
     pub packet_quota: u64,
     /// Most captured bytes per session; 0 = no limit.

@@ -137,6 +137,7 @@ fn default_policy_allows_root_everything_and_others_nothing() {
             directions: Directions::BOTH,
             filter: None,
             max_snaplen: 262_144,
+            snap_headers: false,
             packet_quota: 0,
             byte_quota: 0,
             max_sessions: 1024,
@@ -183,6 +184,7 @@ fn documented_example_parses_with_every_field() {
             directions: Directions::BOTH,
             filter: Some("not port 22".to_owned()),
             max_snaplen: 1500,
+            snap_headers: true,
             packet_quota: 1_000_000,
             byte_quota: 100_000_000,
             max_sessions: 4,
@@ -220,6 +222,7 @@ fn absent_keys_take_their_defaults() {
             directions: Directions::BOTH,
             filter: None,
             max_snaplen: 262_144,
+            snap_headers: false,
             packet_quota: 0,
             byte_quota: 0,
             max_sessions: 16,
@@ -783,4 +786,31 @@ fn from_file_reads_and_names_the_file() {
         Err(PolicyError::Read { path: got, .. }) => assert_eq!(got, path, "read error path"),
         other => panic!("a missing file should give a Read error, got {other:?}"),
     }
+}
+
+#[test]
+fn snap_headers_is_the_one_snap_value() {
+    let policy = Policy::parse_with(
+        "[[principal]]\nname = \"r\"\nusers = [1]\nsnap = \"headers\"\n",
+        "policy.toml",
+        &accounts(),
+    )
+    .expect("snap = \"headers\" is valid");
+    assert!(rules_for(&policy, 1, 1).unwrap().snap_headers);
+    let policy = Policy::parse_with(
+        "[[principal]]\nname = \"r\"\nusers = [1]\n",
+        "policy.toml",
+        &accounts(),
+    )
+    .unwrap();
+    assert!(
+        !rules_for(&policy, 1, 1).unwrap().snap_headers,
+        "whole packets by default"
+    );
+    assert_invalid(
+        "[[principal]]\nname = \"r\"\nusers = [1]\n\nsnap = \"payload\"\n",
+        5,
+        "r",
+        "the one value is \"headers\"",
+    );
 }

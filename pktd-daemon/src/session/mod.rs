@@ -16,14 +16,17 @@ mod drain;
 use std::sync::Arc;
 
 use pktd_common::ClientCounters;
-use pktd_filter::{FilterError, ValidProgram, and_then, compile, confine, validate};
+use pktd_filter::{
+    FilterError, ValidProgram, and_then, compile, confine, confine_to_headers, header_prologue_len,
+    validate,
+};
 use pktd_proto::{EndReason, FilterSpec, Stats};
 
 pub use self::drain::Drain;
 use crate::{
     capture::{Added, CaptureError, Registry, SlotCounters, SlotEngine, SlotRef},
     compiler::CompileError,
-    policy::{CaptureGrant, Peer},
+    policy::{CaptureGrant, HeaderView, Peer},
     state::{SessionInfo, State},
     sync::blocking,
 };
@@ -341,7 +344,10 @@ impl Session {
         if spec != self.grant.spec {
             blocking(move || registry.update_client(&slot, &spec)).await?;
         }
-        if grant.policy_filter != self.grant.policy_filter || grant.window != self.grant.window {
+        if grant.policy_filter != self.grant.policy_filter
+            || grant.window != self.grant.window
+            || grant.headers != self.grant.headers
+        {
             self.install(grant.clone(), self.client.clone(), Asker::Owner)
                 .await?;
         }
@@ -423,15 +429,30 @@ enum Asker {
 }
 
 /// What the client's filter costs every packet, in instructions: its
-/// length as it runs, confined to the policy's window (a confined indirect
-/// load is four instructions). The owner's policy filter, ANDed in front,
-/// is the owner's and not charged.
+/// length as it runs, confined to the policy's window or to the headers (a
+/// confined indirect load is four instructions, ten against the headers).
+/// The owner's policy filter, ANDed in front, is the owner's and not
+/// charged; nor is the prologue that finds where the headers end, which
+/// the owner's policy imposes too (a fixed program of its own, a few dozen
+/// instructions run per packet).
 fn cost(grant: &CaptureGrant, client: &ValidProgram) -> Result<u32, OpenError> {
-    let length = match grant.window {
-        Some(window) => confine(client, window).map_err(OpenError::Filter)?.len(),
-        None => client.len(),
-    };
+    let mut length = confined(grant, client)?.len();
+    if grant.headers.is_some() {
+        length -= header_prologue_len(grant.window);
+    }
     Ok(length as u32)
+}
+
+/// The client's program as it may run: confined per packet to the headers
+/// (and the window) when the grant says so, else to the window when there
+/// is one.
+fn confined(grant: &CaptureGrant, client: &ValidProgram) -> Result<ValidProgram, OpenError> {
+    match (grant.headers, grant.window) {
+        (Some(view), window) => confine_to_headers(client, window, view == HeaderView::Cut),
+        (None, Some(window)) => confine(client, window),
+        (None, None) => Ok(client.clone()),
+    }
+    .map_err(OpenError::Filter)
 }
 
 /// Charges `insns` against the uid's `max_filter_insns`, in place of
@@ -475,15 +496,12 @@ async fn client_program(
     }
 }
 
-/// The program the kernel runs for a session: the client's, confined to
-/// the principal's window when it has one, ANDed with the policy's filter
-/// when there is one (which reads what it likes). Blocking: the policy's
-/// filter, which the box owner wrote, is compiled here by libpcap.
+/// The program the kernel runs for a session: the client's, confined (see
+/// [`confined`]), ANDed with the policy's filter when there is one (which
+/// reads what it likes). Blocking: the policy's filter, which the box
+/// owner wrote, is compiled here by libpcap.
 fn with_policy(grant: &CaptureGrant, client: ValidProgram) -> Result<ValidProgram, OpenError> {
-    let client = match grant.window {
-        Some(window) => confine(&client, window).map_err(OpenError::Filter)?,
-        None => client,
-    };
+    let client = confined(grant, &client)?;
     match &grant.policy_filter {
         None => Ok(client),
         Some(expression) => {

@@ -56,6 +56,7 @@ fn open(netns: &str, interface: &str, direction: Direction) -> OpenCapture {
         interface: interface.into(),
         direction,
         snaplen: 0,
+        headers_only: false,
         filter: FilterSpec::Expression("udp".into()),
         optimize: true,
         packet_count: 0,
