@@ -24,6 +24,20 @@ pub enum FilterError {
         reason: String,
     },
 
+    /// An anonymized principal's filter reads what the principal does not
+    /// see as it is.
+    #[error(
+        "instruction {index} of the filter {reason}; this principal's packets are \
+         anonymized, and its filter may test addresses only with host and net \
+         (written with the addresses it sees)"
+    )]
+    Anonymized {
+        /// The instruction, from 0.
+        index: usize,
+        /// What it does.
+        reason: String,
+    },
+
     /// A textual program (`tcpdump -ddd` form) is malformed.
     #[error("line {line}: {message}")]
     Parse {

@@ -34,8 +34,9 @@
 
 use crate::{
     CbpfInsn, FilterError, ValidProgram,
+    asm::{Asm, To},
     opcodes::{
-        BPF_A, BPF_ABS, BPF_ADD, BPF_ALU, BPF_AND, BPF_B, BPF_H, BPF_IMM, BPF_IND, BPF_JA, BPF_JEQ,
+        BPF_A, BPF_ABS, BPF_ADD, BPF_ALU, BPF_AND, BPF_B, BPF_H, BPF_IMM, BPF_IND, BPF_JEQ,
         BPF_JGE, BPF_JGT, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_LDX, BPF_LSH, BPF_MEM, BPF_MISC,
         BPF_MSH, BPF_RET, BPF_RSH, BPF_ST, BPF_SUB, BPF_TAX, BPF_TXA, BPF_X,
     },
@@ -240,77 +241,13 @@ enum Round {
     ToDone,
 }
 
-/// A jump's target: the next instruction or a label.
-#[derive(Clone, Copy)]
-enum To {
-    Next,
-    At(Label),
-}
-
-/// A tiny assembler: forward jumps to labels, resolved at the end.
-#[derive(Default)]
-struct Asm {
-    items: Vec<(CbpfInsn, To, To)>,
-    labels: Vec<(Label, usize)>,
-}
-
-impl Asm {
-    fn op(&mut self, code: u16, k: u32) {
-        self.items.push((insn(code, 0, 0, k), To::Next, To::Next));
-    }
-
-    fn jump(&mut self, code: u16, k: u32, jt: To, jf: To) {
-        self.items.push((insn(BPF_JMP | code, 0, 0, k), jt, jf));
-    }
-
-    fn goto(&mut self, label: Label) {
-        self.items
-            .push((insn(BPF_JMP | BPF_JA, 0, 0, 0), To::At(label), To::Next));
-    }
-
-    fn label(&mut self, label: Label) {
-        self.labels.push((label, self.items.len()));
-    }
-
-    /// The instructions; panics on a label used but not placed or a
-    /// conditional jump too far (both bugs in the prologue, which tests
-    /// build).
-    fn finish(self) -> Vec<CbpfInsn> {
-        let at = |label: Label| {
-            self.labels
-                .iter()
-                .find(|(placed, _)| *placed == label)
-                .map(|(_, at)| *at)
-                .unwrap_or_else(|| panic!("label {label:?} not placed"))
-        };
-        let offset = |pc: usize, to: To| match to {
-            To::Next => 0,
-            To::At(label) => at(label) - pc - 1,
-        };
-        self.items
-            .iter()
-            .enumerate()
-            .map(|(pc, (insn, jt, jf))| {
-                let mut insn = *insn;
-                if insn.code == BPF_JMP | BPF_JA {
-                    insn.k = offset(pc, *jt) as u32;
-                } else if class(insn.code) == BPF_JMP {
-                    insn.jt = u8::try_from(offset(pc, *jt)).expect("prologue jump in range");
-                    insn.jf = u8::try_from(offset(pc, *jf)).expect("prologue jump in range");
-                }
-                insn
-            })
-            .collect()
-    }
-}
-
 const VLAN_TPIDS: [u32; 3] = [0x8100, 0x88a8, 0x9100];
 
 /// The prologue: X walks the header chain; at `Done` X is where the
 /// headers end, which (capped at `window`) goes to `cells.end`.
 fn prologue(cells: Cells, window: Option<u32>) -> Vec<CbpfInsn> {
     use Label::*;
-    let mut asm = Asm::default();
+    let mut asm: Asm<Label> = Asm::default();
     let t = cells.temp;
     // Link layer: X = the network header's offset, A = its EtherType.
     for (offset, tag_label) in [(12, Tag1), (16, Tag2), (20, Done)] {
@@ -419,7 +356,7 @@ fn prologue(cells: Cells, window: Option<u32>) -> Vec<CbpfInsn> {
 
 /// One round of the IPv6 extension header walk: X at the header, the
 /// temporary cell holding its type.
-fn extension_round(asm: &mut Asm, round: usize, t: u32) {
+fn extension_round(asm: &mut Asm<Label>, round: usize, t: u32) {
     use Label::Extension as E;
     let at = |part| To::At(E(round, part));
     asm.op(BPF_LD | BPF_MEM, t);

@@ -26,6 +26,8 @@
 
 pub use pktd_common::CbpfInsn;
 
+mod anonymized;
+mod asm;
 mod combine;
 mod error;
 mod headers;
@@ -43,6 +45,7 @@ mod text;
 mod validate;
 mod window;
 
+pub use anonymized::{AddressMap, map_addresses};
 pub use combine::and_then;
 pub use error::{FilterError, Rule};
 pub use headers::{IPV6_EXTENSION_HEADERS, confine_to_headers, header_end, header_prologue_len};
