@@ -218,7 +218,17 @@ fn check_capture(peer: &Peer, rules: &Rules, asked: &OpenCapture, got: &CaptureG
     let window = (rules.max_snaplen < MAX_SNAPLEN).then_some(rules.max_snaplen);
     assert_eq!(got.window, window);
     let cut = rules.snap_headers || asked.headers_only;
-    assert_eq!(got.headers, cut.then_some(HeaderView::Cut));
+    let hidden = rules
+        .anonymize
+        .as_ref()
+        .is_some_and(|anonymize| anonymize.payload == pktd_anon::PayloadMode::Zero);
+    let view = match (cut, hidden) {
+        (true, _) => Some(HeaderView::Cut),
+        (false, true) => Some(HeaderView::Filter),
+        (false, false) => None,
+    };
+    assert_eq!(got.headers, view);
+    assert_eq!(got.anonymize, rules.anonymize);
     if rules.packet_quota != 0 {
         assert!(spec.packet_quota != 0 && spec.packet_quota <= rules.packet_quota);
     }

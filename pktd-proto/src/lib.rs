@@ -524,6 +524,9 @@ pub enum EndReason {
     Error(String),
     /// Its client stopped the recording.
     Stopped,
+    /// A policy reload changed how its principal is anonymized (the key or
+    /// the options): a session never mixes two mappings.
+    AnonymizationChanged,
 }
 
 impl fmt::Display for EndReason {
@@ -537,6 +540,9 @@ impl fmt::Display for EndReason {
             Self::DaemonShutdown => f.write_str("daemon shutting down"),
             Self::Error(message) => write!(f, "failed: {message}"),
             Self::Stopped => f.write_str("stopped"),
+            Self::AnonymizationChanged => {
+                f.write_str("the policy changed its anonymization (key or options)")
+            }
         }
     }
 }

@@ -180,3 +180,311 @@ async fn a_reload_imposes_and_lifts_the_header_only_view() {
     }
     daemon.stop();
 }
+
+// --- Anonymization ---------------------------------------------------
+
+/// A key file: 32 bytes, root's, mode 0600, removed on drop.
+struct KeyFile(std::path::PathBuf);
+
+impl KeyFile {
+    fn new(tag: &str, key: &[u8; 32]) -> Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = std::env::temp_dir().join(format!("pktd-key-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .expect("creating the key file");
+        std::io::Write::write_all(&mut file, key).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for KeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A scratch record directory, removed on drop.
+struct RecordDir(std::path::PathBuf);
+
+impl RecordDir {
+    fn new(tag: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("pktd-privacy-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        Self(path)
+    }
+}
+
+impl Drop for RecordDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const KEY: [u8; 32] = *b"a researcher's key, 32 bytes ok!";
+const SENDER: [u8; 4] = [10, 0, 0, 1];
+const RECEIVER: [u8; 4] = [10, 0, 0, 2];
+
+fn anonymize_key(key_file: &KeyFile, mac: &str, payload: &str) -> String {
+    format!(
+        "anonymize = {{ ip = \"prefix-preserving\", mac = \"{mac}\", payload = \"{payload}\", \
+         key_file = \"{}\" }}",
+        key_file.0.display()
+    )
+}
+
+/// What the principal's clients see for `real`.
+fn image(real: [u8; 4]) -> [u8; 4] {
+    pktd_anon::CryptoPan::new(&KEY)
+        .anonymize_v4(u32::from_be_bytes(real))
+        .to_be_bytes()
+}
+
+fn dotted(address: [u8; 4]) -> String {
+    std::net::Ipv4Addr::from(address).to_string()
+}
+
+/// UDP, TCP and ICMP echo frames from SENDER to RECEIVER, with correct
+/// checksums, each with a 32-byte payload of `fill`.
+fn mixed_frames(fill: u8) -> Vec<Vec<u8>> {
+    use etherparse::PacketBuilder;
+    let payload = [fill; 32];
+    let base = || {
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]).ipv4(SENDER, RECEIVER, 64)
+    };
+    let mut frames = Vec::new();
+    for kind in 0..3 {
+        let mut frame = Vec::new();
+        match kind {
+            0 => base().udp(40000, 44444).write(&mut frame, &payload),
+            1 => base()
+                .tcp(40001, 44445, 1000, 64240)
+                .syn()
+                .write(&mut frame, &payload),
+            _ => base().icmpv4_echo_request(7, 1).write(&mut frame, &payload),
+        }
+        .unwrap();
+        frames.push(frame);
+    }
+    frames
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymized_captures_and_recordings_show_mapped_addresses_tcpdump_verifies() {
+    let lab = Lab::new();
+    let key = KeyFile::new("mapped", &KEY);
+    let dir = RecordDir::new("mapped");
+    let extra = format!(
+        "{}\nrecord_directory = \"{}\"",
+        anonymize_key(&key, "hash", "keep"),
+        dir.0.display()
+    );
+    let daemon = TestDaemon::start(policy(&lab, &extra));
+    let mut capture = open(&daemon, &lab, "", false).await;
+    let recording = daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .direction(Direction::In)
+        .record("anon-%d.pcap", &libwire::Rotation::default(), false)
+        .await
+        .expect("recording");
+    let sent = send_all(&lab, &mixed_frames(0x61));
+    let got = collect(&mut capture, Duration::from_millis(400)).await;
+    assert_eq!(got.len(), sent.len());
+    for ((data, _), frame) in got.iter().zip(&sent) {
+        assert_eq!(data.len(), frame.len());
+        assert_eq!(
+            data[26..30],
+            image(SENDER),
+            "the source as the client sees it"
+        );
+        assert_eq!(data[30..34], image(RECEIVER));
+        assert_ne!(data[6..12], frame[6..12], "a hashed MAC");
+        assert_eq!(data[6] & 0x03, 0x02, "locally administered, unicast");
+        assert_eq!(data[data.len() - 32..], [0x61; 32], "the payload is kept");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    libwire::stop_recording(&daemon.socket, recording.id)
+        .await
+        .expect("stopping");
+    let file = dir.0.join("0").join("anon-0.pcap");
+    let output = std::process::Command::new("tcpdump")
+        .arg("-r")
+        .arg(&file)
+        .args(["-nn", "-vv"])
+        .output()
+        .expect("running tcpdump");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (from, to) = (dotted(image(SENDER)), dotted(image(RECEIVER)));
+    for line in [
+        format!("{from}.40000 > {to}.44444: [udp sum ok] UDP, length 32"),
+        format!("{from}.40001 > {to}.44445: Flags [S], cksum"),
+        format!("{from} > {to}: ICMP echo request, id 7, seq 1, length 40"),
+    ] {
+        assert_eq!(text.matches(&line).count(), 1, "{line:?} in\n{text}");
+    }
+    assert_eq!(
+        text.matches("(correct)").count(),
+        1,
+        "the TCP checksum verified:\n{text}"
+    );
+    for bad in ["bad", "incorrect", "wrong", "10.0.0.1", "10.0.0.2"] {
+        assert!(!text.contains(bad), "{bad:?} in\n{text}");
+    }
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_for_real_addresses_learn_nothing() {
+    let lab = Lab::new();
+    let key = KeyFile::new("probe", &KEY);
+    let daemon = TestDaemon::start(policy(&lab, &anonymize_key(&key, "zero", "keep")));
+    let seen = dotted(image(SENDER));
+    assert_ne!(seen, dotted(SENDER));
+    let mut real_host = open(&daemon, &lab, &format!("host {}", dotted(SENDER)), false).await;
+    let mut real_net = open(&daemon, &lab, "src net 10.0.0.0/8", false).await;
+    let mut seen_host = open(&daemon, &lab, &format!("src host {seen}"), false).await;
+    let seen_net = format!("src net {}.0.0.0/8", image(SENDER)[0]);
+    let mut seen_prefix = open(&daemon, &lab, &seen_net, false).await;
+    // Statistics mode counts with the mapped filter too.
+    let stats_filter = format!("src host {seen} or src host {}", dotted(SENDER));
+    let mut stats = daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .direction(Direction::In)
+        .filter(&stats_filter)
+        .stats_only(Duration::from_millis(200))
+        .open()
+        .await
+        .expect("a statistics session");
+    for probe in [
+        "ip[12:2] = 0x0a00",
+        "ip[12] = 10",
+        "ip[12:4] > 0",
+        "ether[6:4] = 0x02000000",
+        "ip[10:2] = 0",
+    ] {
+        match daemon
+            .capture(&lab.capture_if)
+            .netns(&lab.capture_ns)
+            .filter(probe)
+            .open()
+            .await
+        {
+            Err(libwire::Error::Daemon { code, message }) => {
+                assert_eq!(
+                    code,
+                    libwire::ErrorCode::InvalidFilter,
+                    "{probe}: {message}"
+                );
+                assert!(message.contains("anonymized"), "{probe}: {message}");
+            }
+            Ok(_) => panic!("{probe} was accepted"),
+            Err(other) => panic!("{probe}: {other}"),
+        }
+    }
+    let sent = send_all(&lab, &mixed_frames(0x62));
+    let idle = Duration::from_millis(400);
+    let (a, b, c, d) = tokio::join!(
+        collect(&mut real_host, idle),
+        collect(&mut real_net, idle),
+        collect(&mut seen_host, idle),
+        collect(&mut seen_prefix, idle)
+    );
+    assert_eq!((a.len(), b.len()), (0, 0), "a real address matched");
+    assert_eq!(
+        (c.len(), d.len()),
+        (sent.len(), sent.len()),
+        "the addresses seen match"
+    );
+    // Intervals come every 200 ms: a second's worth covers the frames.
+    let mut counted = 0;
+    for _ in 0..5 {
+        let interval = timeout(Duration::from_secs(1), stats.next_interval())
+            .await
+            .expect("an interval")
+            .expect("reading")
+            .expect("the session goes on");
+        counted += interval.packets;
+    }
+    assert_eq!(
+        counted,
+        sent.len() as u64,
+        "statistics count the frames once, by the address seen"
+    );
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hidden_payloads_are_zeroed_and_unreadable_by_the_filter() {
+    let lab = Lab::new();
+    let key = KeyFile::new("payload", &KEY);
+    let daemon = TestDaemon::start(policy(&lab, &anonymize_key(&key, "zero", "zero")));
+    let mut all = open(&daemon, &lab, "udp or tcp or icmp", false).await;
+    // 0x63636363: the payload's first word.
+    let mut probe = open(&daemon, &lab, "udp[8:4] = 0x63636363", false).await;
+    let mut zero = open(&daemon, &lab, "udp[8:4] = 0", false).await;
+    let sent = send_all(&lab, &mixed_frames(0x63));
+    let idle = Duration::from_millis(400);
+    let (all, probe, zero) = tokio::join!(
+        collect(&mut all, idle),
+        collect(&mut probe, idle),
+        collect(&mut zero, idle)
+    );
+    assert_eq!(all.len(), sent.len());
+    for ((data, _), frame) in all.iter().zip(&sent) {
+        assert_eq!(data.len(), frame.len(), "whole frames");
+        assert_eq!(data[..12], [0; 12], "MAC addresses zeroed");
+        assert_eq!(data[data.len() - 32..], [0; 32], "payload zeroed");
+    }
+    assert_eq!(probe.len(), 0, "the real payload decided a delivery");
+    assert_eq!(
+        zero.len(),
+        0,
+        "the filter reads no payload, not even the zeroes"
+    );
+    daemon.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_with_another_key_ends_the_principals_sessions() {
+    let lab = Lab::new();
+    let first = KeyFile::new("first", &KEY);
+    let second = KeyFile::new("second", b"another key, 32 bytes long, ok!!");
+    let daemon = TestDaemon::start(policy(&lab, &anonymize_key(&first, "zero", "keep")));
+    let mut capture = open(&daemon, &lab, "udp", false).await;
+    // The same key file with the same options: nothing changes.
+    daemon
+        .policy
+        .replace(policy(&lab, &anonymize_key(&first, "zero", "keep")));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let sent = send_all(&lab, &mixed_frames(0x64)[..1]);
+    assert_eq!(
+        collect(&mut capture, Duration::from_millis(300))
+            .await
+            .len(),
+        sent.len()
+    );
+    daemon
+        .policy
+        .replace(policy(&lab, &anonymize_key(&second, "zero", "keep")));
+    let ended = timeout(Duration::from_secs(2), async {
+        while capture.next_packet().await.expect("reading").is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the session did not end");
+    assert_eq!(
+        capture.end_reason(),
+        Some(&libwire::EndReason::AnonymizationChanged)
+    );
+    daemon.stop();
+}

@@ -11,7 +11,7 @@ use super::{refusal::Refusal, socket::ClientSocket};
 use crate::{
     capture::Record,
     policy::{Ask, Grant, HeaderView, Peer, grant},
-    session::{self, OpenError, Session},
+    session::{self, Session},
     state::State,
 };
 
@@ -184,9 +184,9 @@ impl CaptureSession {
         };
         match self.session.apply(granted).await {
             Ok(()) => Flow::Continue,
-            Err(err @ OpenError::FilterCostLowered { .. }) => {
-                tracing::info!(session = self.session.id(), reason = %err, "policy revoked a session");
-                Flow::End(EndReason::PolicyRevoked)
+            Err(err) if err.ends_as().is_some() => {
+                tracing::info!(session = self.session.id(), reason = %err, "the reloaded policy ends a session");
+                Flow::End(err.ends_as().unwrap_or(EndReason::PolicyRevoked))
             }
             Err(err) => {
                 let reason = crate::errors::chain(&err);

@@ -97,6 +97,7 @@ impl From<&Refusal> for ErrorCode {
                 | OpenError::FilterCost { .. }
                 | OpenError::FilterCostLowered { .. },
             ) => ErrorCode::Limit,
+            Refusal::Open(OpenError::AnonymizationChanged { .. }) => ErrorCode::Denied,
             Refusal::Open(OpenError::Capture(err)) => err.into(),
             Refusal::Open(OpenError::PolicyFilter(_) | OpenError::Ring(_)) => ErrorCode::Internal,
             Refusal::Pattern(_) => ErrorCode::Malformed,

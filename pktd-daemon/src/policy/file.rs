@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::{
     accounts::Accounts,
+    anonymize::{Anonymization, RawAnonymize},
     error::PolicyError,
     rules::{
         DEFAULT_DISK_ALLOWANCE, DEFAULT_INJECT_RATE_BPS, DEFAULT_INJECT_RATE_PPS,
@@ -42,6 +43,7 @@ pub(super) struct RawPrincipal {
     filter: Option<Spanned<String>>,
     max_snaplen: Option<Spanned<u32>>,
     snap: Option<Spanned<String>>,
+    anonymize: Option<Spanned<RawAnonymize>>,
     #[serde(default)]
     packet_quota: u64,
     #[serde(default)]
@@ -143,7 +145,7 @@ impl Source<'_> {
         names: &mut HashSet<String>,
     ) -> Result<Principal, PolicyError> {
         let table_span = raw.span();
-        let raw = raw.into_inner();
+        let mut raw = raw.into_inner();
         let check = Check {
             source: self,
             name: raw.name.get_ref().clone(),
@@ -168,6 +170,7 @@ impl Source<'_> {
             filter: check.filter(&raw)?,
             max_snaplen: check.max_snaplen(&raw)?,
             snap_headers: check.snap(&raw)?,
+            anonymize: check.anonymize(raw.anonymize.take())?,
             packet_quota: raw.packet_quota,
             byte_quota: raw.byte_quota,
             max_sessions: raw.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS),
@@ -322,6 +325,21 @@ impl Check<'_> {
                 ),
             )),
         }
+    }
+
+    /// The `anonymize` table, its key read.
+    fn anonymize(
+        &self,
+        raw: Option<Spanned<RawAnonymize>>,
+    ) -> Result<Option<Anonymization>, PolicyError> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let span = raw.span();
+        raw.into_inner()
+            .check(span)
+            .map(Some)
+            .map_err(|(span, message)| self.invalid(span, message))
     }
 
     fn ring_bytes(&self, raw: &RawPrincipal) -> Result<u32, PolicyError> {

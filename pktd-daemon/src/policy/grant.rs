@@ -10,7 +10,10 @@ use std::path::PathBuf;
 use pktd_common::{DIR_IN, DIR_OUT, MAX_CAPLEN};
 use pktd_proto::{Direction, OpenCapture, RecordingRequest};
 
+use pktd_anon::PayloadMode;
+
 use super::{
+    anonymize::Anonymization,
     principals::Policy,
     rules::{InjectRules, MAX_SNAPLEN, Peer, Rules},
 };
@@ -80,6 +83,10 @@ pub struct CaptureGrant {
     /// `pktd_filter::confine_to_headers`); with [`HeaderView::Cut`] the
     /// record is cut there too.
     pub headers: Option<HeaderView>,
+    /// What the client sees of addresses, MAC addresses and payloads, when
+    /// its principal's are anonymized: its records are rewritten, its
+    /// filter's address constants mapped back to the real ones.
+    pub anonymize: Option<Anonymization>,
     /// The principal's packet quota (0: none), to tell a packet quota from
     /// a byte quota when one ends the session.
     pub packet_quota: u64,
@@ -266,7 +273,8 @@ fn capture(rules: &Rules, peer: &Peer, request: &OpenCapture) -> Result<CaptureG
         snaplen,
         policy_filter: rules.filter.clone(),
         window: (rules.max_snaplen < MAX_SNAPLEN).then_some(rules.max_snaplen),
-        headers: (rules.snap_headers || request.headers_only).then_some(HeaderView::Cut),
+        headers: header_view(rules, request),
+        anonymize: rules.anonymize.clone(),
         packet_quota: rules.packet_quota,
         max_sessions: rules.max_sessions,
         // Root is always served.
@@ -317,6 +325,21 @@ fn inject(rules: &Rules, netns: &str, interface: &str) -> Result<InjectGrant, De
         interface: interface.to_owned(),
         rules: inject,
     })
+}
+
+/// How far past its headers a session sees: cut there if the policy or
+/// the client says so; whole but filtered only on its headers if the
+/// payload is anonymized away (a filter must not learn what the client
+/// sees zeroed).
+fn header_view(rules: &Rules, request: &OpenCapture) -> Option<HeaderView> {
+    if rules.snap_headers || request.headers_only {
+        return Some(HeaderView::Cut);
+    }
+    let hides_payload = rules
+        .anonymize
+        .as_ref()
+        .is_some_and(|anonymize| anonymize.payload == PayloadMode::Zero);
+    hides_payload.then_some(HeaderView::Filter)
 }
 
 /// What the kernel is told of a session: the request cut to the rules.

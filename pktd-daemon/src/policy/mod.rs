@@ -85,6 +85,7 @@
 //! it is in `/etc/passwd`. Numeric uids and gids need not exist.
 
 mod accounts;
+mod anonymize;
 mod error;
 mod file;
 mod grant;
@@ -93,6 +94,7 @@ mod rules;
 mod store;
 
 pub use self::{
+    anonymize::{Addresses, Anonymization},
     error::PolicyError,
     grant::{
         Ask, CaptureGrant, Denied, Grant, HeaderView, InjectGrant, RecordingGrant, Scope, grant,

@@ -41,6 +41,7 @@ impl Policy {
                     filter: None,
                     max_snaplen: MAX_SNAPLEN,
                     snap_headers: false,
+                    anonymize: None,
                     packet_quota: 0,
                     byte_quota: 0,
                     max_sessions: ROOT_MAX_SESSIONS,

@@ -3,6 +3,8 @@
 
 use std::{collections::HashSet, path::PathBuf};
 
+use super::anonymize::Anonymization;
+
 /// Largest snapshot length a principal may be given, and the default.
 pub const MAX_SNAPLEN: u32 = 262_144;
 /// Smallest ring buffer a principal may be given.
@@ -75,6 +77,9 @@ pub struct Rules {
     /// `snap = "headers"`: every packet is cut after its transport header
     /// (and `max_snaplen` still applies when it cuts earlier).
     pub snap_headers: bool,
+    /// What the principal's clients see of addresses, MAC addresses and
+    /// payloads (`None`: everything as it is).
+    pub anonymize: Option<Anonymization>,
     /// Most packets per session; 0 = no limit.
     pub packet_quota: u64,
     /// Most captured bytes per session; 0 = no limit.

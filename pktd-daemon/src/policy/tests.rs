@@ -138,6 +138,7 @@ fn default_policy_allows_root_everything_and_others_nothing() {
             filter: None,
             max_snaplen: 262_144,
             snap_headers: false,
+            anonymize: None,
             packet_quota: 0,
             byte_quota: 0,
             max_sessions: 1024,
@@ -185,6 +186,7 @@ fn documented_example_parses_with_every_field() {
             filter: Some("not port 22".to_owned()),
             max_snaplen: 1500,
             snap_headers: true,
+            anonymize: None,
             packet_quota: 1_000_000,
             byte_quota: 100_000_000,
             max_sessions: 4,
@@ -223,6 +225,7 @@ fn absent_keys_take_their_defaults() {
             filter: None,
             max_snaplen: 262_144,
             snap_headers: false,
+            anonymize: None,
             packet_quota: 0,
             byte_quota: 0,
             max_sessions: 16,
@@ -813,4 +816,76 @@ fn snap_headers_is_the_one_snap_value() {
         "r",
         "the one value is \"headers\"",
     );
+}
+
+/// A key file of `bytes` with `mode`, removed on drop.
+struct KeyFile(std::path::PathBuf);
+
+impl KeyFile {
+    fn new(tag: &str, bytes: &[u8], mode: u32) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("pktd-policy-key-{tag}-{}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for KeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn anonymized(table: &str) -> String {
+    format!("[[principal]]\nname = \"r\"\nusers = [1]\nanonymize = {{ {table} }}\n")
+}
+
+#[test]
+fn anonymize_reads_its_key_and_defaults_to_hiding_macs_and_payloads() {
+    let key = KeyFile::new("good", &[7; 32], 0o600);
+    let policy = Policy::parse_with(
+        &anonymized(&format!("key_file = \"{}\"", key.0.display())),
+        "policy.toml",
+        &accounts(),
+    )
+    .expect("a valid anonymize table");
+    let anonymize = rules_for(&policy, 1, 1).unwrap().anonymize.clone().unwrap();
+    assert_eq!(anonymize.mac, pktd_anon::MacMode::Zero);
+    assert_eq!(anonymize.payload, pktd_anon::PayloadMode::Zero);
+    assert!(!format!("{anonymize:?}").contains("7, 7"), "Debug never shows the key");
+}
+
+#[test]
+fn anonymize_refuses_bad_keys_and_values_naming_the_line() {
+    let good = KeyFile::new("ok", &[7; 32], 0o600);
+    let short = KeyFile::new("short", &[7; 31], 0o600);
+    let long = KeyFile::new("long", &[7; 33], 0o600);
+    let shared = KeyFile::new("shared", &[7; 32], 0o640);
+    let link = std::env::temp_dir().join(format!("pktd-policy-key-link-{}", std::process::id()));
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&good.0, &link).unwrap();
+    let file = |key: &std::path::Path| format!("key_file = \"{}\"", key.display());
+    for (table, needle) in [
+        (file(&short.0), "31 bytes, not 32"),
+        (file(&long.0), "33 bytes, not 32"),
+        (file(&shared.0), "group or others"),
+        (file(&link), "key_file"),
+        ("key_file = \"/nonexistent/pktd.key\"".to_owned(), "No such file"),
+        ("key_file = \"relative.key\"".to_owned(), "not an absolute path"),
+        ("mac = \"keep\"".to_owned(), "needs key_file"),
+        (format!("mac = \"scramble\", {}", file(&good.0)), "one of \"zero\", \"hash\", \"keep\""),
+        (format!("payload = \"half\", {}", file(&good.0)), "one of \"zero\", \"keep\""),
+        (format!("ip = \"keep\", {}", file(&good.0)), "prefix-preserving"),
+    ] {
+        assert_invalid(&anonymized(&table), 4, "r", needle);
+    }
+    let _ = std::fs::remove_file(&link);
+    match error(&anonymized(&format!("colour = \"red\", {}", file(&good.0)))) {
+        PolicyError::Syntax { line, message, .. } => {
+            assert_eq!(line, 4);
+            assert!(message.contains("colour"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

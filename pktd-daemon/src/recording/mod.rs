@@ -36,7 +36,7 @@ use crate::{
     capture::Record,
     errors,
     policy::{Ask, Grant, Peer, Scope, grant},
-    session::{OpenError, Session},
+    session::Session,
     state::State,
     sync::{blocking, lock},
 };
@@ -333,7 +333,13 @@ async fn reapply(
     }
     match session.apply(granted.capture).await {
         Ok(()) => {}
-        Err(err @ OpenError::FilterCostLowered { .. }) => return (files, revoked(&err)),
+        Err(err) if err.ends_as().is_some() => {
+            tracing::info!(recording = recording.id, reason = %err, "the reloaded policy ends a recording");
+            return (
+                files,
+                Err(err.ends_as().unwrap_or(EndReason::PolicyRevoked)),
+            );
+        }
         Err(err) => return (files, Err(EndReason::Error(errors::chain(&err)))),
     }
     blocking(move || {

@@ -1,10 +1,21 @@
 //! Moving records out of a session's ring, for captures and recordings
 //! alike: in batches, without waiting for a wake-up the kernel may never
-//! send, and no further than the session's packet count.
+//! send, and no further than the session's packet count; anonymized on
+//! the way when the session's principal is (so that no path, live or
+//! recorded, sees a record before it is).
 
-use std::{io, time::Duration};
+use std::{
+    io,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use crate::capture::{AsyncRing, Record};
+use pktd_anon::Anonymizer;
+
+use crate::{
+    capture::{AsyncRing, Record},
+    sync::{blocking, lock},
+};
 
 /// Longest a record waits in a quiet ring before it is moved: the kernel
 /// wakes a reader only once its ring is an eighth full.
@@ -24,16 +35,24 @@ pub struct Drain {
     remaining: Option<u64>,
     /// Records moved so far.
     moved: u64,
+    /// Rewrites every record for an anonymized principal, on a blocking
+    /// thread (Crypto-PAn costs up to 128 AES blocks per new address).
+    /// Shared with that thread rather than moved to it, so that a batch
+    /// whose future is dropped cannot take it away from the records after
+    /// it.
+    anonymizer: Option<Arc<Mutex<Anonymizer>>>,
 }
 
 impl Drain {
-    /// Drains `ring`, at most `count` records (0: no limit).
-    pub fn new(ring: AsyncRing, count: u64) -> Self {
+    /// Drains `ring`, at most `count` records (0: no limit), each
+    /// rewritten by `anonymizer` if there is one.
+    pub fn new(ring: AsyncRing, count: u64, anonymizer: Option<Anonymizer>) -> Self {
         Self {
             ring,
             backlog: false,
             remaining: (count != 0).then_some(count),
             moved: 0,
+            anonymizer: anonymizer.map(|anonymizer| Arc::new(Mutex::new(anonymizer))),
         }
     }
 
@@ -67,7 +86,20 @@ impl Drain {
         if let Some(remaining) = self.remaining.as_mut() {
             *remaining -= records.len() as u64;
         }
-        records
+        match &self.anonymizer {
+            Some(anonymizer) if !records.is_empty() => {
+                let anonymizer = anonymizer.clone();
+                blocking(move || {
+                    let mut anonymizer = lock(&anonymizer);
+                    for record in &mut records {
+                        anonymizer.rewrite(&mut record.data, record.wire_len);
+                    }
+                    records
+                })
+                .await
+            }
+            _ => records,
+        }
     }
 
     /// Records moved so far.

@@ -15,10 +15,11 @@ mod drain;
 
 use std::sync::Arc;
 
+use pktd_anon::MacMode;
 use pktd_common::ClientCounters;
 use pktd_filter::{
     FilterError, ValidProgram, and_then, compile, confine, confine_to_headers, header_prologue_len,
-    validate,
+    map_addresses, validate,
 };
 use pktd_proto::{EndReason, FilterSpec, Stats};
 
@@ -86,6 +87,15 @@ pub enum OpenError {
         /// Its principal.
         principal: String,
     },
+    /// A reload changed the anonymization of the session's principal.
+    #[error(
+        "the policy changed how principal {principal:?} is anonymized (its key or options): \
+         a session keeps one mapping, so it ends"
+    )]
+    AnonymizationChanged {
+        /// Its principal.
+        principal: String,
+    },
     /// The capture path failed.
     #[error(transparent)]
     Capture(#[from] CaptureError),
@@ -110,6 +120,18 @@ pub struct Session {
     counters: Arc<SlotCounters>,
     drain: Drain,
     closed: bool,
+}
+
+impl OpenError {
+    /// How a session ends when a policy reload cannot be applied to it
+    /// because the policy took something away; `None` for a failure.
+    pub fn ends_as(&self) -> Option<EndReason> {
+        match self {
+            OpenError::FilterCostLowered { .. } => Some(EndReason::PolicyRevoked),
+            OpenError::AnonymizationChanged { .. } => Some(EndReason::AnonymizationChanged),
+            _ => None,
+        }
+    }
 }
 
 /// Opens a session for `peer` as `grant` allows, with the client's
@@ -177,7 +199,11 @@ where
         id,
         peer,
         state: state.clone(),
-        drain: Drain::new(ring, count),
+        drain: Drain::new(
+            ring,
+            count,
+            grant.anonymize.as_ref().map(|a| a.anonymizer()),
+        ),
         grant,
         client,
         cost,
@@ -323,6 +349,13 @@ impl Session {
         if grant == self.grant {
             return Ok(());
         }
+        if grant.anonymize != self.grant.anonymize {
+            // A session never mixes two mappings (nor anonymized and real
+            // packets): its client would have to tell them apart.
+            return Err(OpenError::AnonymizationChanged {
+                principal: grant.principal,
+            });
+        }
         // A new window changes what the client's filter costs.
         let cost = cost(&grant, &self.client)?;
         if !self
@@ -436,6 +469,8 @@ enum Asker {
 /// the owner's policy imposes too (a fixed program of its own, a few dozen
 /// instructions run per packet).
 fn cost(grant: &CaptureGrant, client: &ValidProgram) -> Result<u32, OpenError> {
+    // Mapping an anonymized client's address constants changes no length;
+    // the guard it puts in front is the policy's, like the prologue.
     let mut length = confined(grant, client)?.len();
     if grant.headers.is_some() {
         length -= header_prologue_len(grant.window);
@@ -443,9 +478,24 @@ fn cost(grant: &CaptureGrant, client: &ValidProgram) -> Result<u32, OpenError> {
     Ok(length as u32)
 }
 
-/// The client's program as it may run: confined per packet to the headers
-/// (and the window) when the grant says so, else to the window when there
-/// is one.
+/// The client's program as it runs: its address constants mapped back to
+/// the real addresses when its principal is anonymized (a refusal if it
+/// reads what the client does not see), then confined (see [`confined`]).
+/// Blocking: the mapping runs Crypto-PAn per constant.
+fn as_run(grant: &CaptureGrant, client: &ValidProgram) -> Result<ValidProgram, OpenError> {
+    match &grant.anonymize {
+        Some(anonymize) => {
+            let macs_visible = anonymize.mac == MacMode::Keep;
+            let mapped = map_addresses(client, &anonymize.addresses(), macs_visible)
+                .map_err(OpenError::Filter)?;
+            confined(grant, &mapped)
+        }
+        None => confined(grant, client),
+    }
+}
+
+/// The client's program confined per packet to the headers (and the
+/// window) when the grant says so, else to the window when there is one.
 fn confined(grant: &CaptureGrant, client: &ValidProgram) -> Result<ValidProgram, OpenError> {
     match (grant.headers, grant.window) {
         (Some(view), window) => confine_to_headers(client, window, view == HeaderView::Cut),
@@ -496,12 +546,12 @@ async fn client_program(
     }
 }
 
-/// The program the kernel runs for a session: the client's, confined (see
-/// [`confined`]), ANDed with the policy's filter when there is one (which
+/// The program the kernel runs for a session: the client's as it runs (see
+/// [`as_run`]), ANDed with the policy's filter when there is one (which
 /// reads what it likes). Blocking: the policy's filter, which the box
 /// owner wrote, is compiled here by libpcap.
 fn with_policy(grant: &CaptureGrant, client: ValidProgram) -> Result<ValidProgram, OpenError> {
-    let client = confined(grant, &client)?;
+    let client = as_run(grant, &client)?;
     match &grant.policy_filter {
         None => Ok(client),
         Some(expression) => {
