@@ -9,7 +9,9 @@
 //! - (c) `wire` too: one match-all client at the highest rate, pktd vs
 //!   tcpdump;
 //! - (d) `hostile`: the untapped traffic's rate next to a narrow
-//!   principal's most expensive filters (see `hostile.rs`).
+//!   principal's most expensive filters (see `hostile.rs`);
+//! - (e) `privacy`: an anonymized match-all client next to a plain one and
+//!   to tcpdump (see `privacy.rs`).
 //!
 //! Every point is repeated (median and spread shown); traffic is bounded
 //! in count and time; the namespaces go away on every exit. `--json FILE`
@@ -18,6 +20,7 @@
 
 mod hostile;
 mod kernel;
+mod privacy;
 mod wire;
 
 use std::{fmt, path::PathBuf, time::Duration};
@@ -31,8 +34,12 @@ use crate::wire::{Backend, Run, Summary};
 #[derive(Parser)]
 #[command(about = "pktd's performance next to tcpdump's")]
 struct Args {
-    /// Phases to run: kernel (a), wire (b and c), hostile (d).
-    #[arg(long, value_delimiter = ',', default_value = "kernel,wire,hostile")]
+    /// Phases to run: kernel (a), wire (b and c), hostile (d), privacy (e).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "kernel,wire,hostile,privacy"
+    )]
     phases: Vec<String>,
     /// (a) Engines to measure.
     #[arg(
@@ -53,10 +60,10 @@ struct Args {
     /// (b) Numbers of capture clients.
     #[arg(long, value_delimiter = ',', default_value = "0,1,4,16,64")]
     klist: Vec<usize>,
-    /// (b, c, d) Repetitions of each point.
+    /// (b, c, d, e) Repetitions of each point.
     #[arg(long, default_value_t = 3)]
     reps: usize,
-    /// (b, c, d) Seconds measured per run.
+    /// (b, c, d, e) Seconds measured per run.
     #[arg(long, default_value_t = 3.0)]
     duration: f64,
     /// (b, c, d) Engine of the daemon.
@@ -131,7 +138,7 @@ fn main() -> anyhow::Result<()> {
     };
 
     let wants = |phase: &str| args.phases.iter().any(|p| p == phase);
-    let bench = if wants("wire") || wants("hostile") {
+    let bench = if wants("wire") || wants("hostile") || wants("privacy") {
         Some(wire::Bench::new(wire::Settings {
             duration: Duration::from_secs_f64(args.duration),
             warmup: Duration::from_millis(500),
@@ -226,6 +233,12 @@ fn main() -> anyhow::Result<()> {
         json.push(format!("\"hostile\":[{}]", items.join(",")));
     }
 
+    if let Some(bench) = bench.as_ref().filter(|_| wants("privacy")) {
+        let (summaries, rewrite) = privacy::measure(bench, args.reps)?;
+        privacy::print(&summaries, &rewrite);
+        json.push(privacy::json(&summaries, &rewrite));
+    }
+
     if let Some(path) = &args.json {
         write_json(path, &json)?;
     }
@@ -240,7 +253,7 @@ fn write_json(path: &std::path::Path, parts: &[String]) -> anyhow::Result<()> {
 }
 
 /// One summary per (backend, K), in the order first seen.
-fn group(runs: &[Run]) -> Vec<Summary> {
+pub fn group(runs: &[Run]) -> Vec<Summary> {
     let mut keys: Vec<(Backend, usize)> = Vec::new();
     for run in runs {
         if !keys.contains(&(run.backend, run.clients)) {

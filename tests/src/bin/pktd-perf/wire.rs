@@ -6,6 +6,7 @@
 //! on the sending CPU: capture cost shows as a lower packet rate.
 
 use std::{
+    os::unix::process::CommandExt as _,
     path::{Path, PathBuf},
     process::Command,
     sync::{
@@ -36,14 +37,21 @@ const UNMATCHED_PORT: u16 = 20000;
 pub enum Backend {
     None,
     Pktd,
+    /// pktcap as [`ANONYMIZED_UID`], whose principal the privacy phase
+    /// anonymizes.
+    PktdAnonymized,
     Tcpdump,
 }
+
+/// The uid (and gid) pktcap runs as for [`Backend::PktdAnonymized`].
+pub const ANONYMIZED_UID: u32 = 4344;
 
 impl Backend {
     pub fn name(self) -> &'static str {
         match self {
             Backend::None => "none",
             Backend::Pktd => "pktd",
+            Backend::PktdAnonymized => "pktd-anon",
             Backend::Tcpdump => "tcpdump",
         }
     }
@@ -200,12 +208,15 @@ impl Bench {
         for filter in &filters {
             let mut command = match backend {
                 Backend::None => break,
-                Backend::Pktd => {
+                Backend::Pktd | Backend::PktdAnonymized => {
                     let mut command = Command::new(&self.pktcap);
                     command
                         .arg("--socket")
                         .arg(&self.daemon.socket)
                         .args(["--netns", &self.lab.capture_ns]);
+                    if backend == Backend::PktdAnonymized {
+                        command.uid(ANONYMIZED_UID).gid(ANONYMIZED_UID);
+                    }
                     command
                 }
                 Backend::Tcpdump => {
