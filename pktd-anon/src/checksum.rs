@@ -1,13 +1,18 @@
-//! The Internet checksum (RFC 1071), and its incremental update (RFC 1624).
+//! The Internet checksum (RFC 1071), computed afresh over rewritten bytes.
+//!
+//! Checksums are never updated incrementally (RFC 1624): an update carries
+//! over whatever the old field held, and a field that was not the
+//! checksum of the real packet (a partial pseudo-header sum left by TX
+//! checksum offload, a corrupted value) would then tell a client the sum
+//! of the real addresses. A checksum is computed over the rewritten bytes
+//! when all of them are known, and zeroed otherwise.
 //!
 //! Every region a checksum covers in a frame starts at an even offset
 //! (Ethernet is 14 bytes, VLAN tags 4, IP, extension and transport headers
 //! multiples of 4), so a byte's place in its 16-bit word is the parity of
-//! its offset in the frame. That lets one running difference serve every
-//! checksum whose region covers the bytes that changed.
+//! its offset in the frame, and a region can be summed in pieces.
 
-/// A one's complement sum, or a difference of two (RFC 1624: the new
-/// words plus the complement of the old ones), not yet folded.
+/// A one's complement sum, not yet folded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Sum(u64);
 
@@ -47,11 +52,6 @@ impl Sum {
         s as u16
     }
 
-    /// The one's complement negation (`~m` in RFC 1624).
-    pub(crate) fn negate(self) -> Sum {
-        Sum(u64::from(!self.fold()))
-    }
-
     /// The checksum field that makes a region summing to `self` verify.
     pub(crate) fn checksum(self) -> u16 {
         !self.fold()
@@ -71,27 +71,21 @@ impl std::ops::AddAssign for Sum {
     }
 }
 
-/// Writes `new` at `data[at..]`, as much of it as was captured, and
-/// returns how the sum of the frame changed.
-pub(crate) fn replace(data: &mut [u8], at: usize, new: &[u8]) -> Sum {
+/// Writes `new` at `data[at..]`, as much of it as was captured.
+pub(crate) fn replace(data: &mut [u8], at: usize, new: &[u8]) {
     if at >= data.len() {
-        return Sum::default();
+        return;
     }
     let n = new.len().min(data.len() - at);
-    let old = Sum::of(&data[at..at + n], at);
     data[at..at + n].copy_from_slice(&new[..n]);
-    Sum::of(&new[..n], at) + old.negate()
 }
 
-/// Zeroes `data[start..end]` (clipped) and returns how the sum changed.
-pub(crate) fn zero(data: &mut [u8], start: usize, end: usize) -> Sum {
+/// Zeroes `data[start..end]`, clipped to what was captured.
+pub(crate) fn zero(data: &mut [u8], start: usize, end: usize) {
     let end = end.min(data.len());
-    if start >= end {
-        return Sum::default();
+    if start < end {
+        data[start..end].fill(0);
     }
-    let old = Sum::of(&data[start..end], start);
-    data[start..end].fill(0);
-    old.negate()
 }
 
 /// How a checksum field treats zero.
@@ -104,38 +98,42 @@ pub(crate) enum Zero {
     Udp,
 }
 
-/// Updates the checksum field at `data[at..at + 2]` for a covered region
-/// whose sum changed by `delta` (RFC 1624, eqn. 3), if the field was
-/// captured. Returns how the field's own change moved the frame's sum, for
-/// a checksum that covers this one (an ICMP error quoting a header).
-pub(crate) fn update(data: &mut [u8], at: usize, delta: Sum, zero: Zero) -> Sum {
-    let Some(old) = read16(data, at) else {
-        return Sum::default();
-    };
-    if zero == Zero::Udp && old == 0 {
-        return Sum::default();
-    }
-    let new = (Sum::word(!old) + delta).checksum();
-    write(data, at, new, zero)
-}
-
-/// Stores a freshly computed checksum at `data[at..at + 2]`, if captured,
-/// leaving a UDP "no checksum" zero alone. Returns the frame's sum change.
-pub(crate) fn store(data: &mut [u8], at: usize, new: u16, zero: Zero) -> Sum {
-    match read16(data, at) {
-        None => Sum::default(),
-        Some(0) if zero == Zero::Udp => Sum::default(),
-        Some(_) => write(data, at, new, zero),
+/// Sets the checksum field at `data[at..at + 2]` for a covered region
+/// whose other bytes (the field excluded) sum to `sum`, or zeroes it when
+/// `sum` is `None`: the region was not all captured, so the checksum
+/// cannot be computed, and the field as it came cannot be trusted to be
+/// a checksum at all (a partial sum over the real addresses). A field
+/// captured by half is zeroed too, and a UDP "no checksum" zero is left
+/// alone.
+pub(crate) fn store(data: &mut [u8], at: usize, sum: Option<Sum>, zero: Zero) {
+    match (read16(data, at), sum) {
+        (Some(0), _) if zero == Zero::Udp => {}
+        (Some(_), Some(sum)) => {
+            let new = match sum.checksum() {
+                0 if zero == Zero::Udp => 0xffff,
+                c => c,
+            };
+            replace(data, at, &new.to_be_bytes());
+        }
+        _ => clear(data, at),
     }
 }
 
-fn write(data: &mut [u8], at: usize, new: u16, zero: Zero) -> Sum {
-    let new = if zero == Zero::Udp && new == 0 {
-        0xffff
-    } else {
-        new
-    };
-    replace(data, at, &new.to_be_bytes())
+/// Zeroes the checksum field at `data[at..at + 2]`, as much of it as was
+/// captured: for a checksum that cannot be made right for the bytes the
+/// client sees, and would otherwise depend on bytes it does not see as
+/// they are. For UDP, zero reads as "no checksum".
+pub(crate) fn clear(data: &mut [u8], at: usize) {
+    zero(data, at, at.saturating_add(2));
+}
+
+/// The sum of `data[start..end]` without the checksum field at
+/// `data[at..at + 2]`, or `None` if the region was not all captured.
+pub(crate) fn region_sum(data: &[u8], start: usize, end: usize, at: usize) -> Option<Sum> {
+    if end > data.len() {
+        return None;
+    }
+    Some(Sum::range(data, start, at.min(end)) + Sum::range(data, at + 2, end))
 }
 
 /// The big-endian 16-bit word at `data[at..at + 2]`, if captured.
@@ -149,20 +147,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn incremental_update_matches_recomputation() {
-        let mut data = vec![0x45, 0, 0, 28, 0x12, 0x34, 0, 0, 64, 17, 0, 0];
+    fn stored_checksum_verifies_whatever_the_field_held() {
+        let mut data = vec![0x45, 0, 0, 28, 0x12, 0x34, 0, 0, 64, 17, 0xde, 0xad];
         data.extend_from_slice(&[10, 0, 0, 1, 192, 168, 1, 2]);
-        let c = Sum::range(&data, 0, 20).checksum();
-        data[10..12].copy_from_slice(&c.to_be_bytes());
-        let delta = replace(&mut data, 12, &[172, 16, 5, 9]);
-        update(&mut data, 10, delta, Zero::Plain);
+        let sum = region_sum(&data, 0, 20, 10);
+        store(&mut data, 10, sum, Zero::Plain);
         assert_eq!(Sum::range(&data, 0, 20).fold(), 0xffff);
     }
 
     #[test]
     fn udp_zero_stays_zero() {
         let mut data = vec![0u8; 8];
-        update(&mut data, 6, Sum::word(0x1234), Zero::Udp);
+        store(&mut data, 6, Some(Sum::word(0x1234)), Zero::Udp);
         assert_eq!(read16(&data, 6), Some(0));
+        store(&mut data, 6, None, Zero::Udp);
+        assert_eq!(read16(&data, 6), Some(0));
+    }
+
+    #[test]
+    fn computed_udp_zero_is_sent_as_all_ones() {
+        let mut data = vec![0, 0, 0, 0, 0, 0, 1, 1];
+        store(&mut data, 6, Some(Sum::word(0xffff)), Zero::Udp);
+        assert_eq!(read16(&data, 6), Some(0xffff));
+    }
+
+    #[test]
+    fn a_region_not_all_captured_zeroes_the_field() {
+        let mut data = vec![1, 2, 3, 4, 5, 6];
+        let sum = region_sum(&data, 0, 8, 2);
+        assert_eq!(sum, None);
+        store(&mut data, 2, sum, Zero::Plain);
+        assert_eq!(data, [1, 2, 0, 0, 5, 6]);
     }
 }

@@ -1,13 +1,9 @@
-//! Rewriting the addresses of IPv4, IPv6 and ARP headers in place.
-//!
-//! Every function returns how the frame's one's complement sum changed
-//! (see `checksum`), so that the caller can update whichever checksum
-//! covers the bytes: the IPv4 header's own, or an ICMP message quoting
-//! the header.
+//! Rewriting the addresses of IPv4, IPv6 and ARP headers in place, and
+//! the sums the checksums over them are computed from.
 
-use crate::checksum::{Sum, Zero, replace, update, zero};
+use crate::checksum::{Sum, Zero, region_sum, replace, store, zero};
 use crate::cryptopan::CryptoPan;
-use crate::layout::{Arp, Ext, Ip, u8_at};
+use crate::layout::{Arp, Ext, Ip, Transport, TransportKind, u8_at};
 use crate::mac::MacHasher;
 
 /// IPv6 addresses mapped per routing header, options header or neighbor
@@ -18,12 +14,12 @@ pub(crate) const MAX_ADDRESSES_PER_WALK: usize = 16;
 
 /// Maps the IPv4 address at `data[at..at + 4]`; a cut address becomes the
 /// prefix of its image.
-pub(crate) fn map_v4(pan: &mut CryptoPan, data: &mut [u8], at: usize) -> Sum {
+pub(crate) fn map_v4(pan: &mut CryptoPan, data: &mut [u8], at: usize) {
     let Some(n) = data.len().checked_sub(at).map(|n| n.min(4)) else {
-        return Sum::default();
+        return;
     };
     if n == 0 {
-        return Sum::default();
+        return;
     }
     let mut b = [0u8; 4];
     b[..n].copy_from_slice(&data[at..at + n]);
@@ -33,17 +29,17 @@ pub(crate) fn map_v4(pan: &mut CryptoPan, data: &mut [u8], at: usize) -> Sum {
     } else {
         pan.anonymize_prefix_v4(addr, 8 * n as u8)
     };
-    replace(data, at, &image.to_be_bytes()[..n])
+    replace(data, at, &image.to_be_bytes()[..n]);
 }
 
 /// Maps the IPv6 address at `data[at..at + 16]`; a cut address becomes the
 /// prefix of its image.
-pub(crate) fn map_v6(pan: &mut CryptoPan, data: &mut [u8], at: usize) -> Sum {
+pub(crate) fn map_v6(pan: &mut CryptoPan, data: &mut [u8], at: usize) {
     let Some(n) = data.len().checked_sub(at).map(|n| n.min(16)) else {
-        return Sum::default();
+        return;
     };
     if n == 0 {
-        return Sum::default();
+        return;
     }
     let mut b = [0u8; 16];
     b[..n].copy_from_slice(&data[at..at + n]);
@@ -53,25 +49,27 @@ pub(crate) fn map_v6(pan: &mut CryptoPan, data: &mut [u8], at: usize) -> Sum {
     } else {
         pan.anonymize_prefix_v6(addr, 8 * n as u8)
     };
-    replace(data, at, &image.to_be_bytes()[..n])
+    replace(data, at, &image.to_be_bytes()[..n]);
 }
 
-/// Rewrites an IPv4 header's addresses and options, and updates its
-/// checksum to match.
-pub(crate) fn rewrite_ipv4(pan: &mut CryptoPan, data: &mut [u8], ip: &Ip) -> Sum {
+/// Rewrites an IPv4 header's addresses and options, and computes its
+/// checksum afresh over the rewritten header, so that it is right even if
+/// the captured one was not. A header cut short has its checksum zeroed
+/// instead: it covers uncaptured bytes (route addresses, option data that
+/// is hidden) whose images are not known.
+pub(crate) fn rewrite_ipv4(pan: &mut CryptoPan, data: &mut [u8], ip: &Ip) {
     let s = ip.start;
-    let mut d = map_v4(pan, data, s + 12);
-    d += map_v4(pan, data, s + 16);
-    d += rewrite_v4_options(pan, data, s + 20, s + ip.header_len);
-    let own = update(data, s + 10, d, Zero::Plain);
-    d + own
+    map_v4(pan, data, s + 12);
+    map_v4(pan, data, s + 16);
+    rewrite_v4_options(pan, data, s + 20, s + ip.header_len);
+    let sum = region_sum(data, s, s + ip.header_len, s + 10);
+    store(data, s + 10, sum, Zero::Plain);
 }
 
 /// Maps the routes of Record Route and source route options and hides the
 /// data of every other option but EOL and NOP. A malformed option hides
 /// the rest of the options.
-fn rewrite_v4_options(pan: &mut CryptoPan, data: &mut [u8], start: usize, end: usize) -> Sum {
-    let mut d = Sum::default();
+fn rewrite_v4_options(pan: &mut CryptoPan, data: &mut [u8], start: usize, end: usize) {
     let mut at = start;
     // Each turn moves on by at least one byte: at most 40 turns.
     while at < end {
@@ -80,7 +78,7 @@ fn rewrite_v4_options(pan: &mut CryptoPan, data: &mut [u8], start: usize, end: u
             0 => {
                 // End of list: what follows is padding, which should be
                 // zero and is made so.
-                d += zero(data, at + 1, end);
+                zero(data, at + 1, end);
                 break;
             }
             1 => {
@@ -91,30 +89,29 @@ fn rewrite_v4_options(pan: &mut CryptoPan, data: &mut [u8], start: usize, end: u
         }
         let len = u8_at(data, at + 1).map(usize::from);
         let Some(len) = len.filter(|&l| l >= 2 && at + l <= end) else {
-            d += zero(data, at + 2, end);
+            zero(data, at + 2, end);
             break;
         };
         if matches!(kind, 7 | 131 | 137) {
             let mut a = at + 3;
             while a + 4 <= at + len {
-                d += map_v4(pan, data, a);
+                map_v4(pan, data, a);
                 a += 4;
             }
-            d += zero(data, a, at + len);
+            zero(data, a, at + len);
         } else {
-            d += zero(data, at + 2, at + len);
+            zero(data, at + 2, at + len);
         }
         at += len;
     }
-    d
 }
 
 /// Rewrites an IPv6 header's addresses and those of its extension headers.
-pub(crate) fn rewrite_ipv6(pan: &mut CryptoPan, data: &mut [u8], ip: &Ip) -> Sum {
-    let mut d = map_v6(pan, data, ip.start + 8);
-    d += map_v6(pan, data, ip.start + 24);
+pub(crate) fn rewrite_ipv6(pan: &mut CryptoPan, data: &mut [u8], ip: &Ip) {
+    map_v6(pan, data, ip.start + 8);
+    map_v6(pan, data, ip.start + 24);
     for ext in ip.ext.as_slice() {
-        d += match ext.kind {
+        match ext.kind {
             0 | 60 => rewrite_v6_options(pan, data, ext),
             43 => rewrite_routing(pan, data, ext),
             // Mobility, HIP and Shim6 messages carry care-of addresses,
@@ -122,18 +119,16 @@ pub(crate) fn rewrite_ipv6(pan: &mut CryptoPan, data: &mut [u8], ip: &Ip) -> Sum
             // keep the chain (next header, length), hide the rest.
             135 | 139 | 140 => zero(data, ext.start + 2, ext.start + ext.len),
             // Fragment and AH headers hold no addresses.
-            _ => Sum::default(),
-        };
+            _ => {}
+        }
     }
-    d
 }
 
 /// Hop-by-Hop and Destination options: maps the Home Address option and
 /// hides the data of every other option but Pad1 and PadN.
-fn rewrite_v6_options(pan: &mut CryptoPan, data: &mut [u8], ext: &Ext) -> Sum {
+fn rewrite_v6_options(pan: &mut CryptoPan, data: &mut [u8], ext: &Ext) {
     let end = ext.start + ext.len;
     let mut at = ext.start + 2;
-    let mut d = Sum::default();
     let mut mapped = 0;
     while at < end {
         let Some(kind) = u8_at(data, at) else { break };
@@ -146,31 +141,30 @@ fn rewrite_v6_options(pan: &mut CryptoPan, data: &mut [u8], ext: &Ext) -> Sum {
         };
         let next = at + 2 + len;
         if next > end {
-            d += zero(data, at + 2, end);
+            zero(data, at + 2, end);
             break;
         }
         match (kind, len) {
             (1, _) => {}
             (0xc9, 16) if mapped < MAX_ADDRESSES_PER_WALK => {
                 mapped += 1;
-                d += map_v6(pan, data, at + 2);
+                map_v6(pan, data, at + 2);
             }
-            _ => d += zero(data, at + 2, next),
+            _ => zero(data, at + 2, next),
         }
         at = next;
     }
-    d
 }
 
 /// Routing headers of types 0, 2 and 4 (segment routing) list addresses
 /// after an 8-byte header: they are mapped (the first
 /// [`MAX_ADDRESSES_PER_WALK`]), and what follows them (SRH TLVs, further
 /// addresses) hidden. Other types are hidden past their first 8 bytes.
-fn rewrite_routing(pan: &mut CryptoPan, data: &mut [u8], ext: &Ext) -> Sum {
+fn rewrite_routing(pan: &mut CryptoPan, data: &mut [u8], ext: &Ext) {
     let end = ext.start + ext.len;
     let body = ext.start + 8;
     let Some(kind) = u8_at(data, ext.start + 2) else {
-        return Sum::default();
+        return;
     };
     if !matches!(kind, 0 | 2 | 4) {
         return zero(data, body, end);
@@ -181,11 +175,10 @@ fn rewrite_routing(pan: &mut CryptoPan, data: &mut [u8], ext: &Ext) -> Sum {
     {
         count = count.min(usize::from(last) + 1);
     }
-    let mut d = Sum::default();
     for i in 0..count {
-        d += map_v6(pan, data, body + 16 * i);
+        map_v6(pan, data, body + 16 * i);
     }
-    d + zero(data, body + 16 * count, end)
+    zero(data, body + 16 * count, end);
 }
 
 /// The sum of `n` bytes at `at` as they sit in a pseudo-header (aligned),
@@ -205,6 +198,49 @@ pub(crate) fn pseudo_addresses(data: &[u8], ip: &Ip, v4: bool) -> Option<Sum> {
         (ip.start + 8, final_dst_v6(data, ip), 16)
     };
     Some(aligned_sum(data, src, n)? + aligned_sum(data, dst, n)?)
+}
+
+/// The sum a transport checksum covers, the field excluded: the
+/// pseudo-header (but for ICMPv4), with the length from the IP header,
+/// and the segment's captured bytes up to `through`, those after it up to
+/// the end of the packet counting as zeros (a zeroed payload). `None` if
+/// that sum cannot be known: the segment's end is unknown, or comes
+/// before `through` or before the end of its header, or the bytes up to
+/// `through` or the pseudo-header addresses were not all captured.
+pub(crate) fn transport_sum(
+    data: &[u8],
+    ip: &Ip,
+    t: &Transport,
+    v4: bool,
+    through: usize,
+) -> Option<Sum> {
+    let end = ip.packet_end?;
+    let len = end.checked_sub(t.start)?;
+    if len < t.header_len || through > end {
+        return None;
+    }
+    let mut sum = region_sum(data, t.start, through, t.start + t.kind.checksum_offset())?;
+    if t.kind == TransportKind::Icmpv4 {
+        return Some(sum);
+    }
+    sum += pseudo_addresses(data, ip, v4)?;
+    sum += Sum::word(u16::from(t.kind.protocol()));
+    if v4 {
+        sum += Sum::word(u16::try_from(len).ok()?);
+    } else {
+        let len = u32::try_from(len).ok()?;
+        sum += Sum::word((len >> 16) as u16) + Sum::word(len as u16);
+    }
+    Some(sum)
+}
+
+/// How `kind`'s checksum field treats zero.
+pub(crate) fn zero_kind(kind: TransportKind) -> Zero {
+    if kind == TransportKind::Udp {
+        Zero::Udp
+    } else {
+        Zero::Plain
+    }
 }
 
 fn final_dst_v4(data: &[u8], ip: &Ip) -> usize {

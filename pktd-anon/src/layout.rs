@@ -14,9 +14,50 @@ pub const MAX_VLAN_TAGS: usize = 2;
 pub const MAX_EXT_HEADERS: usize = pktd_common::IPV6_EXTENSION_HEADERS;
 
 const TPIDS: [u16; 3] = [0x8100, 0x88a8, 0x9100];
-/// IP protocols that carry whole packets, whose contents are always hidden:
-/// IP-in-IP, IPv6-in-IP, GRE, EtherIP, L2TP.
-const TUNNELS: [u8; 5] = [4, 41, 47, 97, 115];
+
+/// Whether the bytes after the network headers of an IP packet whose
+/// (last) protocol / next header is `protocol` reach a client unchanged
+/// when the payload is kept (true), or are rewritten or hidden by the
+/// anonymizer (false: tunnels, protocols with pseudo-header checksums it
+/// does not update, IPv6 extension headers it did not walk past, ...).
+/// TCP, UDP, ICMP and ICMPv6 return false: their headers hold fields the
+/// anonymizer rewrites (checksums, quoted packets); the filter analysis
+/// has its own finer rules for them.
+///
+/// This is the one definition: [`layout`] hides the bytes after the
+/// headers of exactly the other protocols it returns false for.
+pub fn passes_through(protocol: u8) -> bool {
+    !matches!(
+        protocol,
+        // Rewritten: ICMP, TCP, UDP, ICMPv6.
+        1 | 6 | 17 | 58
+        // Whole packets or frames whose inner addresses cannot be mapped:
+        // IP-in-IP, IPv6, GRE, minimal encapsulation, IPIP, EtherIP, ENCAP,
+        // IPComp (a compressed packet), L2TP, PIPE, MPLS-in-IP, Ethernet.
+        | 4 | 41 | 47 | 55 | 94 | 97 | 98 | 108 | 115 | 131 | 137 | 143
+        // Checksums over a pseudo-header holding the real addresses, which
+        // a client could solve for: DCCP, UDP-Lite, and over IPv6 OSPFv3
+        // (RFC 5340 A.3.1), PIM (RFC 7761 4.9) and VRRPv3 (RFC 5798 5.2.8).
+        | 33 | 136 | 89 | 103 | 112
+        // IPv6 extension headers (and AH, WESP), which a packet only ends
+        // at when the walk stopped: what follows holds a transport header
+        // whose checksum covers the real addresses, or more of the chain.
+        | 0 | 43 | 44 | 51 | 60 | 135 | 139 | 140 | 141 | 253 | 254
+    )
+}
+
+/// Whether a later fragment of `protocol`, at `offset` 8-byte units into
+/// its packet, is hidden whatever the payload mode. TCP and UDP fragments
+/// are pieces of payload, unless a crafted TCP fragment (RFC 1858) starts
+/// early enough to hold the checksum; ICMP fragments may hold the rest of
+/// a quoted packet.
+fn later_fragment_hidden(protocol: u8, offset: u16) -> bool {
+    match protocol {
+        6 => offset <= 2,
+        17 => false,
+        p => !passes_through(p),
+    }
+}
 
 /// The header chain of one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,8 +73,8 @@ pub struct Layout {
     /// Where the headers end and the payload starts.
     pub header_end: usize,
     /// The bytes from `header_end` on are hidden whatever the payload mode:
-    /// no addresses can be found in them (unknown protocol, invalid header,
-    /// tunnelled packet).
+    /// no addresses can be found in them (unknown EtherType, invalid
+    /// header), or they depend on the real ones (see [`Ip::hide_rest`]).
     pub hide_rest: bool,
 }
 
@@ -68,8 +109,11 @@ pub struct Ip {
     pub transport: Option<Transport>,
     /// Where this packet's headers end.
     pub header_end: usize,
-    /// The packet carries another packet (IP-in-IP, GRE, ...).
-    pub tunnel: bool,
+    /// The bytes from `header_end` on are hidden whatever the payload mode:
+    /// the protocol after the headers does not [`passes_through`] (a
+    /// tunnel, a checksum over the real addresses, an extension header the
+    /// walk stopped at), or a later fragment of one.
+    pub hide_rest: bool,
 }
 
 /// One IPv6 extension header.
@@ -111,7 +155,10 @@ pub struct Transport {
     pub kind: TransportKind,
     /// Where its header starts.
     pub start: usize,
-    /// Its header length (TCP: data offset * 4, or 20 if not captured).
+    /// Its header length (TCP: data offset * 4, or 20 if not captured or
+    /// if the data offset is invalid, below 5: such a segment's checksum is
+    /// still maintained, but its headers are taken to end where it starts,
+    /// at [`Ip::header_end`]).
     pub header_len: usize,
 }
 
@@ -193,7 +240,7 @@ pub fn layout(data: &[u8], wire_len: u32) -> Layout {
         return other(tags, l3, ethertype);
     };
     let (header_end, hide_rest) = match net {
-        Net::Ipv4(ip) | Net::Ipv6(ip) => (ip.header_end, ip.tunnel),
+        Net::Ipv4(ip) | Net::Ipv6(ip) => (ip.header_end, ip.hide_rest),
         Net::Arp(arp) => (arp_end(data, arp), false),
         Net::Other => (l3, true),
     };
@@ -263,15 +310,15 @@ pub(crate) fn parse_ipv4(data: &[u8], start: usize, frame_end: Option<usize>) ->
         ext: ExtHeaders::default(),
         transport: None,
         header_end: end,
-        tunnel: false,
+        hide_rest: false,
     };
     let (Some(frag), Some(proto)) = (u16_at(data, start + 6), u8_at(data, start + 9)) else {
         return Some(ip);
     };
     if frag & 0x1fff != 0 {
-        // A later fragment: its bytes are a piece of the payload, or of a
-        // tunnelled packet.
-        ip.tunnel = TUNNELS.contains(&proto);
+        // A later fragment: its bytes are a piece of the payload, or of
+        // something hidden.
+        ip.hide_rest = later_fragment_hidden(proto, frag & 0x1fff);
         return Some(ip);
     }
     set_transport(&mut ip, data, proto, end, TransportKind::Icmpv4);
@@ -296,7 +343,7 @@ pub(crate) fn parse_ipv6(data: &[u8], start: usize, frame_end: Option<usize>) ->
         ext: ExtHeaders::default(),
         transport: None,
         header_end: start + 40,
-        tunnel: false,
+        hide_rest: false,
     };
     let Some(mut nh) = u8_at(data, start + 6) else {
         return Some(ip);
@@ -326,18 +373,15 @@ pub(crate) fn parse_ipv6(data: &[u8], start: usize, frame_end: Option<usize>) ->
             };
             if offset & 0xfff8 != 0 {
                 ip.header_end = at + 8;
-                ip.tunnel = TUNNELS.contains(&next);
+                ip.hide_rest = later_fragment_hidden(next, offset >> 3);
                 return Some(ip);
             }
         }
         nh = next;
         at += len;
     }
-    if matches!(nh, 0 | 43 | 44 | 51 | 60 | 135 | 139 | 140) {
-        // Too many extension headers: the chain ends here, unread.
-        ip.header_end = at;
-        return Some(ip);
-    }
+    // Past the last header walked: a transport, or an extension header
+    // too many, which ends the chain unread and hides what follows.
     Some(finish_ipv6(ip, data, nh, at))
 }
 
@@ -347,20 +391,30 @@ fn finish_ipv6(mut ip: Ip, data: &[u8], nh: u8, at: usize) -> Ip {
 }
 
 /// Records the transport header `proto` at `at` (ICMP being `icmp` for
-/// this IP version), or a tunnel, and where the headers end.
+/// this IP version), or that what follows is hidden, and where the headers
+/// end.
 fn set_transport(ip: &mut Ip, data: &[u8], proto: u8, at: usize, icmp: TransportKind) {
     ip.header_end = at;
     let (kind, header_len) = match proto {
         6 => match u8_at(data, at + 12).map(|b| usize::from(b >> 4)) {
             None => (TransportKind::Tcp, 20),
             Some(doff) if doff >= 5 => (TransportKind::Tcp, doff * 4),
-            // An invalid data offset: the TCP header cannot be delimited.
-            Some(_) => return,
+            Some(_) => {
+                // An invalid data offset: the header cannot be delimited,
+                // but its checksum still covers the addresses and must be
+                // updated.
+                ip.transport = Some(Transport {
+                    kind: TransportKind::Tcp,
+                    start: at,
+                    header_len: 20,
+                });
+                return;
+            }
         },
         17 => (TransportKind::Udp, 8),
         p if p == icmp.protocol() => (icmp, 8),
         p => {
-            ip.tunnel = TUNNELS.contains(&p);
+            ip.hide_rest = !passes_through(p);
             return;
         }
     };
@@ -394,6 +448,24 @@ mod tests {
         for n in 0..20 {
             let l = layout(&[0x08; 20][..n], 60);
             assert_eq!(l.net, Net::Other);
+        }
+    }
+
+    #[test]
+    fn what_passes_through() {
+        // Rewritten transports, which have finer rules of their own.
+        let rewritten = [1, 6, 17, 58];
+        let tunnels = [4, 41, 47, 97, 115];
+        // Checksums over the real addresses: DCCP, UDP-Lite, OSPFv3, PIM.
+        let pseudo_header = [33, 136, 89, 103];
+        // Extension headers the walk stopped at.
+        let extensions = [0, 43, 44, 51, 60, 135, 139, 140];
+        for p in [&rewritten[..], &tunnels, &pseudo_header, &extensions].concat() {
+            assert!(!passes_through(p), "protocol {p}");
+        }
+        // IGMP, SCTP (CRC32c over itself only), ESP, No Next Header.
+        for p in [2, 132, 50, 59] {
+            assert!(passes_through(p), "protocol {p}");
         }
     }
 }

@@ -13,9 +13,10 @@
 //! - [`Anonymizer`] rewrites one captured Ethernet frame in place: MAC
 //!   addresses by [`MacMode`], IP addresses by Crypto-PAn wherever the
 //!   header chain puts them, payload by [`PayloadMode`], and the IPv4,
-//!   TCP, UDP, ICMP and ICMPv6 checksums updated so that a frame that
-//!   verified before still verifies. [`layout`] is the parse it uses, which
-//!   says where the headers end ([`Layout::header_end`]).
+//!   TCP, UDP, ICMP and ICMPv6 checksums computed afresh for the rewritten
+//!   packet, or zeroed (see [Checksums](#checksums)). [`layout`] is the
+//!   parse it uses, which says where the headers end
+//!   ([`Layout::header_end`]).
 //!
 //! ```
 //! use pktd_anon::{Anonymizer, CryptoPan, MacMode, PayloadMode};
@@ -37,9 +38,20 @@
 //! Redirect), mapped by Crypto-PAn; the data of IPv4 and IPv6 options this
 //! crate does not understand, and of Mobility, HIP and Shim6 headers
 //! (zeroed); and everything after the headers of a frame whose addresses
-//! cannot be found: unknown EtherTypes, invalid IP headers, a third VLAN
-//! tag, and packets tunnelled in IP-in-IP, IPv6-in-IP, GRE, EtherIP and
-//! L2TP (zeroed whatever the payload mode).
+//! cannot be found or whose bytes depend on them (zeroed whatever the
+//! payload mode): unknown EtherTypes, invalid IP headers, a third VLAN
+//! tag, and every IP protocol that does not [`passes_through`]: packets
+//! tunnelled in IP-in-IP, IPv6-in-IP, GRE, EtherIP, L2TP and the like;
+//! protocols whose checksum covers a pseudo-header with the real
+//! addresses, which this crate does not update (DCCP, UDP-Lite, OSPFv3,
+//! PIM, VRRPv3), so that a client could solve for their sum; IPv4 AH;
+//! and an IPv6 extension header the walk stopped at (one past
+//! [`MAX_EXT_HEADERS`], or of a kind it cannot walk), with whatever
+//! follows it. Later fragments of those are hidden too, and so are later
+//! fragments of ICMP (which may hold the rest of a quoted packet) and TCP
+//! fragments that start early enough to hold its checksum (RFC 1858). In
+//! a packet an ICMP error quotes, the same protocols are hidden after the
+//! quoted headers, and so is a quoted ICMP message that holds addresses.
 //!
 //! Never hidden, in any mode: the time of each packet, its length on the
 //! wire and captured length, the header fields that are not addresses
@@ -73,12 +85,42 @@
 //!
 //! # Checksums
 //!
-//! With payload kept, checksums are updated incrementally (RFC 1624), so a
-//! checksum that was right stays right even in a cut frame, and one that
-//! was wrong stays wrong. With payload zeroed, transport checksums are
-//! computed afresh for the packet with an all-zero payload, using the
-//! length in the IP header, whenever the transport header was wholly
-//! captured.
+//! A checksum in a rewritten frame is exactly right for the bytes the
+//! client sees, as if the whole rewritten packet had been captured, or it
+//! is zero (for UDP, zero reads as "no checksum", and a UDP checksum that
+//! was zero stays zero). It never depends on bytes the client does not
+//! see as they are: real addresses, hidden bytes, or what the checksum
+//! field held.
+//!
+//! That last point is why checksums are computed afresh and never updated
+//! incrementally (RFC 1624). A captured field need not be the checksum of
+//! the real packet: on the sending host, with TX checksum offload
+//! (`CHECKSUM_PARTIAL`, the usual case for outgoing traffic captured at
+//! egress), it holds the sum of the real pseudo-header for the NIC to
+//! finish, and it may be corrupted. An update keeps whatever the field
+//! held, so from an updated partial sum a client could recover the sum of
+//! the real addresses. Verifying the field first and recomputing only when
+//! it fails would give the same checksums as always recomputing, at the
+//! same cost (one pass over the packet), so the field is not read at all
+//! (but for UDP's zero): a wrong checksum becomes right.
+//!
+//! The IPv4 header checksum is computed over the rewritten header when
+//! the header was wholly captured, and zeroed when it was cut inside its
+//! options. The TCP, UDP, ICMP and ICMPv6 checksums depend on the payload
+//! mode. With payload kept, each is computed over the rewritten segment
+//! (and pseudo-header) when the whole segment, to the length in the IP
+//! header, was captured; a segment cut short (by a snaplen, or a
+//! header-only view) has its checksum zeroed, since what was not captured
+//! cannot be summed and the field as it came cannot be trusted. The same
+//! holds inside the packet an ICMP error quotes: its IPv4 header checksum
+//! is computed if the quoted header was captured, its transport checksum
+//! if the whole quoted packet is in the message (errors usually quote
+//! only its start, so that checksum is usually zeroed); a quoted ICMPv4
+//! checksum, which covers nothing rewritten and no address, is left as
+//! it is. With payload zeroed, transport checksums are computed for the
+//! packet with an all-zero payload, using the length in the IP header,
+//! whenever the transport header was wholly captured, and zeroed
+//! otherwise. A checksum field captured by half is zeroed in either mode.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -94,7 +136,7 @@ mod rewrite;
 pub use cryptopan::{CACHE_ENTRIES, CryptoPan, KeyLengthError};
 pub use layout::{
     Arp, Ext, ExtHeaders, Ip, Layout, MAX_EXT_HEADERS, MAX_VLAN_TAGS, Net, Transport,
-    TransportKind, layout,
+    TransportKind, layout, passes_through,
 };
 pub use mac::MacMode;
 pub use rewrite::{Anonymizer, PayloadMode};

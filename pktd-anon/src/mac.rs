@@ -3,7 +3,7 @@
 use aes::Aes128;
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 
-use crate::checksum::{Sum, replace};
+use crate::checksum::replace;
 use crate::cryptopan::CryptoPan;
 
 /// How MAC addresses (Ethernet source and destination, ARP sender and
@@ -80,13 +80,12 @@ impl MacHasher {
     }
 
     /// Rewrites the MAC address at `data[at..at + 6]`, as much of it as was
-    /// captured, and returns how the frame's sum changed (for an ICMPv6
-    /// checksum covering a neighbor discovery option). A cut unicast
+    /// captured. A cut unicast
     /// address cannot be hashed: its captured bytes become a locally
     /// administered all-zero address.
-    pub(crate) fn rewrite(&self, data: &mut [u8], at: usize) -> Sum {
+    pub(crate) fn rewrite(&self, data: &mut [u8], at: usize) {
         if at >= data.len() || self.mode == MacMode::Keep {
-            return Sum::default();
+            return;
         }
         let n = (data.len() - at).min(6);
         let mut mac = [0u8; 6];
@@ -100,7 +99,7 @@ impl MacHasher {
         } else {
             [0; 6]
         };
-        replace(data, at, &new[..n])
+        replace(data, at, &new[..n]);
     }
 }
 

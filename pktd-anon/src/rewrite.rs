@@ -1,18 +1,21 @@
 //! Anonymizing one captured Ethernet frame in place.
 
-use crate::checksum::{Sum, Zero, store, update, zero};
+use crate::checksum::{store, zero};
 use crate::cryptopan::CryptoPan;
 use crate::icmp;
-use crate::ip::{pseudo_addresses, rewrite_arp, rewrite_ipv4, rewrite_ipv6};
-use crate::layout::{Ip, Layout, Net, Transport, TransportKind, layout};
+use crate::ip::{rewrite_arp, rewrite_ipv4, rewrite_ipv6, transport_sum, zero_kind};
+use crate::layout::{Ip, Layout, Net, TransportKind, layout};
 use crate::mac::{MacHasher, MacMode};
 
 /// What happens to the bytes after the headers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PayloadMode {
     /// Kept as captured, except where this crate knows addresses are
-    /// (ICMP quotes, neighbor discovery), which are mapped, and where it
-    /// cannot look (tunnels, unknown protocols), which is zeroed.
+    /// (ICMP quotes, neighbor discovery), which are mapped, and after the
+    /// headers of protocols that do not [`passes_through`] (tunnels,
+    /// checksums over the real addresses), which is zeroed.
+    ///
+    /// [`passes_through`]: crate::passes_through
     #[default]
     Keep,
     /// Every byte from [`Layout::header_end`] on is zeroed; checksums are
@@ -75,73 +78,37 @@ impl Anonymizer {
     /// The IP headers, then the transport checksum, which covers the
     /// addresses through its pseudo-header.
     fn rewrite_ip(&mut self, data: &mut [u8], ip: &Ip, v4: bool) {
-        let old = pseudo_addresses(data, ip, v4);
         if v4 {
             rewrite_ipv4(&mut self.pan, data, ip);
         } else {
             rewrite_ipv6(&mut self.pan, data, ip);
         }
         let Some(t) = ip.transport else { return };
-        let pseudo = match (old, pseudo_addresses(data, ip, v4)) {
-            (Some(old), Some(new)) => new + old.negate(),
-            // The transport header follows the addresses: if they were not
-            // all captured, neither was its checksum.
-            _ => return,
-        };
-        let end = ip.packet_end.unwrap_or(data.len());
-        let mut body = Sum::default();
         if matches!(t.kind, TransportKind::Icmpv4 | TransportKind::Icmpv6) {
-            body += icmp::rewrite_header(&mut self.pan, data, &t);
+            icmp::rewrite_header(&mut self.pan, data, &t);
             if self.payload == PayloadMode::Keep {
-                body += icmp::rewrite_body(&mut self.pan, &self.mac, data, &t, end);
+                let end = ip.packet_end.unwrap_or(data.len());
+                icmp::rewrite_body(&mut self.pan, &self.mac, data, &t, end);
             }
         }
-        let zero_kind = if t.kind == TransportKind::Udp {
-            Zero::Udp
-        } else {
-            Zero::Plain
+        // The checksum is computed afresh for the bytes the client sees,
+        // never updated: the field as captured need not be a checksum of
+        // the real packet (with TX checksum offload it holds the sum of the
+        // real pseudo-header), and an update would pass whatever it holds
+        // on. With the payload kept, that needs the whole segment; a cut
+        // one gets zero, since what was not captured cannot be summed.
+        // With the payload zeroed, the header is enough, the payload the
+        // client sees being zeros to the length in the IP header.
+        let through = match self.payload {
+            PayloadMode::Keep => ip.packet_end,
+            PayloadMode::Zero => Some(t.start + t.header_len),
         };
-        let at = t.start + t.kind.checksum_offset();
-        if self.payload == PayloadMode::Zero {
-            if let Some(sum) = zero_payload_sum(data, ip, &t, v4) {
-                store(data, at, sum.checksum(), zero_kind);
-                return;
-            }
-            // Cannot recompute: account for the zeroing to come instead.
-            body += Sum::range(data, t.start + t.header_len, end).negate();
-        }
-        if t.kind != TransportKind::Icmpv4 {
-            body += pseudo;
-        }
-        update(data, at, body, zero_kind);
+        let sum = through.and_then(|through| transport_sum(data, ip, &t, v4, through));
+        store(
+            data,
+            t.start + t.kind.checksum_offset(),
+            sum,
+            zero_kind(t.kind),
+        );
     }
-}
-
-/// The sum a transport checksum covers once its payload is all zeros:
-/// its pseudo-header (with the length from the IP header, whatever was
-/// cut) and its header. `None` if the header was not wholly captured or
-/// the length is unknown or inconsistent.
-fn zero_payload_sum(data: &[u8], ip: &Ip, t: &Transport, v4: bool) -> Option<Sum> {
-    let header_end = t.start + t.header_len;
-    if header_end > data.len() {
-        return None;
-    }
-    let len = ip.packet_end?.checked_sub(t.start)?;
-    if len < t.header_len {
-        return None;
-    }
-    let at = t.start + t.kind.checksum_offset();
-    let mut sum = Sum::range(data, t.start, at) + Sum::range(data, at + 2, header_end);
-    if t.kind == TransportKind::Icmpv4 {
-        return Some(sum);
-    }
-    sum += pseudo_addresses(data, ip, v4)?;
-    sum += Sum::word(u16::from(t.kind.protocol()));
-    if v4 {
-        sum += Sum::word(u16::try_from(len).ok()?);
-    } else {
-        let len = u32::try_from(len).ok()?;
-        sum += Sum::word((len >> 16) as u16) + Sum::word(len as u16);
-    }
-    Some(sum)
 }

@@ -90,6 +90,44 @@ fn icmpv4_error_quote_is_rewritten_when_payload_is_kept() {
     }
 }
 
+/// A quoted UDP checksum that is not a checksum (TX offload's partial
+/// sum over the quoted real addresses) comes out right for the quoted
+/// packet's images when the whole packet is quoted, and zero when only its
+/// start is (as usual): it cannot be verified then, and an update would
+/// pass the real sum on. The outer checksum is right either way.
+#[test]
+fn quoted_checksums_are_computed_or_zeroed() {
+    let mut inner = inner_v4_udp();
+    let len = inner.len() - 20;
+    let partial = ones(&[&pseudo_v4(&V4_C, &V4_D, 17, len)]);
+    inner[26..28].copy_from_slice(&partial.to_be_bytes());
+    // A wrong quoted header checksum is computed afresh too.
+    inner[10] ^= 0x5a;
+    let frame = icmpv4(3, [0; 4], &inner);
+    let msg = icmp_message(&rewrite(&frame, MacMode::Keep, PayloadMode::Keep));
+    let q = &msg[8..];
+    assert_verifies(&[&q[..20]], "quoted IPv4 header");
+    let pseudo = pseudo_v4(&img4(V4_C), &img4(V4_D), 17, len);
+    assert_verifies(&[&pseudo, &q[20..]], "quoted UDP");
+    // RFC 792: the header and 8 bytes of the datagram.
+    let frame = icmpv4(3, [0; 4], &inner[..28]);
+    let msg = icmp_message(&rewrite(&frame, MacMode::Keep, PayloadMode::Keep));
+    assert_verifies(&[&msg[8..28]], "quoted IPv4 header");
+    assert_eq!(msg[8 + 26..8 + 28], [0, 0], "quoted UDP checksum");
+
+    let mut inner = inner_v6_udp();
+    let len = inner.len() - 40;
+    let partial = ones(&[&pseudo_v6(&V6_C, &V6_D, 17, len)]);
+    inner[46..48].copy_from_slice(&partial.to_be_bytes());
+    let frame = icmpv6(1, [0; 4], &inner);
+    let msg = icmp_message(&rewrite(&frame, MacMode::Keep, PayloadMode::Keep));
+    let pseudo = pseudo_v6(&img6(V6_C), &img6(V6_D), 17, len);
+    assert_verifies(&[&pseudo, &msg[8 + 40..]], "quoted UDP over IPv6");
+    let frame = icmpv6(1, [0; 4], &inner[..48]);
+    let msg = icmp_message(&rewrite(&frame, MacMode::Keep, PayloadMode::Keep));
+    assert_eq!(msg[8 + 46..8 + 48], [0, 0], "quoted UDP checksum");
+}
+
 #[test]
 fn icmpv4_error_quote_is_zeroed_with_the_payload() {
     let frame = icmpv4(3, [0; 4], &inner_v4_udp());
