@@ -351,6 +351,9 @@ fn prologue(cells: Cells, window: Option<u32>) -> Vec<CbpfInsn> {
     }
     asm.label(Store);
     asm.op(BPF_ST, cells.end);
+    // The client's program starts as classic BPF does, A and X 0.
+    asm.op(BPF_LD | BPF_IMM, 0);
+    asm.op(BPF_LDX | BPF_IMM, 0);
     asm.finish()
 }
 

@@ -21,7 +21,14 @@ use anyhow::{Context as _, Result, bail};
 use crate::process::{self, command, install_root_override, is_root, probe, root, run_captured};
 
 /// Every target, in the order they run.
-pub const TARGETS: &[&str] = &["frames", "policy", "validator", "translator", "patterns"];
+pub const TARGETS: &[&str] = &[
+    "frames",
+    "policy",
+    "validator",
+    "translator",
+    "patterns",
+    "anonymized",
+];
 
 /// The target that loads eBPF programs, and so needs root.
 const NEEDS_ROOT: &str = "translator";
@@ -49,6 +56,7 @@ impl Length {
                     "policy" => 50_000,
                     "validator" => 200_000,
                     "translator" => 500,
+                    "anonymized" => 200_000,
                     _ => 1_000_000,
                 };
                 vec!["-seed=1".to_owned(), format!("-runs={runs}")]

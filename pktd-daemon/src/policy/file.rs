@@ -162,6 +162,17 @@ impl Source<'_> {
                 "a principal needs users or groups (non-empty) to match anyone",
             ));
         }
+        if let (Some(anonymize), Some(_)) = (&raw.anonymize, &raw.inject_filter) {
+            // Injection works on real addresses: which sources the
+            // anti-spoofing check accepts, what the injection filter
+            // matches, would tell the client the real addresses its
+            // captures hide.
+            return Err(check.invalid(
+                anonymize.span(),
+                "an anonymized principal may not inject (inject_filter): what injection \
+                 accepts would reveal the real addresses its captures hide",
+            ));
+        }
         let (uids, gids, member_uids) = check.accounts(&raw, accounts)?;
         check.places(&raw)?;
         let rules = Rules {

@@ -61,6 +61,19 @@
 //!                                # is not enough (default 1 GiB; 0: no limit)
 //!
 //! [[principal]]
+//! name = "students"
+//! users = [3000]
+//! interfaces = ["eth0"]
+//! anonymize = { ip = "prefix-preserving", mac = "hash", payload = "zero",
+//!               key_file = "/etc/pktd/students.key" }
+//!                                # clients see Crypto-PAn images of addresses, MACs
+//!                                # zeroed (default), hashed or kept, payloads zeroed
+//!                                # (default) or kept; their filters name the images;
+//!                                # the key file is 32 bytes, root's, mode 0600; such a
+//!                                # principal may not inject (docs/privacy.md); absent:
+//!                                # real packets
+//!
+//! [[principal]]
 //! name = "admins"
 //! users = ["root"]
 //! netns = ["*"]

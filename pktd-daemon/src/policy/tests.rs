@@ -174,7 +174,27 @@ fn default_policy_allows_root_everything_and_others_nothing() {
 
 #[test]
 fn documented_example_parses_with_every_field() {
-    let policy = parse(&documented_example());
+    // The example's key file, for real.
+    let key = KeyFile::new("documented", &[9; 32], 0o600);
+    let example = documented_example().replace(
+        "/etc/pktd/students.key",
+        key.0.to_str().expect("a UTF-8 temporary path"),
+    );
+    let policy = parse(&example);
+    let student = rules_for(&policy, 3000, 3000).expect("uid 3000 should match students");
+    let anonymize = student.anonymize.clone().expect("the example anonymizes");
+    assert_eq!(
+        (
+            anonymize.mac,
+            anonymize.payload,
+            anonymize.key_file.as_path()
+        ),
+        (
+            pktd_anon::MacMode::Hash,
+            pktd_anon::PayloadMode::Zero,
+            key.0.as_path()
+        )
+    );
     let alice = rules_for(&policy, 1001, 1001).expect("alice should match researchers");
     assert_eq!(
         *alice,
@@ -824,7 +844,8 @@ struct KeyFile(std::path::PathBuf);
 impl KeyFile {
     fn new(tag: &str, bytes: &[u8], mode: u32) -> Self {
         use std::os::unix::fs::PermissionsExt;
-        let path = std::env::temp_dir().join(format!("pktd-policy-key-{tag}-{}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("pktd-policy-key-{tag}-{}", std::process::id()));
         std::fs::write(&path, bytes).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         Self(path)
@@ -853,7 +874,10 @@ fn anonymize_reads_its_key_and_defaults_to_hiding_macs_and_payloads() {
     let anonymize = rules_for(&policy, 1, 1).unwrap().anonymize.clone().unwrap();
     assert_eq!(anonymize.mac, pktd_anon::MacMode::Zero);
     assert_eq!(anonymize.payload, pktd_anon::PayloadMode::Zero);
-    assert!(!format!("{anonymize:?}").contains("7, 7"), "Debug never shows the key");
+    assert!(
+        !format!("{anonymize:?}").contains("7, 7"),
+        "Debug never shows the key"
+    );
 }
 
 #[test]
@@ -871,12 +895,27 @@ fn anonymize_refuses_bad_keys_and_values_naming_the_line() {
         (file(&long.0), "33 bytes, not 32"),
         (file(&shared.0), "group or others"),
         (file(&link), "key_file"),
-        ("key_file = \"/nonexistent/pktd.key\"".to_owned(), "No such file"),
-        ("key_file = \"relative.key\"".to_owned(), "not an absolute path"),
+        (
+            "key_file = \"/nonexistent/pktd.key\"".to_owned(),
+            "No such file",
+        ),
+        (
+            "key_file = \"relative.key\"".to_owned(),
+            "not an absolute path",
+        ),
         ("mac = \"keep\"".to_owned(), "needs key_file"),
-        (format!("mac = \"scramble\", {}", file(&good.0)), "one of \"zero\", \"hash\", \"keep\""),
-        (format!("payload = \"half\", {}", file(&good.0)), "one of \"zero\", \"keep\""),
-        (format!("ip = \"keep\", {}", file(&good.0)), "prefix-preserving"),
+        (
+            format!("mac = \"scramble\", {}", file(&good.0)),
+            "one of \"zero\", \"hash\", \"keep\"",
+        ),
+        (
+            format!("payload = \"half\", {}", file(&good.0)),
+            "one of \"zero\", \"keep\"",
+        ),
+        (
+            format!("ip = \"keep\", {}", file(&good.0)),
+            "prefix-preserving",
+        ),
     ] {
         assert_invalid(&anonymized(&table), 4, "r", needle);
     }
@@ -888,4 +927,18 @@ fn anonymize_refuses_bad_keys_and_values_naming_the_line() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn an_anonymized_principal_may_not_inject() {
+    let key = KeyFile::new("inject", &[7; 32], 0o600);
+    assert_invalid(
+        &format!(
+            "[[principal]]\nname = \"r\"\nusers = [1]\ninject_filter = \"\"\nanonymize = {{ key_file = \"{}\" }}\n",
+            key.0.display()
+        ),
+        5,
+        "r",
+        "may not inject",
+    );
 }

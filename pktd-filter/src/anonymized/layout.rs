@@ -20,8 +20,6 @@ const TPIDS: [u32; 3] = [0x8100, 0x88a8, 0x9100];
 const PLAIN_ICMP: [u32; 8] = [0, 8, 13, 14, 15, 16, 17, 18];
 /// ICMPv6 types whose body it leaves alone: echo request and reply.
 const PLAIN_ICMPV6: [u32; 2] = [128, 129];
-/// IP protocols whose payload is a whole packet, hidden in every mode.
-const TUNNELS: [u32; 5] = [4, 41, 47, 97, 115];
 
 /// One frame shape: the network protocol and where its header starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,7 +240,14 @@ fn ipv6(facts: &[Fact], l3: u32, at: u32, size: u32) -> Result<Reads, String> {
         return Err("past the IPv6 header, with the next header not tested".to_owned());
     };
     each_protocol(&next, |protocol| {
-        transport(facts, protocol, Place::Abs(l3 + 40), at - 40, size)
+        transport(
+            facts,
+            Family::V6,
+            protocol,
+            Place::Abs(l3 + 40),
+            at - 40,
+            size,
+        )
     })
 }
 
@@ -250,6 +255,7 @@ fn ipv6(facts: &[Fact], l3: u32, at: u32, size: u32) -> Result<Reads, String> {
 /// it.
 fn transport(
     facts: &[Fact],
+    family: Family,
     protocol: u32,
     l4: Place,
     at: u32,
@@ -257,21 +263,24 @@ fn transport(
 ) -> Result<Reads, String> {
     let end = at + size;
     let clear_of = |from: u32, to: u32| end <= from || at >= to;
+    let icmp = match family {
+        Family::V4 => 1,
+        Family::V6 => 58,
+    };
     match protocol {
         6 if clear_of(16, 18) => Ok(Reads::Plain),
         17 if clear_of(6, 8) => Ok(Reads::Plain),
         6 | 17 => Err("its checksum, which covers the real addresses".to_owned()),
-        1 | 58 => {
+        _ if protocol == icmp => {
             if !clear_of(2, 4) {
                 return Err("its checksum, which covers the real addresses".to_owned());
             }
             if end <= 4 {
                 return Ok(Reads::Plain);
             }
-            let plain = if protocol == 1 {
-                &PLAIN_ICMP[..]
-            } else {
-                &PLAIN_ICMPV6[..]
+            let plain = match family {
+                Family::V4 => &PLAIN_ICMP[..],
+                Family::V6 => &PLAIN_ICMPV6[..],
             };
             match known(facts, l4, 1, 0xff) {
                 Some(kind) if plain.contains(&kind) => Ok(Reads::Plain),
@@ -282,10 +291,19 @@ fn transport(
                 ),
             }
         }
-        tunnel if TUNNELS.contains(&tunnel) => {
-            Err("a tunnelled packet, which this principal sees zeroed".to_owned())
-        }
-        _ => Ok(Reads::Plain),
+        // The first extension header's next-header and length bytes, and
+        // a fragment header whole, are as they were (libpcap's `udp` reads
+        // the next header behind a fragment header); what an extension
+        // header carries past them may be an address.
+        0 | 43 | 51 | 60 | 135 | 139 | 140 if family == Family::V6 && end <= 2 => Ok(Reads::Plain),
+        44 if family == Family::V6 && end <= 8 => Ok(Reads::Plain),
+        _ => match u8::try_from(protocol) {
+            Ok(protocol) if pktd_anon::passes_through(protocol) => Ok(Reads::Plain),
+            _ => Err(format!(
+                "protocol {protocol}, which the anonymizer rewrites or hides (an extension \
+                 header, a tunnel, a checksum over the addresses)"
+            )),
+        },
     }
 }
 
@@ -300,7 +318,14 @@ fn ipv4_transport(facts: &[Fact], l3: u32, at: u32, size: u32) -> Result<Reads, 
         return Err("reads the transport header without testing for a first fragment".to_owned());
     }
     each_protocol(&protocols, |protocol| {
-        transport(facts, protocol, Place::Transport { l3, at: 0 }, at, size)
+        transport(
+            facts,
+            Family::V4,
+            protocol,
+            Place::Transport { l3, at: 0 },
+            at,
+            size,
+        )
     })
 }
 

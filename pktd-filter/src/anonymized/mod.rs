@@ -488,13 +488,20 @@ enum Guard {
     Arp(u32),
     ArpLengths(u32),
     Ipv4Length(u32),
+    Ipv4Tcp(u32),
+    Ipv4First(u32),
+    Ipv4Offset(u32),
+    Ipv6Tcp(u32),
+    Ipv6Offset(u32),
     Reject,
     Pass,
 }
 
 /// Rejects what the anonymizer would hide but the analysis reads by its
 /// EtherType: an IP header of the wrong version, an IPv4 header shorter
-/// than 20 bytes, ARP other than Ethernet/IPv4.
+/// than 20 bytes, a TCP header shorter than 20 bytes (as the first header
+/// after IPv4, or after IPv6 without extension headers), ARP other than
+/// Ethernet/IPv4. Then A and X are 0 again, as a classic program starts.
 fn guard() -> Vec<CbpfInsn> {
     use Guard::*;
     let mut asm: Asm<Guard> = Asm::default();
@@ -529,11 +536,34 @@ fn guard() -> Vec<CbpfInsn> {
         asm.label(Ipv4Length(l3));
         asm.op(BPF_LD | BPF_B | BPF_ABS, l3);
         asm.op(BPF_ALU | BPF_AND | BPF_K, 0x0f);
-        asm.jump(BPF_JGE | BPF_K, 5, To::At(Pass), To::At(Reject));
+        asm.jump(BPF_JGE | BPF_K, 5, To::At(Ipv4Tcp(l3)), To::At(Reject));
+        asm.label(Ipv4Tcp(l3));
+        asm.op(BPF_LD | BPF_B | BPF_ABS, l3 + 9);
+        asm.jump(BPF_JEQ | BPF_K, 6, To::At(Ipv4First(l3)), To::At(Pass));
+        asm.label(Ipv4First(l3));
+        asm.op(BPF_LD | BPF_H | BPF_ABS, l3 + 6);
+        asm.jump(
+            BPF_JSET | BPF_K,
+            0x1fff,
+            To::At(Pass),
+            To::At(Ipv4Offset(l3)),
+        );
+        asm.label(Ipv4Offset(l3));
+        asm.op(BPF_LDX | BPF_B | BPF_MSH, l3);
+        asm.op(BPF_LD | BPF_B | BPF_IND, l3 + 12);
+        asm.op(BPF_ALU | BPF_AND | BPF_K, 0xf0);
+        asm.jump(BPF_JGE | BPF_K, 0x50, To::At(Pass), To::At(Reject));
         asm.label(Ipv6(l3));
         asm.op(BPF_LD | BPF_B | BPF_ABS, l3);
         asm.op(BPF_ALU | BPF_AND | BPF_K, 0xf0);
-        asm.jump(BPF_JEQ | BPF_K, 0x60, To::At(Pass), To::At(Reject));
+        asm.jump(BPF_JEQ | BPF_K, 0x60, To::At(Ipv6Tcp(l3)), To::At(Reject));
+        asm.label(Ipv6Tcp(l3));
+        asm.op(BPF_LD | BPF_B | BPF_ABS, l3 + 6);
+        asm.jump(BPF_JEQ | BPF_K, 6, To::At(Ipv6Offset(l3)), To::At(Pass));
+        asm.label(Ipv6Offset(l3));
+        asm.op(BPF_LD | BPF_B | BPF_ABS, l3 + 40 + 12);
+        asm.op(BPF_ALU | BPF_AND | BPF_K, 0xf0);
+        asm.jump(BPF_JGE | BPF_K, 0x50, To::At(Pass), To::At(Reject));
         asm.label(Arp(l3));
         asm.op(BPF_LD | BPF_W | BPF_ABS, l3);
         asm.jump(
@@ -549,6 +579,8 @@ fn guard() -> Vec<CbpfInsn> {
     asm.label(Reject);
     asm.op(BPF_RET | BPF_K, 0);
     asm.label(Pass);
+    asm.op(BPF_LD | BPF_IMM, 0);
+    asm.op(BPF_LDX | BPF_IMM, 0);
     asm.finish()
 }
 

@@ -1,6 +1,10 @@
 use super::*;
 use crate::{compile, interpret};
 
+fn insn(code: u16, jt: u8, jf: u8, k: u32) -> CbpfInsn {
+    CbpfInsn::new(code, jt, jf, k)
+}
+
 /// XOR with a constant is prefix-preserving: enough of a key to check the
 /// mapping (the real Crypto-PAn is checked in the integration tests).
 struct Xor;
@@ -109,6 +113,18 @@ fn other_reads_of_what_the_client_does_not_see_are_refused() {
         ("ether[14] = 0", "past the link header"),
         ("mpls and host 10.0.0.1", "past the link header"),
         ("ip6 and ip6[40] = 1", "next header not tested"),
+        // Extension headers carry addresses (routing, home address) and
+        // data the anonymizer zeroes; a fragment header hides a checksum
+        // or a tunnelled packet behind it.
+        ("ip6 proto 43 and ip6[48:4] & 1 != 0", "protocol 43"),
+        ("ip6 proto 60 and ip6[48:4] = 0xfd001111", "protocol 60"),
+        ("ip6 proto 0 and ip6[44:2] = 0xabcd", "protocol 0"),
+        (
+            "ip6 proto 44 and ip6[40] = 6 and ip6[64:2] = 0x1234",
+            "protocol 44",
+        ),
+        ("ip proto 4 and ip[32:4] = 1", "options"),
+        ("ip proto 33 and ip[20:2] = 0", "options"),
     ] {
         let error = mapped(expression).expect_err(expression).to_string();
         assert!(error.contains(reason), "{expression}: {error}");
@@ -138,6 +154,29 @@ fn header_filters_are_left_as_they_are() {
     }
 }
 
+/// Classic BPF starts with A and X 0: the guard in front leaves them so.
+#[test]
+fn the_clients_program_starts_with_a_and_x_zero() {
+    let program = map_addresses(
+        &validate(&[
+            insn(BPF_MISC | BPF_TXA, 0, 0, 0),
+            insn(BPF_RET | BPF_A, 0, 0, 0),
+        ])
+        .unwrap(),
+        &Xor,
+        false,
+    )
+    .unwrap();
+    assert_eq!(interpret(&program, &ipv4(1, 2), 42), 0);
+    let program = map_addresses(
+        &validate(&[insn(BPF_RET | BPF_A, 0, 0, 0)]).unwrap(),
+        &Xor,
+        false,
+    )
+    .unwrap();
+    assert_eq!(interpret(&program, &ipv4(1, 2), 42), 0);
+}
+
 #[test]
 fn the_guard_drops_what_the_anonymizer_would_hide() {
     let program = mapped("").unwrap();
@@ -154,4 +193,11 @@ fn the_guard_drops_what_the_anonymizer_would_hide() {
     assert!(accepts(&program, &arp));
     arp[18] = 8;
     assert!(!accepts(&program, &arp), "hlen 8");
+    let mut tcp = ipv4(1, 2);
+    tcp[23] = 6;
+    tcp.resize(54, 0);
+    tcp[46] = 0x50;
+    assert!(accepts(&program, &tcp), "a TCP header of 20 bytes");
+    tcp[46] = 0x40;
+    assert!(!accepts(&program, &tcp), "a TCP data offset of 4");
 }

@@ -124,7 +124,9 @@ pub fn measure(bench: &Bench, reps: usize) -> anyhow::Result<(Vec<Summary>, Rewr
 }
 
 pub fn print(summaries: &[Summary], rewrite: &Rewrite) {
-    println!("\n(e) one match-all client (`udp`): plain, anonymized (Crypto-PAn, MAC hash), tcpdump");
+    println!(
+        "\n(e) one match-all client (`udp`): plain, anonymized (Crypto-PAn, MAC hash), tcpdump"
+    );
     println!(
         "{:>10} {:>22} {:>22} {:>10} {:>10}",
         "backend", "rx pps (spread)", "captured / matching", "dropped", "captured"
