@@ -56,7 +56,7 @@ impl Length {
                     "policy" => 50_000,
                     "validator" => 200_000,
                     "translator" => 500,
-                    "anonymized" => 200_000,
+                    "anonymized" => 100_000,
                     _ => 1_000_000,
                 };
                 vec!["-seed=1".to_owned(), format!("-runs={runs}")]
