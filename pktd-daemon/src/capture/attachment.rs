@@ -54,6 +54,15 @@ pub struct Attachment {
     /// after [`slots::QUARANTINE`](super::slots), so that no packet still
     /// carries the verdict of its previous occupant.
     pub(super) freed: [Option<std::time::Instant>; MAX_CLIENTS as usize],
+    /// Slots given back whose previous occupant's native code may still be
+    /// in the running chain (a removal whose rebuild was deferred, see
+    /// [`Attachment::remove_client_deferred`]): not free until a rebuild
+    /// has dropped it, and only then does their quarantine start.
+    pub(super) stale: u64,
+    /// Slots given back whose code a rebuild has dropped and whose filter
+    /// and ring are being released (see [`Attachment::releasable`]): not
+    /// free yet either.
+    pub(super) releasing: u64,
     pub(super) ifindex: Option<u32>,
     /// Where the programs are attached, for moves between XDP and TC: the
     /// namespace held open since the attachment was made, never named
@@ -98,6 +107,8 @@ impl Attachment {
             native: 0,
             chain_half: 0,
             freed: [None; MAX_CLIENTS as usize],
+            stale: 0,
+            releasing: 0,
             ifindex: None,
             place: None,
             xdp_link: None,

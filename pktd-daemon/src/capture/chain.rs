@@ -71,7 +71,12 @@ impl Attachment {
             }
         }
         self.native = native;
-        self.publish_globals()
+        self.publish_globals()?;
+        // The chain no longer holds the code of the slots given back: their
+        // filters and rings may go.
+        self.releasing |= self.stale;
+        self.stale = 0;
+        Ok(())
     }
 
     /// The program array of the hook's programs.

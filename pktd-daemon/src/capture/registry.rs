@@ -16,7 +16,9 @@ use std::{
     sync::{
         Arc, Mutex, OnceLock,
         atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+        mpsc,
     },
+    time::Duration,
 };
 
 use pktd_filter::ValidProgram;
@@ -28,7 +30,7 @@ use super::{
     error::CaptureError,
     native::{Engine, HookChoice},
     ring::Ring,
-    slots::{ClientSpec, InterfaceCounterReader, SlotCounters},
+    slots::{self, ClientSpec, InterfaceCounterReader, SlotCounters},
 };
 use crate::{
     netns::{Netns, NetnsHandle},
@@ -134,23 +136,79 @@ pub struct InterfaceSnapshot {
 }
 
 /// Every attachment of the daemon.
-#[derive(Default)]
 pub struct Registry {
     entries: Mutex<HashMap<AttachmentKey, Arc<Entry>>>,
     engine: Engine,
     hook: HookChoice,
     next_occupant: AtomicU64,
+    /// Attachments whose native code a removal left to rebuild, for the
+    /// rebuild thread (see [`rebuild_after_removals`]).
+    rebuilds: mpsc::Sender<Arc<Entry>>,
+}
+
+/// How long the rebuild thread waits after a removal for more, so that
+/// sessions closing together cost one rebuild rather than one each.
+const REBUILD_DELAY: Duration = Duration::from_millis(20);
+
+/// The rebuild thread: releases what removed sessions leave (their native
+/// code, filter and ring; `Attachment::release_stale`), one rebuild per
+/// attachment for all the removals that came within [`REBUILD_DELAY`] of
+/// each other. A removal itself takes effect at once (the slot is
+/// deactivated) and returns without waiting for the verifier or for RCU;
+/// until the release, the old code only computes a verdict no slot reads.
+/// Ends when the registry is dropped.
+fn rebuild_after_removals(requests: mpsc::Receiver<Arc<Entry>>) {
+    while let Ok(first) = requests.recv() {
+        std::thread::sleep(REBUILD_DELAY);
+        let mut entries = vec![first];
+        while let Ok(more) = requests.try_recv() {
+            if !entries.iter().any(|entry| Arc::ptr_eq(entry, &more)) {
+                entries.push(more);
+            }
+        }
+        for entry in entries {
+            let releasable = {
+                let mut guard = lock(&entry.attachment);
+                if entry.retired.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let Some(attachment) = guard.attachment.as_mut() else {
+                    continue;
+                };
+                if let Err(err) = attachment.rebuild_stale() {
+                    tracing::warn!(
+                        interface = entry.key.interface,
+                        err = %crate::errors::chain(&err),
+                        "rebuilding native filters after removals"
+                    );
+                }
+                attachment.releasable()
+            };
+            // Outside the lock: opens and closes go on meanwhile.
+            let (maps, slots) = releasable;
+            slots::release(&maps, slots);
+            if let Some(attachment) = lock(&entry.attachment).attachment.as_mut() {
+                attachment.released(slots);
+            }
+        }
+    }
 }
 
 impl Registry {
     /// An empty registry whose attachments run filters with `engine` at
     /// the hook `hook` says.
     pub fn new(engine: Engine, hook: HookChoice) -> Arc<Self> {
+        let (rebuilds, requests) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("pktd-rebuild".into())
+            .spawn(move || rebuild_after_removals(requests))
+            .expect("starting the rebuild thread");
         Arc::new(Self {
             entries: Mutex::default(),
             engine,
             hook,
             next_occupant: AtomicU64::new(1),
+            rebuilds,
         })
     }
 
@@ -336,7 +394,7 @@ impl Registry {
         let Some(attachment) = guard.attachment.as_mut() else {
             return;
         };
-        if let Err(err) = attachment.remove_client(slot.slot) {
+        if let Err(err) = attachment.remove_client_deferred(slot.slot) {
             tracing::warn!(slot = slot.slot, %err, "removing a client");
         }
         entry
@@ -361,6 +419,8 @@ impl Registry {
                 "staying at TC"
             );
         }
+        // The thread lives as long as the registry: a send cannot fail.
+        let _ = self.rebuilds.send(entry.clone());
     }
 
     /// Traffic counters of every attachment; takes no attachment's lock.

@@ -129,10 +129,26 @@ impl Attachment {
     /// be delivered by the new occupant's settings: between a program
     /// array update and the slot's activation lie a few system calls,
     /// while a packet's pass through the programs takes microseconds.
-    fn free_slot(&self) -> Result<u32, CaptureError> {
+    fn free_slot(&mut self) -> Result<u32, CaptureError> {
+        let unused = |attachment: &Self, slot: u32| {
+            attachment.slots[slot as usize].is_none()
+                && (attachment.stale | attachment.releasing) & (1 << slot) == 0
+        };
+        if !(0..MAX_CLIENTS).any(|slot| unused(self, slot)) && self.stale != 0 {
+            // Only slots given back but not yet released are left: release
+            // those whose code is still in the chain now rather than wait
+            // for the rebuild thread. Not those it is releasing already: it
+            // may still delete their entries, which would then be a new
+            // occupant's.
+            let stale = self.stale;
+            self.rebuild_native()?;
+            let (maps, _) = self.releasable();
+            release(&maps, stale);
+            self.released(stale);
+        }
         let now = Instant::now();
         let slot = (0..MAX_CLIENTS)
-            .filter(|slot| self.slots[*slot as usize].is_none())
+            .filter(|slot| unused(self, *slot))
             .min_by_key(|slot| self.freed[*slot as usize])
             .ok_or(CaptureError::SlotsFull { max: MAX_CLIENTS })?;
         if let Some(freed) = self.freed[slot as usize] {
@@ -209,27 +225,70 @@ impl Attachment {
     /// filter and ring are released (the ring stays readable through the
     /// session's own handle until that is dropped).
     pub fn remove_client(&mut self, slot: u32) -> Result<(), CaptureError> {
+        self.remove_client_deferred(slot)?;
+        self.rebuild_native()?;
+        let (maps, _) = self.releasable();
+        release(&maps, 1 << slot);
+        self.released(1 << slot);
+        Ok(())
+    }
+
+    /// [`Attachment::remove_client`] without its slow part: the slot stops
+    /// at once (deactivated: the kernel program skips it), while its old
+    /// native code stays until a rebuild ([`Attachment::rebuild_stale`] or
+    /// any other), and its filter and ring until [`release`]. Deleting
+    /// from a map of maps waits for an RCU grace period (some 10 to 20 ms
+    /// each here) and a rebuild runs the verifier, so sessions closing
+    /// together would otherwise wait for each other; this way they cost
+    /// one rebuild. The slot is not taken again before its release, nor
+    /// before its quarantine from then.
+    pub fn remove_client_deferred(&mut self, slot: u32) -> Result<(), CaptureError> {
         self.check_slot(slot)?;
         self.maps
             .clients
             .set(slot, ClientConfig::default(), 0)
             .map_err(map_error("deactivating a client", names::MAP_CLIENTS))?;
-        for (map, name) in [
-            (self.maps.filters_fd.as_fd(), names::MAP_FILTERS),
-            (self.maps.rings_fd.as_fd(), names::MAP_RINGS),
-        ] {
-            match sys::delete_map_entry(map, slot) {
-                Ok(()) => {}
-                // Never installed: nothing to release.
-                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(source) => {
-                    tracing::warn!(slot, map = name, %source, "releasing a client's map");
-                }
+        self.slots[slot as usize] = None;
+        self.stale |= 1 << slot;
+        Ok(())
+    }
+
+    /// Drops the native code the deferred removals left, if any (a
+    /// rebuild); whether there was any. Their filters and rings are then
+    /// [`Attachment::releasable`].
+    pub fn rebuild_stale(&mut self) -> Result<bool, CaptureError> {
+        if self.stale == 0 {
+            return Ok(false);
+        }
+        self.rebuild_native()?;
+        Ok(true)
+    }
+
+    /// What [`release`] needs to release the filters and rings of the
+    /// slots whose code is gone, without this attachment (so without its
+    /// lock: each deletion from a map of maps waits for an RCU grace
+    /// period): the two maps, and the slots (bit `i` = slot `i`). Hand the
+    /// slots back with [`Attachment::released`] afterwards.
+    pub fn releasable(&self) -> (Releasable, u64) {
+        let dup = |fd: &OwnedFd| fd.try_clone().ok();
+        (
+            Releasable {
+                filters: dup(&self.maps.filters_fd),
+                rings: dup(&self.maps.rings_fd),
+            },
+            self.releasing,
+        )
+    }
+
+    /// The slots of `slots` are released: free after their quarantine.
+    pub fn released(&mut self, slots: u64) {
+        let now = Instant::now();
+        for slot in 0..MAX_CLIENTS {
+            if slots & self.releasing & (1 << slot) != 0 {
+                self.freed[slot as usize] = Some(now);
             }
         }
-        self.slots[slot as usize] = None;
-        self.freed[slot as usize] = Some(Instant::now());
-        self.rebuild_native()
+        self.releasing &= !slots;
     }
 
     /// A session's counters, summed over CPUs.
@@ -407,4 +466,36 @@ fn ring_size(requested: u32) -> Result<u32, CaptureError> {
         });
     }
     Ok(requested.max(MIN_RING_BYTES).next_power_of_two())
+}
+
+/// The maps [`release`] deletes from: duplicates of the attachment's, so
+/// that releasing needs neither the attachment nor its lock.
+pub struct Releasable {
+    filters: Option<OwnedFd>,
+    rings: Option<OwnedFd>,
+}
+
+/// Deletes the filter and ring entries of `slots` (bit `i` = slot `i`),
+/// which no code and no session uses any more: each deletion waits for an
+/// RCU grace period, the memory goes with the last reference. Blocking.
+pub fn release(maps: &Releasable, slots: u64) {
+    for slot in 0..MAX_CLIENTS {
+        if slots & (1 << slot) == 0 {
+            continue;
+        }
+        for (map, name) in [
+            (&maps.filters, names::MAP_FILTERS),
+            (&maps.rings, names::MAP_RINGS),
+        ] {
+            let Some(map) = map else { continue };
+            match sys::delete_map_entry(map.as_fd(), slot) {
+                Ok(()) => {}
+                // Never installed: nothing to release.
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(source) => {
+                    tracing::warn!(slot, map = name, %source, "releasing a client's map");
+                }
+            }
+        }
+    }
 }

@@ -11,13 +11,16 @@
 //! - (d) `hostile`: the untapped traffic's rate next to a narrow
 //!   principal's most expensive filters (see `hostile.rs`);
 //! - (e) `privacy`: an anonymized match-all client next to a plain one and
-//!   to tcpdump (see `privacy.rs`).
+//!   to tcpdump (see `privacy.rs`);
+//! - (f) `control`: opening a session with 63 others active, and 64
+//!   closing together, next to tcpdump's start (see `control.rs`).
 //!
 //! Every point is repeated (median and spread shown); traffic is bounded
 //! in count and time; the namespaces go away on every exit. `--json FILE`
 //! writes every number, and (with the wire phase) a PNG chart of (b) next
 //! to it.
 
+mod control;
 mod hostile;
 mod kernel;
 mod privacy;
@@ -34,11 +37,12 @@ use crate::wire::{Backend, Run, Summary};
 #[derive(Parser)]
 #[command(about = "pktd's performance next to tcpdump's")]
 struct Args {
-    /// Phases to run: kernel (a), wire (b and c), hostile (d), privacy (e).
+    /// Phases to run: kernel (a), wire (b and c), hostile (d), privacy
+    /// (e), control (f).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "kernel,wire,hostile,privacy"
+        default_value = "kernel,wire,hostile,privacy,control"
     )]
     phases: Vec<String>,
     /// (a) Engines to measure.
@@ -60,7 +64,7 @@ struct Args {
     /// (b) Numbers of capture clients.
     #[arg(long, value_delimiter = ',', default_value = "0,1,4,16,64")]
     klist: Vec<usize>,
-    /// (b, c, d, e) Repetitions of each point.
+    /// (b, c, d, e, f) Repetitions of each point.
     #[arg(long, default_value_t = 3)]
     reps: usize,
     /// (b, c, d, e) Seconds measured per run.
@@ -138,7 +142,10 @@ fn main() -> anyhow::Result<()> {
     };
 
     let wants = |phase: &str| args.phases.iter().any(|p| p == phase);
-    let bench = if wants("wire") || wants("hostile") || wants("privacy") {
+    let bench = if ["wire", "hostile", "privacy", "control"]
+        .iter()
+        .any(|phase| wants(phase))
+    {
         Some(wire::Bench::new(wire::Settings {
             duration: Duration::from_secs_f64(args.duration),
             warmup: Duration::from_millis(500),
@@ -237,6 +244,12 @@ fn main() -> anyhow::Result<()> {
         let (summaries, rewrite) = privacy::measure(bench, args.reps)?;
         privacy::print(&summaries, &rewrite);
         json.push(privacy::json(&summaries, &rewrite));
+    }
+
+    if let Some(bench) = bench.as_ref().filter(|_| wants("control")) {
+        let control = control::measure(bench, args.reps)?;
+        control::print(&control);
+        json.push(control::json(&control));
     }
 
     if let Some(path) = &args.json {
