@@ -397,12 +397,12 @@ fn set_transport(ip: &mut Ip, data: &[u8], proto: u8, at: usize, icmp: Transport
     ip.header_end = at;
     let (kind, header_len) = match proto {
         6 => match u8_at(data, at + 12).map(|b| usize::from(b >> 4)) {
-            None => (TransportKind::Tcp, 20),
             Some(doff) if doff >= 5 => (TransportKind::Tcp, doff * 4),
-            Some(_) => {
-                // An invalid data offset: the header cannot be delimited,
-                // but its checksum still covers the addresses and must be
-                // updated.
+            // An invalid data offset, or one the record does not hold: the
+            // header cannot be delimited (the whole frame's may be invalid,
+            // its bytes then payload, zeroed with it), but its checksum
+            // still covers the addresses and must be handled.
+            _ => {
                 ip.transport = Some(Transport {
                     kind: TransportKind::Tcp,
                     start: at,

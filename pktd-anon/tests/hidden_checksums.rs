@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use etherparse::PacketBuilder;
-use pktd_anon::{Layout, MacMode, Net, PayloadMode, layout, passes_through};
+use pktd_anon::{Anonymizer, CryptoPan, Layout, MacMode, Net, PayloadMode, layout, passes_through};
 
 const MODES: [PayloadMode; 2] = [PayloadMode::Keep, PayloadMode::Zero];
 
@@ -426,5 +426,44 @@ fn layout_hides_exactly_what_does_not_pass_through() {
         let frame = ipv6_with(&exts, proto, &[0x5a; 40]);
         let (_, hidden) = hides(&frame);
         assert_eq!(hidden, !passes_through(proto), "IPv6, next header {proto}");
+    }
+}
+
+/// A record cut before a TCP data offset it does not hold: the headers
+/// end where TCP starts (the whole frame's offset might be invalid, its
+/// bytes then payload): with the payload hidden, nothing the whole
+/// frame's rewrite would zero survives the cut.
+#[test]
+fn a_cut_before_the_tcp_data_offset_hides_what_the_whole_frame_hides() {
+    // Ethernet, IPv6, an 8-byte Destination Options header, then TCP
+    // with a data offset of 4 (invalid) followed by "SECRETSECRET".
+    let mut frame = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+    let mut tcp = vec![
+        0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x40, 0x02, 0xff, 0xff,
+    ];
+    tcp.extend_from_slice(&[0; 4]);
+    tcp.extend_from_slice(b"SECRETSECRET");
+    let payload_len = 8 + tcp.len();
+    frame.extend_from_slice(&[0x60, 0, 0, 0]);
+    frame.extend_from_slice(&(payload_len as u16).to_be_bytes());
+    frame.extend_from_slice(&[60, 64]);
+    frame.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    frame.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    frame.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+    frame.extend_from_slice(&tcp);
+    let wire = frame.len() as u32;
+    let key = [5u8; 32];
+    let mut whole = frame.clone();
+    Anonymizer::new(CryptoPan::new(&key), MacMode::Zero, PayloadMode::Zero)
+        .rewrite(&mut whole, wire);
+    for cut in [66usize, 70, 74] {
+        let mut record = frame[..cut].to_vec();
+        Anonymizer::new(CryptoPan::new(&key), MacMode::Zero, PayloadMode::Zero)
+            .rewrite(&mut record, wire);
+        for (at, (&got, &zeroed)) in record.iter().zip(&whole).enumerate() {
+            if zeroed == 0 {
+                assert_eq!(got, 0, "cut at {cut}: byte {at} the whole rewrite zeroes");
+            }
+        }
     }
 }

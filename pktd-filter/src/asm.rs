@@ -12,6 +12,8 @@ use crate::{
 #[derive(Clone, Copy)]
 pub(crate) enum To<L> {
     Next,
+    /// Past the next instruction.
+    Over,
     At(L),
 }
 
@@ -35,8 +37,36 @@ impl<L: Copy + PartialEq + std::fmt::Debug> Asm<L> {
         self.items.push((insn(code, 0, 0, k), To::Next, To::Next));
     }
 
+    /// A conditional jump. A label target goes through an unconditional
+    /// `ja` right after it (32-bit offsets), so that no program of pktd's
+    /// own outgrows the 8-bit offsets of conditional jumps: a true label
+    /// target is the `ja` next to the jump, a false one the `ja` after it.
     pub fn jump(&mut self, code: u16, k: u32, jt: To<L>, jf: To<L>) {
-        self.items.push((insn(BPF_JMP | code, 0, 0, k), jt, jf));
+        let code = BPF_JMP | code;
+        match (jt, jf) {
+            (To::At(taken), To::At(not_taken)) => {
+                self.items.push((insn(code, 0, 0, k), To::Next, To::Over));
+                self.goto(taken);
+                self.goto(not_taken);
+            }
+            (To::At(taken), not_taken) => {
+                let not_taken = match not_taken {
+                    To::Next => To::Over,
+                    _ => panic!("a false target past the next instruction needs a label"),
+                };
+                self.items.push((insn(code, 0, 0, k), To::Next, not_taken));
+                self.goto(taken);
+            }
+            (taken, To::At(not_taken)) => {
+                let taken = match taken {
+                    To::Next => To::Over,
+                    _ => panic!("a true target past the next instruction needs a label"),
+                };
+                self.items.push((insn(code, 0, 0, k), taken, To::Next));
+                self.goto(not_taken);
+            }
+            (taken, not_taken) => self.items.push((insn(code, 0, 0, k), taken, not_taken)),
+        }
     }
 
     pub fn goto(&mut self, label: L) {
@@ -61,6 +91,7 @@ impl<L: Copy + PartialEq + std::fmt::Debug> Asm<L> {
         };
         let offset = |pc: usize, to: To<L>| match to {
             To::Next => 0,
+            To::Over => 1,
             To::At(label) => at(label) - pc - 1,
         };
         self.items

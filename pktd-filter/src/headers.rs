@@ -223,6 +223,8 @@ enum Label {
     Plus8,
     /// Where the (capped) end is stored.
     Store,
+    /// A load past the window: the end is the window.
+    PastWindow,
     /// Per IPv6 extension header round: its three kinds of header, the
     /// fragment cases, the next round, and the way out to the shared code.
     Extension(usize, Round),
@@ -243,6 +245,30 @@ enum Round {
 
 const VLAN_TPIDS: [u32; 3] = [0x8100, 0x88a8, 0x9100];
 
+/// `ld size [x + k]` for the prologue; with a window, first a check that
+/// the bytes lie inside it, else to `PastWindow`: the prologue reads
+/// nothing past the window, so that nothing there decides where the
+/// headers end (A is dead before every load of the prologue).
+fn load(asm: &mut Asm<Label>, size: u16, k: u32, window: Option<u32>) {
+    if let Some(window) = window {
+        asm.op(BPF_MISC | BPF_TXA, 0);
+        asm.op(BPF_ALU | BPF_ADD | BPF_K, k + load_size(size));
+        asm.jump(BPF_JGT | BPF_K, window, To::Next, To::Over);
+        asm.goto(Label::PastWindow);
+    }
+    asm.op(BPF_LD | size | BPF_IND, k);
+}
+
+/// `ld size [k]`, checked the same way.
+fn load_abs(asm: &mut Asm<Label>, size: u16, k: u32, window: Option<u32>) {
+    if let Some(window) = window {
+        asm.op(BPF_LD | BPF_IMM, k + load_size(size));
+        asm.jump(BPF_JGT | BPF_K, window, To::Next, To::Over);
+        asm.goto(Label::PastWindow);
+    }
+    asm.op(BPF_LD | size | BPF_ABS, k);
+}
+
 /// The prologue: X walks the header chain; at `Done` X is where the
 /// headers end, which (capped at `window`) goes to `cells.end`.
 fn prologue(cells: Cells, window: Option<u32>) -> Vec<CbpfInsn> {
@@ -252,7 +278,7 @@ fn prologue(cells: Cells, window: Option<u32>) -> Vec<CbpfInsn> {
     // Link layer: X = the network header's offset, A = its EtherType.
     for (offset, tag_label) in [(12, Tag1), (16, Tag2), (20, Done)] {
         asm.op(BPF_LDX | BPF_IMM, offset + 2);
-        asm.op(BPF_LD | BPF_H | BPF_ABS, offset);
+        load_abs(&mut asm, BPF_H, offset, window);
         for tpid in VLAN_TPIDS {
             asm.jump(BPF_JEQ | BPF_K, tpid, To::At(tag_label), To::Next);
         }
@@ -270,22 +296,22 @@ fn prologue(cells: Cells, window: Option<u32>) -> Vec<CbpfInsn> {
     // IPv4: the protocol goes to the temporary cell, 256 for a non-first
     // fragment (no transport header).
     asm.label(Ipv4);
-    asm.op(BPF_LD | BPF_B | BPF_IND, 0);
+    load(&mut asm, BPF_B, 0, window);
     asm.op(BPF_ALU | BPF_AND | BPF_K, 0xf0);
     asm.jump(BPF_JEQ | BPF_K, 0x40, To::At(Ipv4Version), To::At(Done));
     asm.label(Ipv4Version);
-    asm.op(BPF_LD | BPF_B | BPF_IND, 0);
+    load(&mut asm, BPF_B, 0, window);
     asm.op(BPF_ALU | BPF_AND | BPF_K, 0x0f);
     asm.jump(BPF_JGE | BPF_K, 5, To::At(Ipv4Length), To::At(Done));
     asm.label(Ipv4Length);
-    asm.op(BPF_LD | BPF_B | BPF_IND, 9);
+    load(&mut asm, BPF_B, 9, window);
     asm.op(BPF_ST, t);
-    asm.op(BPF_LD | BPF_H | BPF_IND, 6);
+    load(&mut asm, BPF_H, 6, window);
     asm.jump(BPF_JSET | BPF_K, 0x1fff, To::Next, To::At(Ipv4First));
     asm.op(BPF_LD | BPF_IMM, 256);
     asm.op(BPF_ST, t);
     asm.label(Ipv4First);
-    asm.op(BPF_LD | BPF_B | BPF_IND, 0);
+    load(&mut asm, BPF_B, 0, window);
     asm.op(BPF_ALU | BPF_AND | BPF_K, 0x0f);
     asm.op(BPF_ALU | BPF_LSH | BPF_K, 2);
     asm.op(BPF_ALU | BPF_ADD | BPF_X, 0);
@@ -297,28 +323,28 @@ fn prologue(cells: Cells, window: Option<u32>) -> Vec<CbpfInsn> {
 
     // IPv6: the next header goes to the temporary cell.
     asm.label(Ipv6);
-    asm.op(BPF_LD | BPF_B | BPF_IND, 0);
+    load(&mut asm, BPF_B, 0, window);
     asm.op(BPF_ALU | BPF_AND | BPF_K, 0xf0);
     asm.jump(BPF_JEQ | BPF_K, 0x60, To::At(Ipv6Version), To::At(Done));
     asm.label(Ipv6Version);
-    asm.op(BPF_LD | BPF_B | BPF_IND, 6);
+    load(&mut asm, BPF_B, 6, window);
     asm.op(BPF_ST, t);
     asm.op(BPF_MISC | BPF_TXA, 0);
     asm.op(BPF_ALU | BPF_ADD | BPF_K, 40);
     asm.op(BPF_MISC | BPF_TAX, 0);
     for round in 0..IPV6_EXTENSION_HEADERS {
-        extension_round(&mut asm, round, t);
+        extension_round(&mut asm, round, t, window);
     }
     asm.goto(Done);
 
     // ARP: X = X + 8 + 2 * hlen + 2 * plen.
     asm.label(Arp);
-    asm.op(BPF_LD | BPF_B | BPF_IND, 4);
+    load(&mut asm, BPF_B, 4, window);
     asm.op(BPF_ALU | BPF_LSH | BPF_K, 1);
     asm.op(BPF_ALU | BPF_ADD | BPF_K, 8);
     asm.op(BPF_ALU | BPF_ADD | BPF_X, 0);
     asm.op(BPF_ST, t);
-    asm.op(BPF_LD | BPF_B | BPF_IND, 5);
+    load(&mut asm, BPF_B, 5, window);
     asm.op(BPF_ALU | BPF_LSH | BPF_K, 1);
     asm.op(BPF_MISC | BPF_TAX, 0);
     asm.op(BPF_LD | BPF_MEM, t);
@@ -328,7 +354,7 @@ fn prologue(cells: Cells, window: Option<u32>) -> Vec<CbpfInsn> {
 
     // TCP: its data offset, when valid.
     asm.label(Tcp);
-    asm.op(BPF_LD | BPF_B | BPF_IND, 12);
+    load(&mut asm, BPF_B, 12, window);
     asm.op(BPF_ALU | BPF_AND | BPF_K, 0xf0);
     asm.op(BPF_ALU | BPF_RSH | BPF_K, 2);
     asm.jump(BPF_JGE | BPF_K, 20, To::At(TcpLength), To::At(Done));
@@ -343,6 +369,13 @@ fn prologue(cells: Cells, window: Option<u32>) -> Vec<CbpfInsn> {
     asm.op(BPF_ALU | BPF_ADD | BPF_K, 8);
     asm.op(BPF_MISC | BPF_TAX, 0);
 
+    if let Some(window) = window {
+        // A load the chain needs lies past the window: the headers end past
+        // it too, whatever the bytes there say, which are not read.
+        asm.label(PastWindow);
+        asm.op(BPF_LDX | BPF_IMM, window);
+        asm.goto(Done);
+    }
     asm.label(Done);
     asm.op(BPF_MISC | BPF_TXA, 0);
     if let Some(window) = window {
@@ -359,7 +392,7 @@ fn prologue(cells: Cells, window: Option<u32>) -> Vec<CbpfInsn> {
 
 /// One round of the IPv6 extension header walk: X at the header, the
 /// temporary cell holding its type.
-fn extension_round(asm: &mut Asm<Label>, round: usize, t: u32) {
+fn extension_round(asm: &mut Asm<Label>, round: usize, t: u32, window: Option<u32>) {
     use Label::Extension as E;
     let at = |part| To::At(E(round, part));
     asm.op(BPF_LD | BPF_MEM, t);
@@ -373,9 +406,9 @@ fn extension_round(asm: &mut Asm<Label>, round: usize, t: u32) {
     asm.jump(BPF_JEQ | BPF_K, 44, at(Round::Fragment), at(Round::ToDone));
     // (length + 1) * 8
     asm.label(E(round, Round::Eight));
-    asm.op(BPF_LD | BPF_B | BPF_IND, 0);
+    load(asm, BPF_B, 0, window);
     asm.op(BPF_ST, t);
-    asm.op(BPF_LD | BPF_B | BPF_IND, 1);
+    load(asm, BPF_B, 1, window);
     asm.op(BPF_ALU | BPF_LSH | BPF_K, 3);
     asm.op(BPF_ALU | BPF_ADD | BPF_K, 8);
     asm.op(BPF_ALU | BPF_ADD | BPF_X, 0);
@@ -383,9 +416,9 @@ fn extension_round(asm: &mut Asm<Label>, round: usize, t: u32) {
     asm.goto(E(round, Round::Next));
     // AH: (length + 2) * 4
     asm.label(E(round, Round::Ah));
-    asm.op(BPF_LD | BPF_B | BPF_IND, 0);
+    load(asm, BPF_B, 0, window);
     asm.op(BPF_ST, t);
-    asm.op(BPF_LD | BPF_B | BPF_IND, 1);
+    load(asm, BPF_B, 1, window);
     asm.op(BPF_ALU | BPF_LSH | BPF_K, 2);
     asm.op(BPF_ALU | BPF_ADD | BPF_K, 8);
     asm.op(BPF_ALU | BPF_ADD | BPF_X, 0);
@@ -393,9 +426,9 @@ fn extension_round(asm: &mut Asm<Label>, round: usize, t: u32) {
     asm.goto(E(round, Round::Next));
     // Fragment: 8 bytes; a later fragment has no transport header.
     asm.label(E(round, Round::Fragment));
-    asm.op(BPF_LD | BPF_B | BPF_IND, 0);
+    load(asm, BPF_B, 0, window);
     asm.op(BPF_ST, t);
-    asm.op(BPF_LD | BPF_H | BPF_IND, 2);
+    load(asm, BPF_H, 2, window);
     asm.op(BPF_ALU | BPF_AND | BPF_K, 0xfff8);
     asm.jump(
         BPF_JEQ | BPF_K,
@@ -440,6 +473,26 @@ mod tests {
     fn a_program_that_uses_the_scratch_cells_is_refused_with_a_reason() {
         let error = confine_to_headers(&every_cell(), None, true).unwrap_err();
         assert!(error.to_string().contains("scratch memory"), "{error}");
+    }
+
+    /// A byte past the window never decides where the headers end: a TCP
+    /// data offset there (valid or not) gives the window either way.
+    #[test]
+    fn nothing_past_the_window_decides_the_cut() {
+        let accept = validate(&[insn(BPF_RET | BPF_K, 0, 0, 1)]).unwrap();
+        let confined = confine_to_headers(&accept, Some(40), true).unwrap();
+        let mut frame = vec![0u8; 60];
+        frame[12..14].copy_from_slice(&[0x08, 0x00]);
+        frame[14] = 0x45;
+        frame[23] = 6;
+        for offset in [0x50, 0x40, 0x00, 0xf0] {
+            frame[46] = offset;
+            assert_eq!(
+                crate::interpret(&confined, &frame, 60),
+                40,
+                "data offset {offset:#x}"
+            );
+        }
     }
 
     #[test]
