@@ -60,6 +60,19 @@ impl Account {
         limit == 0 || self.used().saturating_add(bytes) <= limit
     }
 
+    /// Counts `bytes` about to be written if they fit, in one step: two
+    /// recordings of a principal that checked, then wrote, could each see
+    /// room for one more packet where there is room for one only.
+    pub fn reserve(&self, bytes: u64) -> bool {
+        let limit = self.limit();
+        let mut used = lock(&self.used);
+        if limit != 0 && used.saturating_add(bytes) > limit {
+            return false;
+        }
+        *used = used.saturating_add(bytes);
+        true
+    }
+
     /// Counts `bytes` written.
     pub fn add(&self, bytes: u64) {
         let mut used = lock(&self.used);

@@ -405,6 +405,7 @@ impl Savefiles {
                 );
             }
             current.shared.written.store(before, Ordering::Relaxed);
+            self.config.account.remove(entry);
             return Err(FilesError::Io {
                 operation: "write a packet to",
                 path,
@@ -415,7 +416,13 @@ impl Savefiles {
         let size = current.size();
         self.packets += 1;
         self.bytes += size - before;
-        self.config.account.add(size - before);
+        // `entry` was reserved by `make_room`.
+        let written = size - before;
+        if written > entry {
+            self.config.account.add(written - entry);
+        } else {
+            self.config.account.remove(entry - written);
+        }
         self.ids.last_mut().expect("a current file").size = size;
         Ok(())
     }
@@ -470,14 +477,27 @@ impl Savefiles {
     }
 
     /// Deletes the oldest files (never the current one) until a packet of
-    /// `entry` bytes fits in the principal's disk allowance; fails when it
-    /// cannot.
+    /// `entry` bytes fits in the principal's disk allowance, and reserves
+    /// them there (the write then counts only what it wrote beyond, or
+    /// gives back what it did not write); fails when it cannot.
     fn make_room(&mut self, entry: u64) -> Result<(), FilesError> {
-        while !self.config.account.fits(entry) && self.paths.len() > 1 {
+        while !self.config.account.reserve(entry) {
+            if self.paths.len() <= 1 {
+                let path = self.current_file().to_path_buf();
+                self.fit(entry, &path)?;
+                if self.config.account.reserve(entry) {
+                    return Ok(());
+                }
+                // Another recording of the principal took the room.
+                return Err(FilesError::DiskAllowance {
+                    allowance: self.config.account.limit(),
+                    needed: self.config.account.used() + entry,
+                    path,
+                });
+            }
             self.delete_oldest()?;
         }
-        let path = self.current_file().to_path_buf();
-        self.fit(entry, &path)
+        Ok(())
     }
 
     /// Whether `entry` bytes fit the allowance, measuring the directory
