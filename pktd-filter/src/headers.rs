@@ -370,6 +370,8 @@ fn prologue(cells: Cells, window: Option<u32>) -> Vec<CbpfInsn> {
     asm.op(BPF_MISC | BPF_TAX, 0);
 
     if let Some(window) = window {
+        // (UDP, ICMP, ICMPv6 above fall through to Done, not into this.)
+        asm.goto(Done);
         // A load the chain needs lies past the window: the headers end past
         // it too, whatever the bytes there say, which are not read.
         asm.label(PastWindow);

@@ -203,7 +203,7 @@ fn a_header_confined_filter_sees_only_the_headers() {
     let mut accepted = 0;
     for expression in corpus::filters() {
         let original = pktd_filter::compile(expression, true, 262_144).unwrap();
-        for window in [None, Some(40)] {
+        for window in [None, Some(40), Some(300)] {
             let confined = pktd_filter::confine_to_headers(&original, window, true)
                 .unwrap_or_else(|e| panic!("{expression:?}: {e}"));
             let loads_only = pktd_filter::confine_to_headers(&original, window, false).unwrap();
