@@ -19,30 +19,18 @@
 use libfuzzer_sys::fuzz_target;
 use pktd_anon::{Anonymizer, CryptoPan, MacMode, PayloadMode};
 use pktd_filter::{
-    AddressMap, CbpfInsn, ValidProgram, confine_to_headers, header_end, interpret, map_addresses,
-    opcodes::*, validate,
+    CbpfInsn, ValidProgram, confine_to_headers, header_end, interpret, map_addresses, opcodes::*,
+    validate,
 };
 
 const KEY: [u8; 32] = *b"pktd fuzz: the anonymized target";
 const MAX_PACKET: usize = 1522;
 
-struct Key(CryptoPan);
-
-impl AddressMap for Key {
-    fn real_prefix_v4(&self, anonymized: u32, len: u8) -> u32 {
-        self.0.real_prefix_v4(anonymized, len)
-    }
-
-    fn real_prefix_v6(&self, anonymized: u128, len: u8) -> u128 {
-        self.0.real_prefix_v6(anonymized, len)
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     let Some((mac, payload, program, packet)) = build(data) else {
         return;
     };
-    let key = Key(CryptoPan::new(&KEY));
+    let key = CryptoPan::new(&KEY);
     let macs_visible = mac == MacMode::Keep;
     let Ok(mapped) = map_addresses(&program, &key, macs_visible) else {
         return;

@@ -5,22 +5,10 @@
 //! corpus packet; and probes for real addresses learn nothing.
 
 use pktd_anon::{Anonymizer, CryptoPan, MacMode, PayloadMode};
-use pktd_filter::{AddressMap, ValidProgram, compile, interpret, map_addresses};
+use pktd_filter::{ValidProgram, compile, interpret, map_addresses};
 use pktd_tests::corpus;
 
 const KEY: [u8; 32] = *b"pktd anonymized filter test key!";
-
-struct Key(CryptoPan);
-
-impl AddressMap for Key {
-    fn real_prefix_v4(&self, anonymized: u32, len: u8) -> u32 {
-        self.0.real_prefix_v4(anonymized, len)
-    }
-
-    fn real_prefix_v6(&self, anonymized: u128, len: u8) -> u128 {
-        self.0.real_prefix_v6(anonymized, len)
-    }
-}
 
 /// The whole frames of tcpdump's captures in `tests/data/tcpdump`: IPv6
 /// routing, segment-routing, AH, fragment headers, IPv4 options, ICMP.
@@ -48,7 +36,7 @@ fn accepts(program: &ValidProgram, frame: &[u8], wire_len: u32) -> bool {
 
 #[test]
 fn a_mapped_filter_on_real_packets_decides_as_the_filter_on_what_the_client_sees() {
-    let key = Key(CryptoPan::new(&KEY));
+    let key = CryptoPan::new(&KEY);
     let pass_all = map_addresses(&compile("", true, 262_144).unwrap(), &key, true).unwrap();
     let mut packets: Vec<Vec<u8>> = corpus::packets(1500, 0xa11)
         .into_iter()

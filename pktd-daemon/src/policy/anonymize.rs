@@ -21,7 +21,6 @@ use std::{
 };
 
 use pktd_anon::{Anonymizer, CryptoPan, MacMode, PayloadMode};
-use pktd_filter::AddressMap;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -64,29 +63,10 @@ impl Anonymization {
         Anonymizer::new(CryptoPan::new(&self.key), self.mac, self.payload)
     }
 
-    /// The key's mapping, for the filters' constants.
-    pub fn addresses(&self) -> Addresses {
-        Addresses(CryptoPan::new(&self.key))
-    }
-}
-
-/// The key's address mapping, as the filter mapping wants it.
-pub struct Addresses(CryptoPan);
-
-impl AddressMap for Addresses {
-    fn real_prefix_v4(&self, anonymized: u32, len: u8) -> u32 {
-        self.0.real_prefix_v4(anonymized, len)
-    }
-
-    fn real_prefix_v6(&self, anonymized: u128, len: u8) -> u128 {
-        self.0.real_prefix_v6(anonymized, len)
-    }
-}
-
-impl Addresses {
-    /// The address a client of this principal sees for `real`.
-    pub fn anonymize_v4(&mut self, real: u32) -> u32 {
-        self.0.anonymize_v4(real)
+    /// The key's mapping, for the filters' constants
+    /// (`pktd_filter::AddressMap`).
+    pub fn addresses(&self) -> CryptoPan {
+        CryptoPan::new(&self.key)
     }
 }
 

@@ -107,7 +107,7 @@ mod rules;
 mod store;
 
 pub use self::{
-    anonymize::{Addresses, Anonymization},
+    anonymize::Anonymization,
     error::PolicyError,
     grant::{
         Ask, CaptureGrant, Denied, Grant, HeaderView, InjectGrant, RecordingGrant, Scope, grant,

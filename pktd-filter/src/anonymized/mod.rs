@@ -46,6 +46,18 @@ pub trait AddressMap {
     fn real_prefix_v6(&self, anonymized: u128, len: u8) -> u128;
 }
 
+/// The key's own mapping: Crypto-PAn is prefix-preserving, so each
+/// anonymized prefix has one real prefix.
+impl AddressMap for pktd_anon::CryptoPan {
+    fn real_prefix_v4(&self, anonymized: u32, len: u8) -> u32 {
+        pktd_anon::CryptoPan::real_prefix_v4(self, anonymized, len)
+    }
+
+    fn real_prefix_v6(&self, anonymized: u128, len: u8) -> u128 {
+        pktd_anon::CryptoPan::real_prefix_v6(self, anonymized, len)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Family {
     V4,
