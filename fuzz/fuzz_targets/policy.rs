@@ -97,6 +97,8 @@ fn asks() -> Vec<Request> {
             packet_count: [0, 5][i % 2],
             buffer_bytes: [0, 1 << 31][i % 2],
             stats_interval_ms: [0, 0, 1000][i % 3],
+            immediate: i % 2 == 0,
+            zero_copy: i % 3 != 2,
         };
         asks.push(Request::Recording(RecordingRequest {
             capture: capture.clone(),
@@ -213,6 +215,7 @@ fn check_capture(peer: &Peer, rules: &Rules, asked: &OpenCapture, got: &CaptureG
         assert!(got.snaplen <= asked.snaplen);
     }
     assert_eq!(spec.snaplen, got.snaplen.min(MAX_CAPLEN));
+    assert_eq!(spec.immediate, asked.immediate);
     assert!(spec.ring_bytes <= rules.ring_bytes);
     assert_eq!(got.policy_filter, rules.filter);
     let window = (rules.max_snaplen < MAX_SNAPLEN).then_some(rules.max_snaplen);

@@ -1,7 +1,7 @@
 //! Capture sessions: open one through the daemon, read its packets, change
 //! its filter, ask for its counters, close it.
 
-use std::{collections::VecDeque, path::PathBuf};
+use std::{collections::VecDeque, path::PathBuf, time::Duration};
 
 use pktd_common::CbpfInsn;
 use pktd_proto::{
@@ -13,7 +13,18 @@ use tokio::net::UnixStream;
 use crate::{
     Error,
     handshake::{connect, greet, unexpected},
+    ring::{PacketRef, RingReader},
+    sys::FdStream,
 };
+
+/// How long a reader of its own ring waits for the kernel's wake-up before
+/// it looks anyway, unless told otherwise (libpcap's `to_ms`): the kernel
+/// wakes it only once the ring is an eighth full.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// Longest a capture that read its count waits for the daemon's end (and
+/// final counters).
+const END_WAIT: Duration = Duration::from_secs(2);
 
 /// Where the daemon listens unless told otherwise (`PKTD_SOCKET` overrides).
 pub const DEFAULT_SOCKET: &str = "/run/pktd/pktd.sock";
@@ -38,6 +49,7 @@ pub const DEFAULT_SOCKET: &str = "/run/pktd/pktd.sock";
 pub struct CaptureBuilder {
     socket: PathBuf,
     request: OpenCapture,
+    timeout: Duration,
 }
 
 impl CaptureBuilder {
@@ -60,7 +72,10 @@ impl CaptureBuilder {
                 packet_count: 0,
                 buffer_bytes: 0,
                 stats_interval_ms: 0,
+                immediate: false,
+                zero_copy: true,
             },
+            timeout: DEFAULT_TIMEOUT,
         }
     }
 
@@ -138,6 +153,33 @@ impl CaptureBuilder {
         self
     }
 
+    /// Read the session's ring in place (the default): the daemon hands
+    /// over the ring's descriptor and leaves the packets' path; the kernel
+    /// still applies the policy. With `false`, or when the daemon itself
+    /// rewrites the packets (see [`Capture::daemon_path`]), they come
+    /// through the daemon.
+    pub fn zero_copy(mut self, zero_copy: bool) -> Self {
+        self.request.zero_copy = zero_copy;
+        self
+    }
+
+    /// Deliver each packet as soon as it arrives (tcpdump's
+    /// `--immediate-mode`) instead of in batches: the kernel wakes the
+    /// reader for every packet, at a cost in CPU.
+    pub fn immediate(mut self, immediate: bool) -> Self {
+        self.request.immediate = immediate;
+        self
+    }
+
+    /// Longest a packet waits in a quiet ring before the reader looks
+    /// (libpcap's `to_ms`; [`DEFAULT_TIMEOUT`] unless set, at least 1 ms).
+    /// Only for a ring read in place: the daemon looks at the rings it
+    /// reads every few milliseconds.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
     /// The socket and the request, for the other kinds of session.
     pub(crate) fn into_parts(self) -> (PathBuf, OpenCapture) {
         (self.socket, self.request)
@@ -151,47 +193,77 @@ impl CaptureBuilder {
 
     /// Opens the capture over an already connected stream.
     pub async fn open_on(self, stream: UnixStream) -> Result<Capture, Error> {
-        let mut connection = greet(stream).await?;
+        let mut connection = greet(FdStream::new(stream)).await?;
+        let count = self.request.packet_count;
         connection
             .write_request(&Request::Open(self.request))
             .await?;
-        let mut capture = Capture {
+        let mut replies = Replies {
             connection,
-            session_id: 0,
-            link_type: 0,
-            snaplen: 0,
-            headers_only: false,
             pending: VecDeque::new(),
             intervals: VecDeque::new(),
             last_stats: Stats::default(),
             end: None,
             closing: false,
         };
-        match capture.read_reply().await? {
-            Reply::Opened {
-                session_id,
-                link_type,
-                snaplen,
-                headers_only,
-            } => {
-                capture.session_id = session_id;
-                capture.link_type = link_type;
-                capture.snaplen = snaplen;
-                capture.headers_only = headers_only;
-                Ok(capture)
+        let Reply::Opened {
+            session_id,
+            link_type,
+            snaplen,
+            headers_only,
+            daemon_path,
+            ring_bytes,
+        } = replies.read_reply().await?
+        else {
+            return Err(unexpected(None));
+        };
+        let ring = match ring_bytes {
+            0 => None,
+            bytes => {
+                let fd = replies.connection.get_mut().take_fd().ok_or_else(|| {
+                    Error::Ring(std::io::Error::other(
+                        "the daemon said it sent the ring, but no descriptor came",
+                    ))
+                })?;
+                Some(RingReader::new(fd, bytes).map_err(Error::Ring)?)
             }
-            other => Err(unexpected(Some(other))),
-        }
+        };
+        Ok(Capture {
+            replies,
+            ring,
+            session_id,
+            link_type,
+            snaplen,
+            headers_only,
+            daemon_path,
+            left: (count != 0).then_some(count),
+            timeout: self.timeout,
+            current: None,
+        })
     }
 }
 
 /// An open capture session.
 pub struct Capture {
-    connection: Connection<UnixStream>,
+    replies: Replies,
+    /// The session's ring, when the client reads it in place.
+    ring: Option<RingReader>,
     session_id: u64,
     link_type: u32,
     snaplen: u32,
     headers_only: bool,
+    daemon_path: Option<String>,
+    /// Packets still to read before the count asked for is reached.
+    left: Option<u64>,
+    timeout: Duration,
+    /// The packet a [`PacketRef`] from the daemon's path borrows.
+    current: Option<Packet>,
+}
+
+/// The connection and what its replies brought.
+struct Replies {
+    connection: Connection<FdStream>,
+    /// Packets the daemon sent, not yet read.
     pending: VecDeque<Packet>,
     intervals: VecDeque<Interval>,
     last_stats: Stats,
@@ -221,28 +293,113 @@ impl Capture {
         self.headers_only
     }
 
+    /// Whether packets are read from the session's ring in place.
+    pub fn zero_copy(&self) -> bool {
+        self.ring.is_some()
+    }
+
+    /// The session's ring buffer, when packets are read from it in place:
+    /// readable (poll, epoll) when the kernel has woken its reader.
+    pub fn ring_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.ring.as_ref().map(RingReader::fd)
+    }
+
+    /// Why packets come through the daemon though the ring was asked for
+    /// (the daemon rewrites them for an anonymized principal, say).
+    pub fn daemon_path(&self) -> Option<&str> {
+        self.daemon_path.as_deref()
+    }
+
     /// Why the session ended, once it has.
     pub fn end_reason(&self) -> Option<&EndReason> {
-        self.end.as_ref()
+        self.replies.end.as_ref()
     }
 
     /// The latest counters the daemon sent (with each drop notice and at
     /// the end).
     pub fn last_stats(&self) -> Stats {
-        self.last_stats
+        self.replies.last_stats
     }
 
-    /// The next packet; `None` once the session has ended (count reached,
-    /// quota, closed, revoked, daemon shutdown: see [`Capture::end_reason`]).
+    /// The next packet, borrowed where it lies: in the session's ring,
+    /// given back to the kernel when the [`PacketRef`] is dropped, or in
+    /// libwire's buffer. `None` once the session has ended (count
+    /// reached, quota, closed, revoked, daemon shutdown: see
+    /// [`Capture::end_reason`]) and every packet before its end was read.
+    pub async fn next_packet_ref(&mut self) -> Result<Option<PacketRef<'_>>, Error> {
+        if self.left == Some(0) {
+            self.count_reached().await;
+            return Ok(None);
+        }
+        let found = match self.ring.is_some() {
+            true => self.wait_in_ring().await?,
+            false => self.wait_from_daemon().await?,
+        };
+        if !found {
+            return Ok(None);
+        }
+        if let Some(left) = self.left.as_mut() {
+            *left -= 1;
+        }
+        match self.ring.as_mut() {
+            Some(ring) => ring.next().map_err(Error::Ring),
+            None => {
+                self.current = self.replies.pending.pop_front();
+                Ok(self.current.as_ref().map(PacketRef::from_packet))
+            }
+        }
+    }
+
+    /// The next packet, copied; `None` as for [`Capture::next_packet_ref`].
     pub async fn next_packet(&mut self) -> Result<Option<Packet>, Error> {
+        Ok(self
+            .next_packet_ref()
+            .await?
+            .map(|packet| packet.to_owned()))
+    }
+
+    /// Waits until a record is in the ring (`true`), or the session has
+    /// ended and the ring is empty (`false`).
+    async fn wait_in_ring(&mut self) -> Result<bool, Error> {
+        let Self {
+            ring,
+            replies,
+            timeout,
+            ..
+        } = self;
+        let ring = ring.as_mut().expect("a ring");
         loop {
-            if let Some(packet) = self.pending.pop_front() {
-                return Ok(Some(packet));
+            if ring.has_record().map_err(Error::Ring)? {
+                return Ok(true);
             }
-            if self.end.is_some() {
-                return Ok(None);
+            if replies.end.is_some() {
+                // The daemon ends a session only once the kernel can no
+                // longer write into its ring: it is empty for good.
+                return Ok(false);
             }
-            match self.read_one().await {
+            tokio::select! {
+                ready = ring.readable() => ready.map_err(Error::Ring)?,
+                reply = replies.read_one() => match reply {
+                    Ok(None) | Ok(Some(Reply::Stats(_))) | Err(Error::Ended { .. }) => {}
+                    Ok(Some(reply)) => return Err(unexpected(Some(reply))),
+                    Err(err) => return Err(err),
+                },
+                () = tokio::time::sleep(*timeout) => {}
+            }
+        }
+    }
+
+    /// Waits until the daemon has sent a packet (`true`), or the session
+    /// has ended (`false`).
+    async fn wait_from_daemon(&mut self) -> Result<bool, Error> {
+        loop {
+            if !self.replies.pending.is_empty() {
+                return Ok(true);
+            }
+            if self.replies.end.is_some() {
+                return Ok(false);
+            }
+            match self.replies.read_one().await {
                 // Packets were queued, or a drop notice recorded.
                 Ok(None) | Ok(Some(Reply::Stats(_))) | Err(Error::Ended { .. }) => {}
                 Ok(Some(reply)) => return Err(unexpected(Some(reply))),
@@ -251,17 +408,39 @@ impl Capture {
         }
     }
 
+    /// The count asked for has been read: the session ends here. The
+    /// daemon is told, and its end read for the final counters (for a
+    /// moment: what else it sends is not read).
+    async fn count_reached(&mut self) {
+        if self.replies.end.is_some() {
+            return;
+        }
+        if self.request_close().await.is_ok() {
+            let replies = &mut self.replies;
+            let _ = tokio::time::timeout(END_WAIT, async {
+                while replies.end.is_none() {
+                    if let Err(Error::Disconnected | Error::Protocol(_)) = replies.read_one().await
+                    {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+        self.replies.end = Some(EndReason::CountReached);
+    }
+
     /// Statistics mode: the next interval's counts; `None` once the session
     /// has ended.
     pub async fn next_interval(&mut self) -> Result<Option<Interval>, Error> {
         loop {
-            if let Some(interval) = self.intervals.pop_front() {
+            if let Some(interval) = self.replies.intervals.pop_front() {
                 return Ok(Some(interval));
             }
-            if self.end.is_some() {
+            if self.replies.end.is_some() {
                 return Ok(None);
             }
-            match self.read_one().await {
+            match self.replies.read_one().await {
                 Ok(None) | Ok(Some(Reply::Stats(_))) | Err(Error::Ended { .. }) => {}
                 Ok(Some(reply)) => return Err(unexpected(Some(reply))),
                 Err(err) => return Err(err),
@@ -272,20 +451,22 @@ impl Capture {
     /// Replaces the session's filter with a tcpdump expression; packets
     /// after the reply are judged by the new filter only.
     pub async fn set_filter(&mut self, expression: &str, optimize: bool) -> Result<(), Error> {
-        self.request(Request::SetFilter {
-            filter: FilterSpec::Expression(expression.to_owned()),
-            optimize,
-        })
-        .await
-        .and_then(|reply| match reply {
-            Reply::FilterSet => Ok(()),
-            other => Err(unexpected(Some(other))),
-        })
+        self.replies
+            .request(Request::SetFilter {
+                filter: FilterSpec::Expression(expression.to_owned()),
+                optimize,
+            })
+            .await
+            .and_then(|reply| match reply {
+                Reply::FilterSet => Ok(()),
+                other => Err(unexpected(Some(other))),
+            })
     }
 
     /// The session's counters now.
     pub async fn stats(&mut self) -> Result<Stats, Error> {
-        self.request(Request::Stats)
+        self.replies
+            .request(Request::Stats)
             .await
             .and_then(|reply| match reply {
                 Reply::Stats(stats) => Ok(stats),
@@ -296,11 +477,12 @@ impl Capture {
     /// Asks the daemon to end the session. Packets already captured keep
     /// coming from [`Capture::next_packet`] until it returns `None`.
     pub async fn request_close(&mut self) -> Result<(), Error> {
-        if self.end.is_some() || self.closing {
+        let replies = &mut self.replies;
+        if replies.end.is_some() || replies.closing {
             return Ok(());
         }
-        self.closing = true;
-        self.connection.write_request(&Request::Close).await?;
+        replies.closing = true;
+        replies.connection.write_request(&Request::Close).await?;
         Ok(())
     }
 
@@ -308,8 +490,8 @@ impl Capture {
     /// final counters.
     pub async fn close(mut self) -> Result<Stats, Error> {
         self.request_close().await?;
-        while self.next_packet().await?.is_some() {}
-        Ok(self.last_stats)
+        while self.next_packet_ref().await?.is_some() {}
+        Ok(self.replies.last_stats)
     }
 
     /// The packets as an async stream (ends with the session).
@@ -323,7 +505,9 @@ impl Capture {
             }
         })
     }
+}
 
+impl Replies {
     async fn request(&mut self, request: Request) -> Result<Reply, Error> {
         if let Some(reason) = &self.end {
             return Err(Error::Ended {
@@ -345,7 +529,8 @@ impl Capture {
     }
 
     /// Reads one reply: packets are queued (`None`), counters and the end
-    /// are recorded, the end and errors become errors.
+    /// are recorded, the end and errors become errors. Cancel-safe: it
+    /// changes nothing before a whole reply has been read.
     async fn read_one(&mut self) -> Result<Option<Reply>, Error> {
         let reply = self.connection.read_reply().await?;
         match reply {

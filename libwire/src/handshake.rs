@@ -5,7 +5,10 @@
 use std::path::Path;
 
 use pktd_proto::{Connection, Hello, Reply};
-use tokio::net::UnixStream;
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::UnixStream,
+};
 
 use crate::Error;
 
@@ -20,7 +23,9 @@ pub(crate) async fn connect(socket: &Path) -> Result<UnixStream, Error> {
 }
 
 /// Says hello over `stream` and waits for the daemon's acknowledgement.
-pub(crate) async fn greet(stream: UnixStream) -> Result<Connection<UnixStream>, Error> {
+pub(crate) async fn greet<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+) -> Result<Connection<S>, Error> {
     let mut connection = Connection::new(stream);
     connection
         .write_hello(&Hello::new(format!(

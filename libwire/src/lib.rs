@@ -34,16 +34,19 @@
 //! serve the `pktcap` command. They live in the `pktd-pcap` crate and are
 //! re-exported here, so a client needs only libwire.
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod capture;
 mod control;
 mod handshake;
 mod inject;
+mod ring;
+#[allow(unsafe_code)]
+mod sys;
 
 use std::path::PathBuf;
 
-pub use capture::{Capture, CaptureBuilder, DEFAULT_SOCKET};
+pub use capture::{Capture, CaptureBuilder, DEFAULT_SOCKET, DEFAULT_TIMEOUT};
 pub use control::{Control, Rotation, list_recordings, stop_recording};
 pub use inject::Injector;
 pub use pktd_pcap::{print, savefile};
@@ -51,6 +54,7 @@ pub use pktd_proto::{
     DaemonStats, Direction, EndReason, ErrorCode, InjectVerdict, InterfaceStats, Interval, Packet,
     RecordingInfo, SessionStats, Stats,
 };
+pub use ring::PacketRef;
 
 /// Everything that can go wrong talking to the daemon.
 #[derive(Debug, thiserror::Error)]
@@ -91,4 +95,7 @@ pub enum Error {
     /// Framing or encoding failed.
     #[error(transparent)]
     Protocol(#[from] pktd_proto::ProtoError),
+    /// The session's ring could not be mapped or read.
+    #[error("the session's ring buffer: {0}")]
+    Ring(#[source] std::io::Error),
 }

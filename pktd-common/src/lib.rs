@@ -25,9 +25,35 @@ pub const DEFAULT_INTERPRET_BUDGET: u32 = MAX_INSNS as u32;
 /// Number of scratch memory cells of classic BPF (BPF_MEMWORDS).
 pub const MEM_WORDS: usize = 16;
 
-/// Most bytes of a packet copied into one record. Longer captures are cut
-/// here whatever the filter, client and policy allow.
-pub const MAX_CAPLEN: u32 = 65535;
+/// Most bytes of a packet copied into one record (tcpdump's largest
+/// snaplen: GSO and BIG TCP packets exceed 64 KiB). Longer captures are
+/// cut here whatever the filter, client and policy allow.
+pub const MAX_CAPLEN: u32 = 262_144;
+
+/// The data capacities of the records the kernel program reserves in a
+/// ring, smallest first: a ring buffer reservation must have a size the
+/// verifier knows, so each packet gets the smallest class its captured
+/// bytes fit, written in place (no intermediate copy). The steps stay
+/// within a third of each other, so a record wastes at most a third of
+/// its room (the bytes past `cap_len` are left as the ring last held
+/// them: this session's own earlier records). The last is [`MAX_CAPLEN`].
+pub const RECORD_CLASSES: [u32; 16] = [
+    64, 96, 128, 192, 256, 384, 512, 768, 1024, 1518, 2048, 4096, 9216, 16384, 65536, MAX_CAPLEN,
+];
+
+/// The record class (see [`RECORD_CLASSES`]) for `cap_len` captured
+/// bytes: the room a record of that length takes in a ring, header
+/// included.
+pub const fn record_room(cap_len: u32) -> u32 {
+    let mut i = 0;
+    while i < RECORD_CLASSES.len() {
+        if cap_len <= RECORD_CLASSES[i] {
+            return RECORD_CLASSES[i] + RECORD_HEADER_LEN as u32;
+        }
+        i += 1;
+    }
+    MAX_CAPLEN + RECORD_HEADER_LEN as u32
+}
 
 /// IPv6 extension headers a header-only view follows (the prologue the
 /// kernel runs, `pktd_filter::confine_to_headers`) and the anonymizer
@@ -71,8 +97,6 @@ pub mod names {
     pub const MAP_USAGE: &str = "PKTD_USAGE";
     /// `PerCpuArray<PacketPrefix, 1>`: the first bytes of the current packet.
     pub const MAP_PREFIX: &str = "PKTD_PREFIX";
-    /// `Array<RecordBuffer, NR_CPUS>`: where a record is assembled.
-    pub const MAP_RECORD: &str = "PKTD_RECORD";
     /// `PerCpuArray<InterfaceCounters, 1>`: traffic on the interface.
     pub const MAP_INTERFACE: &str = "PKTD_INTERFACE";
     /// `PerCpuArray<Verdicts, 1>`: what the native filters decided about
@@ -92,7 +116,7 @@ pub mod names {
     pub const MAP_XDP_JUMP: &str = "PKTD_XDP_JUMP";
 
     /// Every map name, for the check that the built object has them all.
-    pub const ALL_MAPS: [&str; 12] = [
+    pub const ALL_MAPS: [&str; 11] = [
         MAP_VERDICTS,
         MAP_JUMP,
         MAP_XDP_JUMP,
@@ -104,7 +128,6 @@ pub mod names {
         MAP_COUNTERS,
         MAP_USAGE,
         MAP_PREFIX,
-        MAP_RECORD,
     ];
     /// Every TC program name.
     pub const TC_PROGRAMS: [&str; 4] = [PROG_INGRESS, PROG_EGRESS, PROG_DELIVER, PROG_EMPTY];
@@ -258,8 +281,14 @@ pub struct ClientConfig {
     pub packet_quota: u64,
     /// Most captured bytes delivered in the session; 0 means no limit.
     pub byte_quota: u64,
+    /// 1: wake the ring's reader for every record it has not caught up
+    /// with (tcpdump's `--immediate-mode`); 0: only once the ring is an
+    /// eighth full, the reader looking on its own every so often.
+    pub immediate: u32,
+    /// Padding.
+    pub _pad: u32,
 }
-const _: () = assert!(size_of::<ClientConfig>() == 32);
+const _: () = assert!(size_of::<ClientConfig>() == 40);
 
 /// Per-CPU counters of one client slot.
 #[repr(C)]
@@ -373,18 +402,6 @@ pub struct RecordHeader {
 /// Size of [`RecordHeader`].
 pub const RECORD_HEADER_LEN: usize = 24;
 const _: () = assert!(size_of::<RecordHeader>() == RECORD_HEADER_LEN);
-
-/// Where the kernel program assembles one record before it is copied into a
-/// ring buffer: the header, then up to MAX_CAPLEN bytes.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct RecordBuffer {
-    /// The record's header.
-    pub header: RecordHeader,
-    /// The captured bytes; room for MAX_CAPLEN rounded up.
-    pub data: [u8; 65536],
-}
-const _: () = assert!(MAX_CAPLEN as usize <= 65536);
 
 #[cfg(feature = "user")]
 mod pod {

@@ -63,6 +63,10 @@ pub struct State {
     senders: Senders,
     loads: Loads,
     next_id: AtomicU64,
+    /// Map ids of the rings handed to each uid's clients, alive or not:
+    /// a client keeps its ring's memory alive for as long as it keeps the
+    /// descriptor, session or no session.
+    handed_rings: Mutex<HashMap<u32, Vec<u32>>>,
 }
 
 impl State {
@@ -81,6 +85,7 @@ impl State {
             senders: Senders::default(),
             loads: Loads::per_cpu(),
             next_id: AtomicU64::new(1),
+            handed_rings: Mutex::default(),
         })
     }
 
@@ -185,6 +190,30 @@ impl State {
                 sessions.per_uid.remove(&uid);
             }
         }
+    }
+
+    /// Counts ring `id` as held by `uid`'s clients if they hold fewer than
+    /// `max` rings that still exist (its principal's `max_sessions`: the
+    /// kernel memory a uid can keep is then at most that many rings,
+    /// whatever it does with the descriptors); `Err` with how many they
+    /// hold otherwise. `exists` says whether a map id is still one of
+    /// these rings (a system call each, under this lock of its own, which
+    /// nothing else takes).
+    pub fn hold_ring(
+        &self,
+        uid: u32,
+        id: u32,
+        max: u32,
+        exists: impl Fn(u32) -> bool,
+    ) -> Result<(), usize> {
+        let mut handed = lock(&self.handed_rings);
+        let held = handed.entry(uid).or_default();
+        held.retain(|&held| exists(held));
+        if held.len() >= max as usize {
+            return Err(held.len());
+        }
+        held.push(id);
+        Ok(())
     }
 
     /// The running sessions in `scope`, by id.

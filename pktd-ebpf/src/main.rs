@@ -39,8 +39,8 @@ use aya_ebpf::{
     bindings::{TC_ACT_UNSPEC, xdp_action::XDP_PASS},
     btf_maps::{Array, ArrayOfMaps, PerCpuArray, ProgramArray, RingBuf},
     helpers::generated::{
-        bpf_get_smp_processor_id, bpf_ktime_get_tai_ns, bpf_loop, bpf_ringbuf_output,
-        bpf_ringbuf_query,
+        bpf_ktime_get_tai_ns, bpf_loop, bpf_ringbuf_discard, bpf_ringbuf_query,
+        bpf_ringbuf_reserve, bpf_ringbuf_submit,
     },
     macros::{btf_map, classifier, xdp},
     programs::{TcContext, XdpContext},
@@ -49,7 +49,7 @@ use aya_log_ebpf::warn;
 use pktd_common::{
     ClientConfig, ClientCounters, ClientUsage, DEFAULT_INTERPRET_BUDGET, DIR_IN, DIR_OUT,
     FilterProgram, Globals, InterfaceCounters, MAX_CAPLEN, MAX_CLIENTS, MAX_INSNS, MODE_COUNT,
-    PacketPrefix, RECORD_HEADER_LEN, RecordBuffer, Verdicts, jump,
+    PacketPrefix, RECORD_CLASSES, RECORD_HEADER_LEN, RecordHeader, Verdicts, jump,
 };
 
 use crate::{
@@ -103,11 +103,6 @@ static PKTD_JUMP: ProgramArray<JUMP_ENTRIES> = ProgramArray::new();
 /// of one type only.
 #[btf_map]
 static PKTD_XDP_JUMP: ProgramArray<JUMP_ENTRIES> = ProgramArray::new();
-
-/// One entry per possible CPU (user space sets max_entries at load): a
-/// record is too large for a per-CPU map value.
-#[btf_map]
-static PKTD_RECORD: Array<RecordBuffer, 1> = Array::new();
 
 #[classifier]
 pub fn pktd_ingress(ctx: TcContext) -> i32 {
@@ -367,7 +362,7 @@ fn evaluate_client<F: HookContext>(slot: u32, delivery: &mut Delivery<F>) -> Opt
         None
     };
 
-    if deliver(slot, packet, cap_len).is_some() {
+    if deliver(slot, packet, cap_len, config.immediate != 0).is_some() {
         counters.delivered += 1;
         counters.delivered_bytes += u64::from(cap_len);
     } else {
@@ -474,34 +469,46 @@ unsafe fn fetch_add(target: *mut u64, value: u64) -> u64 {
     unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(target, value) }
 }
 
-/// Builds the record in this CPU's record buffer and copies it into the
-/// slot's ring buffer. `None` when the ring is full (or missing).
+/// Reserves a record in the slot's ring and writes the packet straight
+/// into it. `None` when the ring is full (or missing).
 #[inline(always)]
-fn deliver<F: HookContext>(slot: u32, packet: &mut PacketView<F>, cap_len: u32) -> Option<()> {
+fn deliver<F: HookContext>(
+    slot: u32,
+    packet: &mut PacketView<F>,
+    cap_len: u32,
+    immediate: bool,
+) -> Option<()> {
     let ring = PKTD_RINGS.get(slot)?;
-    // SAFETY: no preconditions; TC and XDP programs run with migration disabled, so
-    // the CPU id stays valid for the rest of this run.
-    let cpu = unsafe { bpf_get_smp_processor_id() };
-    let record = PKTD_RECORD.get_ptr_mut(cpu)?;
+    let ring: *mut c_void = ptr::from_ref(ring).cast_mut().cast();
     if packet.timestamp_ns == 0 {
         // SAFETY: no preconditions.
         packet.timestamp_ns = unsafe { bpf_ktime_get_tai_ns() };
     }
-    // SAFETY: `record` is this CPU's entry of PKTD_RECORD; TC programs do
-    // not nest on one CPU, so nothing else writes it meanwhile.
-    let record = unsafe { &mut *record };
-    record.header.timestamp_ns = packet.timestamp_ns;
-    record.header.wire_len = packet.wire_len;
-    record.header.cap_len = cap_len;
-    record.header.ifindex = packet.ifindex;
-    record.header.direction = packet.direction;
-    packet.copy_bytes::<MAX_CAPLEN>(record.data.as_mut_ptr(), cap_len)?;
-    let size = RECORD_HEADER_LEN as u64 + u64::from(cap_len.min(MAX_CAPLEN));
-    let ring = ptr::from_ref(ring).cast_mut().cast();
-    // Wake the reader only once the ring is an eighth full: a wake-up per
-    // record (the default whenever the reader has caught up) costs the
-    // receiving CPU more than everything else here. The daemon also drains
-    // every few milliseconds, which bounds the latency of a quiet ring.
+    let wakeup = if immediate {
+        // The kernel's own rule: wake the reader when it has caught up.
+        0
+    } else {
+        batched_wakeup(ring, cap_len)
+    };
+    // One call per class: the verifier must know each reservation's size.
+    macro_rules! classes {
+        ($($i:literal)*) => {
+            $(if cap_len <= RECORD_CLASSES[$i] {
+                return write_record::<F, { RECORD_CLASSES[$i] }>(ring, packet, cap_len, wakeup);
+            })*
+        };
+    }
+    classes!(0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    None
+}
+
+/// The reader is woken only once the ring is an eighth full: a wake-up per
+/// record (the kernel's default whenever the reader has caught up) costs
+/// the receiving CPU more than everything else here. Readers look on
+/// their own every few milliseconds (the daemon) or at their timeout
+/// (a client reading its ring), which bounds the latency of a quiet ring.
+#[inline(always)]
+fn batched_wakeup(ring: *mut c_void, cap_len: u32) -> u64 {
     // SAFETY: `ring` is a ring buffer map; querying has no other effect.
     let (queued, ring_size) = unsafe {
         (
@@ -509,15 +516,51 @@ fn deliver<F: HookContext>(slot: u32, packet: &mut PacketView<F>, cap_len: u32) 
             bpf_ringbuf_query(ring, BPF_RB_RING_SIZE),
         )
     };
-    let wakeup = if (queued + size) * 8 >= ring_size {
+    // The consumer position is the reader's to write: `queued` may be
+    // anything, and only this ring's wake-ups depend on it.
+    let size = RECORD_HEADER_LEN as u64 + u64::from(cap_len);
+    if queued.wrapping_add(size).wrapping_mul(8) >= ring_size {
         BPF_RB_FORCE_WAKEUP
     } else {
         BPF_RB_NO_WAKEUP
+    }
+}
+
+/// Reserves a record of class `ROOM` (header plus `ROOM` bytes) and writes
+/// the header and the first `cap_len` (at most `ROOM`) wire bytes into it.
+#[inline(always)]
+fn write_record<F: HookContext, const ROOM: u32>(
+    ring: *mut c_void,
+    packet: &PacketView<F>,
+    cap_len: u32,
+    wakeup: u64,
+) -> Option<()> {
+    // SAFETY: `ring` is a ring buffer map; the size is a constant.
+    let record =
+        unsafe { bpf_ringbuf_reserve(ring, u64::from(ROOM) + RECORD_HEADER_LEN as u64, 0) };
+    if record.is_null() {
+        return None;
+    }
+    let header = RecordHeader {
+        timestamp_ns: packet.timestamp_ns,
+        wire_len: packet.wire_len,
+        cap_len,
+        ifindex: packet.ifindex,
+        direction: packet.direction,
     };
-    // SAFETY: the first `size` bytes of `record` are initialised and lie
-    // inside the map value (header + at most 65535 bytes of data).
-    let rc = unsafe { bpf_ringbuf_output(ring, ptr::from_mut(record).cast(), size, wakeup) };
-    (rc == 0).then_some(())
+    // SAFETY: the reservation holds RECORD_HEADER_LEN + ROOM bytes, 8-byte
+    // aligned; `copy_bytes` writes at most ROOM (>= 16) bytes after the
+    // header.
+    unsafe {
+        record.cast::<RecordHeader>().write(header);
+        let data = record.cast::<u8>().add(RECORD_HEADER_LEN);
+        if packet.copy_bytes::<ROOM>(data, cap_len).is_none() {
+            bpf_ringbuf_discard(record, BPF_RB_NO_WAKEUP);
+            return None;
+        }
+        bpf_ringbuf_submit(record, wakeup);
+    }
+    Some(())
 }
 
 #[cfg(not(test))]

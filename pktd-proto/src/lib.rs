@@ -60,7 +60,7 @@ mod tests;
 pub const MAGIC: [u8; 4] = *b"PKTD";
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest payload of a client → daemon frame.
 pub const MAX_REQUEST_FRAME: usize = 256 * 1024;
@@ -207,6 +207,14 @@ pub struct OpenCapture {
     /// counts matching packets and bytes, copying none, and the daemon
     /// sends [`Reply::Interval`] every this many milliseconds.
     pub stats_interval_ms: u32,
+    /// Wake the reader for every packet rather than in batches (tcpdump's
+    /// `--immediate-mode`): lower latency, more CPU per packet.
+    pub immediate: bool,
+    /// Ask for the session's ring itself: the daemon then sends its fd
+    /// with [`Reply::Opened`] (SCM_RIGHTS, on that frame's first byte),
+    /// and the client reads the records in place; no packets come over
+    /// the connection. The daemon may say no (see [`Reply::Opened`]).
+    pub zero_copy: bool,
 }
 
 /// Counts of one statistics-mode interval.
@@ -568,6 +576,14 @@ pub enum Reply {
         /// Whether packets are cut after their transport header (asked
         /// for, or the principal's policy).
         headers_only: bool,
+        /// Why the ring is not handed over when zero-copy was asked for
+        /// and the daemon serves packets itself (a principal whose
+        /// packets the daemon rewrites, for one); `None` otherwise.
+        daemon_path: Option<String>,
+        /// Not 0: the ring's fd comes with this frame, and its data area
+        /// is this many bytes (a power of two); the client reads the
+        /// records in place (see [`OpenCapture::zero_copy`]).
+        ring_bytes: u32,
     },
     /// Captured packets, in capture order (see [`batch_packets`]).
     Packets(Vec<Packet>),
@@ -693,6 +709,50 @@ impl<S> Connection<S> {
     pub fn get_ref(&self) -> &S {
         &self.stream
     }
+
+    /// The stream, e.g. to write a frame with a descriptor attached (see
+    /// [`encode_frame`]) or take descriptors received with one. Bytes it
+    /// reads or writes directly bypass the framing.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+}
+
+/// `value` as one frame (length prefix and payload), for a writer that
+/// sends it itself (with a descriptor attached, say); refused as in
+/// [`Connection::write_frame`] past `max_len`.
+pub fn encode_frame<T: Serialize>(value: &T, max_len: usize) -> Result<Vec<u8>, ProtoError> {
+    let mut out = Vec::new();
+    encode_frame_into(value, max_len, &mut out)?;
+    Ok(out)
+}
+
+fn encode_frame_into<T: Serialize>(
+    value: &T,
+    max_len: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), ProtoError> {
+    let max_len = max_len.min(MAX_FRAME);
+    out.clear();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    let mut writer = CappedWriter {
+        out,
+        len: 0,
+        max: max_len,
+    };
+    bincode::serde::encode_into_writer(value, &mut writer, bincode::config::standard()).map_err(
+        |e| ProtoError::Encode {
+            message: e.to_string(),
+        },
+    )?;
+    let len = writer.len;
+    if len > max_len {
+        return Err(ProtoError::TooLarge { len, max: max_len });
+    }
+    // max_len <= MAX_FRAME < 4 GiB, so the length fits the prefix.
+    let prefix = u32::try_from(len).expect("frame length checked against MAX_FRAME");
+    out[..HEADER_LEN].copy_from_slice(&prefix.to_be_bytes());
+    Ok(())
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -764,25 +824,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         value: &T,
         max_len: usize,
     ) -> Result<(), ProtoError> {
-        let max_len = max_len.min(MAX_FRAME);
-        self.out.clear();
-        self.out.extend_from_slice(&[0; HEADER_LEN]);
-        let mut writer = CappedWriter {
-            out: &mut self.out,
-            len: 0,
-            max: max_len,
-        };
-        bincode::serde::encode_into_writer(value, &mut writer, bincode::config::standard())
-            .map_err(|e| ProtoError::Encode {
-                message: e.to_string(),
-            })?;
-        let len = writer.len;
-        if len > max_len {
-            return Err(ProtoError::TooLarge { len, max: max_len });
-        }
-        // max_len <= MAX_FRAME < 4 GiB, so the length fits the prefix.
-        let prefix = u32::try_from(len).expect("frame length checked against MAX_FRAME");
-        self.out[..HEADER_LEN].copy_from_slice(&prefix.to_be_bytes());
+        encode_frame_into(value, max_len, &mut self.out)?;
         // One write for prefix and payload: one syscall for small frames, and
         // no window where the peer sees a prefix without its payload.
         self.stream.write_all(&self.out).await?;

@@ -48,6 +48,8 @@ fn all_requests() -> Vec<Request> {
         packet_count: 0,
         buffer_bytes: 4 << 20,
         stats_interval_ms: 0,
+        immediate: false,
+        zero_copy: false,
     };
     let bytecode = FilterSpec::Bytecode(vec![
         WireInsn {
@@ -93,6 +95,8 @@ fn all_requests() -> Vec<Request> {
             direction: Direction::Out,
             filter: bytecode.clone(),
             packet_count: u64::MAX,
+            immediate: true,
+            zero_copy: true,
             ..open
         }),
         Request::SetFilter {
@@ -127,6 +131,16 @@ fn all_replies() -> Vec<Reply> {
             link_type: 1,
             snaplen: 262_144,
             headers_only: false,
+            daemon_path: None,
+            ring_bytes: 1 << 30,
+        },
+        Reply::Opened {
+            session_id: 1,
+            link_type: 1,
+            snaplen: 96,
+            headers_only: true,
+            daemon_path: Some("anonymized".into()),
+            ring_bytes: 0,
         },
         Reply::Packets(Vec::new()),
         Reply::Packets((0..50).map(|i| packet(i, i as usize * 30)).collect()),

@@ -43,23 +43,31 @@ pub struct Report {
 
 impl Bystander {
     /// Opens the bystander's capture through `socket` (as the caller,
-    /// root) and starts the trickle.
+    /// root, reading its ring in place) and starts the trickle.
     pub async fn start(lab: &Lab, socket: &Path) -> Self {
+        Self::start_on(lab, socket, BYSTANDER_PORT, true).await
+    }
+
+    /// [`Bystander::start`] with frames to `port`, read in place or
+    /// through the daemon as `zero_copy` says.
+    pub async fn start_on(lab: &Lab, socket: &Path, port: u16, zero_copy: bool) -> Self {
         let mut capture = libwire::CaptureBuilder::new(&lab.capture_if)
             .socket(socket)
             .netns(&lab.capture_ns)
             .direction(Direction::In)
-            .filter(format!("udp dst port {BYSTANDER_PORT}"))
+            .filter(format!("udp dst port {port}"))
+            .zero_copy(zero_copy)
             .open()
             .await
             .expect("the bystander opens");
+        assert_eq!(capture.zero_copy(), zero_copy, "the bystander's path");
         let sending = Arc::new(AtomicBool::new(true));
         let sender = {
             let (sender, sending) = (lab.sender(), sending.clone());
             std::thread::spawn(move || {
                 let mut sequence = 0;
                 while sending.load(Ordering::Relaxed) {
-                    sender.send(&numbered_udp_frame(BYSTANDER_PORT, sequence, 40));
+                    sender.send(&numbered_udp_frame(port, sequence, 40));
                     sequence += 1;
                     std::thread::sleep(EVERY);
                 }

@@ -4,7 +4,7 @@
 use std::{
     io,
     mem::size_of,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
 };
 
 /// An AF_PACKET raw socket bound to `ifindex` in the calling thread's
@@ -87,7 +87,13 @@ pub fn send_frames(socket: &OwnedFd, frames: &[Vec<u8>]) -> io::Result<usize> {
     }
 }
 
-/// Pins the calling thread to CPU `cpu`.
+/// The calling thread's id.
+pub fn thread_id() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+/// Pins the calling thread to `cpu`.
 pub fn pin_thread(cpu: usize) -> io::Result<()> {
     // SAFETY: cpu_set_t is plain old data; all-zero is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -136,4 +142,161 @@ pub fn drop_thread_credentials(uid: u32, gid: u32) -> io::Result<()> {
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// bpf(2) commands the zero-copy tests try as an unprivileged user
+/// (include/uapi/linux/bpf.h).
+pub mod bpf_cmd {
+    pub const MAP_LOOKUP_ELEM: i32 = 1;
+    pub const MAP_UPDATE_ELEM: i32 = 2;
+    pub const MAP_DELETE_ELEM: i32 = 3;
+    pub const MAP_GET_NEXT_KEY: i32 = 4;
+    pub const MAP_GET_FD_BY_ID: i32 = 14;
+    pub const OBJ_GET_INFO_BY_FD: i32 = 15;
+    pub const MAP_FREEZE: i32 = 22;
+}
+
+fn bpf(cmd: i32, attr: &mut [u64; 16]) -> io::Result<i64> {
+    // SAFETY: bpf(2) reads (and for some commands writes) at most the
+    // 128-byte attribute union passed, which `attr` is.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(attr),
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// BPF_MAP_GET_FD_BY_ID: a descriptor of map `id` (CAP_SYS_ADMIN only).
+pub fn bpf_map_fd_by_id(id: u32) -> io::Result<OwnedFd> {
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(id);
+    let fd = bpf(bpf_cmd::MAP_GET_FD_BY_ID, &mut attr)?;
+    // SAFETY: the kernel just returned this new descriptor to us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// BPF_OBJ_GET_INFO_BY_FD of a map: its id and name.
+pub fn bpf_map_id_and_name(fd: BorrowedFd<'_>) -> io::Result<(u32, String)> {
+    let mut info = [0u8; 64];
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(fd.as_raw_fd() as u32) | ((info.len() as u64) << 32);
+    attr[1] = info.as_mut_ptr() as u64;
+    bpf(bpf_cmd::OBJ_GET_INFO_BY_FD, &mut attr)?;
+    // struct bpf_map_info: type, id, key_size, value_size, max_entries,
+    // map_flags, then name[16].
+    let id = u32::from_ne_bytes(info[4..8].try_into().unwrap());
+    let name = info[24..40].split(|&b| b == 0).next().unwrap_or_default();
+    Ok((id, String::from_utf8_lossy(name).into_owned()))
+}
+
+/// A map command on `fd` with 64 bytes of junk as key and value.
+pub fn bpf_map_junk_command(cmd: i32, fd: BorrowedFd<'_>) -> io::Result<()> {
+    let mut key = [0x5au8; 64];
+    let mut value = [0xa5u8; 64];
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(fd.as_raw_fd() as u32);
+    attr[1] = key.as_mut_ptr() as u64;
+    attr[2] = value.as_mut_ptr() as u64;
+    bpf(cmd, &mut attr).map(|_| ())
+}
+
+/// A BPF ring buffer's consumer page mapped writable, as any holder of
+/// the ring's descriptor may map it.
+pub struct ConsumerPage {
+    ptr: *mut u64,
+    len: usize,
+}
+
+impl ConsumerPage {
+    pub fn map(ring: BorrowedFd<'_>) -> io::Result<Self> {
+        // SAFETY: sysconf has no preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        // SAFETY: a new shared mapping of the descriptor's first page.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                ring.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            ptr: ptr.cast(),
+            len: page,
+        })
+    }
+
+    /// Writes the consumer position.
+    pub fn write(&self, position: u64) {
+        // SAFETY: the first word of the mapped page, aligned.
+        unsafe { self.ptr.write_volatile(position) }
+    }
+
+    /// Reads the consumer position.
+    pub fn read(&self) -> u64 {
+        // SAFETY: as above.
+        unsafe { self.ptr.read_volatile() }
+    }
+}
+
+impl Drop for ConsumerPage {
+    fn drop(&mut self) {
+        // SAFETY: the mapping `map` made.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// Tries to map `len` bytes of `fd` at `offset` writable; the mapping is
+/// undone at once if the kernel allows it.
+pub fn try_map_writable(fd: BorrowedFd<'_>, offset: i64, len: usize) -> io::Result<()> {
+    // SAFETY: a new shared mapping, unmapped before returning.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            offset,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the mapping just made.
+    unsafe { libc::munmap(ptr, len) };
+    Ok(())
+}
+
+/// pidfd_getfd(2): a copy of descriptor `target` of process `pid`
+/// (needs PTRACE_MODE_ATTACH_REALCREDS over it).
+pub fn steal_fd(pid: i32, target: i32) -> io::Result<OwnedFd> {
+    // SAFETY: raw system calls with integer arguments; the pidfd is closed
+    // by its OwnedFd.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned it.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    // SAFETY: as above.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }

@@ -104,7 +104,7 @@ fn pktcap_writes_a_savefile_tcpdump_reads_back_as_sent() {
     );
     assert!(capture.stderr_lines.iter().any(|line| line
         == &format!(
-            "listening on {}, link-type EN10MB (Ethernet), snapshot length 65535 bytes",
+            "listening on {}, link-type EN10MB (Ethernet), snapshot length 262144 bytes",
             lab.capture_if
         )));
     let sender = lab.sender();
@@ -165,7 +165,7 @@ fn pktcap_snap_headers_writes_headers_only_tcpdump_reads_back() {
         capture
             .stderr_lines
             .iter()
-            .any(|line| line.ends_with("snapshot length 65535 bytes, headers only")),
+            .any(|line| line.ends_with("snapshot length 262144 bytes, headers only")),
         "{:?}",
         capture.stderr_lines
     );

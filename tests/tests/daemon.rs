@@ -433,6 +433,8 @@ async fn requests_out_of_order_are_answered_with_errors() {
         packet_count: 0,
         buffer_bytes: 0,
         stats_interval_ms: 0,
+        immediate: false,
+        zero_copy: false,
     };
     connection
         .write_request(&pktd_proto::Request::Open(open.clone()))

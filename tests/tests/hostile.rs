@@ -230,13 +230,16 @@ async fn a_client_that_stops_reading_is_dropped_and_nobody_waits_for_it() {
     let lab = Lab::new();
     let daemon = RealDaemon::start("stuck", &policy(&lab), &["--write-timeout", "1"]);
     let bystander = Bystander::start(&lab, &daemon.socket).await;
-    // Opens a capture of everything and never reads.
+    // Opens a capture of everything through the daemon and never reads.
+    // (One that reads its ring in place and stops only fills its own
+    // ring: zero_copy.rs.)
     let stuck = open_as(
         libwire::CaptureBuilder::new(&lab.capture_if)
             .netns(&lab.capture_ns)
             .direction(Direction::In)
             .filter("udp dst port 7000")
-            .buffer_bytes(1 << 20),
+            .buffer_bytes(1 << 20)
+            .zero_copy(false),
         &daemon.socket,
         NARROW.0,
         NARROW.1,
@@ -349,6 +352,8 @@ async fn a_record_directory_swapped_for_a_symlink_is_never_followed() {
         packet_count: 0,
         buffer_bytes: 0,
         stats_interval_ms: 0,
+        immediate: false,
+        zero_copy: false,
     };
     // libwire's record() connects on its own: ask through a connection
     // made as the user instead.

@@ -297,6 +297,17 @@ async fn anonymized_captures_and_recordings_show_mapped_addresses_tcpdump_verifi
     );
     let daemon = TestDaemon::start(policy(&lab, &extra));
     let mut capture = open(&daemon, &lab, "", false).await;
+    // It asked to read its ring in place (libwire's default): the daemon
+    // rewrites its packets, so they come through the daemon, and it is
+    // told why.
+    assert!(!capture.zero_copy(), "an anonymized capture in place");
+    assert!(
+        capture
+            .daemon_path()
+            .is_some_and(|why| why.contains("anonymized")),
+        "{:?}",
+        capture.daemon_path()
+    );
     let recording = daemon
         .capture(&lab.capture_if)
         .netns(&lab.capture_ns)

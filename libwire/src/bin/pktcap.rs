@@ -96,6 +96,14 @@ struct Args {
     /// Write pcapng instead of pcap.
     #[arg(long)]
     pcapng: bool,
+    /// Deliver each packet as it arrives rather than in batches (more CPU
+    /// per packet).
+    #[arg(long = "immediate-mode")]
+    immediate: bool,
+    /// Have the daemon forward the packets instead of reading the
+    /// session's ring in place.
+    #[arg(long = "no-zero-copy")]
+    no_zero_copy: bool,
     /// Print help.
     #[arg(short = 'h', long = "help", action = ArgAction::Help)]
     help: Option<bool>,
@@ -178,7 +186,9 @@ fn builder(
         .headers_only(args.snap.is_some())
         .filter(expression)
         .optimize(!args.no_optimize)
-        .count(args.count.unwrap_or(0));
+        .count(args.count.unwrap_or(0))
+        .immediate(args.immediate)
+        .zero_copy(!args.no_zero_copy);
     if let Some(path) = &args.bpf_file {
         let bytes =
             std::fs::read(path).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
@@ -231,14 +241,18 @@ async fn capture(
     let mut captured = 0u64;
     let mut stopping = false;
     loop {
-        let next = tokio::select! {
-            next = capture.next_packet() => next?,
-            _ = interrupt.recv(), if !stopping => { stopping = true; capture.request_close().await?; continue }
-            _ = terminate.recv(), if !stopping => { stopping = true; capture.request_close().await?; continue }
-        };
-        let Some(packet) = next else { break };
-        output.packet(packet.timestamp_ns, packet.wire_len, &packet.data)?;
-        captured += 1;
+        tokio::select! {
+            next = capture.next_packet_ref() => {
+                let Some(packet) = next? else { break };
+                output.packet(packet.timestamp_ns(), packet.wire_len(), packet.data())?;
+                captured += 1;
+                continue;
+            }
+            _ = interrupt.recv(), if !stopping => {}
+            _ = terminate.recv(), if !stopping => {}
+        }
+        stopping = true;
+        capture.request_close().await?;
     }
     output.finish()?;
 

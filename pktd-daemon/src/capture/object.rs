@@ -46,7 +46,6 @@ pub(super) struct Maps {
 /// installs TC delivery.
 pub(super) fn load() -> Result<(Ebpf, Maps), CaptureError> {
     let mut ebpf = EbpfLoader::new()
-        .map_max_entries(names::MAP_RECORD, possible_cpus()? as u32)
         .load(EBPF_OBJECT)
         .map_err(|source| CaptureError::Load { source })?;
     for name in names::ALL_MAPS {

@@ -4,7 +4,7 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd, RawFd},
+    os::fd::{AsFd as _, AsRawFd, OwnedFd, RawFd},
     time::Duration,
 };
 
@@ -21,22 +21,60 @@ pub struct Ring {
     slot: u32,
     engine: SlotEngine,
     ring: RingBuf<MapData>,
+    /// The ring buffer map's id, by which the daemon can tell whether it
+    /// still exists once handed over.
+    id: u32,
+    /// The size of its data area.
+    bytes: u32,
     realtime_minus_tai_ns: i64,
 }
 
+/// A ring to be handed to its session's client, who reads its records in
+/// place: the daemon keeps no mapping of it.
+pub struct HandedRing {
+    /// A descriptor of the ring buffer map, to pass with SCM_RIGHTS.
+    pub fd: OwnedFd,
+    /// Its map id.
+    pub id: u32,
+    /// The size of its data area (a power of two), which the client maps.
+    pub bytes: u32,
+}
+
 impl Ring {
-    pub(super) fn new(slot: u32, engine: SlotEngine, ring: RingBuf<MapData>) -> Self {
+    pub(super) fn new(
+        slot: u32,
+        engine: SlotEngine,
+        ring: RingBuf<MapData>,
+        (id, bytes): (u32, u32),
+    ) -> Self {
         Self {
             slot,
             engine,
             ring,
+            id,
+            bytes,
             realtime_minus_tai_ns: sys::realtime_minus_tai_ns(),
         }
+    }
+
+    /// The ring for its client (see [`HandedRing`]): the daemon's own
+    /// mapping and descriptor go, a new descriptor of the map comes back.
+    pub fn hand_over(self) -> io::Result<HandedRing> {
+        Ok(HandedRing {
+            fd: self.ring.as_fd().try_clone_to_owned()?,
+            id: self.id,
+            bytes: self.bytes,
+        })
     }
 
     /// The slot this ring's session occupies in its attachment.
     pub fn slot(&self) -> u32 {
         self.slot
+    }
+
+    /// The ring buffer map's id.
+    pub fn id(&self) -> u32 {
+        self.id
     }
 
     /// What the session's filter ran as when it was added.
@@ -67,6 +105,18 @@ impl AsRawFd for Ring {
     fn as_raw_fd(&self) -> RawFd {
         self.ring.as_raw_fd()
     }
+}
+
+/// Name of every session's ring buffer map (see `slots::new_ring`); map
+/// names are at most 15 bytes.
+pub(super) const RING_NAME: &str = "pktd_ring";
+const _: () = assert!(RING_NAME.len() < 16);
+
+/// Whether map `id` still exists and is a session's ring (ids are
+/// reused only after they wrap around, but a map of another kind must
+/// never be taken for one).
+pub fn ring_exists(id: u32) -> bool {
+    aya::maps::MapInfo::from_id(id).is_ok_and(|info| info.name_as_str() == Some(RING_NAME))
 }
 
 /// A [`Ring`] whose records can be waited for.

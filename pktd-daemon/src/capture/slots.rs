@@ -35,7 +35,7 @@ const MAX_RING_BYTES: u32 = 1 << 30;
 pub struct ClientSpec {
     /// DIR_IN, DIR_OUT or both.
     pub directions: u32,
-    /// Most bytes captured per packet (1..=65535; more is cut to 65535).
+    /// Most bytes captured per packet (1..=MAX_CAPLEN; more is cut).
     pub snaplen: u32,
     /// Most packets delivered; 0 = no limit.
     pub packet_quota: u64,
@@ -45,6 +45,9 @@ pub struct ClientSpec {
     pub ring_bytes: u32,
     /// Count matching packets and bytes only; copy none (statistics mode).
     pub count_only: bool,
+    /// Wake the ring's reader for every record (see
+    /// `ClientConfig::immediate`).
+    pub immediate: bool,
 }
 
 impl Default for ClientSpec {
@@ -56,6 +59,7 @@ impl Default for ClientSpec {
             byte_quota: 0,
             ring_bytes: 4 << 20,
             count_only: false,
+            immediate: false,
         }
     }
 }
@@ -82,7 +86,7 @@ impl Attachment {
             ring_size(spec.ring_bytes)?
         };
         let slot = self.free_slot()?;
-        let ring = new_ring(ring_bytes)?;
+        let (ring, ring_id) = new_ring(ring_bytes)?;
         self.install_filter(slot, filter)?;
         self.maps
             .rings
@@ -120,7 +124,12 @@ impl Attachment {
             .clients
             .set(slot, config, 0)
             .map_err(map_error("activating a client", names::MAP_CLIENTS))?;
-        Ok(Ring::new(slot, self.slot_engine(slot)?, ring))
+        Ok(Ring::new(
+            slot,
+            self.slot_engine(slot)?,
+            ring,
+            (ring_id, ring_bytes),
+        ))
     }
 
     /// A free slot, preferring those given back longest ago; one given
@@ -414,7 +423,8 @@ fn open_per_cpu<V: aya::Pod>(
 }
 
 /// A new ring buffer of `bytes` (a power of two, at least a page).
-fn new_ring(bytes: u32) -> Result<RingBuf<MapData>, CaptureError> {
+/// A new ring buffer of `bytes` bytes, and its map id.
+fn new_ring(bytes: u32) -> Result<(RingBuf<MapData>, u32), CaptureError> {
     let map = MapData::create(
         aya_obj::Map::new_from_params(
             aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32,
@@ -423,12 +433,17 @@ fn new_ring(bytes: u32) -> Result<RingBuf<MapData>, CaptureError> {
             bytes,
             0,
         ),
-        "pktd_client_ring",
+        super::ring::RING_NAME,
         None,
     )
     .map_err(map_error("creating a ring buffer", names::MAP_RINGS))?;
-    RingBuf::try_from(Map::RingBuf(map))
-        .map_err(map_error("opening a ring buffer", names::MAP_RINGS))
+    let id = map
+        .info()
+        .map_err(map_error("reading a ring buffer's id", names::MAP_RINGS))?
+        .id();
+    let ring = RingBuf::try_from(Map::RingBuf(map))
+        .map_err(map_error("opening a ring buffer", names::MAP_RINGS))?;
+    Ok((ring, id))
 }
 
 fn client_config(spec: &ClientSpec) -> Result<ClientConfig, CaptureError> {
@@ -456,6 +471,8 @@ fn client_config(spec: &ClientSpec) -> Result<ClientConfig, CaptureError> {
         },
         packet_quota: spec.packet_quota,
         byte_quota: spec.byte_quota,
+        immediate: u32::from(spec.immediate),
+        _pad: 0,
     })
 }
 

@@ -2,7 +2,7 @@
 //! forwarded as packets, its filter replaced, its counters reported, and
 //! ended with a reason after its last packets.
 
-use std::{sync::Arc, time::Duration};
+use std::{os::fd::OwnedFd, sync::Arc, time::Duration};
 
 use pktd_common::DIR_OUT;
 use pktd_proto::{Direction, EndReason, FilterSpec, Interval, OpenCapture, Packet, Reply};
@@ -10,7 +10,7 @@ use pktd_proto::{Direction, EndReason, FilterSpec, Interval, OpenCapture, Packet
 use super::{refusal::Refusal, socket::ClientSocket};
 use crate::{
     capture::Record,
-    policy::{Ask, Grant, HeaderView, Peer, grant},
+    policy::{Ask, CaptureGrant, Grant, HeaderView, Peer, grant},
     session::{self, Session},
     state::State,
 };
@@ -43,28 +43,38 @@ pub(super) struct CaptureSession {
 
 impl CaptureSession {
     /// Opens `request` for `peer` as the policy allows; the session and the
-    /// reply that says so.
+    /// reply that says so, with the ring's descriptor when the client
+    /// reads it itself.
     pub async fn open(
         state: &Arc<State>,
         peer: Peer,
         request: OpenCapture,
-    ) -> Result<(Self, Reply), Refusal> {
+    ) -> Result<(Self, Reply, Option<OwnedFd>), Refusal> {
         let Grant::Capture(granted) =
             grant(&state.policy().current(), &peer, Ask::Capture(&request))?
         else {
             unreachable!("a capture is granted as a capture");
         };
         let filter = (request.filter.clone(), request.optimize);
-        let (session, ()) =
-            session::open(state, peer, granted, filter, request.packet_count, || {
-                Ok::<_, Refusal>(())
-            })
+        let (reader, refused) = reader(&request, &granted);
+        let (mut session, ()) =
+            session::open(
+                state,
+                peer,
+                granted,
+                filter,
+                reader,
+                || Ok::<_, Refusal>(()),
+            )
             .await?;
+        let ring = session.take_ring();
         let reply = Reply::Opened {
             session_id: session.id(),
             link_type: LINKTYPE_ETHERNET,
             snaplen: session.grant().spec.snaplen,
             headers_only: session.grant().headers == Some(HeaderView::Cut),
+            daemon_path: refused.or_else(|| session.daemon_path().map(str::to_owned)),
+            ring_bytes: ring.as_ref().map_or(0, |ring| ring.bytes),
         };
         let capture = Self {
             last_interval: session.grant().spec.count_only.then(|| (now_ns(), 0, 0)),
@@ -72,7 +82,7 @@ impl CaptureSession {
             request,
             told_dropped: 0,
         };
-        Ok((capture, reply))
+        Ok((capture, reply, ring.map(|ring| ring.fd)))
     }
 
     /// Statistics mode: the timer of its intervals.
@@ -107,7 +117,10 @@ impl CaptureSession {
     /// Moves waiting records to the client as packets; the count reached
     /// ends the capture.
     pub async fn forward(&mut self, socket: &mut ClientSocket) -> Flow {
-        let records = self.session.drain().take().await;
+        let Some(drain) = self.session.drain() else {
+            return Flow::Continue;
+        };
+        let records = drain.take().await;
         if records.is_empty() {
             return Flow::Continue;
         }
@@ -117,7 +130,11 @@ impl CaptureSession {
                 return Flow::Disconnected;
             }
         }
-        if self.session.drain().count_reached() {
+        if self
+            .session
+            .drain()
+            .is_some_and(|drain| drain.count_reached())
+        {
             return Flow::End(EndReason::CountReached);
         }
         Flow::Continue
@@ -214,6 +231,26 @@ impl CaptureSession {
     pub async fn close(self) {
         self.session.close().await;
     }
+}
+
+/// Who reads a capture's records: the client, from its own ring, when it
+/// asks and nothing stands in the way; the daemon otherwise, and why when
+/// the client asked.
+fn reader(request: &OpenCapture, granted: &CaptureGrant) -> (session::Reader, Option<String>) {
+    let daemon = session::Reader::Daemon {
+        count: request.packet_count,
+    };
+    if !request.zero_copy || granted.spec.count_only {
+        return (daemon, None);
+    }
+    if granted.anonymize.is_some() {
+        let why = format!(
+            "principal {:?} is anonymized: the daemon rewrites its packets",
+            granted.principal
+        );
+        return (daemon, Some(why));
+    }
+    (session::Reader::Client, None)
 }
 
 /// A record as the client gets it.

@@ -58,6 +58,7 @@ pub async fn serve(stream: UnixStream, peer: Peer, context: Arc<Context>) {
         peer,
         capture: None,
         stats_timer: None,
+        ring_to_send: None,
     };
     handler.run(&mut socket).await;
     if let Some(capture) = handler.capture.take() {
@@ -98,6 +99,9 @@ struct Handler {
     /// Statistics mode: when the capture's next interval ends. Beside the
     /// capture, not in it, so that the loop can wait on both at once.
     stats_timer: Option<tokio::time::Interval>,
+    /// The ring of a capture just opened, to go with the reply that says
+    /// so, when its client reads it itself.
+    ring_to_send: Option<std::os::fd::OwnedFd>,
 }
 
 impl Handler {
@@ -214,7 +218,11 @@ impl Handler {
             tracing::debug!(uid = self.peer.uid, %refusal, "request refused");
             refusal.reply()
         });
-        match socket.send(&reply).await {
+        let sent = match self.ring_to_send.take() {
+            Some(ring) => socket.send_with_fd(&reply, ring).await,
+            None => socket.send(&reply).await,
+        };
+        match sent {
             Ok(()) => Next::Continue,
             Err(_) => Next::Stop,
         }
@@ -230,7 +238,9 @@ impl Handler {
                         "a capture is already open on this connection",
                     ));
                 }
-                let (capture, reply) = CaptureSession::open(&context.state, peer, open).await?;
+                let (capture, reply, ring) =
+                    CaptureSession::open(&context.state, peer, open).await?;
+                self.ring_to_send = ring;
                 self.stats_timer = capture.stats_timer();
                 self.capture = Some(capture);
                 Ok(reply)

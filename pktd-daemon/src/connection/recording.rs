@@ -50,7 +50,9 @@ pub(super) async fn start(
         peer,
         granted.capture,
         filter,
-        request.capture.packet_count,
+        session::Reader::Daemon {
+            count: request.capture.packet_count,
+        },
         {
             let recordings = context.recordings.clone();
             move || create_files(&recordings, files)

@@ -371,6 +371,7 @@ fn client_spec(rules: &Rules, request: &OpenCapture) -> (ClientSpec, u32) {
         byte_quota: rules.byte_quota,
         ring_bytes,
         count_only: request.stats_interval_ms != 0,
+        immediate: request.immediate,
     };
     (spec, snaplen)
 }

@@ -242,14 +242,18 @@ async fn run(recording: Arc<Recording>, start: Start) {
                 reapplied
             }
             Event::Records => {
-                let records = session.drain().take().await;
+                // A recording's ring is always the daemon's to drain.
+                let records = match session.drain() {
+                    Some(drain) => drain.take().await,
+                    None => Vec::new(),
+                };
                 if records.is_empty() {
                     continue;
                 }
                 let written;
                 (files, written) = blocking(move || write(files, &records)).await;
                 written.and_then(|()| {
-                    if session.drain().count_reached() {
+                    if session.drain().is_some_and(|drain| drain.count_reached()) {
                         Err(EndReason::CountReached)
                     } else {
                         Ok(())

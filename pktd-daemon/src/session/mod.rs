@@ -25,7 +25,9 @@ use pktd_proto::{EndReason, FilterSpec, Stats};
 
 pub use self::drain::Drain;
 use crate::{
-    capture::{Added, CaptureError, Registry, SlotCounters, SlotEngine, SlotRef},
+    capture::{
+        Added, CaptureError, HandedRing, Registry, SlotCounters, SlotEngine, SlotRef, ring_exists,
+    },
     compiler::CompileError,
     policy::{CaptureGrant, HeaderView, Peer},
     state::{SessionInfo, State},
@@ -118,8 +120,29 @@ pub struct Session {
     cost: u32,
     slot: SlotRef,
     counters: Arc<SlotCounters>,
-    drain: Drain,
+    delivery: Delivery,
+    /// Why the daemon reads the records of a client that asked for its
+    /// ring.
+    daemon_path: Option<String>,
     closed: bool,
+}
+
+/// Where a session's records go.
+enum Delivery {
+    /// The daemon drains its ring (recordings, and the captures it
+    /// serves).
+    Drained(Box<Drain>),
+    /// The client reads its ring itself: the ring, until it is sent.
+    Handed(Option<HandedRing>),
+}
+
+/// How the records of a session to open are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    /// By the daemon: records moved `count` at most (0: no limit).
+    Daemon { count: u64 },
+    /// By the client, from its own ring, if its uid may hold one more.
+    Client,
 }
 
 impl OpenError {
@@ -137,13 +160,16 @@ impl OpenError {
 /// Opens a session for `peer` as `grant` allows, with the client's
 /// `filter`; `prepare` runs on the blocking thread after the filter
 /// compiled and before the slot is taken, and its result comes back with
-/// the session. `count` ends the drain after that many records (0: never).
+/// the session. `reader` says who reads the records: a client that asked
+/// for its ring gets it unless its uid holds as many as `max_sessions`
+/// (see [`State::hold_ring`]); then the daemon reads them, and
+/// [`Session::daemon_path`] says why.
 pub async fn open<T, E>(
     state: &Arc<State>,
     peer: Peer,
     grant: CaptureGrant,
     (filter, optimize): (FilterSpec, bool),
-    count: u64,
+    reader: Reader,
     prepare: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<(Session, T), E>
 where
@@ -173,8 +199,8 @@ where
     .await?;
     let (prepared, added) = take_slot(state, peer.uid, &grant, program, prepared).await?;
     let engine = added.ring.engine();
-    let ring = match added.ring.into_async() {
-        Ok(ring) => ring,
+    let (delivery, daemon_path) = match deliver(state, peer.uid, &grant, reader, added.ring) {
+        Ok(delivery) => delivery,
         Err(err) => {
             let (registry, slot) = (state.registry().clone(), added.slot);
             blocking(move || registry.remove_client(&slot)).await;
@@ -199,11 +225,8 @@ where
         id,
         peer,
         state: state.clone(),
-        drain: Drain::new(
-            ring,
-            count,
-            grant.anonymize.as_ref().map(|a| a.anonymizer()),
-        ),
+        delivery,
+        daemon_path,
         grant,
         client,
         cost,
@@ -212,6 +235,34 @@ where
         closed: false,
     };
     Ok((session, prepared))
+}
+
+/// Who reads `ring`'s records (see [`open`]), and why the daemon does
+/// when the client asked for the ring.
+fn deliver(
+    state: &State,
+    uid: u32,
+    grant: &CaptureGrant,
+    reader: Reader,
+    ring: crate::capture::Ring,
+) -> std::io::Result<(Delivery, Option<String>)> {
+    let (count, daemon_path) = match reader {
+        Reader::Daemon { count } => (count, None),
+        Reader::Client => match state.hold_ring(uid, ring.id(), grant.max_sessions, ring_exists) {
+            Ok(()) => return Ok((Delivery::Handed(Some(ring.hand_over()?)), None)),
+            Err(held) => (
+                0,
+                Some(format!(
+                    "uid {uid}'s clients hold {held} rings, the most principal {:?} allows \
+                     (max_sessions): the daemon reads this one",
+                    grant.principal
+                )),
+            ),
+        },
+    };
+    let anonymizer = grant.anonymize.as_ref().map(|a| a.anonymizer());
+    let drain = Drain::new(ring.into_async()?, count, anonymizer);
+    Ok((Delivery::Drained(Box::new(drain)), daemon_path))
 }
 
 /// Takes a slot for `program` once the uid's turn at the verifier comes;
@@ -281,14 +332,35 @@ impl Session {
         &self.grant
     }
 
-    /// Its ring, drained.
-    pub fn drain(&mut self) -> &mut Drain {
-        &mut self.drain
+    /// Its ring, drained; `None` when its client reads it.
+    pub fn drain(&mut self) -> Option<&mut Drain> {
+        match &mut self.delivery {
+            Delivery::Drained(drain) => Some(drain),
+            Delivery::Handed(_) => None,
+        }
     }
 
-    /// Resolves when records may be waiting (see [`Drain::ready`]).
+    /// The ring, once, when its client reads it.
+    pub fn take_ring(&mut self) -> Option<HandedRing> {
+        match &mut self.delivery {
+            Delivery::Drained(_) => None,
+            Delivery::Handed(fd) => fd.take(),
+        }
+    }
+
+    /// Why the daemon reads the records though the client asked for its
+    /// ring (see [`open`]).
+    pub fn daemon_path(&self) -> Option<&str> {
+        self.daemon_path.as_deref()
+    }
+
+    /// Resolves when records may be waiting for the daemon (see
+    /// [`Drain::ready`]); never when the client reads them.
     pub async fn ready(&self) -> std::io::Result<()> {
-        self.drain.ready().await
+        match &self.delivery {
+            Delivery::Drained(drain) => drain.ready().await,
+            Delivery::Handed(_) => std::future::pending().await,
+        }
     }
 
     /// Its counters now; takes no lock.
@@ -304,10 +376,15 @@ impl Session {
 
     /// Why a quota ends the session, once it does: only after every
     /// packet the kernel delivered before the quota was hit has been
-    /// drained.
+    /// drained (by the daemon; a client reading its ring reads what is
+    /// left after the end, the ring staying its own).
     pub fn quota_end(&self) -> Option<EndReason> {
         let counters = self.counters().ok()?;
-        quota_end(&counters, self.drain.moved(), self.grant.packet_quota)
+        let drained = match &self.delivery {
+            Delivery::Drained(drain) => drain.moved(),
+            Delivery::Handed(_) => counters.delivered,
+        };
+        quota_end(&counters, drained, self.grant.packet_quota)
     }
 
     /// Replaces the session's filter (ANDed with the policy's); compiled

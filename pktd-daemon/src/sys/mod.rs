@@ -6,6 +6,7 @@ mod bpf;
 mod link;
 mod netns;
 mod packet;
+mod rights;
 mod ring;
 mod sandbox;
 mod time;
@@ -16,6 +17,7 @@ pub use link::{
 };
 pub use netns::enter_netns;
 pub use packet::{packet_send, packet_socket};
+pub use rights::send_with_fd;
 pub use ring::{register_log, register_ring};
 pub use sandbox::{Limit, drop_privileges, is_root, raise_open_files, set_limit};
 pub use time::realtime_minus_tai_ns;

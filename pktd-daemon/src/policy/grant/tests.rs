@@ -62,6 +62,8 @@ fn open(netns: &str, interface: &str, direction: Direction) -> OpenCapture {
         packet_count: 0,
         buffer_bytes: 0,
         stats_interval_ms: 0,
+        immediate: false,
+        zero_copy: false,
     }
 }
 
@@ -136,6 +138,7 @@ fn a_capture_is_cut_to_the_rules() {
             byte_quota: 5000,
             ring_bytes: 65536,
             count_only: false,
+            immediate: false,
         }
     );
     assert_eq!(granted.policy_filter.as_deref(), Some("not port 22"));

@@ -183,18 +183,22 @@ fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        // (c): one match-all client.
+        // (c): one match-all client: in place, forwarded, tcpdump, in
+        // turn.
         let mut match_all: Vec<Run> = Vec::new();
         for rep in 0..args.reps {
-            for backend in [Backend::Pktd, Backend::Tcpdump] {
+            let mut backends = [Backend::Pktd, Backend::PktdForwarded, Backend::Tcpdump];
+            backends.rotate_left(rep % 3);
+            for backend in backends {
                 let run = bench.run(backend, 1, true)?;
                 eprintln!(
-                    "  (c) {} rep {rep}: {:.0} pps, captured {} of {}, dropped {}",
+                    "  (c) {} rep {rep}: {:.0} pps, captured {} of {}, dropped {}, {:.0} ns CPU per packet",
                     backend.name(),
                     run.rx_pps,
                     run.captured(),
                     run.matching,
-                    run.dropped()
+                    run.dropped(),
+                    run.cpu_ns_per_packet.unwrap_or(f64::NAN)
                 );
                 match_all.push(run);
             }
@@ -307,22 +311,35 @@ fn print_wire(summaries: &[Summary], match_all: &[Summary], baseline: f64, engin
             s.dropped
         );
     }
-    println!("\n(c) one match-all client (`udp`)");
     println!(
-        "{:>8} {:>22} {:>22} {:>10}",
-        "backend", "rx pps (spread)", "captured / matching", "dropped"
+        "\n(c) one match-all client (`udp`); CPU: the capture process's, and the daemon's for pktd, per captured packet"
+    );
+    println!(
+        "{:>8} {:>22} {:>10} {:>22} {:>10} {:>24}",
+        "backend",
+        "rx pps (spread)",
+        "vs K=0",
+        "captured / matching",
+        "dropped",
+        "CPU ns/packet (spread)"
     );
     for s in match_all {
         println!(
-            "{:>8} {:>22} {:>22} {:>10}",
+            "{:>8} {:>22} {:>9.1}% {:>22} {:>10} {:>24}",
             s.backend.name(),
             format!(
                 "{:.0} ({:.0}%)",
                 s.rx_pps.median,
                 s.rx_pps.relative() * 100.0
             ),
+            100.0 * s.rx_pps.median / baseline,
             format!("{} / {}", s.captured, s.matching),
-            s.dropped
+            s.dropped,
+            s.cpu_ns.as_ref().map_or("-".to_owned(), |cpu| format!(
+                "{:.0} ({:.0}%)",
+                cpu.median,
+                cpu.relative() * 100.0
+            ))
         );
     }
 }
@@ -370,13 +387,26 @@ fn print_targets(
     let of = |backend: Backend| match_all.iter().find(|s| s.backend == backend);
     if let (Some(pktd), Some(tcpdump)) = (of(Backend::Pktd), of(Backend::Tcpdump)) {
         println!(
-            "  (c) match-all: pktd captured {} ({:.0} pps) dropped {}; tcpdump captured {} ({:.0} pps) dropped {} (target: pktd >= tcpdump, 0 drops)",
-            pktd.captured,
-            pktd.rx_pps.median,
+            "  (c) match-all: pktd kept {:.1}% of K=0, dropped {}; tcpdump kept {:.1}%, dropped {} (target: pktd >= 95%, 0 drops)",
+            100.0 * pktd.rx_pps.median / baseline,
             pktd.dropped,
-            tcpdump.captured,
-            tcpdump.rx_pps.median,
+            100.0 * tcpdump.rx_pps.median / baseline,
             tcpdump.dropped
         );
+        let cpu = |s: &Summary| s.cpu_ns.as_ref().map(|cpu| cpu.median);
+        if let (Some(pktd_ns), Some(tcpdump_ns)) = (cpu(pktd), cpu(tcpdump)) {
+            println!(
+                "  (c) match-all CPU per captured packet: pktd in place {pktd_ns:.0} ns, tcpdump {tcpdump_ns:.0} ns: {:.2}x (target <= 0.5)",
+                pktd_ns / tcpdump_ns
+            );
+        }
+        if let (Some(forwarded), Some(tcpdump_ns)) =
+            (of(Backend::PktdForwarded).and_then(cpu), cpu(tcpdump))
+        {
+            println!(
+                "  (c) match-all CPU per captured packet through the daemon: {forwarded:.0} ns, {:.2}x tcpdump's",
+                forwarded / tcpdump_ns
+            );
+        }
     }
 }

@@ -36,7 +36,10 @@ const UNMATCHED_PORT: u16 = 20000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     None,
+    /// pktcap reading its ring in place (the default).
     Pktd,
+    /// pktcap `--no-zero-copy`: the daemon forwards the packets.
+    PktdForwarded,
     /// pktcap as [`ANONYMIZED_UID`], whose principal the privacy phase
     /// anonymizes.
     PktdAnonymized,
@@ -51,6 +54,7 @@ impl Backend {
         match self {
             Backend::None => "none",
             Backend::Pktd => "pktd",
+            Backend::PktdForwarded => "pktd-fwd",
             Backend::PktdAnonymized => "pktd-anon",
             Backend::Tcpdump => "tcpdump",
         }
@@ -75,6 +79,10 @@ pub struct Run {
     /// Of those, the ones some client's filter matches.
     pub matching: u64,
     pub counts: Vec<ClientCounts>,
+    /// CPU time of the capture processes, and of the daemon for pktd
+    /// (every thread of this process but the sender's), per packet a
+    /// client captured in the measured window, in nanoseconds.
+    pub cpu_ns_per_packet: Option<f64>,
 }
 
 impl Run {
@@ -93,12 +101,14 @@ impl Run {
             .map(|c| format!("{{\"captured\":{},\"dropped\":{}}}", c.captured, c.dropped))
             .collect();
         format!(
-            "{{\"backend\":{},\"k\":{},\"rep\":{rep},\"rx_pps\":{:.0},\"received\":{},\"matching\":{},\"per_client\":[{}]}}",
+            "{{\"backend\":{},\"k\":{},\"rep\":{rep},\"rx_pps\":{:.0},\"received\":{},\"matching\":{},\"cpu_ns_per_packet\":{},\"per_client\":[{}]}}",
             json_string(self.backend.name()),
             self.clients,
             self.rx_pps,
             self.received,
             self.matching,
+            self.cpu_ns_per_packet
+                .map_or("null".to_owned(), |ns| format!("{ns:.1}")),
             clients.join(",")
         )
     }
@@ -208,12 +218,15 @@ impl Bench {
         for filter in &filters {
             let mut command = match backend {
                 Backend::None => break,
-                Backend::Pktd | Backend::PktdAnonymized => {
+                Backend::Pktd | Backend::PktdForwarded | Backend::PktdAnonymized => {
                     let mut command = Command::new(&self.pktcap);
                     command
                         .arg("--socket")
                         .arg(&self.daemon.socket)
                         .args(["--netns", &self.lab.capture_ns]);
+                    if backend == Backend::PktdForwarded {
+                        command.arg("--no-zero-copy");
+                    }
                     if backend == Backend::PktdAnonymized {
                         command.uid(ANONYMIZED_UID).gid(ANONYMIZED_UID);
                     }
@@ -256,15 +269,29 @@ impl Bench {
         } else {
             0.5
         };
-        let (rx_pps, received) = self.traffic(frames)?;
+        let pids: Vec<u32> = started.0.iter().map(|client| client.child.id()).collect();
+        let with_daemon = !matches!(backend, Backend::None | Backend::Tcpdump);
+        let cpu = |sender: i32| -> u64 {
+            let clients: u64 = pids.iter().map(|&pid| process_cpu_ns(pid, None)).sum();
+            let daemon = if with_daemon {
+                process_cpu_ns(std::process::id(), Some(sender))
+            } else {
+                0
+            };
+            clients + daemon
+        };
+        let traffic = self.traffic_measured(frames, &cpu)?;
         let counts = started.stop()?;
+        let captured_in_window = traffic.window_received as f64 * matching_share;
         Ok(Run {
             backend,
             clients,
-            rx_pps,
-            received,
-            matching: (received as f64 * matching_share).round() as u64,
+            rx_pps: traffic.rx_pps,
+            received: traffic.received,
+            matching: (traffic.received as f64 * matching_share).round() as u64,
             counts,
+            cpu_ns_per_packet: (backend != Backend::None && captured_in_window > 0.0)
+                .then(|| traffic.window_cpu_ns as f64 / captured_in_window),
         })
     }
 
@@ -294,13 +321,26 @@ impl Bench {
     /// window: the receiver's packet rate in the window, and the frames it
     /// got over the whole run (clients given time to drain).
     fn traffic(&self, frames: Vec<Vec<u8>>) -> anyhow::Result<(f64, u64)> {
+        let traffic = self.traffic_measured(frames, &|_| 0)?;
+        Ok((traffic.rx_pps, traffic.received))
+    }
+
+    /// [`Bench::traffic`], with `cpu(sender's thread id)` sampled at the
+    /// window's start and end.
+    fn traffic_measured(
+        &self,
+        frames: Vec<Vec<u8>>,
+        cpu: &dyn Fn(i32) -> u64,
+    ) -> anyhow::Result<Traffic> {
         let before = rx_packets(&self.lab.capture_ns, &self.lab.capture_if)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let sender_tid = Arc::new(std::sync::atomic::AtomicI32::new(0));
         let sender = {
             let socket = self.lab.sender();
-            let stop = stop.clone();
+            let (stop, sender_tid) = (stop.clone(), sender_tid.clone());
             let limit = Instant::now() + self.settings.warmup + self.settings.duration * 2;
             std::thread::spawn(move || -> anyhow::Result<u64> {
+                sender_tid.store(sys::thread_id(), Ordering::Relaxed);
                 sys::pin_thread(0)?;
                 let mut sent = 0u64;
                 let mut batch = 0usize;
@@ -314,14 +354,17 @@ impl Bench {
             })
         };
         std::thread::sleep(self.settings.warmup);
+        let sender_tid = sender_tid.load(Ordering::Relaxed);
         let start = (
             Instant::now(),
             rx_packets(&self.lab.capture_ns, &self.lab.capture_if)?,
+            cpu(sender_tid),
         );
         std::thread::sleep(self.settings.duration);
         let end = (
             Instant::now(),
             rx_packets(&self.lab.capture_ns, &self.lab.capture_if)?,
+            cpu(sender_tid),
         );
         stop.store(true, Ordering::Relaxed);
         sender
@@ -330,11 +373,43 @@ impl Bench {
         // Let the clients drain what is queued before they are stopped.
         std::thread::sleep(Duration::from_millis(500));
         let after = rx_packets(&self.lab.capture_ns, &self.lab.capture_if)?;
-        Ok((
-            (end.1 - start.1) as f64 / (end.0 - start.0).as_secs_f64(),
-            after - before,
-        ))
+        Ok(Traffic {
+            rx_pps: (end.1 - start.1) as f64 / (end.0 - start.0).as_secs_f64(),
+            received: after - before,
+            window_received: end.1 - start.1,
+            window_cpu_ns: end.2.saturating_sub(start.2),
+        })
     }
+}
+
+/// What one round of traffic measured.
+struct Traffic {
+    /// The receiver's packet rate in the window.
+    rx_pps: f64,
+    /// Frames it got over the whole run.
+    received: u64,
+    /// Frames it got in the window.
+    window_received: u64,
+    /// What the CPU sampler counted in the window.
+    window_cpu_ns: u64,
+}
+
+/// CPU time of every thread of process `pid` but `except` (a thread id),
+/// in nanoseconds, from `/proc/PID/task/TID/schedstat` (time on a CPU,
+/// to the nanosecond; threads that ended are not counted).
+fn process_cpu_ns(pid: u32, except: Option<i32>) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            let tid = task.file_name().to_string_lossy().parse::<i32>().ok();
+            tid.is_some() && tid != except
+        })
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// Started clients; killed if dropped before [`Clients::stop`].
@@ -422,6 +497,8 @@ pub struct Summary {
     pub captured: u64,
     pub matching: u64,
     pub dropped: u64,
+    /// CPU per captured packet, when measured.
+    pub cpu_ns: Option<Spread>,
 }
 
 pub fn summarize(runs: &[&Run]) -> Summary {
@@ -437,6 +514,13 @@ pub fn summarize(runs: &[&Run]) -> Summary {
         captured: median_run.captured(),
         matching: median_run.matching,
         dropped: median_run.dropped(),
+        cpu_ns: {
+            let cpu: Vec<f64> = runs
+                .iter()
+                .filter_map(|run| run.cpu_ns_per_packet)
+                .collect();
+            (!cpu.is_empty()).then(|| Spread::of(cpu))
+        },
     }
 }
 

@@ -1,0 +1,242 @@
+//! A session's ring read in place (zero-copy): the daemon hands the
+//! client the ring buffer's descriptor, and records are read where the
+//! kernel program wrote them, each released when its [`PacketRef`] is
+//! dropped.
+
+use std::{io, os::fd::OwnedFd};
+
+use pktd_common::{DIR_OUT, RECORD_HEADER_LEN};
+use pktd_proto::{Direction, Packet};
+use tokio::io::unix::AsyncFd;
+
+use crate::sys::{RingMap, realtime_minus_tai_ns, register_ring};
+
+/// The kernel's ring buffer record header (include/uapi/linux/bpf.h):
+/// the length word with these two bits, then the page offset.
+const BUSY_BIT: u32 = 1 << 31;
+const DISCARD_BIT: u32 = 1 << 30;
+const KERNEL_HEADER_LEN: usize = 8;
+
+/// A ring mapped for reading.
+pub(crate) struct RingReader {
+    map: RingMap,
+    /// Where the next record starts; published to the kernel as each
+    /// record is released.
+    pos: usize,
+    /// The descriptor in the reactor: readable when the kernel woke the
+    /// reader.
+    wake: AsyncFd<OwnedFd>,
+    realtime_minus_tai_ns: i64,
+}
+
+/// Where the next record lies.
+struct Next {
+    /// Its payload: pktd's record header, then the packet bytes.
+    start: usize,
+    len: usize,
+    /// The position after it.
+    end: usize,
+}
+
+impl RingReader {
+    /// Maps ring `fd`, whose data area is `size` bytes.
+    pub fn new(fd: OwnedFd, size: u32) -> io::Result<Self> {
+        let wake = register_ring(fd.try_clone()?)?;
+        let map = RingMap::new(fd, size as usize)?;
+        let pos = map.consumer_pos();
+        Ok(Self {
+            map,
+            pos,
+            wake,
+            realtime_minus_tai_ns: realtime_minus_tai_ns(),
+        })
+    }
+
+    /// The ring buffer's descriptor.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd as _;
+        self.wake.get_ref().as_fd()
+    }
+
+    /// Whether a whole record waits (discarded ones are skipped).
+    pub fn has_record(&mut self) -> io::Result<bool> {
+        Ok(self.peek()?.is_some())
+    }
+
+    /// The next record, released when the [`PacketRef`] is dropped.
+    pub fn next(&mut self) -> io::Result<Option<PacketRef<'_>>> {
+        let Some(next) = self.peek()? else {
+            return Ok(None);
+        };
+        let Self {
+            map,
+            pos,
+            realtime_minus_tai_ns,
+            ..
+        } = self;
+        let map = &*map;
+        let payload = map.bytes(next.start, next.len).ok_or_else(corrupt)?;
+        let packet = parse(payload, *realtime_minus_tai_ns).ok_or_else(corrupt)?;
+        Ok(Some(PacketRef {
+            release: Some(Release {
+                map,
+                pos,
+                end: next.end,
+            }),
+            ..packet
+        }))
+    }
+
+    /// Resolves when the kernel has woken the reader (once the ring is an
+    /// eighth full, or for every record in immediate mode).
+    pub async fn readable(&self) -> io::Result<()> {
+        let mut guard = self.wake.readable().await?;
+        // Readiness is looked at again (has_record) before any wait.
+        guard.clear_ready();
+        Ok(())
+    }
+
+    fn peek(&mut self) -> io::Result<Option<Next>> {
+        loop {
+            let queued = self.map.producer_pos().wrapping_sub(self.pos);
+            if queued == 0 {
+                return Ok(None);
+            }
+            if queued > self.map.size() {
+                return Err(corrupt());
+            }
+            let word = self.map.header_word(self.pos);
+            if word & BUSY_BIT != 0 {
+                // Reserved, not yet committed: it is next, whatever
+                // follows it.
+                return Ok(None);
+            }
+            let len = (word & !(BUSY_BIT | DISCARD_BIT)) as usize;
+            let end = self
+                .pos
+                .wrapping_add((KERNEL_HEADER_LEN + len).next_multiple_of(8));
+            if end.wrapping_sub(self.pos) > queued {
+                return Err(corrupt());
+            }
+            if word & DISCARD_BIT != 0 {
+                self.pos = end;
+                self.map.set_consumer_pos(end);
+                continue;
+            }
+            return Ok(Some(Next {
+                start: self.pos.wrapping_add(KERNEL_HEADER_LEN),
+                len,
+                end,
+            }));
+        }
+    }
+}
+
+fn corrupt() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "the ring buffer holds a record pktd did not write",
+    )
+}
+
+/// Parses a record's payload: pktd's header (`pktd_common::RecordHeader`)
+/// and the captured bytes.
+fn parse(payload: &[u8], realtime_minus_tai_ns: i64) -> Option<PacketRef<'_>> {
+    let header = payload.get(..RECORD_HEADER_LEN)?;
+    let word = |at: usize| u32::from_ne_bytes(header[at..at + 4].try_into().unwrap());
+    let timestamp_tai = u64::from_ne_bytes(header[..8].try_into().unwrap());
+    let cap_len = word(12) as usize;
+    Some(PacketRef {
+        timestamp_ns: timestamp_tai.saturating_add_signed(realtime_minus_tai_ns),
+        wire_len: word(8),
+        direction: if word(20) == DIR_OUT {
+            Direction::Out
+        } else {
+            Direction::In
+        },
+        data: payload.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN.checked_add(cap_len)?)?,
+        release: None,
+    })
+}
+
+/// A packet borrowed from where it was received: from the session's ring
+/// in place (zero-copy), released to the kernel when dropped, or from
+/// libwire's buffer when the daemon sent it. [`PacketRef::to_owned`]
+/// copies it.
+pub struct PacketRef<'a> {
+    timestamp_ns: u64,
+    wire_len: u32,
+    direction: Direction,
+    data: &'a [u8],
+    release: Option<Release<'a>>,
+}
+
+/// Gives a record's room back to the kernel.
+struct Release<'a> {
+    map: &'a RingMap,
+    pos: &'a mut usize,
+    end: usize,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        *self.pos = self.end;
+        self.map.set_consumer_pos(self.end);
+    }
+}
+
+impl<'a> PacketRef<'a> {
+    /// A packet the daemon sent.
+    pub(crate) fn from_packet(packet: &'a Packet) -> Self {
+        Self {
+            timestamp_ns: packet.timestamp_ns,
+            wire_len: packet.wire_len,
+            direction: packet.direction,
+            data: &packet.data,
+            release: None,
+        }
+    }
+
+    /// Wall-clock time the packet was seen, in nanoseconds since the
+    /// epoch.
+    pub fn timestamp_ns(&self) -> u64 {
+        self.timestamp_ns
+    }
+
+    /// Its length on the wire.
+    pub fn wire_len(&self) -> u32 {
+        self.wire_len
+    }
+
+    /// Received or sent.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// The captured bytes (at most the snaplen), VLAN tag in place.
+    pub fn data(&self) -> &[u8] {
+        self.data
+    }
+
+    /// A copy that outlives the record.
+    pub fn to_owned(&self) -> Packet {
+        Packet {
+            timestamp_ns: self.timestamp_ns,
+            wire_len: self.wire_len,
+            direction: self.direction,
+            data: self.data.to_vec(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PacketRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PacketRef")
+            .field("timestamp_ns", &self.timestamp_ns)
+            .field("wire_len", &self.wire_len)
+            .field("direction", &self.direction)
+            .field("len", &self.data.len())
+            .field("in_ring", &self.release.is_some())
+            .finish()
+    }
+}

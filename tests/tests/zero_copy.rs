@@ -1,0 +1,430 @@
+//! Zero-copy delivery against the real `pktd` binary: an unprivileged
+//! client handed its own ring reads its packets in place and gets what the
+//! daemon's path gets; with that descriptor it can reach nothing else, and
+//! whatever it writes into its consumer page, others lose nothing
+//! (docs/security.md, "A client's own ring").
+//!
+//! The unprivileged clients run on threads whose credentials are dropped
+//! to a narrow principal's uid (a thread's credentials are its own on
+//! Linux): the daemon sees that uid, and every mapping and bpf(2) call of
+//! the thread is checked against it.
+
+use std::{
+    collections::BTreeSet,
+    io,
+    os::fd::AsFd as _,
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use libwire::{Capture, CaptureBuilder, Direction};
+use pktd_tests::{
+    bystander::Bystander,
+    corpus::{numbered_udp_frame, sequence_and_port},
+    daemon::connect_as,
+    netlab::Lab,
+    pktd::RealDaemon,
+    sys::{
+        ConsumerPage, bpf_cmd, bpf_map_fd_by_id, bpf_map_id_and_name, bpf_map_junk_command,
+        drop_thread_credentials, steal_fd, try_map_writable,
+    },
+};
+
+/// A narrow principal: the lab's interface only.
+const NARROW: (u32, u32) = (4545, 4545);
+
+/// Root everywhere; NARROW on the lab's capture interface only, at most
+/// `max_sessions` sessions.
+fn policy(lab: &Lab, max_sessions: u32) -> String {
+    format!(
+        r#"
+[[principal]]
+name = "root"
+users = [0]
+netns = ["*"]
+interfaces = ["*"]
+
+[[principal]]
+name = "narrow"
+users = [{uid}]
+netns = ["{ns}"]
+interfaces = ["{iface}"]
+max_sessions = {max_sessions}
+"#,
+        uid = NARROW.0,
+        ns = lab.capture_ns,
+        iface = lab.capture_if,
+    )
+}
+
+/// A capture of the lab's received UDP packets to `port`.
+fn builder(lab: &Lab, daemon: &RealDaemon, port: u16) -> CaptureBuilder {
+    CaptureBuilder::new(&lab.capture_if)
+        .socket(&daemon.socket)
+        .netns(&lab.capture_ns)
+        .direction(Direction::In)
+        .filter(format!("udp dst port {port}"))
+}
+
+/// Runs `work` as NARROW on a thread of its own, with a runtime of its
+/// own: it connects as NARROW, and maps and calls bpf(2) as NARROW.
+fn as_narrow<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::spawn(move || {
+        drop_thread_credentials(NARROW.0, NARROW.1).expect("dropping this thread's credentials");
+        work()
+    })
+}
+
+/// Opens `builder`'s capture as the calling thread's user, on `runtime`
+/// (which must outlive it).
+fn open_here(
+    runtime: &tokio::runtime::Runtime,
+    builder: CaptureBuilder,
+    socket: &std::path::Path,
+) -> Capture {
+    let stream = runtime.block_on(async {
+        tokio::net::UnixStream::connect(socket)
+            .await
+            .expect("connecting")
+    });
+    runtime
+        .block_on(builder.open_on(stream))
+        .expect("the narrow principal opens")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// Reads `count` packets (at most `within`): their bytes and wire lengths.
+async fn read_packets(
+    capture: &mut Capture,
+    count: usize,
+    within: Duration,
+) -> Vec<(u32, Vec<u8>)> {
+    let deadline = Instant::now() + within;
+    let mut packets = Vec::new();
+    while packets.len() < count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, capture.next_packet_ref()).await {
+            Ok(Ok(Some(packet))) => packets.push((packet.wire_len(), packet.data().to_vec())),
+            Ok(Ok(None)) => break,
+            Ok(Err(err)) => panic!("reading a packet: {err}"),
+            Err(_) => break,
+        }
+    }
+    packets
+}
+
+/// Frames of every record class up to a jumbo-less MTU: payloads from a
+/// few bytes to 1400.
+fn frames(port: u16, count: u64) -> Vec<Vec<u8>> {
+    (0..count)
+        .map(|sequence| numbered_udp_frame(port, sequence, 8 + (sequence as usize * 37) % 1400))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unprivileged_client_reads_its_ring_and_gets_what_the_daemon_path_gets() {
+    let lab = Lab::new();
+    let daemon = RealDaemon::start("zc-same", &policy(&lab, 4), &[]);
+    const PORT: u16 = 7101;
+    const COUNT: u64 = 400;
+
+    // The daemon's path, as root.
+    let mut forwarded = builder(&lab, &daemon, PORT)
+        .zero_copy(false)
+        .open()
+        .await
+        .expect("root opens");
+    assert!(
+        !forwarded.zero_copy(),
+        "--no-zero-copy reads through the daemon"
+    );
+    assert!(forwarded.ring_fd().is_none());
+
+    // The ring in place, as NARROW.
+    let (opened, opened_rx) = mpsc::channel();
+    let socket = daemon.socket.clone();
+    let in_place = {
+        let builder = builder(&lab, &daemon, PORT);
+        as_narrow(move || {
+            let runtime = runtime();
+            let mut capture = open_here(&runtime, builder, &socket);
+            let ring = capture.ring_fd().map(bpf_map_id_and_name);
+            opened.send(()).unwrap();
+            let packets = runtime.block_on(read_packets(
+                &mut capture,
+                COUNT as usize,
+                Duration::from_secs(10),
+            ));
+            let stats = runtime.block_on(capture.stats()).expect("counters");
+            (capture.zero_copy(), ring, packets, stats)
+        })
+    };
+    opened_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the narrow client opened");
+
+    let sent = frames(PORT, COUNT);
+    let sender = lab.sender();
+    for chunk in sent.chunks(50) {
+        assert_eq!(sender.send_batch(chunk).unwrap(), chunk.len());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+
+    let via_daemon = read_packets(&mut forwarded, COUNT as usize, Duration::from_secs(10)).await;
+    let (zero_copy, ring, in_place, stats) = in_place.join().expect("the narrow client");
+    assert!(zero_copy, "the narrow client reads its ring in place");
+    let (_, name) = ring
+        .expect("a ring descriptor")
+        .expect("its own ring's info");
+    assert_eq!(name, "pktd_ring");
+    assert_eq!(in_place.len(), COUNT as usize, "every frame, in place");
+    assert_eq!(
+        via_daemon, in_place,
+        "the ring read in place holds what the daemon forwards, in order"
+    );
+    let expected: Vec<_> = sent
+        .iter()
+        .map(|frame| (frame.len() as u32, frame.clone()))
+        .collect();
+    assert_eq!(in_place, expected, "and that is what was sent");
+    assert_eq!((stats.delivered, stats.dropped), (COUNT, 0));
+    forwarded.close().await.expect("root closes");
+}
+
+/// Tries every way the brief's threat model names for a client holding
+/// its own ring to reach another's, or the daemon's: each must fail.
+fn reach_attempts(own: std::os::fd::BorrowedFd<'_>, victim_id: u32, daemon_pid: i32) {
+    let is_denied = |result: io::Result<()>, what: &str| {
+        let err = result.expect_err(what);
+        assert!(
+            matches!(
+                err.raw_os_error(),
+                Some(libc::EPERM | libc::EACCES | libc::ENOTSUP | libc::EINVAL | libc::ENOENT)
+                    | Some(524) // ENOTSUPP, the kernel's internal "not supported"
+            ),
+            "{what}: {err}"
+        );
+    };
+    // bpf(2) by id: another ring, or any map near it.
+    is_denied(
+        bpf_map_fd_by_id(victim_id).map(drop),
+        "the victim's ring by id",
+    );
+    for id in victim_id.saturating_sub(32)..victim_id + 32 {
+        let result = bpf_map_fd_by_id(id).map(drop);
+        assert_eq!(
+            result.map_err(|err| err.raw_os_error()),
+            Err(Some(libc::EPERM)),
+            "map id {id}"
+        );
+    }
+    // The daemon's descriptors: neither through /proc nor pidfd_getfd.
+    is_denied(
+        std::fs::read_dir(format!("/proc/{daemon_pid}/fd")).map(drop),
+        "the daemon's descriptor table",
+    );
+    for target in 0..64 {
+        is_denied(
+            steal_fd(daemon_pid, target).map(drop),
+            "pidfd_getfd on the daemon",
+        );
+    }
+    // The own ring: no element access, and its producer page and data
+    // stay read-only.
+    for cmd in [
+        bpf_cmd::MAP_LOOKUP_ELEM,
+        bpf_cmd::MAP_UPDATE_ELEM,
+        bpf_cmd::MAP_DELETE_ELEM,
+        bpf_cmd::MAP_GET_NEXT_KEY,
+    ] {
+        is_denied(
+            bpf_map_junk_command(cmd, own),
+            "a map command on the own ring",
+        );
+    }
+    let page = 4096;
+    is_denied(
+        try_map_writable(own, page, page as usize),
+        "the producer page writable",
+    );
+    is_denied(
+        try_map_writable(own, 2 * page, page as usize),
+        "the data writable",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_reach_another_ring_nor_disturb_others_with_its_consumer_page() {
+    let lab = Lab::new();
+    let daemon = RealDaemon::start("zc-hostile", &policy(&lab, 4), &[]);
+    let daemon_pid = daemon.process.child.id() as i32;
+    const ATTACK_PORT: u16 = 7102;
+    // Two bystanders, one on each path: neither may lose a frame.
+    let in_place = Bystander::start_on(&lab, &daemon.socket, 9999, true).await;
+    let forwarded = Bystander::start_on(&lab, &daemon.socket, 9998, false).await;
+    // A victim ring the attacker would like to read.
+    let mut victim = builder(&lab, &daemon, 7103).open().await.expect("victim");
+    let (victim_id, _) = bpf_map_id_and_name(victim.ring_fd().expect("in place")).unwrap();
+
+    let (ready, ready_rx) = mpsc::channel();
+    let (flooded, flooded_rx) = mpsc::channel::<()>();
+    let socket = daemon.socket.clone();
+    let attacker = {
+        let builder = builder(&lab, &daemon, ATTACK_PORT);
+        as_narrow(move || {
+            let runtime = runtime();
+            let mut capture = open_here(&runtime, builder, &socket);
+            let own = capture
+                .ring_fd()
+                .expect("the attacker's ring")
+                .try_clone_to_owned()
+                .expect("a copy of its descriptor");
+            let own = own.as_fd();
+            reach_attempts(own, victim_id, daemon_pid);
+            // Garbage consumer positions while its ring is flooded: behind
+            // the producer, far ahead, unaligned, at the extremes.
+            let page = ConsumerPage::map(own).expect("the consumer page is writable");
+            ready.send(()).unwrap();
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            let started = Instant::now();
+            let mut writes = 0u64;
+            while flooded_rx.try_recv().is_err() && started.elapsed() < Duration::from_secs(20) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let position = match writes % 6 {
+                    0 => 0,
+                    1 => u64::MAX,
+                    2 => 1 << 63,
+                    3 => page.read().wrapping_add(x % 4096),
+                    4 => page.read().wrapping_sub(x % (1 << 20)),
+                    _ => x,
+                };
+                page.write(position);
+                writes += 1;
+            }
+            // The attacker's own session is still served: it was only
+            // ever its own ring.
+            let stats = runtime.block_on(capture.stats());
+            (writes, stats.map(|stats| stats.delivered))
+        })
+    };
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the attacker is ready");
+
+    // Flood the attacker's port while the bystanders' trickles run.
+    let sender = lab.sender();
+    let flood: Vec<_> = (0..256)
+        .map(|sequence| numbered_udp_frame(ATTACK_PORT, sequence, 200))
+        .collect();
+    let started = Instant::now();
+    let mut flood_sent = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        flood_sent += sender.send_batch(&flood).unwrap_or(0);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    flooded.send(()).unwrap();
+    let (writes, attacker_delivered) = attacker.join().expect("the attacker");
+    println!(
+        "consumer-page garbage: {writes} writes during a flood of {flood_sent} frames; \
+         the attacker's session delivered {attacker_delivered:?}"
+    );
+    assert!(writes > 1000, "the attack ran: {writes} writes");
+    attacker_delivered.expect("the attacker's own session still answers");
+
+    // The victim's ring is untouched: it gets its frames, nothing else.
+    let victim_frames: Vec<_> = (0..50)
+        .map(|sequence| numbered_udp_frame(7103, sequence, 64))
+        .collect();
+    sender.send_batch(&victim_frames).unwrap();
+    let got = read_packets(&mut victim, 50, Duration::from_secs(5)).await;
+    let sequences: BTreeSet<_> = got
+        .iter()
+        .map(|(_, data)| sequence_and_port(data))
+        .collect();
+    assert_eq!(sequences, (0..50).map(|s| (s, 7103)).collect());
+    victim.close().await.expect("the victim closes");
+
+    let in_place = in_place.finish_whole(Duration::from_millis(500)).await;
+    let forwarded = forwarded.finish_whole(Duration::from_millis(500)).await;
+    println!("bystanders: in place {in_place:?}, through the daemon {forwarded:?}");
+    let took = daemon.terminate(Duration::from_secs(2));
+    println!("SIGTERM after the consumer-page attack: exited in {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rings_kept_after_their_sessions_end_count_against_max_sessions() {
+    let lab = Lab::new();
+    let daemon = RealDaemon::start("zc-kept", &policy(&lab, 2), &[]);
+    let socket = daemon.socket.clone();
+    let builder = builder(&lab, &daemon, 7104);
+    let outcome = as_narrow(move || {
+        let runtime = runtime();
+        let open = |builder: CaptureBuilder| {
+            let stream =
+                runtime.block_on(async { tokio::net::UnixStream::connect(&socket).await.unwrap() });
+            runtime.block_on(builder.open_on(stream)).expect("opens")
+        };
+        // Two sessions whose rings the client keeps after closing them.
+        let mut kept = Vec::new();
+        for _ in 0..2 {
+            let capture = open(builder.clone());
+            assert!(capture.zero_copy());
+            kept.push(capture.ring_fd().unwrap().try_clone_to_owned().unwrap());
+            runtime.block_on(capture.close()).expect("closes");
+        }
+        // A third: its uid holds two rings already, the most it may.
+        let third = open(builder.clone());
+        let refused = (third.zero_copy(), third.daemon_path().map(str::to_owned));
+        runtime.block_on(third.close()).expect("closes");
+        // Once the rings are let go, zero-copy comes back.
+        drop(kept);
+        let started = Instant::now();
+        let back = loop {
+            let capture = open(builder.clone());
+            let zero_copy = capture.zero_copy();
+            runtime.block_on(capture.close()).expect("closes");
+            if zero_copy || started.elapsed() > Duration::from_secs(10) {
+                break zero_copy.then(|| started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        (refused, back)
+    })
+    .join()
+    .expect("the narrow client");
+    let ((zero_copy, why), back) = outcome;
+    assert!(!zero_copy, "a third ring while two are kept");
+    let why = why.expect("the reason");
+    assert!(why.contains("hold 2 rings"), "{why}");
+    println!(
+        "kept rings: third session through the daemon ({why}); zero-copy again after {back:?}"
+    );
+    assert!(back.is_some(), "zero-copy once the kept rings are closed");
+}
+
+/// The connection a NARROW client makes from the test's own thread is
+/// served through the daemon's path when it asks not to read in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_may_keep_the_daemon_path() {
+    let lab = Lab::new();
+    let daemon = RealDaemon::start("zc-off", &policy(&lab, 4), &[]);
+    let stream = connect_as(&daemon.socket, NARROW.0, NARROW.1);
+    let capture = builder(&lab, &daemon, 7105)
+        .zero_copy(false)
+        .open_on(stream)
+        .await
+        .expect("opens");
+    assert!(!capture.zero_copy());
+    assert_eq!(capture.daemon_path(), None, "asked for, so no reason given");
+    capture.close().await.expect("closes");
+}
