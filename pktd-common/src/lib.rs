@@ -216,8 +216,8 @@ pub struct Globals {
     pub _pad: u32,
     /// Entry `i`: the instructions slot `i`'s filter may run per packet
     /// while the slots of `interpreted` are; entry `MAX_CLIENTS + i`: the
-    /// same when every slot in use is interpreted (a packet whose VLAN tag
-    /// is in metadata). The budget is shared out by the filters' lengths,
+    /// same when every slot in use is interpreted (no native program is
+    /// installed for the packet's hook). The budget is shared out by the filters' lengths,
     /// max-min fair (a filter runs at most its length, so the short ones
     /// get all they can use and the rest is split among the long ones). A
     /// filter that does not end within its cap gives no verdict for the
@@ -248,9 +248,8 @@ impl Default for Globals {
 pub struct Verdicts {
     /// DIR_IN or DIR_OUT.
     pub direction: u32,
-    /// 1 when the native verdicts do not apply to this packet (its VLAN tag
-    /// was moved into metadata, which native code cannot see) and every
-    /// active slot is interpreted.
+    /// 1 when no native program ran for this packet (none installed) and
+    /// every active slot is interpreted.
     pub interpret_all: u32,
     /// Bit `i` set: slot `i`'s native filter accepted the packet.
     pub matched: u64,
@@ -347,8 +346,12 @@ pub struct InterfaceCounters {
     pub received: u64,
     /// Packets seen sent (TC egress).
     pub sent: u64,
+    /// Packets for which the interpreter ran at least one filter (those
+    /// without native code, or all of them when no native program is
+    /// installed): what the fallback engine costs the interface.
+    pub interpreted: u64,
 }
-const _: () = assert!(size_of::<InterfaceCounters>() == 48);
+const _: () = assert!(size_of::<InterfaceCounters>() == 56);
 
 impl InterfaceCounters {
     /// Adds another CPU's counters to these.
@@ -359,6 +362,7 @@ impl InterfaceCounters {
         self.tcp_synack += other.tcp_synack;
         self.received += other.received;
         self.sent += other.sent;
+        self.interpreted += other.interpreted;
     }
 }
 

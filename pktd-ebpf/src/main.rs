@@ -16,9 +16,10 @@
 //! 3. `pktd_deliver` delivers the matches, and interprets (one `bpf_loop`
 //!    iteration per instruction) the filters without native code.
 //!
-//! A packet whose VLAN tag the kernel moved into metadata skips step 2 and
-//! is interpreted by every client: filters must see the tag in place, and
-//! only the interpreter's view of the packet has it.
+//! A packet whose VLAN tag the kernel moved into metadata is judged as it
+//! was on the wire, tag in place, by both engines: the native code reads
+//! the tag from the skb's metadata (`pktd-translate`), the interpreter
+//! from its view of the packet (`packet.rs`).
 #![no_std]
 #![no_main]
 // Atomic fetch-and-add on map values (see `fetch_add`).
@@ -155,14 +156,9 @@ fn classify_tc(ctx: &TcContext, direction: u32) {
     let Some(verdicts) = start_packet(ctx.data(), ctx.data_end(), direction, false) else {
         return;
     };
-    let skb = ctx.skb.skb;
-    // SAFETY: the context's own field; the verifier rewrites the read.
-    let vlan_in_metadata = unsafe { (*skb).vlan_present } != 0;
-    if !vlan_in_metadata {
-        // SAFETY: tail calls return only when they fail (no native filters
-        // installed): then every slot is interpreted.
-        unsafe { PKTD_JUMP.tail_call(ctx, jump::DECIDE) };
-    }
+    // SAFETY: tail calls return only when they fail (no native filters
+    // installed): then every slot is interpreted.
+    unsafe { PKTD_JUMP.tail_call(ctx, jump::DECIDE) };
     verdicts.interpret_all = 1;
     // SAFETY: as above.
     unsafe { PKTD_JUMP.tail_call(ctx, jump::DELIVER) };
@@ -220,6 +216,16 @@ fn count_interface_traffic(data: usize, data_end: usize, direction: u32) {
     }
 }
 
+/// Counts a packet the interpreter runs filters on.
+#[inline(never)]
+fn count_interpreted() {
+    if let Some(counters) = PKTD_INTERFACE.get_ptr_mut(0) {
+        // SAFETY: this CPU's value; programs of one hook do not nest on a
+        // CPU.
+        unsafe { (*counters).interpreted += 1 };
+    }
+}
+
 /// The clients one packet is evaluated for in `pktd_deliver`.
 #[repr(C)]
 struct Delivery<F: HookContext> {
@@ -258,6 +264,9 @@ fn deliver_matches<F: HookContext>(frame: F) -> Option<()> {
     let remaining = (verdicts.matched & in_use) | interpreted;
     if remaining == 0 {
         return None;
+    }
+    if interpreted != 0 {
+        count_interpreted();
     }
     let prefix = PKTD_PREFIX.get_ptr_mut(0)?;
     let mut delivery = Delivery {

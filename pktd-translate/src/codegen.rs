@@ -71,6 +71,7 @@ const MEM: u8 = 0x60;
 const K: u8 = 0x00;
 const X: u8 = 0x08;
 const ADD: u8 = 0x00;
+const SUB: u8 = 0x10;
 const OR: u8 = 0x40;
 const AND: u8 = 0x50;
 const LSH: u8 = 0x60;
@@ -91,6 +92,7 @@ const R1: u8 = 1;
 const R2: u8 = 2;
 const R3: u8 = 3;
 const R4: u8 = 4;
+const R5: u8 = 5;
 const R6: u8 = 6;
 const REG_A: u8 = 7;
 const REG_X: u8 = 8;
@@ -107,7 +109,25 @@ const HELPER_BUFFER: i16 = -8;
 const VERDICTS_POINTER: i16 = -16;
 const MEMORY: i16 = -80;
 const SAVE_AREAS: i16 = -88;
-const _: () = assert!(SAVE_AREAS as isize - 8 * (MAX_FORK_DEPTH as isize + 1) >= -512);
+const _: () =
+    assert!(SAVE_AREAS as isize - 8 * (MAX_FORK_DEPTH as isize + 1) >= WIRE_HEAD as isize);
+/// TC only: the first [`WIRE_HEAD_LEN`] bytes of the frame as it was on
+/// the wire when the kernel moved its VLAN tag into skb metadata (MAC
+/// addresses, the tag, what followed), for loads that reach the tag.
+const WIRE_HEAD: i16 = -448;
+const WIRE_HEAD_LEN: u32 = 24;
+/// TC only: 4 when the VLAN tag is in metadata (every wire offset past
+/// the MAC addresses is 4 bytes further into the skb), else 0.
+const TAG_SHIFT: i16 = -456;
+const _: () = assert!(TAG_SHIFT >= -512 && WIRE_HEAD + WIRE_HEAD_LEN as i16 <= TAG_SHIFT + 8 + 24);
+
+/// `struct __sk_buff` fields the VLAN handling reads.
+const SKB_LEN: i16 = 0;
+const SKB_VLAN_PRESENT: i16 = 20;
+const SKB_VLAN_TCI: i16 = 24;
+const SKB_VLAN_PROTO: i16 = 28;
+/// Bytes of the MAC addresses, before the tag.
+const MAC_LEN: i32 = 12;
 
 /// Largest packet offset the direct path serves (the verifier's limit on
 /// packet pointer offsets); beyond it loads go through the helper.
@@ -213,28 +233,35 @@ impl Emitter {
     }
 
     /// `dst` = `size` bytes of the packet at `offset` (big-endian, as in
-    /// classic BPF); a load outside the packet goes to `fault`.
+    /// classic BPF); a load outside the packet goes to `fault`. Offsets
+    /// are the frame's as on the wire: at TC, when the kernel moved the
+    /// VLAN tag into metadata, those reaching the tag read the wire head
+    /// the prologue assembled, those past it the skb 4 bytes earlier.
     fn load(&mut self, dst: u8, size: u32, offset: Offset, fault: Label) {
-        let width = match size {
-            1 => B,
-            2 => H,
-            _ => W,
-        };
         let (slow, done) = (self.label(), self.label());
+        let tagged = (self.hook == Hook::Tc).then(|| self.label());
         match offset {
-            Offset::Absolute(k) if k as u64 + size as u64 > MAX_DIRECT_OFFSET as u64 => {
-                self.emit(ALU | MOV | K, R1, 0, 0, k as i32);
-                self.jump(JMP | JA, 0, 0, 0, slow);
-            }
             Offset::Absolute(k) => {
-                self.emit(LDX | MEM | W, R2, R6, self.layout.data, 0);
-                self.emit(LDX | MEM | W, R3, R6, self.layout.data_end, 0);
-                self.emit(ALU64 | ADD | K, R2, 0, 0, k as i32);
-                self.emit(ALU64 | MOV | X, R4, R2, 0, 0);
-                self.emit(ALU64 | ADD | K, R4, 0, 0, size as i32);
-                self.emit(ALU | MOV | K, R1, 0, 0, k as i32);
-                self.jump(JMP | JGT | X, R4, R3, 0, slow);
-                self.emit(LDX | MEM | width, dst, R2, 0, 0);
+                if let Some(tagged) = tagged {
+                    self.emit(LDX | MEM | W, R5, R10, TAG_SHIFT, 0);
+                    self.emit(ALU | MOV | K, R1, 0, 0, k as i32);
+                    self.jump(JMP | JNE | K, R5, 0, 0, tagged);
+                }
+                if k as u64 + size as u64 > MAX_DIRECT_OFFSET as u64 {
+                    self.emit(ALU | MOV | K, R1, 0, 0, k as i32);
+                    self.jump(JMP | JA, 0, 0, 0, slow);
+                } else {
+                    self.emit(LDX | MEM | W, R2, R6, self.layout.data, 0);
+                    self.emit(LDX | MEM | W, R3, R6, self.layout.data_end, 0);
+                    self.emit(ALU64 | ADD | K, R2, 0, 0, k as i32);
+                    self.emit(ALU64 | MOV | X, R4, R2, 0, 0);
+                    self.emit(ALU64 | ADD | K, R4, 0, 0, size as i32);
+                    self.emit(ALU | MOV | K, R1, 0, 0, k as i32);
+                    self.jump(JMP | JGT | X, R4, R3, 0, slow);
+                    self.emit(LDX | MEM | self.width(size), dst, R2, 0, 0);
+                    self.swap_to_big_endian(dst, size);
+                    self.jump(JMP | JA, 0, 0, 0, done);
+                }
             }
             Offset::Indirect(k) => {
                 // X + k wraps at 32 bits; offsets negative as i32 would be
@@ -242,24 +269,47 @@ impl Emitter {
                 self.emit(ALU | MOV | X, R1, REG_X, 0, 0);
                 self.emit(ALU | ADD | K, R1, 0, 0, k as i32);
                 self.jump(JMP32 | JSLT | K, R1, 0, 0, fault);
-                self.jump(
-                    JMP | JGT | K,
-                    R1,
-                    0,
-                    (MAX_DIRECT_OFFSET - size) as i32,
-                    slow,
-                );
-                self.emit(LDX | MEM | W, R2, R6, self.layout.data, 0);
-                self.emit(LDX | MEM | W, R3, R6, self.layout.data_end, 0);
-                self.emit(ALU64 | ADD | X, R2, R1, 0, 0);
-                self.emit(ALU64 | MOV | X, R4, R2, 0, 0);
-                self.emit(ALU64 | ADD | K, R4, 0, 0, size as i32);
-                self.jump(JMP | JGT | X, R4, R3, 0, slow);
-                self.emit(LDX | MEM | width, dst, R2, 0, 0);
+                if let Some(tagged) = tagged {
+                    self.emit(LDX | MEM | W, R5, R10, TAG_SHIFT, 0);
+                    self.jump(JMP | JNE | K, R5, 0, 0, tagged);
+                }
+                self.load_at_r1(dst, size, slow, done);
             }
         }
-        self.swap_to_big_endian(dst, size);
-        self.jump(JMP | JA, 0, 0, 0, done);
+        if let Some(tagged) = tagged {
+            // The tag is in metadata; R1 = the wire offset (>= 0).
+            self.bind(tagged);
+            let past_head = self.label();
+            self.jump(
+                JMP | JGT | K,
+                R1,
+                0,
+                (WIRE_HEAD_LEN - size) as i32,
+                past_head,
+            );
+            // In the wire head, if the frame reaches that far.
+            self.emit(LDX | MEM | W, R3, R6, SKB_LEN, 0);
+            self.emit(ALU64 | ADD | K, R3, 0, 0, 4);
+            self.emit(ALU64 | MOV | X, R4, R1, 0, 0);
+            self.emit(ALU64 | ADD | K, R4, 0, 0, size as i32);
+            self.jump(JMP | JGT | X, R4, R3, 0, fault);
+            // Byte by byte, most significant first: the verifier allows
+            // no unaligned stack access.
+            self.emit(ALU64 | MOV | X, R2, R10, 0, 0);
+            self.emit(ALU64 | ADD | K, R2, 0, 0, WIRE_HEAD.into());
+            self.emit(ALU64 | ADD | X, R2, R1, 0, 0);
+            self.emit(LDX | MEM | B, dst, R2, 0, 0);
+            for byte in 1..size as i16 {
+                self.emit(ALU | LSH | K, dst, 0, 0, 8);
+                self.emit(LDX | MEM | B, R3, R2, byte, 0);
+                self.emit(ALU | OR | X, dst, R3, 0, 0);
+            }
+            self.jump(JMP | JA, 0, 0, 0, done);
+            // Past it (so past the tag): 4 bytes earlier in the skb.
+            self.bind(past_head);
+            self.emit(ALU | SUB | K, R1, 0, 0, 4);
+            self.load_at_r1(dst, size, slow, done);
+        }
         // Past the linear data (or the direct path's reach): the helper
         // copies from anywhere in the packet, R1 holding the offset.
         self.bind(slow);
@@ -271,9 +321,91 @@ impl Emitter {
         let helper = self.layout.load_bytes;
         self.emit(JMP | CALL, 0, 0, 0, helper);
         self.jump(JMP | JNE | K, R0, 0, 0, fault);
-        self.emit(LDX | MEM | width, dst, R10, HELPER_BUFFER, 0);
+        self.emit(LDX | MEM | self.width(size), dst, R10, HELPER_BUFFER, 0);
         self.swap_to_big_endian(dst, size);
         self.bind(done);
+    }
+
+    /// `dst` = `size` bytes at offset R1 (>= 0) of the linear data, or
+    /// on to `slow` (R1 kept) when they are not all there; then to `done`.
+    fn load_at_r1(&mut self, dst: u8, size: u32, slow: Label, done: Label) {
+        self.jump(
+            JMP | JGT | K,
+            R1,
+            0,
+            (MAX_DIRECT_OFFSET - size) as i32,
+            slow,
+        );
+        self.emit(LDX | MEM | W, R2, R6, self.layout.data, 0);
+        self.emit(LDX | MEM | W, R3, R6, self.layout.data_end, 0);
+        self.emit(ALU64 | ADD | X, R2, R1, 0, 0);
+        self.emit(ALU64 | MOV | X, R4, R2, 0, 0);
+        self.emit(ALU64 | ADD | K, R4, 0, 0, size as i32);
+        self.jump(JMP | JGT | X, R4, R3, 0, slow);
+        self.emit(LDX | MEM | self.width(size), dst, R2, 0, 0);
+        self.swap_to_big_endian(dst, size);
+        self.jump(JMP | JA, 0, 0, 0, done);
+    }
+
+    fn width(&self, size: u32) -> u8 {
+        match size {
+            1 => B,
+            2 => H,
+            _ => W,
+        }
+    }
+
+    /// TC only: notes whether the kernel moved the frame's VLAN tag into
+    /// metadata ([`TAG_SHIFT`]) and, if so, assembles the wire head: the
+    /// MAC addresses, the tag, then up to 8 bytes that followed it.
+    fn vlan_prologue(&mut self) {
+        let untagged = self.label();
+        self.emit(ST | MEM | W, R10, 0, TAG_SHIFT, 0);
+        for word in 0..(WIRE_HEAD_LEN as i16 / 8) {
+            self.emit(ST | MEM | DW, R10, 0, WIRE_HEAD + 8 * word, 0);
+        }
+        self.emit(LDX | MEM | W, R1, R6, SKB_VLAN_PRESENT, 0);
+        self.jump(JMP | JEQ | K, R1, 0, 0, untagged);
+        self.emit(ST | MEM | W, R10, 0, TAG_SHIFT, 4);
+        // The tag: its TPID as the raw big-endian value, its TCI in host
+        // order.
+        self.emit(LDX | MEM | W, R1, R6, SKB_VLAN_PROTO, 0);
+        self.emit(STX | MEM | H, R10, R1, WIRE_HEAD + MAC_LEN as i16, 0);
+        self.emit(LDX | MEM | W, R1, R6, SKB_VLAN_TCI, 0);
+        self.emit(ALU | END_TO_BE, R1, 0, 0, 16);
+        self.emit(STX | MEM | H, R10, R1, WIRE_HEAD + MAC_LEN as i16 + 2, 0);
+        // The MAC addresses (an skb at TC always holds an Ethernet
+        // header; a failed copy leaves zeros, and loads past the frame
+        // fail on their length check anyway).
+        self.load_bytes_to_stack(0, WIRE_HEAD, MAC_LEN);
+        // What followed the tag: min(8, len - 12) bytes.
+        let none = self.label();
+        self.emit(LDX | MEM | W, R4, R6, SKB_LEN, 0);
+        self.emit(ALU | SUB | K, R4, 0, 0, MAC_LEN);
+        self.jump(JMP32 | JSLT | K, R4, 0, 1, none);
+        let full = self.label();
+        self.jump(JMP | JGT | K, R4, 0, 8, full);
+        self.emit(ALU64 | MOV | X, R1, R6, 0, 0);
+        self.emit(ALU64 | MOV | K, R2, 0, 0, MAC_LEN);
+        self.emit(ALU64 | MOV | X, R3, R10, 0, 0);
+        self.emit(ALU64 | ADD | K, R3, 0, 0, (WIRE_HEAD + 16).into());
+        self.emit(JMP | CALL, 0, 0, 0, self.layout.load_bytes);
+        self.jump(JMP | JA, 0, 0, 0, none);
+        self.bind(full);
+        self.load_bytes_to_stack(MAC_LEN, WIRE_HEAD + 16, 8);
+        self.bind(none);
+        self.bind(untagged);
+    }
+
+    /// bpf_skb_load_bytes(ctx, `offset`, stack + `at`, `len`); the result
+    /// is not looked at.
+    fn load_bytes_to_stack(&mut self, offset: i32, at: i16, len: i32) {
+        self.emit(ALU64 | MOV | X, R1, R6, 0, 0);
+        self.emit(ALU64 | MOV | K, R2, 0, 0, offset);
+        self.emit(ALU64 | MOV | X, R3, R10, 0, 0);
+        self.emit(ALU64 | ADD | K, R3, 0, 0, at.into());
+        self.emit(ALU64 | MOV | K, R4, 0, 0, len);
+        self.emit(JMP | CALL, 0, 0, 0, self.layout.load_bytes);
     }
 
     fn swap_to_big_endian(&mut self, dst: u8, size: u32) {
@@ -282,9 +414,15 @@ impl Emitter {
         }
     }
 
+    /// The frame's length on the wire: at TC the skb's, plus the tag the
+    /// kernel moved into metadata.
     fn packet_length(&mut self, dst: u8) {
         match self.hook {
-            Hook::Tc => self.emit(LDX | MEM | W, dst, R6, 0, 0),
+            Hook::Tc => {
+                self.emit(LDX | MEM | W, dst, R6, SKB_LEN, 0);
+                self.emit(LDX | MEM | W, R1, R10, TAG_SHIFT, 0);
+                self.emit(ALU | ADD | X, dst, R1, 0, 0);
+            }
             Hook::Xdp => {
                 self.emit(LDX | MEM | W, dst, R6, self.layout.data_end, 0);
                 self.emit(LDX | MEM | W, R1, R6, self.layout.data, 0);
@@ -447,6 +585,9 @@ fn emit(
     e.exit();
     e.bind(found);
     e.emit(STX | MEM | DW, R10, R0, VERDICTS_POINTER, 0);
+    if hook == Hook::Tc {
+        e.vlan_prologue();
+    }
     e.emit(ALU64 | MOV | K, REG_MATCHED, 0, 0, 0);
     e.emit(ALU64 | MOV | K, REG_A, 0, 0, 0);
     e.emit(ALU64 | MOV | K, REG_X, 0, 0, 0);

@@ -9,7 +9,7 @@ use std::{
 };
 
 use pktd_common::{DIR_IN, DIR_OUT};
-use pktd_daemon::capture::{Attachment, ClientSpec, Engine, Hook, Record, Ring};
+use pktd_daemon::capture::{Attachment, ClientSpec, Engine, Hook, Record, Ring, SlotEngine};
 use pktd_filter::{ValidProgram, compile, pcap_offline_filter};
 use pktd_tests::{corpus, netlab::Lab, sys};
 
@@ -268,6 +268,98 @@ fn many_clients_each_get_exactly_their_frames(lab: &Lab, mut attachment: Attachm
         assert_eq!(counters.delivered, want.len() as u64, "{expression}");
         assert_eq!(counters.dropped, 0, "{expression}");
     }
+}
+
+/// Frames whose outer VLAN tag the receive path moves into skb metadata
+/// (802.1Q and 802.1ad, one or two tags) are judged by the native code as
+/// libpcap judges the frame as sent, tag in place: loads before, across
+/// and past the tag, indirect ones, the length. No filter is interpreted.
+#[test]
+fn tagged_frames_run_native_code_and_get_libpcap_verdicts() {
+    let lab = Lab::new();
+    let mut attachment = Attachment::attach(
+        &lab.capture_netns(),
+        &lab.capture_if,
+        Engine::default(),
+        Hook::Tc,
+    )
+    .expect("attaching");
+    let expressions = [
+        "vlan",
+        "vlan 100",
+        "vlan 100 and udp",
+        "vlan and vlan 200",
+        "vlan and vlan and tcp",
+        "vlan and udp dst port 9000",
+        "vlan and tcp port 80",
+        "vlan and ip[9] = 17",
+        "vlan and ip6 and udp",
+        "vlan and icmp",
+        "udp",
+        "ip or ip6",
+        "ether[12:2] = 0x88a8",
+        "ether[14:2] & 0xfff = 100",
+        "ether[10:4] & 0xffff = 0x8100",
+        "ether[13:4] != 0",
+        "ether[15] = 100 and ether[16:2] = 0x0800",
+        "ether[20:4] > 0x45000000",
+        "greater 200",
+        "less 100",
+        "vlan and tcp[tcpflags] & tcp-syn != 0",
+        "not vlan",
+    ];
+    let programs: Vec<ValidProgram> = expressions.iter().map(|e| filter(e)).collect();
+    let spec = ClientSpec {
+        directions: DIR_IN,
+        ..ClientSpec::default()
+    };
+    let mut clients: Vec<Ring> = programs
+        .iter()
+        .map(|program| attachment.add_client(&spec, program).expect("a client"))
+        .collect();
+    for (expression, client) in expressions.iter().zip(&clients) {
+        assert_eq!(client.engine(), SlotEngine::Native, "{expression}");
+    }
+
+    // The corpus's frames, each also with one tag (TCI 100 or 200, 802.1Q
+    // or 802.1ad) and two; within what veth forwards (MTU plus one tag).
+    let base: Vec<Vec<u8>> = corpus::packets(300, 11)
+        .into_iter()
+        .map(|packet| packet.bytes)
+        .filter(|frame| frame.len() <= 1496 && frame.len() >= 20)
+        .filter(|frame| !matches!(u16::from_be_bytes([frame[12], frame[13]]), 0x8100 | 0x88a8))
+        .collect();
+    let mut frames = Vec::new();
+    for (i, frame) in base.iter().enumerate() {
+        let (tpid, tci) = [(0x8100, 100), (0x88a8, 200), (0x8100, 0x2000 | 100)][i % 3];
+        let once = corpus::vlan_tag(frame, tpid, tci);
+        frames.push(corpus::vlan_tag(&once, 0x88a8, 200));
+        frames.push(once);
+        frames.push(frame.clone());
+    }
+    let sender = lab.sender();
+    for frame in &frames {
+        sender.send(frame);
+    }
+
+    for ((expression, program), client) in expressions.iter().zip(&programs).zip(&mut clients) {
+        let mut got: Vec<Vec<u8>> = drain(client, Duration::from_millis(300))
+            .into_iter()
+            .map(|record| record.data)
+            .collect();
+        let mut want = expected(program, &frames);
+        assert!(!want.is_empty(), "{expression} matches none of the frames");
+        got.sort();
+        want.sort();
+        assert_eq!(got.len(), want.len(), "{expression}");
+        assert!(got == want, "{expression}: frames differ from libpcap's");
+    }
+    let interface = attachment.interface_counters().unwrap();
+    assert!(interface.received >= frames.len() as u64);
+    assert_eq!(
+        interface.interpreted, 0,
+        "tagged frames ran native code, no filter was interpreted"
+    );
 }
 
 #[test]
