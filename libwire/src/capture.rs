@@ -350,6 +350,30 @@ impl Capture {
         }
     }
 
+    /// The next packet if one is there already, borrowed as by
+    /// [`Capture::next_packet_ref`]; never waits, nor reads the
+    /// connection. A loop of these between waits reads a burst at the cost
+    /// of reading the ring (libpcap's `pcap_dispatch` over what is
+    /// buffered).
+    pub fn try_next_packet_ref(&mut self) -> Result<Option<PacketRef<'_>>, Error> {
+        if self.left == Some(0) {
+            return Ok(None);
+        }
+        let packet = match self.ring.as_mut() {
+            Some(ring) => ring.next().map_err(Error::Ring)?,
+            None => {
+                self.current = self.replies.pending.pop_front();
+                self.current.as_ref().map(PacketRef::from_packet)
+            }
+        };
+        if packet.is_some()
+            && let Some(left) = self.left.as_mut()
+        {
+            *left -= 1;
+        }
+        Ok(packet)
+    }
+
     /// The next packet, copied; `None` as for [`Capture::next_packet_ref`].
     pub async fn next_packet(&mut self) -> Result<Option<Packet>, Error> {
         Ok(self

@@ -17,12 +17,15 @@ const BUSY_BIT: u32 = 1 << 31;
 const DISCARD_BIT: u32 = 1 << 30;
 const KERNEL_HEADER_LEN: usize = 8;
 
+/// Records released between two publications of the consumer position:
+/// the kernel program reads that position on every reservation, so each
+/// store to it costs the producing CPU a cache miss.
+const PUBLISH_EVERY: u32 = 64;
+
 /// A ring mapped for reading.
 pub(crate) struct RingReader {
     map: RingMap,
-    /// Where the next record starts; published to the kernel as each
-    /// record is released.
-    pos: usize,
+    cursor: Cursor,
     /// The descriptor in the reactor: readable when the kernel woke the
     /// reader.
     wake: AsyncFd<OwnedFd>,
@@ -38,6 +41,37 @@ struct Next {
     end: usize,
 }
 
+/// Where the reader is.
+struct Cursor {
+    /// Where the next record starts.
+    pos: usize,
+    /// The producer position last read: records before it are committed
+    /// or busy. Read again only once the reader has caught up with it, as
+    /// the kernel writes it on every reservation (a shared cache line).
+    produced: usize,
+    /// Records released since the consumer position was last published.
+    unpublished: u32,
+}
+
+impl Cursor {
+    /// Gives the record ending at `end` back; the kernel learns of it with
+    /// the next publication.
+    fn release(&mut self, map: &RingMap, end: usize) {
+        self.pos = end;
+        self.unpublished += 1;
+        if self.unpublished >= PUBLISH_EVERY {
+            self.publish(map);
+        }
+    }
+
+    fn publish(&mut self, map: &RingMap) {
+        if self.unpublished > 0 {
+            map.set_consumer_pos(self.pos);
+            self.unpublished = 0;
+        }
+    }
+}
+
 impl RingReader {
     /// Maps ring `fd`, whose data area is `size` bytes.
     pub fn new(fd: OwnedFd, size: u32) -> io::Result<Self> {
@@ -46,7 +80,11 @@ impl RingReader {
         let pos = map.consumer_pos();
         Ok(Self {
             map,
-            pos,
+            cursor: Cursor {
+                pos,
+                produced: pos,
+                unpublished: 0,
+            },
             wake,
             realtime_minus_tai_ns: realtime_minus_tai_ns(),
         })
@@ -70,7 +108,7 @@ impl RingReader {
         };
         let Self {
             map,
-            pos,
+            cursor,
             realtime_minus_tai_ns,
             ..
         } = self;
@@ -80,7 +118,7 @@ impl RingReader {
         Ok(Some(PacketRef {
             release: Some(Release {
                 map,
-                pos,
+                cursor,
                 end: next.end,
             }),
             ..packet
@@ -88,8 +126,10 @@ impl RingReader {
     }
 
     /// Resolves when the kernel has woken the reader (once the ring is an
-    /// eighth full, or for every record in immediate mode).
-    pub async fn readable(&self) -> io::Result<()> {
+    /// eighth full, or for every record in immediate mode). Call it once
+    /// the ring is empty (the kernel learns then of every record read).
+    pub async fn readable(&mut self) -> io::Result<()> {
+        self.cursor.publish(&self.map);
         let mut guard = self.wake.readable().await?;
         // Readiness is looked at again (has_record) before any wait.
         guard.clear_ready();
@@ -98,37 +138,47 @@ impl RingReader {
 
     fn peek(&mut self) -> io::Result<Option<Next>> {
         loop {
-            let queued = self.map.producer_pos().wrapping_sub(self.pos);
-            if queued == 0 {
-                return Ok(None);
+            let pos = self.cursor.pos;
+            if pos == self.cursor.produced {
+                self.cursor.produced = self.map.producer_pos();
+                if pos == self.cursor.produced {
+                    // Caught up: let the kernel have the room now.
+                    self.cursor.publish(&self.map);
+                    return Ok(None);
+                }
             }
+            let queued = self.cursor.produced.wrapping_sub(pos);
             if queued > self.map.size() {
                 return Err(corrupt());
             }
-            let word = self.map.header_word(self.pos);
+            let word = self.map.header_word(pos);
             if word & BUSY_BIT != 0 {
                 // Reserved, not yet committed: it is next, whatever
                 // follows it.
+                self.cursor.publish(&self.map);
                 return Ok(None);
             }
             let len = (word & !(BUSY_BIT | DISCARD_BIT)) as usize;
-            let end = self
-                .pos
-                .wrapping_add((KERNEL_HEADER_LEN + len).next_multiple_of(8));
-            if end.wrapping_sub(self.pos) > queued {
+            let end = pos.wrapping_add((KERNEL_HEADER_LEN + len).next_multiple_of(8));
+            if end.wrapping_sub(pos) > queued {
                 return Err(corrupt());
             }
             if word & DISCARD_BIT != 0 {
-                self.pos = end;
-                self.map.set_consumer_pos(end);
+                self.cursor.release(&self.map, end);
                 continue;
             }
             return Ok(Some(Next {
-                start: self.pos.wrapping_add(KERNEL_HEADER_LEN),
+                start: pos.wrapping_add(KERNEL_HEADER_LEN),
                 len,
                 end,
             }));
         }
+    }
+}
+
+impl Drop for RingReader {
+    fn drop(&mut self) {
+        self.cursor.publish(&self.map);
     }
 }
 
@@ -174,14 +224,13 @@ pub struct PacketRef<'a> {
 /// Gives a record's room back to the kernel.
 struct Release<'a> {
     map: &'a RingMap,
-    pos: &'a mut usize,
+    cursor: &'a mut Cursor,
     end: usize,
 }
 
 impl Drop for Release<'_> {
     fn drop(&mut self) {
-        *self.pos = self.end;
-        self.map.set_consumer_pos(self.end);
+        self.cursor.release(self.map, self.end);
     }
 }
 

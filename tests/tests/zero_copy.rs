@@ -428,3 +428,129 @@ async fn a_client_may_keep_the_daemon_path() {
     assert_eq!(capture.daemon_path(), None, "asked for, so no reason given");
     capture.close().await.expect("closes");
 }
+
+/// How long a lone frame takes to reach a reader of its own ring: at once
+/// in immediate mode (the kernel wakes the reader for it), within the
+/// timeout otherwise (the kernel wakes readers in batches: one frame never
+/// does, the reader looks on its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn immediate_mode_and_the_timeout_bound_a_lone_packets_wait() {
+    let lab = Lab::new();
+    let daemon = RealDaemon::start("zc-wait", &policy(&lab, 4), &[]);
+    let sender = lab.sender();
+    let mut sequence = 0;
+    // The reader waits first; the frame goes 200 ms later; how long after
+    // that the reader has it.
+    let mut wait_for_one = async |capture: &mut Capture| {
+        sequence += 1;
+        let sent_at = std::cell::Cell::new(None);
+        let read = async {
+            let packet = tokio::time::timeout(Duration::from_secs(5), capture.next_packet())
+                .await
+                .map(|packet| packet.expect("reading").expect("a packet"));
+            (Instant::now(), packet)
+        };
+        let send = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            sent_at.set(Some(Instant::now()));
+            sender.send(&numbered_udp_frame(7106, sequence, 32));
+        };
+        let ((arrived, packet), ()) = tokio::join!(read, send);
+        let sent_at = sent_at.get().expect("sent");
+        packet.map(|packet| (arrived - sent_at, sequence_and_port(&packet.data)))
+    };
+
+    let mut immediate = builder(&lab, &daemon, 7106)
+        .immediate(true)
+        .timeout(Duration::from_secs(60))
+        .open()
+        .await
+        .expect("opens");
+    assert!(immediate.zero_copy());
+    let (took, got) = wait_for_one(&mut immediate).await.expect("in time");
+    assert_eq!(got, (1, 7106));
+    println!("immediate mode: a lone frame in {took:?}");
+    assert!(
+        took < Duration::from_millis(100),
+        "immediate mode took {took:?}"
+    );
+    immediate.close().await.expect("closes");
+
+    let mut batched = builder(&lab, &daemon, 7106)
+        .timeout(Duration::from_millis(300))
+        .open()
+        .await
+        .expect("opens");
+    let (took, got) = wait_for_one(&mut batched).await.expect("in time");
+    assert_eq!(got, (2, 7106));
+    println!("batched, 300 ms timeout: a lone frame in {took:?}");
+    assert!(
+        took < Duration::from_millis(1000),
+        "the timeout took {took:?}"
+    );
+    batched.close().await.expect("closes");
+
+    // Neither a wake-up nor a timeout within 5 s: the frame waits (and is
+    // read as the capture closes).
+    let mut sleepy = builder(&lab, &daemon, 7106)
+        .timeout(Duration::from_secs(60))
+        .open()
+        .await
+        .expect("opens");
+    assert!(
+        wait_for_one(&mut sleepy).await.is_err(),
+        "without immediate mode a lone frame wakes nobody"
+    );
+    sleepy.close().await.expect("closes");
+}
+
+/// Frames up to 64 KiB (a jumbo MTU on the lab's veth) arrive whole on
+/// both paths: every record class from 1518 bytes up, reserved in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_up_to_64_kib_arrive_whole_on_both_paths() {
+    let lab = Lab::new();
+    for (ns, interface) in [
+        (&lab.sender_ns, &lab.sender_if),
+        (&lab.capture_ns, &lab.capture_if),
+    ] {
+        let status = std::process::Command::new("ip")
+            .args(["-n", ns, "link", "set", interface, "mtu", "65000"])
+            .status()
+            .expect("running ip");
+        assert!(status.success(), "a jumbo MTU on {interface}");
+    }
+    let daemon = RealDaemon::start("zc-big", &policy(&lab, 4), &[]);
+    let open = |zero_copy: bool| {
+        builder(&lab, &daemon, 7107)
+            .snaplen(262_144)
+            .buffer_bytes(8 << 20)
+            .zero_copy(zero_copy)
+            .open()
+    };
+    let mut in_place = open(true).await.expect("opens");
+    let mut forwarded = open(false).await.expect("opens");
+    assert!(in_place.zero_copy() && !forwarded.zero_copy());
+    assert_eq!(in_place.snaplen(), 262_144);
+    // Payloads that put the frames just past each class boundary.
+    let sizes = [1519, 2049, 4097, 9217, 16385, 40_000, 64_986];
+    let frames: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(sequence, &size)| numbered_udp_frame(7107, sequence as u64, size - 42))
+        .collect();
+    let sender = lab.sender();
+    for frame in &frames {
+        sender.send(frame);
+    }
+    let expected: Vec<_> = frames
+        .iter()
+        .map(|frame| (frame.len() as u32, frame.clone()))
+        .collect();
+    for (path, capture) in [("in place", &mut in_place), ("forwarded", &mut forwarded)] {
+        let got = read_packets(capture, frames.len(), Duration::from_secs(5)).await;
+        let lengths: Vec<_> = got.iter().map(|(wire, data)| (*wire, data.len())).collect();
+        assert_eq!(got, expected, "{path}: {lengths:?}");
+    }
+    in_place.close().await.expect("closes");
+    forwarded.close().await.expect("closes");
+}

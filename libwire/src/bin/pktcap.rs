@@ -241,6 +241,11 @@ async fn capture(
     let mut captured = 0u64;
     let mut stopping = false;
     loop {
+        // What is there already, without a wait per packet.
+        while let Some(packet) = capture.try_next_packet_ref()? {
+            output.packet(packet.timestamp_ns(), packet.wire_len(), packet.data())?;
+            captured += 1;
+        }
         tokio::select! {
             next = capture.next_packet_ref() => {
                 let Some(packet) = next? else { break };
@@ -427,6 +432,9 @@ async fn count_only(mut capture: libwire::Capture, interface: &str) -> anyhow::R
 }
 
 /// Where packets go: a savefile, or one line each on standard output.
+/// Bytes of a savefile buffered before a write.
+const SAVEFILE_BUFFER: usize = 64 * 1024;
+
 enum Output {
     Lines(io::StdoutLock<'static>),
     File(Writer<BufWriter<Box<dyn Write>>>),
@@ -450,7 +458,7 @@ impl Output {
             Format::Pcap
         };
         Ok(Self::File(Writer::new(
-            BufWriter::new(sink),
+            BufWriter::with_capacity(SAVEFILE_BUFFER, sink),
             format,
             1,
             snaplen,
