@@ -6,14 +6,17 @@
 //!   clients or as many tcpdump processes with the same filters (half of
 //!   the traffic matching), alternating; the receiver's packet rate and what
 //!   each client captured and lost;
-//! - (c) `wire` too: one match-all client at the highest rate, pktd vs
-//!   tcpdump;
+//! - (c) `wire` too: one match-all client at the highest rate, pktd
+//!   reading its ring in place, pktd through the daemon, and tcpdump; the
+//!   receiver's rate and the CPU time per captured packet;
 //! - (d) `hostile`: the untapped traffic's rate next to a narrow
 //!   principal's most expensive filters (see `hostile.rs`);
 //! - (e) `privacy`: an anonymized match-all client next to a plain one and
 //!   to tcpdump (see `privacy.rs`);
 //! - (f) `control`: opening a session with 63 others active, and 64
-//!   closing together, next to tcpdump's start (see `control.rs`).
+//!   closing together, next to tcpdump's start (see `control.rs`);
+//! - (g) `vlan`: (b)'s K=16 on untagged and on VLAN-tagged traffic (see
+//!   `vlan.rs`).
 //!
 //! Every point is repeated (median and spread shown); traffic is bounded
 //! in count and time; the namespaces go away on every exit. `--json FILE`
@@ -24,6 +27,7 @@ mod control;
 mod hostile;
 mod kernel;
 mod privacy;
+mod vlan;
 mod wire;
 
 use std::{fmt, path::PathBuf, time::Duration};
@@ -38,11 +42,11 @@ use crate::wire::{Backend, Run, Summary};
 #[command(about = "pktd's performance next to tcpdump's")]
 struct Args {
     /// Phases to run: kernel (a), wire (b and c), hostile (d), privacy
-    /// (e), control (f).
+    /// (e), control (f), vlan (g).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "kernel,wire,hostile,privacy,control"
+        default_value = "kernel,wire,hostile,privacy,control,vlan"
     )]
     phases: Vec<String>,
     /// (a) Engines to measure.
@@ -142,7 +146,7 @@ fn main() -> anyhow::Result<()> {
     };
 
     let wants = |phase: &str| args.phases.iter().any(|p| p == phase);
-    let bench = if ["wire", "hostile", "privacy", "control"]
+    let bench = if ["wire", "hostile", "privacy", "control", "vlan"]
         .iter()
         .any(|phase| wants(phase))
     {
@@ -192,13 +196,14 @@ fn main() -> anyhow::Result<()> {
             for backend in backends {
                 let run = bench.run(backend, 1, true)?;
                 eprintln!(
-                    "  (c) {} rep {rep}: {:.0} pps, captured {} of {}, dropped {}, {:.0} ns CPU per packet",
+                    "  (c) {} rep {rep}: {:.0} pps, captured {} of {}, dropped {}, {:.0} ns CPU per packet ({:.0} the daemon's)",
                     backend.name(),
                     run.rx_pps,
                     run.captured(),
                     run.matching,
                     run.dropped(),
-                    run.cpu_ns_per_packet.unwrap_or(f64::NAN)
+                    run.cpu_ns_per_packet.unwrap_or(f64::NAN),
+                    run.daemon_cpu_ns_per_packet.unwrap_or(0.0)
                 );
                 match_all.push(run);
             }
@@ -254,6 +259,12 @@ fn main() -> anyhow::Result<()> {
         let control = control::measure(bench, args.reps)?;
         control::print(&control);
         json.push(control::json(&control));
+    }
+
+    if let Some(bench) = bench.as_ref().filter(|_| wants("vlan")) {
+        let shapes = vlan::measure(bench, args.reps)?;
+        vlan::print(&shapes);
+        json.push(vlan::json(&shapes));
     }
 
     if let Some(path) = &args.json {

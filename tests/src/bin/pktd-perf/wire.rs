@@ -83,6 +83,8 @@ pub struct Run {
     /// (every thread of this process but the sender's), per packet a
     /// client captured in the measured window, in nanoseconds.
     pub cpu_ns_per_packet: Option<f64>,
+    /// Of that, the daemon's.
+    pub daemon_cpu_ns_per_packet: Option<f64>,
 }
 
 impl Run {
@@ -213,9 +215,49 @@ impl Bench {
     }
 
     pub fn run(&self, backend: Backend, clients: usize, match_all: bool) -> anyhow::Result<Run> {
-        let filters = Self::filters(clients, match_all);
+        let matching_share = if match_all {
+            1.0
+        } else if clients == 0 {
+            0.0
+        } else {
+            0.5
+        };
+        self.run_with(
+            backend,
+            &Self::filters(clients, match_all),
+            self.frames(clients),
+            matching_share,
+        )
+    }
+
+    /// [`Bench::run`] on VLAN-tagged traffic (TCI 100, 802.1Q; the
+    /// receive path moves the tag into skb metadata before TC), half of it
+    /// matching `vlan and udp dst port 9000+i`.
+    pub fn run_tagged(&self, backend: Backend, clients: usize) -> anyhow::Result<Run> {
+        let filters: Vec<String> = (0..clients)
+            .map(|i| format!("vlan and udp dst port {}", 9000 + i))
+            .collect();
+        let frames = self
+            .frames(clients)
+            .iter()
+            .map(|frame| corpus::vlan_tag(frame, 0x8100, 100))
+            .collect();
+        let share = if clients == 0 { 0.0 } else { 0.5 };
+        self.run_with(backend, &filters, frames, share)
+    }
+
+    /// One run: `backend`'s clients with `filters`, `frames` round and
+    /// round, `matching_share` of them for the clients.
+    fn run_with(
+        &self,
+        backend: Backend,
+        filters: &[String],
+        frames: Vec<Vec<u8>>,
+        matching_share: f64,
+    ) -> anyhow::Result<Run> {
+        let clients = filters.len();
         let mut started = Clients::default();
-        for filter in &filters {
+        for filter in filters {
             let mut command = match backend {
                 Backend::None => break,
                 Backend::Pktd | Backend::PktdForwarded | Backend::PktdAnonymized => {
@@ -261,24 +303,20 @@ impl Bench {
             started.0.push(running);
         }
 
-        let frames = self.frames(clients);
-        let matching_share = if match_all {
-            1.0
-        } else if clients == 0 {
-            0.0
-        } else {
-            0.5
-        };
         let pids: Vec<u32> = started.0.iter().map(|client| client.child.id()).collect();
         let with_daemon = !matches!(backend, Backend::None | Backend::Tcpdump);
-        let cpu = |sender: i32| -> u64 {
-            let clients: u64 = pids.iter().map(|&pid| process_cpu_ns(pid, None)).sum();
-            let daemon = if with_daemon {
-                process_cpu_ns(std::process::id(), Some(sender))
-            } else {
-                0
-            };
-            clients + daemon
+        let cpu = |sender: i32| -> [ThreadTimes; 2] {
+            let mut clients = ThreadTimes::default();
+            for &pid in &pids {
+                clients.add_process(pid, &[]);
+            }
+            let mut daemon = ThreadTimes::default();
+            if with_daemon {
+                // The daemon's threads: all of this process's but the
+                // sender's and the harness's own (the main thread).
+                daemon.add_process(std::process::id(), &[sender, std::process::id() as i32]);
+            }
+            [clients, daemon]
         };
         let traffic = self.traffic_measured(frames, &cpu)?;
         let counts = started.stop()?;
@@ -290,8 +328,11 @@ impl Bench {
             received: traffic.received,
             matching: (traffic.received as f64 * matching_share).round() as u64,
             counts,
-            cpu_ns_per_packet: (backend != Backend::None && captured_in_window > 0.0)
-                .then(|| traffic.window_cpu_ns as f64 / captured_in_window),
+            cpu_ns_per_packet: (backend != Backend::None && captured_in_window > 0.0).then(|| {
+                (traffic.window_cpu_ns[0] + traffic.window_cpu_ns[1]) as f64 / captured_in_window
+            }),
+            daemon_cpu_ns_per_packet: (backend != Backend::None && captured_in_window > 0.0)
+                .then(|| traffic.window_cpu_ns[1] as f64 / captured_in_window),
         })
     }
 
@@ -321,7 +362,7 @@ impl Bench {
     /// window: the receiver's packet rate in the window, and the frames it
     /// got over the whole run (clients given time to drain).
     fn traffic(&self, frames: Vec<Vec<u8>>) -> anyhow::Result<(f64, u64)> {
-        let traffic = self.traffic_measured(frames, &|_| 0)?;
+        let traffic = self.traffic_measured(frames, &|_| Default::default())?;
         Ok((traffic.rx_pps, traffic.received))
     }
 
@@ -330,7 +371,7 @@ impl Bench {
     fn traffic_measured(
         &self,
         frames: Vec<Vec<u8>>,
-        cpu: &dyn Fn(i32) -> u64,
+        cpu: &dyn Fn(i32) -> [ThreadTimes; 2],
     ) -> anyhow::Result<Traffic> {
         let before = rx_packets(&self.lab.capture_ns, &self.lab.capture_if)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -377,7 +418,7 @@ impl Bench {
             rx_pps: (end.1 - start.1) as f64 / (end.0 - start.0).as_secs_f64(),
             received: after - before,
             window_received: end.1 - start.1,
-            window_cpu_ns: end.2.saturating_sub(start.2),
+            window_cpu_ns: [end.2[0].since(&start.2[0]), end.2[1].since(&start.2[1])],
         })
     }
 }
@@ -390,26 +431,46 @@ struct Traffic {
     received: u64,
     /// Frames it got in the window.
     window_received: u64,
-    /// What the CPU sampler counted in the window.
-    window_cpu_ns: u64,
+    /// What the CPU sampler counted in the window: the clients', the
+    /// daemon's.
+    window_cpu_ns: [u64; 2],
 }
 
-/// CPU time of every thread of process `pid` but `except` (a thread id),
-/// in nanoseconds, from `/proc/PID/task/TID/schedstat` (time on a CPU,
-/// to the nanosecond; threads that ended are not counted).
-fn process_cpu_ns(pid: u32, except: Option<i32>) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
-    };
-    tasks
-        .flatten()
-        .filter(|task| {
-            let tid = task.file_name().to_string_lossy().parse::<i32>().ok();
-            tid.is_some() && tid != except
-        })
-        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
-        .filter_map(|text| text.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+/// CPU time of threads, by (process, thread) id, in nanoseconds, from
+/// `/proc/PID/task/TID/schedstat` (time on a CPU, to the nanosecond).
+#[derive(Default)]
+struct ThreadTimes(std::collections::HashMap<(u32, i32), u64>);
+
+impl ThreadTimes {
+    /// Every thread of process `pid` but those of `except`.
+    fn add_process(&mut self, pid: u32, except: &[i32]) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return;
+        };
+        for task in tasks.flatten() {
+            let Ok(tid) = task.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if except.contains(&tid) {
+                continue;
+            }
+            let ns = std::fs::read_to_string(task.path().join("schedstat"))
+                .ok()
+                .and_then(|text| text.split_whitespace().next()?.parse::<u64>().ok());
+            if let Some(ns) = ns {
+                self.0.insert((pid, tid), ns);
+            }
+        }
+    }
+
+    /// CPU time spent since `earlier` by the threads alive now (a thread
+    /// that ended in between is not counted, one that started is whole).
+    fn since(&self, earlier: &ThreadTimes) -> u64 {
+        self.0
+            .iter()
+            .map(|(id, ns)| ns.saturating_sub(earlier.0.get(id).copied().unwrap_or(0)))
+            .sum()
+    }
 }
 
 /// Started clients; killed if dropped before [`Clients::stop`].
