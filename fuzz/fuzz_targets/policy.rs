@@ -214,7 +214,9 @@ fn check_capture(peer: &Peer, rules: &Rules, asked: &OpenCapture, got: &CaptureG
     if asked.snaplen != 0 {
         assert!(got.snaplen <= asked.snaplen);
     }
-    assert_eq!(spec.snaplen, got.snaplen.min(MAX_CAPLEN));
+    let fits = pktd_daemon::capture::ring_size(spec.ring_bytes)
+        .map_or(MAX_CAPLEN, pktd_common::largest_record);
+    assert_eq!(spec.snaplen, got.snaplen.min(MAX_CAPLEN).min(fits));
     assert_eq!(spec.immediate, asked.immediate);
     assert!(spec.ring_bytes <= rules.ring_bytes);
     assert_eq!(got.policy_filter, rules.filter);

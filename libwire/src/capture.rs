@@ -338,16 +338,7 @@ impl Capture {
         if !found {
             return Ok(None);
         }
-        if let Some(left) = self.left.as_mut() {
-            *left -= 1;
-        }
-        match self.ring.as_mut() {
-            Some(ring) => ring.next().map_err(Error::Ring),
-            None => {
-                self.current = self.replies.pending.pop_front();
-                Ok(self.current.as_ref().map(PacketRef::from_packet))
-            }
-        }
+        self.try_next_packet_ref()
     }
 
     /// The next packet if one is there already, borrowed as by

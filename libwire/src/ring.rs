@@ -77,7 +77,12 @@ impl RingReader {
     pub fn new(fd: OwnedFd, size: u32) -> io::Result<Self> {
         let wake = register_ring(fd.try_clone()?)?;
         let map = RingMap::new(fd, size as usize)?;
+        // Where the reader starts is the consumer page's word, which any
+        // holder of the ring may have written: records start 8-aligned.
         let pos = map.consumer_pos();
+        if pos % 8 != 0 {
+            return Err(corrupt());
+        }
         Ok(Self {
             map,
             cursor: Cursor {
@@ -142,9 +147,20 @@ impl RingReader {
             if pos == self.cursor.produced {
                 self.cursor.produced = self.map.producer_pos();
                 if pos == self.cursor.produced {
-                    // Caught up: let the kernel have the room now.
+                    // Caught up: let the kernel have the room now. It
+                    // wakes the reader for a record only if the consumer
+                    // position it reads is that record's, so one
+                    // committed between the look above and this store
+                    // would wake nobody: look once more after it.
+                    if self.cursor.unpublished == 0 {
+                        return Ok(None);
+                    }
                     self.cursor.publish(&self.map);
-                    return Ok(None);
+                    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+                    self.cursor.produced = self.map.producer_pos();
+                    if pos == self.cursor.produced {
+                        return Ok(None);
+                    }
                 }
             }
             let queued = self.cursor.produced.wrapping_sub(pos);

@@ -33,13 +33,32 @@ pub const MAX_CAPLEN: u32 = 262_144;
 /// The data capacities of the records the kernel program reserves in a
 /// ring, smallest first: a ring buffer reservation must have a size the
 /// verifier knows, so each packet gets the smallest class its captured
-/// bytes fit, written in place (no intermediate copy). The steps stay
-/// within a third of each other, so a record wastes at most a third of
-/// its room (the bytes past `cap_len` are left as the ring last held
-/// them: this session's own earlier records). The last is [`MAX_CAPLEN`].
+/// bytes fit, written in place (no intermediate copy). Up to 2048 bytes
+/// each class is at most 1.5 times the one before, so a record wastes at
+/// most a third of its room; past that, where packets are rarer, the
+/// steps grow to 4 times. The bytes past `cap_len` are left as the ring
+/// last held them: this session's own earlier records, or zeros. The last
+/// class is [`MAX_CAPLEN`]; a ring must hold a record's whole class (see
+/// [`largest_record`]).
 pub const RECORD_CLASSES: [u32; 16] = [
     64, 96, 128, 192, 256, 384, 512, 768, 1024, 1518, 2048, 4096, 9216, 16384, 65536, MAX_CAPLEN,
 ];
+
+/// The most bytes a record may capture in a ring of `ring_bytes` bytes: a
+/// record is reserved whole in its size class (plus the header and the
+/// kernel's 8 bytes), and one larger than the ring never fits. At least
+/// the smallest class.
+pub const fn largest_record(ring_bytes: u32) -> u32 {
+    let mut best = RECORD_CLASSES[0];
+    let mut i = 0;
+    while i < RECORD_CLASSES.len() {
+        if RECORD_CLASSES[i] as u64 + RECORD_HEADER_LEN as u64 + 8 <= ring_bytes as u64 {
+            best = RECORD_CLASSES[i];
+        }
+        i += 1;
+    }
+    best
+}
 
 /// The record class (see [`RECORD_CLASSES`]) for `cap_len` captured
 /// bytes: the room a record of that length takes in a ring, header
@@ -428,4 +447,25 @@ mod pod {
     unsafe impl aya::Pod for super::RecordHeader {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::Verdicts {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_fits_its_ring_whole() {
+        assert_eq!(largest_record(4096), 2048, "4096 + header > 4096");
+        assert_eq!(largest_record(8192), 4096);
+        assert_eq!(largest_record(65536), 16384);
+        assert_eq!(largest_record(4 << 20), MAX_CAPLEN);
+        assert_eq!(
+            largest_record(0),
+            RECORD_CLASSES[0],
+            "never below the smallest"
+        );
+        assert_eq!(record_room(60), 64 + RECORD_HEADER_LEN as u32);
+        assert_eq!(record_room(1518), 1518 + RECORD_HEADER_LEN as u32);
+        assert_eq!(record_room(1519), 2048 + RECORD_HEADER_LEN as u32);
+    }
 }

@@ -10,7 +10,7 @@
 //! | `CAP_BPF` | loading the kernel program and native filters, maps |
 //! | `CAP_NET_ADMIN` | attaching at TC and XDP; program types of networking |
 //! | `CAP_NET_RAW` | AF_PACKET sockets for injection |
-//! | `CAP_SYS_ADMIN` | entering network namespaces (setns) |
+//! | `CAP_SYS_ADMIN` | entering network namespaces (setns); looking maps up by id (`BPF_MAP_GET_FD_BY_ID`: whether a ring handed to a client still exists); the verifier's variable-offset stack reads (native code for VLAN-tagged frames reads the wire head the tag is in at an offset it computes) |
 //! | `CAP_CHOWN` | handing recordings and users' directories to the users |
 //! | `CAP_DAC_OVERRIDE` | making files in users' own `0700` record directories |
 //! | `CAP_SETUID`, `CAP_SETGID` | compile helpers becoming `nobody` |
@@ -18,8 +18,7 @@
 //!
 //! Everything else goes, from the bounding set too, so that nothing the
 //! daemon runs (its compile helpers) can regain it. `CAP_PERFMON` goes
-//! too: without it the verifier hardens the programs against speculative
-//! execution, which they pass.
+//! too, though `CAP_SYS_ADMIN` implies what the verifier asks of it.
 
 use caps::{CapSet, Capability, CapsHashSet};
 use seccompiler::{SeccompAction, SeccompFilter, TargetArch};

@@ -65,8 +65,9 @@ pub struct State {
     next_id: AtomicU64,
     /// Map ids of the rings handed to each uid's clients, alive or not:
     /// a client keeps its ring's memory alive for as long as it keeps the
-    /// descriptor, session or no session.
-    handed_rings: Mutex<HashMap<u32, Vec<u32>>>,
+    /// descriptor, session or no session. A lock per uid, taken on a
+    /// blocking thread (checking the ids takes system calls).
+    handed_rings: Mutex<HashMap<u32, Arc<Mutex<Vec<u32>>>>>,
 }
 
 impl State {
@@ -193,22 +194,22 @@ impl State {
     }
 
     /// Counts ring `id` as held by `uid`'s clients if they hold fewer than
-    /// `max` rings that still exist (its principal's `max_sessions`: the
-    /// kernel memory a uid can keep is then at most that many rings,
-    /// whatever it does with the descriptors); `Err` with how many they
-    /// hold otherwise. `exists` says whether a map id is still one of
-    /// these rings (a system call each, under this lock of its own, which
-    /// nothing else takes).
+    /// `max` rings that may still exist (its principal's `max_sessions`:
+    /// the kernel memory a uid can keep is then bounded, whatever it does
+    /// with the descriptors); `Err` with how many they hold otherwise.
+    /// `gone` says whether a map id is surely no longer one of these rings
+    /// (system calls: call this on a blocking thread; it holds the uid's
+    /// own lock meanwhile, and no lock another uid needs).
     pub fn hold_ring(
         &self,
         uid: u32,
         id: u32,
         max: u32,
-        exists: impl Fn(u32) -> bool,
+        gone: impl Fn(u32) -> bool,
     ) -> Result<(), usize> {
-        let mut handed = lock(&self.handed_rings);
-        let held = handed.entry(uid).or_default();
-        held.retain(|&held| exists(held));
+        let held = lock(&self.handed_rings).entry(uid).or_default().clone();
+        let mut held = lock(&held);
+        held.retain(|&held| !gone(held));
         if held.len() >= max as usize {
             return Err(held.len());
         }

@@ -176,13 +176,14 @@ impl<F: HookContext> PacketView<F> {
         }
         // MAC addresses, then the tag, then the rest shifted by TAG_LEN.
         self.skb_bytes(0, dst, len.min(MAC_LEN))?;
-        if len > MAC_LEN {
-            // SAFETY: dst has room for at least 16 bytes.
-            unsafe {
-                dst.add(MAC_LEN as usize)
-                    .cast::<[u8; 4]>()
-                    .write_unaligned(self.tag)
-            };
+        // The tag's bytes within `len` only: a record is read in place, so
+        // nothing past its length may be written (a window of 13 to 15
+        // bytes must not show the rest of the TCI).
+        for (i, byte) in self.tag.iter().enumerate() {
+            if len > MAC_LEN + i as u32 {
+                // SAFETY: dst has room for at least 16 bytes.
+                unsafe { dst.add(MAC_LEN as usize + i).write(*byte) };
+            }
         }
         if len > MAC_LEN + TAG_LEN {
             // SAFETY: stays inside `len` bytes of dst.

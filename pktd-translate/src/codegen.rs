@@ -109,8 +109,10 @@ const HELPER_BUFFER: i16 = -8;
 const VERDICTS_POINTER: i16 = -16;
 const MEMORY: i16 = -80;
 const SAVE_AREAS: i16 = -88;
-const _: () =
-    assert!(SAVE_AREAS as isize - 8 * (MAX_FORK_DEPTH as isize + 1) >= WIRE_HEAD as isize);
+const _: () = assert!(
+    SAVE_AREAS as isize - 8 * (MAX_FORK_DEPTH as isize + 1)
+        >= WIRE_HEAD as isize + WIRE_HEAD_LEN as isize
+);
 /// TC only: the first [`WIRE_HEAD_LEN`] bytes of the frame as it was on
 /// the wire when the kernel moved its VLAN tag into skb metadata (MAC
 /// addresses, the tag, what followed), for loads that reach the tag.

@@ -37,5 +37,5 @@ pub use error::CaptureError;
 pub use native::{Engine, HookChoice, MAX_CHAIN, NativeError, SlotEngine};
 pub use pktd_translate::Hook;
 pub use registry::{Added, InterfaceSnapshot, Registry, SlotRef};
-pub use ring::{AsyncRing, HandedRing, Record, Ring, ring_exists};
-pub use slots::{ClientSpec, InterfaceCounterReader, QUARANTINE, SlotCounters};
+pub use ring::{AsyncRing, HandedRing, Record, Ring, ring_gone};
+pub use slots::{ClientSpec, InterfaceCounterReader, QUARANTINE, SlotCounters, ring_size};

@@ -112,11 +112,20 @@ impl AsRawFd for Ring {
 pub(super) const RING_NAME: &str = "pktd_ring";
 const _: () = assert!(RING_NAME.len() < 16);
 
-/// Whether map `id` still exists and is a session's ring (ids are
-/// reused only after they wrap around, but a map of another kind must
-/// never be taken for one).
-pub fn ring_exists(id: u32) -> bool {
-    aya::maps::MapInfo::from_id(id).is_ok_and(|info| info.name_as_str() == Some(RING_NAME))
+/// Whether map `id` is gone, so that a ring handed over with that id no
+/// longer holds memory: only when the kernel says there is no such map,
+/// or a map of another kind has the id now (ids are reused only after
+/// they wrap around). Any other answer (out of descriptors, no
+/// permission) counts as still there: the limit on handed rings fails
+/// closed.
+pub fn ring_gone(id: u32) -> bool {
+    match aya::maps::MapInfo::from_id(id) {
+        Ok(info) => info.name_as_str() != Some(RING_NAME),
+        Err(aya::maps::MapError::SyscallError(err)) => {
+            err.io_error.raw_os_error() == Some(libc::ENOENT)
+        }
+        Err(_) => false,
+    }
 }
 
 /// A [`Ring`] whose records can be waited for.

@@ -476,7 +476,9 @@ fn client_config(spec: &ClientSpec) -> Result<ClientConfig, CaptureError> {
     })
 }
 
-fn ring_size(requested: u32) -> Result<u32, CaptureError> {
+/// The ring a session asking for `requested` bytes gets: a power of two of
+/// at least 4096 bytes, at most 1 GiB.
+pub fn ring_size(requested: u32) -> Result<u32, CaptureError> {
     if requested > MAX_RING_BYTES {
         return Err(CaptureError::InvalidSpec {
             message: format!("ring buffer of {requested} bytes (at most {MAX_RING_BYTES})"),

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use pktd_common::{DIR_IN, DIR_OUT, MAX_CAPLEN};
+use pktd_common::{DIR_IN, DIR_OUT, MAX_CAPLEN, largest_record};
 use pktd_proto::{Direction, OpenCapture, RecordingRequest};
 
 use pktd_anon::PayloadMode;
@@ -18,7 +18,7 @@ use super::{
     rules::{InjectRules, MAX_SNAPLEN, Peer, Rules},
 };
 use crate::{
-    capture::ClientSpec,
+    capture::{ClientSpec, ring_size},
     netns::{Netns, NetnsError},
 };
 
@@ -359,9 +359,13 @@ fn client_spec(rules: &Rules, request: &OpenCapture) -> (ClientSpec, u32) {
         0 => rules.ring_bytes,
         asked => asked.min(rules.ring_bytes),
     };
+    // A record is reserved whole in its size class: a packet whose class
+    // does not fit the ring would never be delivered, cut it to one that
+    // does (a ring too large is refused later).
+    let fits = ring_size(ring_bytes).map_or(MAX_CAPLEN, largest_record);
     let spec = ClientSpec {
         directions: if inbound { DIR_IN } else { 0 } | if outbound { DIR_OUT } else { 0 },
-        snaplen: snaplen.min(MAX_CAPLEN),
+        snaplen: snaplen.min(MAX_CAPLEN).min(fits),
         // A count is a quota the kernel can enforce too: nothing past it
         // is copied into the ring.
         packet_quota: match (rules.packet_quota, request.packet_count) {

@@ -26,7 +26,7 @@ use pktd_proto::{EndReason, FilterSpec, Stats};
 pub use self::drain::Drain;
 use crate::{
     capture::{
-        Added, CaptureError, HandedRing, Registry, SlotCounters, SlotEngine, SlotRef, ring_exists,
+        Added, CaptureError, HandedRing, Registry, SlotCounters, SlotEngine, SlotRef, ring_gone,
     },
     compiler::CompileError,
     policy::{CaptureGrant, HeaderView, Peer},
@@ -199,7 +199,15 @@ where
     .await?;
     let (prepared, added) = take_slot(state, peer.uid, &grant, program, prepared).await?;
     let engine = added.ring.engine();
-    let (delivery, daemon_path) = match deliver(state, peer.uid, &grant, reader, added.ring) {
+    let held = match reader {
+        Reader::Client => {
+            let (state, uid, id, max) =
+                (state.clone(), peer.uid, added.ring.id(), grant.max_sessions);
+            Some(blocking(move || state.hold_ring(uid, id, max, ring_gone)).await)
+        }
+        Reader::Daemon { .. } => None,
+    };
+    let (delivery, daemon_path) = match deliver(peer.uid, &grant, reader, held, added.ring) {
         Ok(delivery) => delivery,
         Err(err) => {
             let (registry, slot) = (state.registry().clone(), added.slot);
@@ -238,27 +246,32 @@ where
 }
 
 /// Who reads `ring`'s records (see [`open`]), and why the daemon does
-/// when the client asked for the ring.
+/// when the client asked for the ring; `held` is what
+/// [`State::hold_ring`] said of a client's ask.
 fn deliver(
-    state: &State,
     uid: u32,
     grant: &CaptureGrant,
     reader: Reader,
+    held: Option<Result<(), usize>>,
     ring: crate::capture::Ring,
 ) -> std::io::Result<(Delivery, Option<String>)> {
-    let (count, daemon_path) = match reader {
-        Reader::Daemon { count } => (count, None),
-        Reader::Client => match state.hold_ring(uid, ring.id(), grant.max_sessions, ring_exists) {
-            Ok(()) => return Ok((Delivery::Handed(Some(ring.hand_over()?)), None)),
-            Err(held) => (
+    let (count, daemon_path) = match (reader, held) {
+        (Reader::Daemon { count }, _) => (count, None),
+        (Reader::Client, Some(Ok(()))) => {
+            return Ok((Delivery::Handed(Some(ring.hand_over()?)), None));
+        }
+        (Reader::Client, held) => {
+            let held = held.and_then(Result::err).unwrap_or(0);
+            (
+                // The client counts its packets itself.
                 0,
                 Some(format!(
                     "uid {uid}'s clients hold {held} rings, the most principal {:?} allows \
                      (max_sessions): the daemon reads this one",
                     grant.principal
                 )),
-            ),
-        },
+            )
+        }
     };
     let anonymizer = grant.anonymize.as_ref().map(|a| a.anonymizer());
     let drain = Drain::new(ring.into_async()?, count, anonymizer);

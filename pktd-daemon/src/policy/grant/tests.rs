@@ -154,6 +154,18 @@ fn a_capture_is_cut_to_the_rules() {
     assert_eq!((spec.snaplen, spec.ring_bytes), (64, 4096));
     assert_eq!(spec.packet_quota, 10, "a count is a quota too");
     assert!(spec.count_only);
+
+    // A snaplen whose records would not fit the ring in their size class
+    // is cut to one that does.
+    request.snaplen = 0;
+    request.buffer_bytes = 4096;
+    request.stats_interval_ms = 0;
+    let granted = capture_grant(&WATCHER, &request).unwrap();
+    assert_eq!(
+        (granted.spec.snaplen, granted.spec.ring_bytes),
+        (2048, 4096),
+        "a 4096-byte ring holds records of up to 2048 bytes"
+    );
 }
 
 #[test]
