@@ -394,11 +394,7 @@ impl Capture {
             }
             tokio::select! {
                 ready = ring.readable() => ready.map_err(Error::Ring)?,
-                reply = replies.read_one() => match reply {
-                    Ok(None) | Ok(Some(Reply::Stats(_))) | Err(Error::Ended { .. }) => {}
-                    Ok(Some(reply)) => return Err(unexpected(Some(reply))),
-                    Err(err) => return Err(err),
-                },
+                read = replies.read_aside() => read?,
                 () = tokio::time::sleep(*timeout) => {}
             }
         }
@@ -414,12 +410,7 @@ impl Capture {
             if self.replies.end.is_some() {
                 return Ok(false);
             }
-            match self.replies.read_one().await {
-                // Packets were queued, or a drop notice recorded.
-                Ok(None) | Ok(Some(Reply::Stats(_))) | Err(Error::Ended { .. }) => {}
-                Ok(Some(reply)) => return Err(unexpected(Some(reply))),
-                Err(err) => return Err(err),
-            }
+            self.replies.read_aside().await?;
         }
     }
 
@@ -455,11 +446,7 @@ impl Capture {
             if self.replies.end.is_some() {
                 return Ok(None);
             }
-            match self.replies.read_one().await {
-                Ok(None) | Ok(Some(Reply::Stats(_))) | Err(Error::Ended { .. }) => {}
-                Ok(Some(reply)) => return Err(unexpected(Some(reply))),
-                Err(err) => return Err(err),
-            }
+            self.replies.read_aside().await?;
         }
     }
 
@@ -540,6 +527,17 @@ impl Replies {
             if let Some(reply) = self.read_one().await? {
                 return Ok(reply);
             }
+        }
+    }
+
+    /// Reads one reply while waiting for packets or intervals: those are
+    /// queued, a drop notice or the end recorded; any other reply is an
+    /// error. Cancel-safe, as [`Replies::read_one`].
+    async fn read_aside(&mut self) -> Result<(), Error> {
+        match self.read_one().await {
+            Ok(None) | Ok(Some(Reply::Stats(_))) | Err(Error::Ended { .. }) => Ok(()),
+            Ok(Some(reply)) => Err(unexpected(Some(reply))),
+            Err(err) => Err(err),
         }
     }
 

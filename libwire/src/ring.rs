@@ -5,7 +5,7 @@
 
 use std::{io, os::fd::OwnedFd};
 
-use pktd_common::{DIR_OUT, RECORD_HEADER_LEN};
+use pktd_common::{DIR_OUT, RecordHeader};
 use pktd_proto::{Direction, Packet};
 use tokio::io::unix::AsyncFd;
 
@@ -208,19 +208,18 @@ fn corrupt() -> io::Error {
 /// Parses a record's payload: pktd's header (`pktd_common::RecordHeader`)
 /// and the captured bytes.
 fn parse(payload: &[u8], realtime_minus_tai_ns: i64) -> Option<PacketRef<'_>> {
-    let header = payload.get(..RECORD_HEADER_LEN)?;
-    let word = |at: usize| u32::from_ne_bytes(header[at..at + 4].try_into().unwrap());
-    let timestamp_tai = u64::from_ne_bytes(header[..8].try_into().unwrap());
-    let cap_len = word(12) as usize;
+    let (header, data) = RecordHeader::split(payload)?;
     Some(PacketRef {
-        timestamp_ns: timestamp_tai.saturating_add_signed(realtime_minus_tai_ns),
-        wire_len: word(8),
-        direction: if word(20) == DIR_OUT {
+        timestamp_ns: header
+            .timestamp_ns
+            .saturating_add_signed(realtime_minus_tai_ns),
+        wire_len: header.wire_len,
+        direction: if header.direction == DIR_OUT {
             Direction::Out
         } else {
             Direction::In
         },
-        data: payload.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN.checked_add(cap_len)?)?,
+        data,
         release: None,
     })
 }

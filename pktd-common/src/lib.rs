@@ -60,20 +60,6 @@ pub const fn largest_record(ring_bytes: u32) -> u32 {
     best
 }
 
-/// The record class (see [`RECORD_CLASSES`]) for `cap_len` captured
-/// bytes: the room a record of that length takes in a ring, header
-/// included.
-pub const fn record_room(cap_len: u32) -> u32 {
-    let mut i = 0;
-    while i < RECORD_CLASSES.len() {
-        if cap_len <= RECORD_CLASSES[i] {
-            return RECORD_CLASSES[i] + RECORD_HEADER_LEN as u32;
-        }
-        i += 1;
-    }
-    MAX_CAPLEN + RECORD_HEADER_LEN as u32
-}
-
 /// IPv6 extension headers a header-only view follows (the prologue the
 /// kernel runs, `pktd_filter::confine_to_headers`) and the anonymizer
 /// walks (`pktd_anon::layout`) before the chain ends: one number, so that
@@ -426,6 +412,31 @@ pub struct RecordHeader {
 pub const RECORD_HEADER_LEN: usize = 24;
 const _: () = assert!(size_of::<RecordHeader>() == RECORD_HEADER_LEN);
 
+impl RecordHeader {
+    /// Splits a ring buffer entry into its header and its `cap_len`
+    /// captured bytes; `None` for an entry too short for either (the
+    /// kernel program never writes one; a ring a reader wrote into may
+    /// hold anything).
+    pub fn split(entry: &[u8]) -> Option<(Self, &[u8])> {
+        let header = entry.get(..RECORD_HEADER_LEN)?;
+        let word = |at: usize| {
+            u32::from_ne_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+        };
+        let mut timestamp = [0u8; 8];
+        timestamp.copy_from_slice(&header[..8]);
+        let header = Self {
+            timestamp_ns: u64::from_ne_bytes(timestamp),
+            wire_len: word(8),
+            cap_len: word(12),
+            ifindex: word(16),
+            direction: word(20),
+        };
+        let data = entry
+            .get(RECORD_HEADER_LEN..RECORD_HEADER_LEN.checked_add(header.cap_len as usize)?)?;
+        Some((header, data))
+    }
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: each type is #[repr(C)], made only of integers with explicit
@@ -464,8 +475,5 @@ mod tests {
             RECORD_CLASSES[0],
             "never below the smallest"
         );
-        assert_eq!(record_room(60), 64 + RECORD_HEADER_LEN as u32);
-        assert_eq!(record_room(1518), 1518 + RECORD_HEADER_LEN as u32);
-        assert_eq!(record_room(1519), 2048 + RECORD_HEADER_LEN as u32);
     }
 }

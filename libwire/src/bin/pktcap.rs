@@ -431,10 +431,10 @@ async fn count_only(mut capture: libwire::Capture, interface: &str) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where packets go: a savefile, or one line each on standard output.
 /// Bytes of a savefile buffered before a write.
 const SAVEFILE_BUFFER: usize = 64 * 1024;
 
+/// Where packets go: a savefile, or one line each on standard output.
 enum Output {
     Lines(io::StdoutLock<'static>),
     File(Writer<BufWriter<Box<dyn Write>>>),

@@ -9,7 +9,7 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use pktd_common::{RECORD_HEADER_LEN, RecordHeader};
+use pktd_common::RecordHeader;
 use tokio::io::unix::AsyncFd;
 
 use super::native::SlotEngine;
@@ -34,8 +34,6 @@ pub struct Ring {
 pub struct HandedRing {
     /// A descriptor of the ring buffer map, to pass with SCM_RIGHTS.
     pub fd: OwnedFd,
-    /// Its map id.
-    pub id: u32,
     /// The size of its data area (a power of two), which the client maps.
     pub bytes: u32,
 }
@@ -62,7 +60,6 @@ impl Ring {
     pub fn hand_over(self) -> io::Result<HandedRing> {
         Ok(HandedRing {
             fd: self.ring.as_fd().try_clone_to_owned()?,
-            id: self.id,
             bytes: self.bytes,
         })
     }
@@ -189,16 +186,7 @@ impl Record {
     /// kernel's TAI timestamp. `None` for an entry too short for its header
     /// (the kernel program never writes one).
     pub fn parse(entry: &[u8], realtime_minus_tai_ns: i64) -> Option<Self> {
-        let header_bytes = entry.get(..RECORD_HEADER_LEN)?;
-        let word = |at: usize| u32::from_ne_bytes(header_bytes[at..at + 4].try_into().unwrap());
-        let header = RecordHeader {
-            timestamp_ns: u64::from_ne_bytes(header_bytes[..8].try_into().unwrap()),
-            wire_len: word(8),
-            cap_len: word(12),
-            ifindex: word(16),
-            direction: word(20),
-        };
-        let data = entry.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + header.cap_len as usize)?;
+        let (header, data) = RecordHeader::split(entry)?;
         Some(Self {
             timestamp_ns: header
                 .timestamp_ns

@@ -422,8 +422,8 @@ fn open_per_cpu<V: aya::Pod>(
     PerCpuArray::try_from(Map::PerCpuArray(data)).map_err(map_error("reopening", name))
 }
 
-/// A new ring buffer of `bytes` (a power of two, at least a page).
-/// A new ring buffer of `bytes` bytes, and its map id.
+/// A new ring buffer of `bytes` (a power of two, at least a page), and its
+/// map id.
 fn new_ring(bytes: u32) -> Result<(RingBuf<MapData>, u32), CaptureError> {
     let map = MapData::create(
         aya_obj::Map::new_from_params(
