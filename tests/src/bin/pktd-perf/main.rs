@@ -16,7 +16,9 @@
 //! - (f) `control`: opening a session with 63 others active, and 64
 //!   closing together, next to tcpdump's start (see `control.rs`);
 //! - (g) `vlan`: (b)'s K=16 on untagged and on VLAN-tagged traffic (see
-//!   `vlan.rs`).
+//!   `vlan.rs`);
+//! - (h) `record`: the daemon's recording next to `tcpdump -w`, the
+//!   writer's CPU per packet in the file (see `record.rs`).
 //!
 //! Every point is repeated (median and spread shown); traffic is bounded
 //! in count and time; the namespaces go away on every exit. `--json FILE`
@@ -27,6 +29,7 @@ mod control;
 mod hostile;
 mod kernel;
 mod privacy;
+mod record;
 mod vlan;
 mod wire;
 
@@ -42,11 +45,11 @@ use crate::wire::{Backend, Run, Summary};
 #[command(about = "pktd's performance next to tcpdump's")]
 struct Args {
     /// Phases to run: kernel (a), wire (b and c), hostile (d), privacy
-    /// (e), control (f), vlan (g).
+    /// (e), control (f), vlan (g), record (h).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "kernel,wire,hostile,privacy,control,vlan"
+        default_value = "kernel,wire,hostile,privacy,control,vlan,record"
     )]
     phases: Vec<String>,
     /// (a) Engines to measure.
@@ -146,7 +149,7 @@ fn main() -> anyhow::Result<()> {
     };
 
     let wants = |phase: &str| args.phases.iter().any(|p| p == phase);
-    let bench = if ["wire", "hostile", "privacy", "control", "vlan"]
+    let bench = if ["wire", "hostile", "privacy", "control", "vlan", "record"]
         .iter()
         .any(|phase| wants(phase))
     {
@@ -265,6 +268,12 @@ fn main() -> anyhow::Result<()> {
         let shapes = vlan::measure(bench, args.reps)?;
         vlan::print(&shapes);
         json.push(vlan::json(&shapes));
+    }
+
+    if let Some(bench) = bench.as_ref().filter(|_| wants("record")) {
+        let summaries = record::measure(bench, args.reps)?;
+        record::print(&summaries);
+        json.push(record::json(&summaries));
     }
 
     if let Some(path) = &args.json {

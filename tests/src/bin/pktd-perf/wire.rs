@@ -44,6 +44,10 @@ pub enum Backend {
     /// anonymizes.
     PktdAnonymized,
     Tcpdump,
+    /// A recording: the daemon writes the savefile itself.
+    PktdRecording,
+    /// `tcpdump -w FILE`.
+    TcpdumpFile,
 }
 
 /// The uid (and gid) pktcap runs as for [`Backend::PktdAnonymized`].
@@ -57,6 +61,8 @@ impl Backend {
             Backend::PktdForwarded => "pktd-fwd",
             Backend::PktdAnonymized => "pktd-anon",
             Backend::Tcpdump => "tcpdump",
+            Backend::PktdRecording => "pktd-rec",
+            Backend::TcpdumpFile => "tcpdump-w",
         }
     }
 }
@@ -255,11 +261,30 @@ impl Bench {
         frames: Vec<Vec<u8>>,
         matching_share: f64,
     ) -> anyhow::Result<Run> {
+        self.run_writing(
+            backend,
+            filters,
+            frames,
+            matching_share,
+            Path::new("/dev/null"),
+        )
+    }
+
+    /// [`Bench::run_with`], the clients writing their savefiles to
+    /// `output`.
+    fn run_writing(
+        &self,
+        backend: Backend,
+        filters: &[String],
+        frames: Vec<Vec<u8>>,
+        matching_share: f64,
+        output: &Path,
+    ) -> anyhow::Result<Run> {
         let clients = filters.len();
         let mut started = Clients::default();
         for filter in filters {
             let mut command = match backend {
-                Backend::None => break,
+                Backend::None | Backend::PktdRecording => break,
                 Backend::Pktd | Backend::PktdForwarded | Backend::PktdAnonymized => {
                     let mut command = Command::new(&self.pktcap);
                     command
@@ -274,24 +299,21 @@ impl Bench {
                     }
                     command
                 }
-                Backend::Tcpdump => {
+                Backend::Tcpdump | Backend::TcpdumpFile => {
                     let mut command = Command::new("ip");
                     command.args(["netns", "exec", &self.lab.capture_ns, "tcpdump"]);
                     command
                 }
             };
             command
-                .args([
-                    "-i",
-                    &self.lab.capture_if,
-                    "-Q",
-                    "in",
-                    "-n",
-                    "-w",
-                    "/dev/null",
-                ])
-                .args(["-B", &self.settings.buffer_kib.to_string()])
-                .arg(filter);
+                .args(["-i", &self.lab.capture_if, "-Q", "in", "-n", "-w"])
+                .arg(output)
+                .args(["-B", &self.settings.buffer_kib.to_string()]);
+            if backend == Backend::TcpdumpFile {
+                // Debian's tcpdump drops to its own user before writing.
+                command.args(["-Z", "root"]);
+            }
+            command.arg(filter);
             let mut running = Running::spawn(command);
             if !running.wait_for_stderr("listening on", Duration::from_secs(30)) {
                 bail!(
@@ -304,7 +326,10 @@ impl Bench {
         }
 
         let pids: Vec<u32> = started.0.iter().map(|client| client.child.id()).collect();
-        let with_daemon = !matches!(backend, Backend::None | Backend::Tcpdump);
+        let with_daemon = !matches!(
+            backend,
+            Backend::None | Backend::Tcpdump | Backend::TcpdumpFile
+        );
         let cpu = |sender: i32| -> [ThreadTimes; 2] {
             let mut clients = ThreadTimes::default();
             for &pid in &pids {
@@ -334,6 +359,81 @@ impl Bench {
             daemon_cpu_ns_per_packet: (backend != Backend::None && captured_in_window > 0.0)
                 .then(|| traffic.window_cpu_ns[1] as f64 / captured_in_window),
         })
+    }
+
+    /// One match-all savefile writer at the highest rate: a recording of
+    /// the daemon's (pattern `NAME-%d.pcap` in the policy's directory for
+    /// root, `directory`) or `tcpdump -w` to a file in `directory`. The
+    /// packets captured are those in the file once it is closed.
+    pub fn run_recording(&self, backend: Backend, directory: &Path) -> anyhow::Result<Run> {
+        let pattern = format!("{}-%d.pcap", backend.name());
+        let recording = match backend {
+            Backend::PktdRecording => {
+                let output = Command::new(&self.pktcap)
+                    .arg("--socket")
+                    .arg(&self.daemon.socket)
+                    .args(["--netns", &self.lab.capture_ns])
+                    .args(["-i", &self.lab.capture_if, "-Q", "in", "-n"])
+                    .args(["-B", &self.settings.buffer_kib.to_string()])
+                    .args(["--record", &pattern, "udp"])
+                    .output()?;
+                let stdout = String::from_utf8_lossy(&output.stdout);
+                let id = stdout
+                    .strip_prefix("recording ")
+                    .and_then(|rest| rest.split(':').next())
+                    .and_then(|id| id.parse::<u64>().ok())
+                    .with_context(|| {
+                        format!(
+                            "pktcap --record: {stdout} {}",
+                            String::from_utf8_lossy(&output.stderr)
+                        )
+                    })?;
+                Some(id)
+            }
+            Backend::TcpdumpFile => None,
+            other => bail!("{} writes no savefile", other.name()),
+        };
+        // The daemon writes in root's own directory (uid 0) of the
+        // policy's; tcpdump next to it, on the same filesystem.
+        let file = match backend {
+            Backend::PktdRecording => directory.join("0"),
+            _ => directory.to_owned(),
+        }
+        .join(pattern.replace("%d", "0"));
+        let mut run = self.run_writing(
+            backend,
+            &Self::filters(usize::from(recording.is_none()), true),
+            self.frames(1),
+            1.0,
+            &file,
+        )?;
+        if let Some(id) = recording {
+            let output = Command::new(&self.pktcap)
+                .arg("--socket")
+                .arg(&self.daemon.socket)
+                .args(["--stop", &id.to_string()])
+                .output()?;
+            if !output.status.success() {
+                bail!(
+                    "pktcap --stop {id}: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            run.clients = 1;
+        }
+        let mut reader = pktd_pcap::savefile::Reader::new(std::io::BufReader::new(
+            std::fs::File::open(&file).with_context(|| format!("{}", file.display()))?,
+        ))?;
+        let mut captured = 0;
+        while reader.next_packet()?.is_some() {
+            captured += 1;
+        }
+        std::fs::remove_file(&file)?;
+        run.counts = vec![ClientCounts {
+            captured,
+            dropped: run.counts.first().map_or(0, |c| c.dropped),
+        }];
+        Ok(run)
     }
 
     /// The receiver's packet rate with no client of the bench's own: the
