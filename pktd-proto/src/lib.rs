@@ -53,8 +53,11 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+mod packets;
 #[cfg(test)]
 mod tests;
+
+pub use packets::{PacketRef, encode_packets};
 
 /// The four bytes every [`Hello`] starts with.
 pub const MAGIC: [u8; 4] = *b"PKTD";
@@ -585,7 +588,7 @@ pub enum Reply {
         /// records in place (see [`OpenCapture::zero_copy`]).
         ring_bytes: u32,
     },
-    /// Captured packets, in capture order (see [`batch_packets`]).
+    /// Captured packets, in capture order (see [`encode_packets`]).
     Packets(Vec<Packet>),
     /// The filter was replaced.
     FilterSet,
@@ -832,6 +835,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Ok(())
     }
 
+    /// Writes frames already encoded (by [`encode_packets`], say), then
+    /// flushes.
+    pub async fn write_encoded(&mut self, frames: &[u8]) -> Result<(), ProtoError> {
+        self.stream.write_all(frames).await?;
+        self.stream.flush().await?;
+        Ok(())
+    }
+
     /// Reads a [`Request`] (at most [`MAX_REQUEST_FRAME`] bytes).
     pub async fn read_request(&mut self) -> Result<Option<Request>, ProtoError> {
         self.read_frame(MAX_REQUEST_FRAME).await
@@ -917,46 +928,6 @@ impl bincode::enc::write::Writer for CappedWriter<'_> {
         }
         Ok(())
     }
-}
-
-/// Encoded size of `value` in bytes.
-fn encoded_len<T: Serialize>(value: &T) -> usize {
-    let mut size = bincode::enc::write::SizeWriter::default();
-    bincode::serde::encode_into_writer(value, &mut size, bincode::config::standard())
-        .expect("protocol types always encode");
-    size.bytes_written
-}
-
-/// Packs packets, in order, into as few [`Reply::Packets`] as fit: each one
-/// encodes to at most `max_frame` bytes (pass [`MAX_REPLY_FRAME`]).
-///
-/// A packet too large to fit a frame on its own (impossible at
-/// [`MAX_REPLY_FRAME`] with data up to 256 KiB) still gets a batch of its
-/// own rather than being dropped silently; writing it then fails with
-/// [`ProtoError::TooLarge`].
-pub fn batch_packets(packets: impl IntoIterator<Item = Packet>, max_frame: usize) -> Vec<Reply> {
-    // A batch encodes as: variant tag, varint count, then each packet; so
-    // its size is computed as the packets go, without re-encoding the batch.
-    let tag_len = encoded_len(&Reply::Packets(Vec::new())) - encoded_len(&0u64);
-    let size_of =
-        |count: usize, packets_len: usize| tag_len + encoded_len(&(count as u64)) + packets_len;
-
-    let mut batches = Vec::new();
-    let mut batch: Vec<Packet> = Vec::new();
-    let mut batch_len = 0;
-    for packet in packets {
-        let packet_len = encoded_len(&packet);
-        if !batch.is_empty() && size_of(batch.len() + 1, batch_len + packet_len) > max_frame {
-            batches.push(Reply::Packets(std::mem::take(&mut batch)));
-            batch_len = 0;
-        }
-        batch.push(packet);
-        batch_len += packet_len;
-    }
-    if !batch.is_empty() {
-        batches.push(Reply::Packets(batch));
-    }
-    batches
 }
 
 /// Serde for `Vec<u8>` as bytes: same encoding as the default (bincode writes

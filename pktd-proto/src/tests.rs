@@ -628,113 +628,164 @@ async fn read_is_cancel_safe_inside_prefix() {
     read_split_frame(2).await;
 }
 
+fn refs(packets: &[Packet]) -> impl Iterator<Item = PacketRef<'_>> + Clone {
+    packets.iter().map(|p| PacketRef {
+        timestamp_ns: p.timestamp_ns,
+        wire_len: p.wire_len,
+        direction: p.direction,
+        data: &p.data,
+    })
+}
+
+/// `packets` through [`encode_packets`], the frames split again: each
+/// frame's packets, after checking that its bytes are bincode's own
+/// encoding of them and within `max_frame`.
+fn encoded_batches(packets: &[Packet], max_frame: usize) -> Vec<Vec<Packet>> {
+    let mut out = vec![0xee; 3]; // appended to, never overwritten
+    let frames = encode_packets(refs(packets), max_frame, &mut out).expect("encodes");
+    assert_eq!(&out[..3], &[0xee; 3], "existing bytes kept");
+    let mut rest = &out[3..];
+    let mut batches = Vec::new();
+    while !rest.is_empty() {
+        let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        assert!(len <= max_frame, "frame of {len} bytes over {max_frame}");
+        let payload = &rest[4..4 + len];
+        let reply: Reply = decode_payload(payload, MAX_REPLY_FRAME).expect("decodes");
+        assert_eq!(payload, encode(&reply), "not bincode's encoding");
+        let Reply::Packets(batch) = reply else {
+            panic!("not Reply::Packets: {reply:?}");
+        };
+        assert!(!batch.is_empty(), "an empty frame");
+        batches.push(batch);
+        rest = &rest[4 + len..];
+    }
+    assert_eq!(batches.len(), frames, "frames counted");
+    batches
+}
+
 #[test]
-fn batch_packets_fills_frames_up_to_the_cap() {
+fn encoded_packets_fill_frames_up_to_the_cap() {
     let max_frame = 64 * 1024;
     let packets: Vec<Packet> = (0..2000)
         .map(|i| packet(i, (i as usize * 37) % 1600))
         .collect();
-    let batches = batch_packets(packets.clone(), max_frame);
+    let batches = encoded_batches(&packets, max_frame);
     assert!(
         batches.len() > 1,
         "test setup: input must need several frames"
     );
-
-    let mut flattened = Vec::new();
+    let mut flattened: Vec<Packet> = Vec::new();
     for (n, batch) in batches.iter().enumerate() {
-        let Reply::Packets(batch_packets) = batch else {
-            panic!("batch {n} is not Reply::Packets: {batch:?}");
-        };
-        assert!(!batch_packets.is_empty(), "batch {n} is empty");
-        let len = encode(batch).len();
-        assert!(len <= max_frame, "batch {n} encodes to {len} > {max_frame}");
         // Greedy: the next packet would not have fit.
-        if let Some(next) = packets.get(flattened.len() + batch_packets.len()) {
-            let mut bigger = batch_packets.clone();
+        if let Some(next) = packets.get(flattened.len() + batch.len()) {
+            let mut bigger = batch.clone();
             bigger.push(next.clone());
             let bigger_len = encode(&Reply::Packets(bigger)).len();
             assert!(
                 bigger_len > max_frame,
-                "batch {n} stopped early: {bigger_len} would fit"
+                "frame {n} stopped early: {bigger_len} would fit"
             );
         }
-        flattened.extend(batch_packets.iter().cloned());
+        flattened.extend(batch.iter().cloned());
     }
     assert_eq!(
         flattened, packets,
-        "batching must keep every packet, in order"
+        "encoding must keep every packet, in order"
     );
 }
 
 #[test]
-fn batch_packets_edge_cases() {
-    assert!(
-        batch_packets(Vec::new(), MAX_REPLY_FRAME).is_empty(),
-        "no packets, no batches"
+fn encoded_packets_edge_cases() {
+    let mut out = Vec::new();
+    assert_eq!(
+        encode_packets(refs(&[]), MAX_REPLY_FRAME, &mut out).unwrap(),
+        0,
+        "no packets, no frames"
     );
+    assert!(out.is_empty());
 
-    // Full-size packets at the real cap: ~31 per frame, all under the cap.
+    // Full-size packets at the real cap: ~31 per frame.
     let big: Vec<Packet> = (0..100).map(|i| packet(i, 262_144)).collect();
-    let batches = batch_packets(big.clone(), MAX_REPLY_FRAME);
-    for batch in &batches {
-        assert!(
-            encode(batch).len() <= MAX_REPLY_FRAME,
-            "full-size batch over the cap"
-        );
-    }
-    let count: usize = batches
+    let count: usize = encoded_batches(&big, MAX_REPLY_FRAME)
         .iter()
-        .map(|b| match b {
-            Reply::Packets(p) => p.len(),
-            other => panic!("not a packets reply: {other:?}"),
-        })
+        .map(Vec::len)
         .sum();
     assert_eq!(count, big.len(), "full-size packets lost");
 
-    // Batch sizes cross the count varint's 1→3 byte step (251 packets).
+    // Frame sizes cross the count varint's 1 -> 3 byte step (251 packets).
     let tiny: Vec<Packet> = (0..1000).map(|i| packet(i, 0)).collect();
     let one_batch_len = encode(&Reply::Packets(tiny.clone())).len();
     for max_frame in [one_batch_len, one_batch_len - 1, 251 * 13, 251 * 13 + 2] {
-        for batch in batch_packets(tiny.clone(), max_frame) {
-            let len = encode(&batch).len();
-            assert!(
-                len <= max_frame,
-                "batch of {len} bytes over a {max_frame}-byte cap"
-            );
-        }
+        let count: usize = encoded_batches(&tiny, max_frame).iter().map(Vec::len).sum();
+        assert_eq!(count, tiny.len(), "a {max_frame}-byte cap lost packets");
     }
     assert_eq!(
-        batch_packets(tiny.clone(), one_batch_len).len(),
+        encoded_batches(&tiny, one_batch_len).len(),
         1,
-        "exact fit must be one batch"
+        "exact fit must be one frame"
     );
 
-    // A packet that cannot fit alone is kept, alone, not dropped.
-    let batches = batch_packets(vec![packet(0, 10), packet(1, 100), packet(2, 10)], 50);
-    assert_eq!(
-        batches.len(),
-        3,
-        "oversized packet must get its own batch: {batches:?}"
+    // Every varint width, in every field.
+    let widths = [
+        0u64,
+        250,
+        251,
+        0xffff,
+        0x1_0000,
+        0xffff_ffff,
+        0x1_0000_0000,
+        u64::MAX,
+    ];
+    let odd: Vec<Packet> = widths
+        .iter()
+        .flat_map(|&ts| {
+            [0u32, 250, 251, 0xffff, 0x1_0000, u32::MAX].map(|wire_len| Packet {
+                timestamp_ns: ts,
+                wire_len,
+                direction: Direction::InOut,
+                data: vec![7; (ts % 300) as usize],
+            })
+        })
+        .collect();
+    assert_eq!(encoded_batches(&odd, MAX_REPLY_FRAME).concat(), odd);
+
+    // A packet that cannot fit alone is refused, after the frames before it.
+    let mut out = Vec::new();
+    let err = encode_packets(
+        refs(&[packet(0, 10), packet(1, 100), packet(2, 10)]),
+        50,
+        &mut out,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ProtoError::TooLarge { max: 50, .. }),
+        "{err:?}"
     );
+    assert!(!out.is_empty(), "the first frame is kept");
+}
+
+#[test]
+fn the_packets_variant_is_where_the_encoder_says() {
+    let bytes = encode(&Reply::Packets(Vec::new()));
+    assert_eq!(bytes, [packets::PACKETS_VARIANT as u8, 0]);
 }
 
 #[tokio::test]
-async fn batches_travel_as_replies() {
+async fn encoded_packets_travel_as_replies() {
     let (mut client, mut daemon) = pair();
     let packets: Vec<Packet> = (0..40).map(|i| packet(i, 262_144)).collect();
-    let batches = batch_packets(packets.clone(), MAX_REPLY_FRAME);
+    let mut frames = Vec::new();
+    encode_packets(refs(&packets), MAX_REPLY_FRAME, &mut frames).unwrap();
     let writer = async {
-        for batch in &batches {
-            daemon
-                .write_reply(batch)
-                .await
-                .expect("writing a batch failed");
-        }
+        daemon
+            .write_encoded(&frames)
+            .await
+            .expect("writing the frames failed");
         drop(daemon);
     };
     let reader = async {
         let mut got = Vec::new();
-        while let Some(reply) = client.read_reply().await.expect("reading a batch failed") {
+        while let Some(reply) = client.read_reply().await.expect("reading a frame failed") {
             match reply {
                 Reply::Packets(p) => got.extend(p),
                 other => panic!("expected packets, got {other:?}"),

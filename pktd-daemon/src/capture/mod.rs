@@ -17,9 +17,11 @@
 //! | `budget.rs` | the interpreter's per-packet budget shared out among slots |
 //! | `kernel_log.rs` | the kernel program's log (aya-log) |
 //! | `ring.rs` | ring buffers and records |
+//! | `batch.rs` | records moved out of a ring together |
 //! | `registry.rs` | every attachment of the daemon |
 
 mod attachment;
+mod batch;
 mod bench;
 mod budget;
 mod chain;
@@ -33,6 +35,7 @@ mod ring;
 mod slots;
 
 pub use attachment::Attachment;
+pub use batch::Batch;
 pub use error::CaptureError;
 pub use native::{Engine, HookChoice, MAX_CHAIN, NativeError, SlotEngine};
 pub use pktd_translate::Hook;

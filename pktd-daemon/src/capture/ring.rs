@@ -12,7 +12,7 @@ use aya::maps::{MapData, RingBuf};
 use pktd_common::RecordHeader;
 use tokio::io::unix::AsyncFd;
 
-use super::native::SlotEngine;
+use super::{Batch, native::SlotEngine};
 use crate::sys;
 
 /// The ring a session's records arrive in, read without waiting (the
@@ -144,10 +144,13 @@ impl AsyncRing {
         self.ring.readable().await.map(|_| ())
     }
 
-    /// The next record, if one is waiting (never waits for one).
-    pub async fn next_record(&mut self) -> Option<Record> {
-        if let Some(record) = self.pop() {
-            return Some(record);
+    /// Moves the records waiting into `batch`, at most `limit` and only
+    /// while its bytes are under `bytes`; returns how many (never waits
+    /// for one).
+    pub async fn take_into(&mut self, batch: &mut Batch, limit: usize, bytes: usize) -> usize {
+        let taken = self.pop_into(batch, limit, bytes);
+        if taken == limit || batch.bytes() >= bytes {
+            return taken;
         }
         // Empty: clear the readiness, then look once more, since a record
         // committed meanwhile may have had its wake-up consumed by the
@@ -157,12 +160,23 @@ impl AsyncRing {
         {
             guard.clear_ready();
         }
-        self.pop()
+        taken + self.pop_into(batch, limit - taken, bytes)
     }
 
-    fn pop(&mut self) -> Option<Record> {
-        let entry = self.ring.get_mut().next()?;
-        Record::parse(&entry, self.realtime_minus_tai_ns)
+    fn pop_into(&mut self, batch: &mut Batch, limit: usize, bytes: usize) -> usize {
+        let ring = self.ring.get_mut();
+        let mut taken = 0;
+        while taken < limit && batch.bytes() < bytes {
+            let Some(entry) = ring.next() else {
+                break;
+            };
+            // An entry too short for its header is passed over, as the
+            // kernel program never writes one.
+            if batch.push_entry(&entry, self.realtime_minus_tai_ns) {
+                taken += 1;
+            }
+        }
+        taken
     }
 }
 

@@ -4,12 +4,11 @@
 
 use std::{os::fd::OwnedFd, sync::Arc, time::Duration};
 
-use pktd_common::DIR_OUT;
-use pktd_proto::{Direction, EndReason, FilterSpec, Interval, OpenCapture, Packet, Reply};
+use pktd_proto::{EndReason, FilterSpec, Interval, OpenCapture, Reply};
 
 use super::{refusal::Refusal, socket::ClientSocket};
 use crate::{
-    capture::Record,
+    capture::Batch,
     policy::{Ask, CaptureGrant, Grant, HeaderView, Peer, grant},
     session::{self, Session},
     state::State,
@@ -39,6 +38,9 @@ pub(super) struct CaptureSession {
     /// Statistics mode: the end of the last interval reported, and the
     /// matched counters then.
     last_interval: Option<(u64, u64, u64)>,
+    /// The records being forwarded, and their frames; both reused.
+    batch: Batch,
+    frames: Vec<u8>,
 }
 
 impl CaptureSession {
@@ -81,6 +83,8 @@ impl CaptureSession {
             session,
             request,
             told_dropped: 0,
+            batch: Batch::default(),
+            frames: Vec::new(),
         };
         Ok((capture, reply, ring.map(|ring| ring.fd)))
     }
@@ -120,15 +124,19 @@ impl CaptureSession {
         let Some(drain) = self.session.drain() else {
             return Flow::Continue;
         };
-        let records = drain.take().await;
-        if records.is_empty() {
+        drain.take(&mut self.batch).await;
+        if self.batch.is_empty() {
             return Flow::Continue;
         }
-        let packets = records.into_iter().map(packet);
-        for reply in pktd_proto::batch_packets(packets, pktd_proto::MAX_REPLY_FRAME) {
-            if socket.send(&reply).await.is_err() {
-                return Flow::Disconnected;
-            }
+        // One encode and one write for the whole batch.
+        self.frames.clear();
+        let encoded = pktd_proto::encode_packets(
+            self.batch.packets(),
+            pktd_proto::MAX_REPLY_FRAME,
+            &mut self.frames,
+        );
+        if encoded.is_err() || socket.send_encoded(&self.frames).await.is_err() {
+            return Flow::Disconnected;
         }
         if self
             .session
@@ -254,19 +262,6 @@ fn reader(request: &OpenCapture, granted: &CaptureGrant) -> (session::Reader, Op
 }
 
 /// A record as the client gets it.
-fn packet(record: Record) -> Packet {
-    Packet {
-        timestamp_ns: record.timestamp_ns,
-        wire_len: record.wire_len,
-        direction: if record.direction == DIR_OUT {
-            Direction::Out
-        } else {
-            Direction::In
-        },
-        data: record.data,
-    }
-}
-
 /// Resolves when the capture's ring may hold records; never without a
 /// capture.
 pub(super) async fn records_ready(capture: &Option<CaptureSession>) -> std::io::Result<()> {

@@ -61,6 +61,14 @@ impl ClientSocket {
         within(deadline, shutdown, self.connection.write_reply(reply)).await
     }
 
+    /// Writes frames already encoded, as [`ClientSocket::send`] writes a
+    /// reply.
+    pub async fn send_encoded(&mut self, frames: &[u8]) -> Result<(), Gone> {
+        let deadline = self.deadline();
+        let shutdown = self.shutdown.clone();
+        within(deadline, shutdown, self.connection.write_encoded(frames)).await
+    }
+
     /// Writes `reply` as [`ClientSocket::send`] does, with `fd` attached
     /// to its first byte (SCM_RIGHTS); the descriptor is the client's
     /// once this returns `Ok`, and closed here either way.

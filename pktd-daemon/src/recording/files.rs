@@ -16,9 +16,11 @@
 //!   still refers to the regular file created (same device and inode);
 //!   anything else is left alone and forgotten.
 //!
-//! Files end at a whole packet: each packet is written with one `write_all`
-//! straight to the file (no buffering), and when that fails (`ENOSPC`
-//! included) the file is truncated back to the size it had before, and the
+//! Files end at a whole packet: packets are kept in memory and written
+//! together, with one `write_all`, when the daemon has written a batch
+//! ([`Savefiles::flush`]) or [`FLUSH_AT`] bytes are waiting; when that
+//! fails (`ENOSPC` included) the file is truncated back to the size it had
+//! before, the packets of the failed write are no longer counted, and the
 //! recording ends.
 
 use std::{
@@ -26,10 +28,7 @@ use std::{
     io::{self, Write},
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -142,27 +141,108 @@ pub struct FilesConfig {
     pub owner: Option<(u32, u32)>,
 }
 
-/// The file under the savefile writer: writes go straight to the file (no
-/// buffer) and are counted, so [`Savefiles`] knows the file's size and
-/// can cut a failed packet off.
+/// Bytes of packets kept in memory before they are written, whether or
+/// not the daemon's batch is over.
+const FLUSH_AT: usize = 1 << 20;
+
+/// The file under the savefile writer: what the writer gives (always a
+/// whole header or a whole packet, one `write` each: see [`Writer`]) waits
+/// in memory until [`Output::write_pending`].
 #[derive(Debug)]
-struct Shared {
+struct Output {
     file: File,
-    written: AtomicU64,
+    pending: Vec<u8>,
+    /// Where each piece given ends in `pending`.
+    ends: Vec<usize>,
+    /// Bytes in the file.
+    written: u64,
 }
 
+/// A write of what was pending that failed after `whole` of its pieces
+/// (packets) reached the file.
 #[derive(Debug)]
-struct CountingFile(Arc<Shared>);
+struct PartialWrite {
+    error: io::Error,
+    whole: usize,
+}
 
-impl Write for CountingFile {
+impl Output {
+    fn new(file: File) -> Self {
+        Self {
+            file,
+            pending: Vec::new(),
+            ends: Vec::new(),
+            written: 0,
+        }
+    }
+
+    /// The file's size once what is pending is written.
+    fn size(&self) -> u64 {
+        self.written + self.pending.len() as u64
+    }
+
+    fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Forgets what was given after the file was `size` bytes.
+    fn discard_after(&mut self, size: u64) {
+        let keep = size.saturating_sub(self.written) as usize;
+        self.pending.truncate(keep);
+        self.ends.retain(|&end| end <= keep);
+    }
+
+    /// Writes what is pending. When the file takes only part of it
+    /// (`ENOSPC`), the file is cut back to the last whole piece it took.
+    fn write_pending(&mut self) -> Result<(), PartialWrite> {
+        let mut done = 0;
+        let mut failed = None;
+        while done < self.pending.len() {
+            match (&self.file).write(&self.pending[done..]) {
+                Ok(0) => {
+                    failed = Some(io::Error::from(io::ErrorKind::WriteZero));
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
+        }
+        let result = match failed {
+            None => {
+                self.written += done as u64;
+                Ok(())
+            }
+            Some(error) => {
+                let whole = self.ends.partition_point(|&end| end <= done);
+                let kept = whole.checked_sub(1).map_or(0, |last| self.ends[last]);
+                self.written += kept as u64;
+                if kept != done
+                    && let Err(truncate) = self.file.set_len(self.written)
+                {
+                    tracing::error!(error = %truncate, "cannot cut off a partly written packet");
+                }
+                Err(PartialWrite { error, whole })
+            }
+        };
+        self.pending.clear();
+        self.ends.clear();
+        result
+    }
+}
+
+impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = (&self.0.file).write(buf)?;
-        self.0.written.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
+        self.pending.extend_from_slice(buf);
+        self.ends.push(self.pending.len());
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        self.write_pending().map_err(|partial| partial.error)
     }
 }
 
@@ -178,15 +258,21 @@ struct FileId {
 /// The file being written.
 #[derive(Debug)]
 struct Current {
-    writer: Writer<CountingFile>,
-    shared: Arc<Shared>,
+    writer: Writer<Output>,
     opened: Instant,
+    /// Packets given to it, and of those, written to the file.
     packets: u64,
+    written_packets: u64,
 }
 
 impl Current {
+    /// Its size, counting the packets still in memory.
     fn size(&self) -> u64 {
-        self.shared.written.load(Ordering::Relaxed)
+        self.writer.get_ref().size()
+    }
+
+    fn pending(&self) -> u64 {
+        self.writer.get_ref().pending() as u64
     }
 }
 
@@ -246,7 +332,9 @@ impl Savefiles {
     /// Writes one packet: `timestamp_ns` since the Unix epoch, the length on
     /// the wire, and the captured bytes (cut to the snaplen). Rotates first
     /// when a trigger says so, and deletes old files to keep within
-    /// `max_files` and the disk allowance.
+    /// `max_files` and the disk allowance. The packet may wait in memory
+    /// until [`Savefiles::flush`]; it counts as written (in the file's size,
+    /// the disk allowance, [`Savefiles::packets`]) at once.
     ///
     /// Any error ends the recording: the current file ends at its last whole
     /// packet, and further calls return [`FilesError::Finished`].
@@ -256,7 +344,36 @@ impl Savefiles {
         wire_len: u32,
         data: &[u8],
     ) -> Result<(), FilesError> {
-        let result = self.write_inner(timestamp_ns, wire_len, data);
+        let result = self.write_inner(Instant::now(), timestamp_ns, wire_len, data);
+        if result.is_err() {
+            self.current = None;
+        }
+        result
+    }
+
+    /// Writes a batch of packets (timestamp, length on the wire, captured
+    /// bytes) as [`Savefiles::write`] does, all as of one moment for
+    /// rotation by time, then flushes ([`Savefiles::flush`]).
+    pub fn write_batch<'a>(
+        &mut self,
+        packets: impl IntoIterator<Item = (u64, u32, &'a [u8])>,
+    ) -> Result<(), FilesError> {
+        let now = Instant::now();
+        for (timestamp_ns, wire_len, data) in packets {
+            let result = self.write_inner(now, timestamp_ns, wire_len, data);
+            if result.is_err() {
+                self.current = None;
+                return result;
+            }
+        }
+        self.flush()
+    }
+
+    /// Writes the packets waiting in memory to the file, with one write:
+    /// call it after a batch. An error ends the recording, and the packets
+    /// that were waiting are no longer counted.
+    pub fn flush(&mut self) -> Result<(), FilesError> {
+        let result = self.write_pending();
         if result.is_err() {
             self.current = None;
         }
@@ -350,24 +467,46 @@ impl Savefiles {
         Ok(self.paths)
     }
 
-    /// Flushes and closes the current file, if any.
+    /// Writes what waits and closes the current file, if any.
     fn close_current(&mut self) -> Result<(), FilesError> {
-        if let Some(current) = self.current.take() {
-            let path = self.current_file().to_path_buf();
-            current
-                .writer
-                .into_inner()
-                .map_err(|source| FilesError::Io {
-                    operation: "flush",
-                    path,
-                    source,
-                })?;
-        }
-        Ok(())
+        let written = self.write_pending();
+        // Nothing is pending now: giving the file back writes nothing.
+        drop(self.current.take());
+        written
+    }
+
+    /// Writes the current file's packets waiting in memory; when that
+    /// fails, the file ends where it did before, and they are no longer
+    /// counted anywhere.
+    fn write_pending(&mut self) -> Result<(), FilesError> {
+        let Some(current) = self.current.as_mut() else {
+            return Ok(());
+        };
+        let before = current.size();
+        let Err(PartialWrite { error, whole }) = current.writer.get_mut().write_pending() else {
+            current.written_packets = current.packets;
+            return Ok(());
+        };
+        // Every piece pending was a packet: the header is written as soon
+        // as the file is made.
+        current.written_packets += whole as u64;
+        let lost = current.packets - current.written_packets;
+        current.packets = current.written_packets;
+        let size = current.size();
+        self.packets -= lost;
+        self.bytes -= before - size;
+        self.config.account.remove(before - size);
+        self.ids.last_mut().expect("a current file").size = size;
+        Err(FilesError::Io {
+            operation: "write a packet to",
+            path: self.current_file().to_path_buf(),
+            source: error,
+        })
     }
 
     fn write_inner(
         &mut self,
+        now: Instant,
         timestamp_ns: u64,
         wire_len: u32,
         data: &[u8],
@@ -377,7 +516,6 @@ impl Savefiles {
         };
         let entry = self.entry_len(data.len());
         let limits = &self.config.limits;
-        let now = Instant::now();
         let rotate = self.too_old(current, now)
             || (current.packets > 0
                 && limits
@@ -390,25 +528,17 @@ impl Savefiles {
             self.make_room(entry)?;
         }
 
-        let path = self.current_file().to_path_buf();
         let current = self.current.as_mut().expect("checked above");
         let before = current.size();
         if let Err(source) = current.writer.write_packet(timestamp_ns, wire_len, data) {
-            // Cut the partial packet off, so the file ends at a whole one.
-            if current.size() != before
-                && let Err(truncate) = current.shared.file.set_len(before)
-            {
-                tracing::error!(
-                    path = %path.display(),
-                    error = %truncate,
-                    "cannot truncate a partly written packet"
-                );
-            }
-            current.shared.written.store(before, Ordering::Relaxed);
+            // The writer refuses before giving anything (a timestamp pcap
+            // cannot hold); should it ever give part of a packet, that
+            // part is not kept.
+            current.writer.get_mut().discard_after(before);
             self.config.account.remove(entry);
             return Err(FilesError::Io {
                 operation: "write a packet to",
-                path,
+                path: self.current_file().to_path_buf(),
                 source,
             });
         }
@@ -424,6 +554,9 @@ impl Savefiles {
             self.config.account.remove(entry - written);
         }
         self.ids.last_mut().expect("a current file").size = size;
+        if current.pending() >= FLUSH_AT as u64 {
+            self.write_pending()?;
+        }
         Ok(())
     }
 
@@ -484,6 +617,9 @@ impl Savefiles {
         while !self.config.account.reserve(entry) {
             if self.paths.len() <= 1 {
                 let path = self.current_file().to_path_buf();
+                // The directory is measured again: what waits in memory
+                // must be on disk first.
+                self.write_pending()?;
                 self.fit(entry, &path)?;
                 if self.config.account.reserve(entry) {
                     return Ok(());
@@ -577,16 +713,22 @@ impl Savefiles {
             ino: meta.ino(),
             size: 0,
         };
-        let shared = Arc::new(Shared {
-            file,
-            written: AtomicU64::new(0),
-        });
+        let output = Output::new(file);
+        // The header goes to the file at once: a new file is a savefile
+        // from the start.
         let writer = match Writer::new(
-            CountingFile(shared.clone()),
+            output,
             self.config.format,
             LINKTYPE_ETHERNET,
             self.config.snaplen,
-        ) {
+        )
+        .and_then(|mut writer| {
+            writer
+                .get_mut()
+                .write_pending()
+                .map_err(|partial| partial.error)?;
+            Ok(writer)
+        }) {
             Ok(writer) => writer,
             Err(source) => {
                 // A file without a whole header is no savefile: remove it.
@@ -601,16 +743,16 @@ impl Savefiles {
             }
         };
         self.next_index += 1;
-        let size = shared.written.load(Ordering::Relaxed);
+        let size = writer.get_ref().size();
         self.bytes += size;
         self.config.account.add(size);
         self.paths.push(path);
         self.ids.push(FileId { size, ..id });
         self.current = Some(Current {
             writer,
-            shared,
             opened: now,
             packets: 0,
+            written_packets: 0,
         });
         Ok(())
     }

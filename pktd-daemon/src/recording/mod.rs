@@ -33,7 +33,7 @@ pub use self::{
     pattern::{MAX_PATTERN_LEN, Pattern, PatternError},
 };
 use crate::{
-    capture::Record,
+    capture::Batch,
     errors,
     policy::{Ask, Grant, Peer, Scope, grant},
     session::Session,
@@ -217,6 +217,8 @@ async fn run(recording: Arc<Recording>, start: Start) {
         shutdown,
         mut policy_changes,
     } = start;
+    // Reused from one batch to the next.
+    let mut batch = Batch::default();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reason = loop {
@@ -243,15 +245,19 @@ async fn run(recording: Arc<Recording>, start: Start) {
             }
             Event::Records => {
                 // A recording's ring is always the daemon's to drain.
-                let records = match session.drain() {
-                    Some(drain) => drain.take().await,
-                    None => Vec::new(),
+                let Some(drain) = session.drain() else {
+                    continue;
                 };
-                if records.is_empty() {
+                drain.take(&mut batch).await;
+                if batch.is_empty() {
                     continue;
                 }
                 let written;
-                (files, written) = blocking(move || write(files, &records)).await;
+                (files, batch, written) = blocking(move || {
+                    let written = write(&mut files, &batch);
+                    (files, batch, written)
+                })
+                .await;
                 written.and_then(|()| {
                     if session.drain().is_some_and(|drain| drain.count_reached()) {
                         Err(EndReason::CountReached)
@@ -296,15 +302,16 @@ impl Drop for EndedOnUnwind<'_> {
     }
 }
 
-/// Writes `records` to `files`; the files come back with the outcome.
-/// Blocking.
-fn write(mut files: Savefiles, records: &[Record]) -> (Savefiles, Result<(), EndReason>) {
-    for record in records {
-        if let Err(err) = files.write(record.timestamp_ns, record.wire_len, &record.data) {
-            return (files, Err(EndReason::Error(errors::chain(&err))));
-        }
-    }
-    (files, Ok(()))
+/// Writes `batch` to `files`, with one write to the file unless it
+/// rotates. Blocking.
+fn write(files: &mut Savefiles, batch: &Batch) -> Result<(), EndReason> {
+    files
+        .write_batch(
+            batch
+                .packets()
+                .map(|packet| (packet.timestamp_ns, packet.wire_len, packet.data)),
+        )
+        .map_err(|err| EndReason::Error(errors::chain(&err)))
 }
 
 /// Puts the recording under the policy in force: its new rules (the disk

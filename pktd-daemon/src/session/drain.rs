@@ -13,7 +13,7 @@ use std::{
 use pktd_anon::Anonymizer;
 
 use crate::{
-    capture::{AsyncRing, Record},
+    capture::{AsyncRing, Batch},
     sync::{blocking, lock},
 };
 
@@ -22,6 +22,10 @@ use crate::{
 const DRAIN_EVERY: Duration = Duration::from_millis(5);
 /// Most records moved per batch, so one busy session yields to others.
 const DRAIN_BATCH: usize = 2048;
+/// A batch stops growing at this many captured bytes: the buffers a
+/// session keeps from one batch to the next stay near this size (plus one
+/// record of at most 256 KiB), whatever its ring's.
+const DRAIN_BYTES: usize = 1 << 20;
 
 /// A session's ring, drained.
 pub struct Drain {
@@ -68,37 +72,33 @@ impl Drain {
         }
     }
 
-    /// The records waiting, at most [`DRAIN_BATCH`] and no more than the
-    /// count leaves; never waits.
-    pub async fn take(&mut self) -> Vec<Record> {
+    /// Replaces `batch`'s records with those waiting, at most
+    /// [`DRAIN_BATCH`] (or [`DRAIN_BYTES`]) and no more than the count
+    /// leaves; never waits.
+    pub async fn take(&mut self, batch: &mut Batch) {
+        batch.clear();
         let limit = self.remaining.map_or(DRAIN_BATCH, |remaining| {
             remaining.min(DRAIN_BATCH as u64) as usize
         });
-        let mut records = Vec::new();
-        while records.len() < limit {
-            match self.ring.next_record().await {
-                Some(record) => records.push(record),
-                None => break,
-            }
-        }
-        self.backlog = limit > 0 && records.len() == limit;
-        self.moved += records.len() as u64;
+        let taken = self.ring.take_into(batch, limit, DRAIN_BYTES).await;
+        self.backlog = limit > 0 && (taken == limit || batch.bytes() >= DRAIN_BYTES);
+        self.moved += taken as u64;
         if let Some(remaining) = self.remaining.as_mut() {
-            *remaining -= records.len() as u64;
+            *remaining -= taken as u64;
         }
-        match &self.anonymizer {
-            Some(anonymizer) if !records.is_empty() => {
-                let anonymizer = anonymizer.clone();
-                blocking(move || {
-                    let mut anonymizer = lock(&anonymizer);
-                    for record in &mut records {
-                        anonymizer.rewrite(&mut record.data, record.wire_len);
-                    }
-                    records
-                })
-                .await
-            }
-            _ => records,
+        if let Some(anonymizer) = &self.anonymizer
+            && taken > 0
+        {
+            let anonymizer = anonymizer.clone();
+            let mut records = std::mem::take(batch);
+            *batch = blocking(move || {
+                let mut anonymizer = lock(&anonymizer);
+                records.rewrite_each(|data, wire_len| {
+                    anonymizer.rewrite(data, wire_len);
+                });
+                records
+            })
+            .await;
         }
     }
 

@@ -2,7 +2,10 @@
 
 use super::*;
 use std::{
-    os::unix::fs::PermissionsExt, process::Command, sync::atomic::AtomicUsize, thread::sleep,
+    os::unix::fs::PermissionsExt,
+    process::Command,
+    sync::atomic::{AtomicUsize, Ordering},
+    thread::sleep,
 };
 
 const T0: u64 = 1_700_000_000_000_000_000;
@@ -83,6 +86,7 @@ fn write_n(files: &mut Savefiles, n: u64, len: usize) {
             .write(T0 + i * 1_000_000, data.len() as u32, &data)
             .unwrap();
     }
+    files.flush().unwrap();
 }
 
 /// Reads `path` with tcpdump and returns the number of packets; fails
@@ -499,18 +503,29 @@ fn a_replaced_file_is_not_deleted() {
     assert_eq!(std::fs::read(&target).unwrap(), b"precious");
 }
 
-fn fill_a_small_filesystem(format: Format) {
+/// Fills a 256 KiB filesystem with batches of `batch` packets: one
+/// packet and a flush, or [`Savefiles::write_batch`].
+fn fill_a_small_filesystem(format: Format, batch: u64) {
     let fs = Tmpfs::new("256k");
     let mut config = config(&fs.0.0, "full-%d.pcap", Limits::default());
     config.format = format;
     let mut files = Savefiles::create(config).unwrap();
     let data = frame(0, 1500);
+    // Packets in whole batches written.
     let mut written = 0u64;
     let err = loop {
-        match files.write(T0 + written * 1000, 1500, &data) {
-            Ok(()) => written += 1,
+        let result = if batch == 1 {
+            files
+                .write(T0 + written * 1000, 1500, &data)
+                .and_then(|()| files.flush())
+        } else {
+            files.write_batch((0..batch).map(|i| (T0 + (written + i) * 1000, 1500, &data[..])))
+        };
+        match result {
+            Ok(()) => written += batch,
             Err(e) => break e,
         }
+        assert_eq!(files.packets(), written);
         assert!(written < 1000, "the filesystem never filled up");
     };
     match &err {
@@ -523,7 +538,16 @@ fn fill_a_small_filesystem(format: Format) {
         other => panic!("{other:?}"),
     }
     assert!(written > 100, "only {written} packets fit");
-    assert_eq!(files.packets(), written);
+    // Of the failed batch, the packets that reached the file whole are
+    // kept and counted, and no others.
+    let kept = files.packets();
+    assert!(
+        (written..written + batch).contains(&kept),
+        "{kept} packets after {written} in whole batches"
+    );
+    if batch > 1 {
+        assert!(kept > written, "a batch fails only after some of it fit");
+    }
     assert!(matches!(
         files.write(T0, 1500, &data),
         Err(FilesError::Finished)
@@ -536,10 +560,9 @@ fn fill_a_small_filesystem(format: Format) {
     assert_eq!(files.len(), 1);
     assert_eq!(
         std::fs::metadata(&files[0]).unwrap().len(),
-        header + written * record
+        header + kept * record
     );
-    assert_eq!(counts(&files), vec![written as usize]);
-
+    assert_eq!(counts(&files), vec![kept as usize]);
     // A new file whose header does not fit is removed again.
     let config = self::config(&fs.0.0, "header-%d.pcap", Limits::default());
     match Savefiles::create(config) {
@@ -556,6 +579,8 @@ fn fill_a_small_filesystem(format: Format) {
 
 #[test]
 fn enospc_leaves_whole_records_and_ends_the_recording() {
-    fill_a_small_filesystem(Format::Pcap);
-    fill_a_small_filesystem(Format::PcapNg);
+    fill_a_small_filesystem(Format::Pcap, 1);
+    fill_a_small_filesystem(Format::PcapNg, 1);
+    fill_a_small_filesystem(Format::Pcap, 40);
+    fill_a_small_filesystem(Format::PcapNg, 40);
 }
