@@ -128,68 +128,23 @@ impl<W: Write> Writer<W> {
         })
     }
 
-    /// Writes one packet (its header and the bytes kept).
-    ///
-    /// `timestamp_ns` is the capture time in nanoseconds since the Unix
-    /// epoch (pcap keeps microseconds and drops the rest); `wire_len` is the
-    /// packet's length on the wire; `data` is what was captured. `data` is
-    /// cut to the snaplen given to [`Writer::new`], and a `wire_len` smaller
-    /// than the bytes kept is raised to match, since readers treat a
-    /// captured length above the original length as a corrupt file.
-    ///
-    /// Fails with `InvalidInput` for a pcap timestamp past 2106, which the
-    /// format's 32-bit seconds cannot hold, or a packet longer than 4 GiB.
+    /// Writes one packet (its header and the bytes kept), as
+    /// [`append_record`] lays it out, with one `write_all`.
     pub fn write_packet(
         &mut self,
         timestamp_ns: u64,
         wire_len: u32,
         data: &[u8],
     ) -> io::Result<()> {
-        let mut caplen = u32::try_from(data.len())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "packet longer than 4 GiB"))?;
-        if self.snaplen != 0 {
-            caplen = caplen.min(self.snaplen);
-        }
-        let data = &data[..caplen as usize];
-        let wire_len = wire_len.max(caplen);
         self.buf.clear();
-        match self.format {
-            Format::Pcap => {
-                let secs = u32::try_from(timestamp_ns / 1_000_000_000).map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "timestamp past 2106 does not fit pcap's 32-bit seconds",
-                    )
-                })?;
-                let usecs = ((timestamp_ns % 1_000_000_000) / 1_000) as u32;
-                self.buf.reserve(16 + data.len());
-                self.buf.extend_from_slice(&secs.to_ne_bytes());
-                self.buf.extend_from_slice(&usecs.to_ne_bytes());
-                self.buf.extend_from_slice(&caplen.to_ne_bytes());
-                self.buf.extend_from_slice(&wire_len.to_ne_bytes());
-                self.buf.extend_from_slice(data);
-            }
-            Format::PcapNg => {
-                let padded = data.len().div_ceil(4) * 4;
-                // 28 bytes of fixed fields, the padded data, and the trailing length.
-                let total = u32::try_from(32 + padded).map_err(|_| {
-                    io::Error::new(io::ErrorKind::InvalidInput, "packet too long for pcapng")
-                })?;
-                self.buf.reserve(total as usize);
-                self.buf.extend_from_slice(&PCAPNG_EPB.to_ne_bytes());
-                self.buf.extend_from_slice(&total.to_ne_bytes());
-                self.buf.extend_from_slice(&0u32.to_ne_bytes()); // interface id
-                self.buf
-                    .extend_from_slice(&((timestamp_ns >> 32) as u32).to_ne_bytes());
-                self.buf
-                    .extend_from_slice(&(timestamp_ns as u32).to_ne_bytes());
-                self.buf.extend_from_slice(&caplen.to_ne_bytes());
-                self.buf.extend_from_slice(&wire_len.to_ne_bytes());
-                self.buf.extend_from_slice(data);
-                self.buf.resize(28 + padded, 0);
-                self.buf.extend_from_slice(&total.to_ne_bytes());
-            }
-        }
+        append_record(
+            self.format,
+            self.snaplen,
+            timestamp_ns,
+            wire_len,
+            data,
+            &mut self.buf,
+        )?;
         self.out.write_all(&self.buf)
     }
 
@@ -215,6 +170,74 @@ impl<W: Write> Writer<W> {
         self.out.flush()?;
         Ok(self.out)
     }
+}
+
+/// Appends one packet's record to `out`: its header and the bytes kept,
+/// in `format` (for pcapng, an Enhanced Packet Block of interface 0), for a
+/// savefile whose header [`Writer::new`] wrote with `snaplen`.
+///
+/// `timestamp_ns` is the capture time in nanoseconds since the Unix
+/// epoch (pcap keeps microseconds and drops the rest); `wire_len` is the
+/// packet's length on the wire; `data` is what was captured. `data` is
+/// cut to `snaplen` (0: no limit), and a `wire_len` smaller than the bytes
+/// kept is raised to match, since readers treat a captured length above
+/// the original length as a corrupt file.
+///
+/// Fails with `InvalidInput`, leaving `out` as it was, for a pcap
+/// timestamp past 2106, which the format's 32-bit seconds cannot hold, or
+/// a packet longer than 4 GiB.
+pub fn append_record(
+    format: Format,
+    snaplen: u32,
+    timestamp_ns: u64,
+    wire_len: u32,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let mut caplen = u32::try_from(data.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "packet longer than 4 GiB"))?;
+    if snaplen != 0 {
+        caplen = caplen.min(snaplen);
+    }
+    let data = &data[..caplen as usize];
+    let wire_len = wire_len.max(caplen);
+    match format {
+        Format::Pcap => {
+            let secs = u32::try_from(timestamp_ns / 1_000_000_000).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "timestamp past 2106 does not fit pcap's 32-bit seconds",
+                )
+            })?;
+            let usecs = ((timestamp_ns % 1_000_000_000) / 1_000) as u32;
+            out.reserve(16 + data.len());
+            out.extend_from_slice(&secs.to_ne_bytes());
+            out.extend_from_slice(&usecs.to_ne_bytes());
+            out.extend_from_slice(&caplen.to_ne_bytes());
+            out.extend_from_slice(&wire_len.to_ne_bytes());
+            out.extend_from_slice(data);
+        }
+        Format::PcapNg => {
+            let padded = data.len().div_ceil(4) * 4;
+            let start = out.len();
+            // 28 bytes of fixed fields, the padded data, and the trailing length.
+            let total = u32::try_from(32 + padded).map_err(|_| {
+                io::Error::new(io::ErrorKind::InvalidInput, "packet too long for pcapng")
+            })?;
+            out.reserve(total as usize);
+            out.extend_from_slice(&PCAPNG_EPB.to_ne_bytes());
+            out.extend_from_slice(&total.to_ne_bytes());
+            out.extend_from_slice(&0u32.to_ne_bytes()); // interface id
+            out.extend_from_slice(&((timestamp_ns >> 32) as u32).to_ne_bytes());
+            out.extend_from_slice(&(timestamp_ns as u32).to_ne_bytes());
+            out.extend_from_slice(&caplen.to_ne_bytes());
+            out.extend_from_slice(&wire_len.to_ne_bytes());
+            out.extend_from_slice(data);
+            out.resize(start + 28 + padded, 0);
+            out.extend_from_slice(&total.to_ne_bytes());
+        }
+    }
+    Ok(())
 }
 
 /// Reads classic pcap savefiles (either byte order, microsecond or
@@ -341,5 +364,36 @@ mod reader_tests {
         assert_eq!(second.data, vec![8u8; 20]);
         assert_eq!(reader.next_packet().unwrap(), None);
         assert!(Reader::new(&b"garbage that is not a pcap header"[..]).is_err());
+    }
+
+    #[test]
+    fn records_appended_after_other_bytes_are_those_the_writer_writes() {
+        for format in [Format::Pcap, Format::PcapNg] {
+            for len in [0usize, 1, 3, 4, 61, 1500] {
+                let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let mut writer = Writer::new(Vec::new(), format, LINKTYPE_ETHERNET, 1000).unwrap();
+                let header = writer.get_ref().len();
+                writer
+                    .write_packet(1_700_000_000_123_456_789, 2000, &data)
+                    .unwrap();
+                let written = writer.into_inner().unwrap()[header..].to_vec();
+
+                let mut out = vec![0xee; 5];
+                append_record(
+                    format,
+                    1000,
+                    1_700_000_000_123_456_789,
+                    2000,
+                    &data,
+                    &mut out,
+                )
+                .unwrap();
+                assert_eq!(&out[..5], &[0xee; 5]);
+                assert_eq!(out[5..], written, "{format:?}, {len} bytes");
+            }
+        }
+        let mut out = vec![1, 2, 3];
+        assert!(append_record(Format::Pcap, 0, u64::MAX, 10, &[0; 10], &mut out).is_err());
+        assert_eq!(out, [1, 2, 3], "a refused record leaves nothing");
     }
 }

@@ -32,7 +32,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use pktd_pcap::savefile::{Format, LINKTYPE_ETHERNET, Writer};
+use pktd_pcap::savefile::{Format, LINKTYPE_ETHERNET, Writer, append_record};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::{allowance::Account, directory::UserDirectory, pattern::Pattern};
@@ -145,12 +145,14 @@ pub struct FilesConfig {
 /// not the daemon's batch is over.
 const FLUSH_AT: usize = 1 << 20;
 
-/// The file under the savefile writer: what the writer gives (always a
-/// whole header or a whole packet, one `write` each: see [`Writer`]) waits
-/// in memory until [`Output::write_pending`].
+/// A file being written: its header (from [`Writer`], one `write`) and
+/// its packets' records (appended in place) wait in memory until
+/// [`Output::write_pending`].
 #[derive(Debug)]
 struct Output {
     file: File,
+    format: Format,
+    snaplen: u32,
     pending: Vec<u8>,
     /// Where each piece given ends in `pending`.
     ends: Vec<usize>,
@@ -167,9 +169,11 @@ struct PartialWrite {
 }
 
 impl Output {
-    fn new(file: File) -> Self {
+    fn new(file: File, format: Format, snaplen: u32) -> Self {
         Self {
             file,
+            format,
+            snaplen,
             pending: Vec::new(),
             ends: Vec::new(),
             written: 0,
@@ -185,11 +189,19 @@ impl Output {
         self.pending.len()
     }
 
-    /// Forgets what was given after the file was `size` bytes.
-    fn discard_after(&mut self, size: u64) {
-        let keep = size.saturating_sub(self.written) as usize;
-        self.pending.truncate(keep);
-        self.ends.retain(|&end| end <= keep);
+    /// Adds a packet's record; nothing when it is refused (a timestamp
+    /// pcap cannot hold).
+    fn append_packet(&mut self, timestamp_ns: u64, wire_len: u32, data: &[u8]) -> io::Result<()> {
+        append_record(
+            self.format,
+            self.snaplen,
+            timestamp_ns,
+            wire_len,
+            data,
+            &mut self.pending,
+        )?;
+        self.ends.push(self.pending.len());
+        Ok(())
     }
 
     /// Writes what is pending. When the file takes only part of it
@@ -258,7 +270,7 @@ struct FileId {
 /// The file being written.
 #[derive(Debug)]
 struct Current {
-    writer: Writer<Output>,
+    output: Output,
     opened: Instant,
     /// Packets given to it, and of those, written to the file.
     packets: u64,
@@ -268,11 +280,11 @@ struct Current {
 impl Current {
     /// Its size, counting the packets still in memory.
     fn size(&self) -> u64 {
-        self.writer.get_ref().size()
+        self.output.size()
     }
 
     fn pending(&self) -> u64 {
-        self.writer.get_ref().pending() as u64
+        self.output.pending() as u64
     }
 }
 
@@ -483,7 +495,7 @@ impl Savefiles {
             return Ok(());
         };
         let before = current.size();
-        let Err(PartialWrite { error, whole }) = current.writer.get_mut().write_pending() else {
+        let Err(PartialWrite { error, whole }) = current.output.write_pending() else {
             current.written_packets = current.packets;
             return Ok(());
         };
@@ -530,11 +542,7 @@ impl Savefiles {
 
         let current = self.current.as_mut().expect("checked above");
         let before = current.size();
-        if let Err(source) = current.writer.write_packet(timestamp_ns, wire_len, data) {
-            // The writer refuses before giving anything (a timestamp pcap
-            // cannot hold); should it ever give part of a packet, that
-            // part is not kept.
-            current.writer.get_mut().discard_after(before);
+        if let Err(source) = current.output.append_packet(timestamp_ns, wire_len, data) {
             self.config.account.remove(entry);
             return Err(FilesError::Io {
                 operation: "write a packet to",
@@ -713,23 +721,18 @@ impl Savefiles {
             ino: meta.ino(),
             size: 0,
         };
-        let output = Output::new(file);
-        // The header goes to the file at once: a new file is a savefile
-        // from the start.
-        let writer = match Writer::new(
-            output,
-            self.config.format,
+        let (format, snaplen) = (self.config.format, self.config.snaplen);
+        // The header goes to the file at once (`into_inner` writes it): a
+        // new file is a savefile from the start.
+        let output = match Writer::new(
+            Output::new(file, format, snaplen),
+            format,
             LINKTYPE_ETHERNET,
-            self.config.snaplen,
+            snaplen,
         )
-        .and_then(|mut writer| {
-            writer
-                .get_mut()
-                .write_pending()
-                .map_err(|partial| partial.error)?;
-            Ok(writer)
-        }) {
-            Ok(writer) => writer,
+        .and_then(Writer::into_inner)
+        {
+            Ok(output) => output,
             Err(source) => {
                 // A file without a whole header is no savefile: remove it.
                 if let Err(error) = delete_if_ours(&self.config.directory, &path, id) {
@@ -743,13 +746,13 @@ impl Savefiles {
             }
         };
         self.next_index += 1;
-        let size = writer.get_ref().size();
+        let size = output.size();
         self.bytes += size;
         self.config.account.add(size);
         self.paths.push(path);
         self.ids.push(FileId { size, ..id });
         self.current = Some(Current {
-            writer,
+            output,
             opened: now,
             packets: 0,
             written_packets: 0,

@@ -20,8 +20,9 @@ use crate::{
 /// Longest a record waits in a quiet ring before it is moved: the kernel
 /// wakes a reader only once its ring is an eighth full.
 const DRAIN_EVERY: Duration = Duration::from_millis(5);
-/// Most records moved per batch, so one busy session yields to others.
-const DRAIN_BATCH: usize = 2048;
+/// Most records moved per batch, so one busy session yields to others
+/// (a batch of small records takes a few hundred microseconds).
+const DRAIN_BATCH: usize = 8192;
 /// A batch stops growing at this many captured bytes: the buffers a
 /// session keeps from one batch to the next stay near this size (plus one
 /// record of at most 256 KiB), whatever its ring's.
