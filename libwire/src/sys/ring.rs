@@ -5,7 +5,7 @@
 
 use std::{
     io,
-    os::fd::{AsFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd as _, BorrowedFd, OwnedFd},
     ptr::NonNull,
     sync::atomic::{AtomicU32, AtomicUsize, Ordering},
 };
@@ -43,6 +43,7 @@ impl RingMap {
                 format!("a ring of {size} bytes (a power of two of at least a page expected)"),
             ));
         }
+        check_ring(fd.as_fd(), size)?;
         let producer_len = page + 2 * size;
         // SAFETY: a new shared mapping the kernel places; nothing else in
         // this process refers to it. The kernel refuses anything but the
@@ -155,10 +156,84 @@ impl Drop for RingMap {
     }
 }
 
+/// Checks with the kernel that `fd` is a BPF ring buffer whose data area
+/// is `size` bytes, before it is mapped: a descriptor from a peer that is
+/// not the daemon (a file shorter than the mapping, say) would otherwise
+/// kill the client with SIGBUS on its first read. Asking about one's own
+/// descriptor needs no privilege.
+fn check_ring(fd: BorrowedFd<'_>, size: usize) -> io::Result<()> {
+    /// `BPF_OBJ_GET_INFO_BY_FD`.
+    const OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    /// `BPF_MAP_TYPE_RINGBUF`.
+    const MAP_TYPE_RINGBUF: u32 = 27;
+    /// The start of `struct bpf_map_info`; the kernel fills what fits.
+    #[repr(C)]
+    #[derive(Default)]
+    struct MapInfo {
+        map_type: u32,
+        id: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+    }
+    /// `bpf_attr` as `BPF_OBJ_GET_INFO_BY_FD` reads it.
+    #[repr(C)]
+    struct InfoAttr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    let mut info = MapInfo::default();
+    let attr = InfoAttr {
+        bpf_fd: fd.as_raw_fd() as u32,
+        info_len: std::mem::size_of::<MapInfo>() as u32,
+        info: std::ptr::from_mut(&mut info) as u64,
+    };
+    // SAFETY: `attr` is a valid bpf_attr of the size passed, naming a
+    // buffer of `info_len` writable bytes that outlives the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            OBJ_GET_INFO_BY_FD,
+            std::ptr::from_ref(&attr),
+            std::mem::size_of::<InfoAttr>(),
+        )
+    };
+    if rc != 0 || info.map_type != MAP_TYPE_RINGBUF || info.max_entries as usize != size {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the descriptor received is not a BPF ring buffer of {size} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 /// Registers a ring's descriptor with the tokio reactor: readable when
 /// the kernel has woken its reader. Call it inside a runtime.
 pub(crate) fn register_ring(fd: OwnedFd) -> io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
     // SAFETY: the AsyncFd owns the descriptor for its whole life, and an
     // OwnedFd's as_raw_fd returns that same descriptor on every call.
     unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(io::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    #[test]
+    fn a_descriptor_that_is_not_a_ring_buffer_is_not_mapped() {
+        let page = rustix::param::page_size();
+        // A file shorter than the mapping: reading it would raise SIGBUS.
+        let path = std::env::temp_dir().join(format!("libwire-not-a-ring-{}", std::process::id()));
+        let mut file = std::fs::File::create(&path).unwrap();
+        file.write_all(&[0; 16]).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let zero = std::fs::File::open("/dev/zero").unwrap();
+        for fd in [OwnedFd::from(file), OwnedFd::from(zero)] {
+            let err = RingMap::new(fd, 4 * page).err().expect("refused");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        }
+    }
 }
