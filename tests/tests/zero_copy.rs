@@ -554,3 +554,185 @@ async fn frames_up_to_64_kib_arrive_whole_on_both_paths() {
     in_place.close().await.expect("closes");
     forwarded.close().await.expect("closes");
 }
+
+/// The TCP payload's length in an Ethernet/IPv6 frame, past a hop-by-hop
+/// header if there is one; 0 for anything else (neighbour discovery).
+fn tcp_payload(frame: &[u8]) -> usize {
+    let (mut next, mut at) = (frame[20], 14 + 40);
+    if next == 0 {
+        next = frame[at];
+        at += (usize::from(frame[at + 1]) + 1) * 8;
+    }
+    if next != 6 {
+        return 0;
+    }
+    at += usize::from(frame[at + 12] >> 4) * 4;
+    frame.len() - at
+}
+
+/// Every packet `capture` gets until none comes for 800 ms.
+async fn read_until_quiet(capture: &mut Capture) -> Vec<(u32, Vec<u8>)> {
+    let mut packets = Vec::new();
+    loop {
+        let more = read_packets(capture, 1, Duration::from_millis(800)).await;
+        if more.is_empty() {
+            return packets;
+        }
+        packets.extend(more);
+    }
+}
+
+/// Runs `ip ARGS` in namespace `ns`; panics with its error if it fails.
+fn ip_in(ns: &str, args: &[&str]) {
+    let output = std::process::Command::new("ip")
+        .args(["-n", ns])
+        .args(args)
+        .output()
+        .expect("running ip");
+    assert!(
+        output.status.success(),
+        "ip -n {ns} {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Packets past 64 KiB, as BIG TCP makes them (IPv6 GSO segments of up to
+/// 200,000 bytes on the lab's veth), are captured whole at tcpdump's
+/// snaplen, 262,144, on both paths: the largest record classes, reserved
+/// in place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_tcp_segments_past_64_kib_are_captured_whole_on_both_paths() {
+    const GSO: &str = "200000";
+    const SENT: usize = 4 << 20;
+    let lab = Lab::new();
+    let (sender, receiver) = (
+        format!("fd77:{}::1", lab.subnet),
+        format!("fd77:{}::2", lab.subnet),
+    );
+    for (ns, interface, address) in [
+        (&lab.sender_ns, &lab.sender_if, &sender),
+        (&lab.capture_ns, &lab.capture_if, &receiver),
+    ] {
+        // The lab turns IPv6 off; on for this interface alone.
+        let status = std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "sysctl", "-qw"])
+            .arg(format!("net.ipv6.conf.{interface}.disable_ipv6=0"))
+            .status()
+            .expect("running sysctl");
+        assert!(status.success(), "IPv6 on {interface}");
+        ip_in(
+            ns,
+            &[
+                "addr",
+                "add",
+                &format!("{address}/64"),
+                "dev",
+                interface,
+                "nodad",
+            ],
+        );
+        ip_in(
+            ns,
+            &[
+                "link",
+                "set",
+                interface,
+                "gso_max_size",
+                GSO,
+                "gro_max_size",
+                GSO,
+            ],
+        );
+    }
+    // Rings that hold the whole transfer (each segment takes a 256 KiB
+    // record), however late the readers.
+    // Whole-size segments however slow the machine: TCP sizes them by
+    // its pacing rate, at least this many MSS.
+    let status = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.sender_ns, "sysctl", "-qw"])
+        .arg("net.ipv4.tcp_min_tso_segs=200")
+        .status()
+        .expect("running sysctl");
+    assert!(status.success(), "tcp_min_tso_segs");
+    let daemon = RealDaemon::start(
+        "zc-bigtcp",
+        "[[principal]]\nname = \"root\"\nusers = [0]\nnetns = [\"*\"]\n\
+         interfaces = [\"*\"]\nring_bytes = 33554432\n",
+        &[],
+    );
+    let open = |zero_copy: bool| {
+        CaptureBuilder::new(&lab.capture_if)
+            .socket(&daemon.socket)
+            .netns(&lab.capture_ns)
+            .direction(Direction::In)
+            // Not `tcp`: libpcap's `tcp` reads the IPv6 next header, and
+            // the kernel gives a BIG TCP segment a hop-by-hop header.
+            .filter(format!("ip6 src {sender}"))
+            .snaplen(262_144)
+            .buffer_bytes(32 << 20)
+            .zero_copy(zero_copy)
+            .open()
+    };
+    let mut in_place = open(true).await.expect("opens");
+    let mut forwarded = open(false).await.expect("opens");
+    assert!(in_place.zero_copy() && !forwarded.zero_copy());
+
+    // A TCP transfer from the sender's namespace to the receiver's, read
+    // by both captures as it goes.
+    let listener = lab
+        .capture_netns()
+        .run(|| std::net::TcpListener::bind("[::]:7108").expect("listening"))
+        .expect("entering the capture namespace");
+    let receiving = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accepting");
+        let mut sink = Vec::new();
+        io::Read::read_to_end(&mut stream, &mut sink).expect("receiving");
+        sink.len()
+    });
+    let sender_netns = lab.sender_netns();
+    let target = format!("[{receiver}]:7108");
+    let sending = std::thread::spawn(move || {
+        sender_netns
+            .run(move || {
+                let mut stream = std::net::TcpStream::connect(&target).expect("connecting");
+                io::Write::write_all(&mut stream, &vec![0x5a; SENT]).expect("sending");
+            })
+            .expect("entering the sender namespace");
+    });
+    // Every packet until the paths go quiet.
+    let (got_in_place, got_forwarded) = tokio::join!(
+        read_until_quiet(&mut in_place),
+        read_until_quiet(&mut forwarded)
+    );
+    sending.join().expect("the sender");
+    assert_eq!(receiving.join().expect("the receiver"), SENT);
+    for capture in [&mut in_place, &mut forwarded] {
+        let stats = capture.stats().await.expect("stats");
+        assert_eq!(stats.dropped, 0, "{stats:?}");
+    }
+    let largest = got_in_place
+        .iter()
+        .map(|(wire, _)| *wire)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        largest > 65_535,
+        "no segment past 64 KiB: the largest was {largest} bytes"
+    );
+    for (wire, data) in &got_in_place {
+        assert_eq!(*wire as usize, data.len(), "a {wire}-byte packet was cut");
+    }
+    let payload: usize = got_in_place.iter().map(|(_, data)| tcp_payload(data)).sum();
+    assert!(
+        payload >= SENT,
+        "{payload} bytes of TCP payload captured, {SENT} sent"
+    );
+    assert!(
+        got_in_place == got_forwarded,
+        "the paths differ: {} and {} packets",
+        got_in_place.len(),
+        got_forwarded.len()
+    );
+    in_place.close().await.expect("closes");
+    forwarded.close().await.expect("closes");
+}
