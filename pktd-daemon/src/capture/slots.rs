@@ -253,13 +253,23 @@ impl Attachment {
     /// before its quarantine from then.
     pub fn remove_client_deferred(&mut self, slot: u32) -> Result<(), CaptureError> {
         self.check_slot(slot)?;
-        self.maps
+        let deactivated = self
+            .maps
             .clients
             .set(slot, ClientConfig::default(), 0)
-            .map_err(map_error("deactivating a client", names::MAP_CLIENTS))?;
+            .map_err(map_error("deactivating a client", names::MAP_CLIENTS));
+        if deactivated.is_err() {
+            // The kernel program would go on filling the session's ring,
+            // which its client may hold: take the ring from the program at
+            // once instead (it then counts drops for a slot nobody reads).
+            if let Err(source) = sys::delete_map_entry(self.maps.rings_fd.as_fd(), slot) {
+                tracing::error!(slot, %source, "a removed session's ring stays in use");
+            }
+        }
+        // Either way the slot is gone: its code goes at the next rebuild.
         self.slots[slot as usize] = None;
         self.stale |= 1 << slot;
-        Ok(())
+        deactivated
     }
 
     /// Drops the native code the deferred removals left, if any (a
