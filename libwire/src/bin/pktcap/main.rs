@@ -1,18 +1,14 @@
 //! `pktcap`: capture through pktd, with tcpdump's flags.
 
-use std::{
-    fs::File,
-    io::{self, BufWriter, Write},
-    path::PathBuf,
-    process::ExitCode,
-};
+mod output;
+mod printer;
+
+use std::{fs::File, io, path::PathBuf, process::ExitCode};
 
 use clap::{ArgAction, Parser, ValueEnum};
-use libwire::{
-    CaptureBuilder, Direction, EndReason,
-    print::format_packet,
-    savefile::{Format, Writer},
-};
+use libwire::{CaptureBuilder, Direction, EndReason, savefile::Format};
+
+use crate::{output::Output, printer::PrintFlags};
 
 #[derive(Parser)]
 #[command(
@@ -40,9 +36,42 @@ struct Args {
     /// Write packets to FILE (`-` for standard output) in pcap format.
     #[arg(short = 'w')]
     write: Option<PathBuf>,
-    /// Do not convert addresses to names (pktcap never does).
+    /// Do not convert addresses (and, twice, ports) to names: printing,
+    /// as tcpdump's -n.
     #[arg(short = 'n', action = ArgAction::Count)]
     numeric: u8,
+    /// Printing (tcpdump's flags, passed to it): more detail, up to -vvv.
+    #[arg(short = 'v', action = ArgAction::Count)]
+    verbose: u8,
+    /// Printing: the link-level header too.
+    #[arg(short = 'e')]
+    link_headers: bool,
+    /// Printing: each packet in hex (-xx: with its link-level header).
+    #[arg(short = 'x', action = ArgAction::Count)]
+    hex: u8,
+    /// Printing: each packet in hex and ASCII (-XX: with its link-level
+    /// header).
+    #[arg(short = 'X', action = ArgAction::Count)]
+    hex_ascii: u8,
+    /// Printing: each packet in ASCII.
+    #[arg(short = 'A')]
+    ascii: bool,
+    /// Printing: less protocol detail.
+    #[arg(short = 'q')]
+    quiet: bool,
+    /// Printing: no time stamp (-tt: seconds since the epoch, -ttt: since
+    /// the previous packet, -tttt: date and time, -ttttt: since the first).
+    #[arg(short = 't', action = ArgAction::Count)]
+    timestamps: u8,
+    /// Printing: absolute TCP sequence numbers.
+    #[arg(short = 'S', long = "absolute-tcp-sequence-numbers")]
+    absolute_seq: bool,
+    /// Printing: number the packets.
+    #[arg(short = '#', long = "number")]
+    number: bool,
+    /// Printing: line-buffered output.
+    #[arg(short = 'l')]
+    line_buffered: bool,
     /// Do not run the filter optimiser.
     #[arg(short = 'O', long = "no-optimize")]
     no_optimize: bool,
@@ -168,6 +197,23 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(capture(args, interface, expression, snaplen))
 }
 
+/// The print flags, for tcpdump.
+fn print_flags(args: &Args) -> PrintFlags {
+    PrintFlags {
+        numeric: args.numeric,
+        verbose: args.verbose,
+        link_headers: args.link_headers,
+        hex: args.hex,
+        hex_ascii: args.hex_ascii,
+        ascii: args.ascii,
+        quiet: args.quiet,
+        timestamps: args.timestamps,
+        absolute_seq: args.absolute_seq,
+        number: args.number,
+        line_buffered: args.line_buffered,
+    }
+}
+
 /// The capture the flags describe.
 fn builder(
     args: &Args,
@@ -225,7 +271,18 @@ async fn capture(
         return count_only(capture, &interface).await;
     }
     let mut capture = builder.open().await?;
-    let mut output = Output::new(&args, capture.snaplen())?;
+    let mut output = match &args.write {
+        Some(path) => Output::savefile(
+            path,
+            if args.pcapng {
+                Format::PcapNg
+            } else {
+                Format::Pcap
+            },
+            capture.snaplen(),
+        )?,
+        None => Output::printed(&print_flags(&args), capture.snaplen()),
+    };
     eprintln!(
         "listening on {interface}, link-type EN10MB (Ethernet), snapshot length {} bytes{}",
         capture.snaplen(),
@@ -246,6 +303,7 @@ async fn capture(
             output.packet(packet.timestamp_ns(), packet.wire_len(), packet.data())?;
             captured += 1;
         }
+        output.idle()?;
         tokio::select! {
             next = capture.next_packet_ref() => {
                 let Some(packet) = next? else { break };
@@ -429,53 +487,4 @@ async fn count_only(mut capture: libwire::Capture, interface: &str) -> anyhow::R
     }
     eprintln!("{packets} packets ({bytes} bytes) matched in {intervals} intervals");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Bytes of a savefile buffered before a write.
-const SAVEFILE_BUFFER: usize = 64 * 1024;
-
-/// Where packets go: a savefile, or one line each on standard output.
-enum Output {
-    Lines(io::StdoutLock<'static>),
-    File(Writer<BufWriter<Box<dyn Write>>>),
-}
-
-impl Output {
-    fn new(args: &Args, snaplen: u32) -> anyhow::Result<Self> {
-        let Some(path) = &args.write else {
-            return Ok(Self::Lines(io::stdout().lock()));
-        };
-        let sink: Box<dyn Write> = if path.as_os_str() == "-" {
-            Box::new(io::stdout().lock())
-        } else {
-            Box::new(
-                File::create(path).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?,
-            )
-        };
-        let format = if args.pcapng {
-            Format::PcapNg
-        } else {
-            Format::Pcap
-        };
-        Ok(Self::File(Writer::new(
-            BufWriter::with_capacity(SAVEFILE_BUFFER, sink),
-            format,
-            1,
-            snaplen,
-        )?))
-    }
-
-    fn packet(&mut self, timestamp_ns: u64, wire_len: u32, data: &[u8]) -> io::Result<()> {
-        match self {
-            Self::Lines(out) => writeln!(out, "{}", format_packet(timestamp_ns, wire_len, data)),
-            Self::File(writer) => writer.write_packet(timestamp_ns, wire_len, data),
-        }
-    }
-
-    fn finish(&mut self) -> io::Result<()> {
-        match self {
-            Self::Lines(out) => out.flush(),
-            Self::File(writer) => writer.flush(),
-        }
-    }
 }
