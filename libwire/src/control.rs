@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 pub use pktd_proto::Rotation;
-use pktd_proto::{Connection, DaemonStats, RecordingInfo, RecordingRequest, Reply, Request};
+use pktd_proto::{
+    Connection, DaemonStats, InterfaceInfo, RecordingInfo, RecordingRequest, Reply, Request,
+};
 use tokio::net::UnixStream;
 
 use crate::{
@@ -72,6 +74,15 @@ impl Control {
         }
     }
 
+    /// The interfaces the caller may capture on, in every network
+    /// namespace its policy names.
+    pub async fn interfaces(&mut self) -> Result<Vec<InterfaceInfo>, Error> {
+        match self.ask(Request::ListInterfaces).await? {
+            Reply::Interfaces(list) => Ok(list),
+            other => Err(unexpected(Some(other))),
+        }
+    }
+
     /// Stops one of the caller's recordings and returns it as it ended.
     pub async fn stop_recording(&mut self, id: u64) -> Result<RecordingInfo, Error> {
         match self.ask(Request::StopRecording { id }).await? {
@@ -131,6 +142,11 @@ impl CaptureBuilder {
 /// The user's recordings (root: everyone's), running or recently ended.
 pub async fn list_recordings(socket: impl AsRef<Path>) -> Result<Vec<RecordingInfo>, Error> {
     Control::connect(socket).await?.recordings().await
+}
+
+/// The interfaces the user may capture on (tcpdump's `-D`).
+pub async fn list_interfaces(socket: impl AsRef<Path>) -> Result<Vec<InterfaceInfo>, Error> {
+    Control::connect(socket).await?.interfaces().await
 }
 
 /// Stops one of the user's recordings and returns it as it ended.

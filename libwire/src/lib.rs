@@ -47,12 +47,12 @@ mod sys;
 use std::path::PathBuf;
 
 pub use capture::{Capture, CaptureBuilder, DEFAULT_SOCKET, DEFAULT_TIMEOUT};
-pub use control::{Control, Rotation, list_recordings, stop_recording};
+pub use control::{Control, Rotation, list_interfaces, list_recordings, stop_recording};
 pub use inject::Injector;
 pub use pktd_pcap::{print, savefile};
 pub use pktd_proto::{
-    DaemonStats, Direction, EndReason, ErrorCode, InjectVerdict, InterfaceStats, Interval, Packet,
-    RecordingInfo, SessionStats, Stats,
+    DaemonStats, Direction, EndReason, ErrorCode, InjectVerdict, InterfaceInfo, InterfaceStats,
+    Interval, Packet, RecordingInfo, SessionStats, Stats,
 };
 pub use ring::PacketRef;
 

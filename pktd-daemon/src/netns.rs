@@ -181,6 +181,24 @@ pub fn interface_index(name: &str) -> std::io::Result<u32> {
     sys::interface_index(name)
 }
 
+/// Most ip-netns namespaces a listing looks at.
+pub const MAX_NAMED: usize = 256;
+
+/// The names of the ip-netns namespaces (`/run/netns`), sorted, at most
+/// [`MAX_NAMED`]; none when the directory does not exist.
+pub fn named() -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| Netns::parse(name).is_ok())
+        .collect();
+    names.sort();
+    names.truncate(MAX_NAMED);
+    names
+}
+
 impl fmt::Display for Netns {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

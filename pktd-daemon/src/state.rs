@@ -62,6 +62,9 @@ pub struct State {
     sessions: Mutex<Sessions>,
     senders: Senders,
     loads: Loads,
+    /// Interface listings enter namespaces on the blocking pool: the same
+    /// kind of gate, one per uid and one per CPU in all.
+    listings: Loads,
     next_id: AtomicU64,
     /// Map ids of the rings handed to each uid's clients, alive or not:
     /// a client keeps its ring's memory alive for as long as it keeps the
@@ -85,6 +88,7 @@ impl State {
             sessions: Mutex::default(),
             senders: Senders::default(),
             loads: Loads::per_cpu(),
+            listings: Loads::per_cpu(),
             next_id: AtomicU64::new(1),
             handed_rings: Mutex::default(),
         })
@@ -113,6 +117,11 @@ impl State {
     /// The gate of verifier loads.
     pub fn loads(&self) -> &Loads {
         &self.loads
+    }
+
+    /// The gate of interface listings.
+    pub fn listings(&self) -> &Loads {
+        &self.listings
     }
 
     /// Counts a new session of `uid` against its principal's

@@ -63,7 +63,7 @@ pub use packets::{PacketRef, encode_packets};
 pub const MAGIC: [u8; 4] = *b"PKTD";
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 4;
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Largest payload of a client → daemon frame.
 pub const MAX_REQUEST_FRAME: usize = 256 * 1024;
@@ -267,6 +267,24 @@ pub struct Rotation {
     pub max_files: u32,
 }
 
+/// An interface a client may capture on ([`Request::ListInterfaces`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceInfo {
+    /// Its network namespace as [`OpenCapture::netns`] takes it (empty:
+    /// the daemon's own).
+    pub netns: String,
+    /// Its name there.
+    pub name: String,
+    /// Its index there.
+    pub index: u32,
+    /// Administratively up (`IFF_UP`).
+    pub up: bool,
+    /// Its link is up (`IFF_RUNNING`).
+    pub running: bool,
+    /// A loopback interface.
+    pub loopback: bool,
+}
+
 /// A recording as the daemon reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordingInfo {
@@ -383,6 +401,9 @@ pub enum Request {
     },
     /// Stop capturing; the daemon answers with [`Reply::End`].
     Close,
+    /// The interfaces the client may capture on, in every network
+    /// namespace its policy names; answered with [`Reply::Interfaces`].
+    ListInterfaces,
 }
 
 /// One frame to inject.
@@ -618,6 +639,8 @@ pub enum Reply {
         /// Final counters.
         stats: Stats,
     },
+    /// Answer to [`Request::ListInterfaces`]: by namespace, then index.
+    Interfaces(Vec<InterfaceInfo>),
 }
 
 /// Failure to read or write a frame.

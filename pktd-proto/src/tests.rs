@@ -117,6 +117,7 @@ fn all_requests() -> Vec<Request> {
         Request::ListRecordings,
         Request::StopRecording { id: 3 },
         Request::Close,
+        Request::ListInterfaces,
     ]
 }
 
@@ -205,6 +206,25 @@ fn all_replies() -> Vec<Reply> {
             stats: stats(),
         });
     }
+    replies.push(Reply::Interfaces(Vec::new()));
+    replies.push(Reply::Interfaces(vec![
+        InterfaceInfo {
+            netns: String::new(),
+            name: "lo".into(),
+            index: 1,
+            up: true,
+            running: true,
+            loopback: true,
+        },
+        InterfaceInfo {
+            netns: "lab".into(),
+            name: "veth0".into(),
+            index: 7,
+            up: false,
+            running: false,
+            loopback: false,
+        },
+    ]));
     replies
 }
 

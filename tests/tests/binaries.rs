@@ -1053,3 +1053,80 @@ fn a_users_recording_files_belong_to_that_user() {
     let listing = run_pktcap(&socket, &["--list"]);
     assert!(String::from_utf8_lossy(&listing.stdout).contains("u-0.pcap"));
 }
+
+/// `pktcap -D` lists what the caller's policy lets it capture on, in every
+/// namespace the policy names, and nothing else.
+#[test]
+fn pktcap_lists_the_interfaces_the_policy_allows_and_no_others() {
+    use std::os::unix::process::CommandExt as _;
+    let lab = Lab::new();
+    let policy = format!(
+        "[[principal]]\nname = \"root\"\nusers = [0]\nnetns = [\"*\"]\ninterfaces = [\"*\"]\n\n\
+         [[principal]]\nname = \"narrow\"\nusers = [4547]\nnetns = [\"{ns}\"]\ninterfaces = [\"{iface}\"]\n",
+        ns = lab.capture_ns,
+        iface = lab.capture_if,
+    );
+    let daemon = pktd_tests::pktd::RealDaemon::start("list", &policy, &[]);
+    let list_as = |uid: u32| {
+        let output = Command::new(bin_path("pktcap"))
+            .arg("--socket")
+            .arg(&daemon.socket)
+            .arg("-D")
+            .uid(uid)
+            .gid(uid)
+            .output()
+            .expect("running pktcap -D");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+
+    let (ok, root, stderr) = list_as(0);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = root.lines().collect();
+    let line_of = |interface: &str, netns: &str| {
+        lines
+            .iter()
+            .find(|line| line.contains(&format!(".{interface} (netns {netns}) [")))
+            .copied()
+    };
+    // Numbered from 1, as tcpdump numbers them.
+    for (number, line) in lines.iter().enumerate() {
+        assert!(line.starts_with(&format!("{}.", number + 1)), "{root}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.contains(".lo [Up, Running, Loopback]")),
+        "{root}"
+    );
+    assert!(
+        line_of(&lab.capture_if, &lab.capture_ns)
+            .is_some_and(|line| line.ends_with("[Up, Running]")),
+        "{root}"
+    );
+    assert!(line_of(&lab.sender_if, &lab.sender_ns).is_some(), "{root}");
+    assert!(
+        line_of("lo", &lab.capture_ns).is_some_and(|line| line.contains("Loopback")),
+        "{root}"
+    );
+
+    let (ok, narrow, stderr) = list_as(4547);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        narrow,
+        format!(
+            "1.{} (netns {}) [Up, Running]\n",
+            lab.capture_if, lab.capture_ns
+        )
+    );
+
+    let (ok, nobody, stderr) = list_as(4548);
+    assert!(!ok && nobody.is_empty(), "{nobody}");
+    assert!(
+        stderr.contains("allows uid 4548 gid 4548 nothing"),
+        "{stderr}"
+    );
+}

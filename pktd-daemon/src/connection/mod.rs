@@ -16,12 +16,14 @@
 //! | `recording.rs` | starting, listing and stopping recordings |
 //! | `inject.rs` | injecting frames |
 //! | `stats.rs` | the daemon's performance statistics |
+//! | `interfaces.rs` | listing the interfaces a client may capture on |
 //! | `refusal.rs` | typed refusals and their wire codes |
 
 mod capture;
 mod context;
 mod hello;
 mod inject;
+mod interfaces;
 mod recording;
 mod refusal;
 mod socket;
@@ -258,6 +260,7 @@ impl Handler {
             Request::StartRecording(request) => recording::start(context, peer, request).await,
             Request::ListRecordings => recording::list(context, peer),
             Request::StopRecording { id } => recording::stop(context, peer, id).await,
+            Request::ListInterfaces => interfaces::list(&context.state, peer).await,
             Request::Close => Err(Refusal::OutOfOrder("close is answered with the end")),
         }
     }

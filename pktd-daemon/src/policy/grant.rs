@@ -15,7 +15,7 @@ use pktd_anon::PayloadMode;
 use super::{
     anonymize::Anonymization,
     principals::Policy,
-    rules::{InjectRules, MAX_SNAPLEN, Peer, Rules},
+    rules::{InjectRules, MAX_SNAPLEN, Peer, Rules, interface_matches},
 };
 use crate::{
     capture::{ClientSpec, ring_size},
@@ -40,6 +40,8 @@ pub enum Ask<'a> {
     DaemonStats,
     /// Listing or stopping recordings.
     Recordings,
+    /// Listing the interfaces the client may capture on.
+    Interfaces,
 }
 
 /// What a client may do.
@@ -53,6 +55,8 @@ pub enum Grant {
     Inject(InjectGrant),
     /// Whose statistics or recordings the client may see (and stop).
     Scope(Scope),
+    /// Which interfaces the client may see listed.
+    Interfaces(InterfacesGrant),
 }
 
 /// A capture as the policy allows it.
@@ -130,6 +134,29 @@ pub struct InjectGrant {
     pub interface: String,
     /// What frames may contain, and how many.
     pub rules: InjectRules,
+}
+
+/// The interfaces a client may capture on, as a listing shows them: in
+/// the namespaces its principal names (every ip-netns namespace for
+/// `"*"`), those its interface patterns match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfacesGrant {
+    /// The principal's namespaces, as written (`"*"`: every one).
+    pub netns: Vec<String>,
+    /// Its interface patterns.
+    pub interfaces: Vec<String>,
+}
+
+impl InterfacesGrant {
+    /// Whether every namespace is the principal's.
+    pub fn every_netns(&self) -> bool {
+        self.netns.iter().any(|netns| netns == "*")
+    }
+
+    /// Whether a capture on `interface` would be granted (namespace aside).
+    pub fn shows(&self, interface: &str) -> bool {
+        interface_matches(&self.interfaces, interface)
+    }
 }
 
 /// Whose sessions and recordings a client may see.
@@ -238,6 +265,10 @@ pub fn grant(policy: &Policy, peer: &Peer, ask: Ask<'_>) -> Result<Grant, Denied
         Ask::Recording(request) => recording(rules, peer, request).map(Grant::Recording),
         Ask::Inject { netns, interface } => inject(rules, netns, interface).map(Grant::Inject),
         Ask::DaemonStats | Ask::Recordings => Ok(Grant::Scope(scope)),
+        Ask::Interfaces => Ok(Grant::Interfaces(InterfacesGrant {
+            netns: rules.netns.clone(),
+            interfaces: rules.interfaces.clone(),
+        })),
     }
 }
 

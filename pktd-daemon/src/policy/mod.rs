@@ -110,7 +110,8 @@ pub use self::{
     anonymize::Anonymization,
     error::PolicyError,
     grant::{
-        Ask, CaptureGrant, Denied, Grant, HeaderView, InjectGrant, RecordingGrant, Scope, grant,
+        Ask, CaptureGrant, Denied, Grant, HeaderView, InjectGrant, InterfacesGrant, RecordingGrant,
+        Scope, grant,
     },
     principals::Policy,
     rules::{

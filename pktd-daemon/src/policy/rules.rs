@@ -129,12 +129,7 @@ impl Rules {
 
     /// Whether a session may capture on interface `interface`.
     pub fn allows_interface(&self, interface: &str) -> bool {
-        self.interfaces
-            .iter()
-            .any(|pattern| match pattern.strip_suffix('*') {
-                Some(prefix) => interface.starts_with(prefix),
-                None => pattern == interface,
-            })
+        interface_matches(&self.interfaces, interface)
     }
 
     /// Whether a session may capture the directions asked for; asking for
@@ -145,6 +140,17 @@ impl Rules {
 }
 
 /// `""` and `"-"` both name pktd's own namespace.
+/// Whether `interface` matches one of `patterns` (a name, or a prefix
+/// ending in `*`).
+pub fn interface_matches(patterns: &[String], interface: &str) -> bool {
+    patterns
+        .iter()
+        .any(|pattern| match pattern.strip_suffix('*') {
+            Some(prefix) => interface.starts_with(prefix),
+            None => pattern == interface,
+        })
+}
+
 fn own_netns(name: &str) -> &str {
     if name == "-" { "" } else { name }
 }

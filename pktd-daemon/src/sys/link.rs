@@ -171,3 +171,47 @@ pub fn interface_addresses(name: &str) -> io::Result<Vec<std::net::IpAddr>> {
     unsafe { libc::freeifaddrs(list) };
     Ok(addresses)
 }
+
+/// An interface of the calling thread's network namespace: its name and
+/// its `IFF_*` flags.
+pub struct LinkFlags {
+    pub name: String,
+    pub flags: u32,
+}
+
+/// Every interface of the calling thread's network namespace, from
+/// getifaddrs(3) (netlink, so the namespace is the thread's): each link
+/// has one `AF_PACKET` entry, with or without addresses.
+pub fn interfaces() -> io::Result<Vec<LinkFlags>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: as in interface_addresses.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut links = Vec::new();
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: entry is a non-null node of the list getifaddrs returned,
+        // not yet freed.
+        let ifa = unsafe { &*entry };
+        entry = ifa.ifa_next;
+        if ifa.ifa_name.is_null() || ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr points to a sockaddr, whose family field is
+        // always there.
+        if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_PACKET {
+            continue;
+        }
+        // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        links.push(LinkFlags {
+            name: name.to_string_lossy().into_owned(),
+            flags: ifa.ifa_flags,
+        });
+    }
+    // SAFETY: list came from getifaddrs and is freed once; the names were
+    // copied.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(links)
+}

@@ -14,6 +14,7 @@ mod time;
 pub use bpf::{delete_map_entry, load_program, set_program_array_entry};
 pub use link::{
     interface_addresses, interface_driver, interface_hwaddr, interface_index, interface_mtu,
+    interfaces,
 };
 pub use netns::enter_netns;
 pub use packet::{packet_send, packet_socket};

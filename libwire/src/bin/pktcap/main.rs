@@ -111,6 +111,10 @@ struct Args {
     /// List your recordings and exit.
     #[arg(long)]
     list: bool,
+    /// List the interfaces your policy lets you capture on, in every
+    /// network namespace it names (as tcpdump -D), and exit.
+    #[arg(short = 'D', long = "list-interfaces")]
+    list_interfaces: bool,
     /// Stop recording ID and exit.
     #[arg(long = "stop", value_name = "ID")]
     stop: Option<u64>,
@@ -181,6 +185,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()?;
     if args.list {
         return runtime.block_on(list(&args.socket));
+    }
+    if args.list_interfaces {
+        return runtime.block_on(list_interfaces(&args.socket));
     }
     if let Some(id) = args.stop {
         return runtime.block_on(stop(&args.socket, id));
@@ -400,6 +407,36 @@ async fn list(socket: &std::path::Path) -> anyhow::Result<ExitCode> {
     );
     for info in libwire::list_recordings(socket).await? {
         println!("{}", describe(&info));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `-D`: the interfaces the user may capture on, numbered as tcpdump
+/// numbers them, each with its namespace (for `--netns`) when it is not
+/// the daemon's own.
+async fn list_interfaces(socket: &std::path::Path) -> anyhow::Result<ExitCode> {
+    for (number, interface) in libwire::list_interfaces(socket).await?.iter().enumerate() {
+        let mut flags = Vec::new();
+        if interface.up {
+            flags.push("Up");
+        }
+        if interface.running {
+            flags.push("Running");
+        }
+        if interface.loopback {
+            flags.push("Loopback");
+        }
+        let netns = if interface.netns.is_empty() {
+            String::new()
+        } else {
+            format!(" (netns {})", interface.netns)
+        };
+        println!(
+            "{}.{}{netns} [{}]",
+            number + 1,
+            interface.name,
+            flags.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -279,3 +279,30 @@ fn injection_needs_rules_and_a_place() {
         Err(Denied::NoInjection { .. })
     ));
 }
+
+#[test]
+fn a_listing_shows_the_principals_namespaces_and_interfaces_only() {
+    let policy = policy();
+    let Ok(Grant::Interfaces(researcher)) = grant(&policy, &RESEARCHER, Ask::Interfaces) else {
+        panic!("researchers may list");
+    };
+    assert!(!researcher.every_netns());
+    assert_eq!(researcher.netns, ["lab1", "-"]);
+    for (interface, shown) in [
+        ("veth0", true),
+        ("veth", true),
+        ("eth0", true),
+        ("eth1", false),
+        ("lo", false),
+    ] {
+        assert_eq!(researcher.shows(interface), shown, "{interface}");
+    }
+    let Ok(Grant::Interfaces(watcher)) = grant(&policy, &WATCHER, Ask::Interfaces) else {
+        panic!("watchers may list");
+    };
+    assert!(watcher.every_netns() && watcher.shows("anything"));
+    assert!(matches!(
+        grant(&policy, &peer(4242, 4242), Ask::Interfaces),
+        Err(Denied::NoPrincipal { uid: 4242, .. })
+    ));
+}
