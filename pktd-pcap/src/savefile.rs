@@ -7,9 +7,14 @@
 //!   `0xa1b2c3d4` (microsecond timestamps), version 2.4, in the host's byte
 //!   order, which is what libpcap itself writes, and every reader handles
 //!   both byte orders.
-//! - [`Format::PcapNg`]: one Section Header Block, one Interface Description
-//!   Block with `if_tsresol = 9` (nanosecond timestamps) and one Enhanced
-//!   Packet Block per packet, also in the host's byte order.
+//! - [`Format::PcapNg`]: one Section Header Block (`shb_os`,
+//!   `shb_userappl`), one Interface Description Block (`if_name`,
+//!   `if_description`, `if_tsresol = 9` for nanosecond timestamps,
+//!   `if_filter`), one Enhanced Packet Block per packet (`epb_flags` with
+//!   its direction when known) and, at the end, an Interface Statistics
+//!   Block, also in the host's byte order. The header and statistics
+//!   blocks are the pcap-file crate's; the packet blocks, one per packet on
+//!   the daemon's hot path, are laid out here in place.
 //!
 //! ```no_run
 //! # fn main() -> std::io::Result<()> {
@@ -22,6 +27,17 @@
 //! ```
 
 use std::io::{self, Read, Write};
+
+use byteorder::NativeEndian;
+use pcap_file::{
+    DataLink, Endianness,
+    pcapng::blocks::{
+        PcapNgBlock as _,
+        interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption},
+        interface_statistics::{InterfaceStatisticsBlock, InterfaceStatisticsOption},
+        section_header::{SectionHeaderBlock, SectionHeaderOption},
+    },
+};
 
 /// `LINKTYPE_ETHERNET`: frames start with a 14-byte Ethernet II header.
 pub const LINKTYPE_ETHERNET: u32 = 1;
@@ -38,15 +54,191 @@ pub enum Format {
 
 /// Classic pcap magic for microsecond timestamps.
 const PCAP_MAGIC_USEC: u32 = 0xa1b2_c3d4;
-/// pcapng block types.
-const PCAPNG_SHB: u32 = 0x0A0D_0D0A;
-const PCAPNG_IDB: u32 = 0x0000_0001;
+/// pcapng Enhanced Packet Block type.
 const PCAPNG_EPB: u32 = 0x0000_0006;
-/// pcapng byte-order magic; readers use it to detect the section's endianness.
-const PCAPNG_BOM: u32 = 0x1A2B_3C4D;
 /// pcapng option codes.
 const OPT_ENDOFOPT: u16 = 0;
-const IF_TSRESOL: u16 = 9;
+const EPB_FLAGS: u16 = 2;
+/// `if_tsresol` of every interface written: nanoseconds.
+const TSRESOL_NS: u8 = 9;
+/// `if_filter`'s first byte: the filter is a libpcap expression.
+const FILTER_LIBPCAP: u8 = 0;
+
+/// What a pcapng savefile says of its capture besides the packets (a pcap
+/// file has no room for it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaptureInfo {
+    /// The application that wrote it (`shb_userappl`); empty: "pktd".
+    pub application: String,
+    /// The interface's name (`if_name`); empty: none.
+    pub interface: String,
+    /// The interface described (`if_description`): pktd says which network
+    /// namespace it is in. Empty: none.
+    pub description: String,
+    /// The filter expression (`if_filter`); empty: none.
+    pub filter: String,
+}
+
+/// Which way a packet travelled, as a pcapng Enhanced Packet Block's
+/// `epb_flags` says it (a pcap file cannot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PacketDirection {
+    /// Not said.
+    #[default]
+    Unknown,
+    /// Received by the interface.
+    Inbound,
+    /// Sent by the interface.
+    Outbound,
+}
+
+/// One packet to write.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Capture time in nanoseconds since the Unix epoch (pcap keeps
+    /// microseconds and drops the rest).
+    pub timestamp_ns: u64,
+    /// Its length on the wire.
+    pub wire_len: u32,
+    /// Which way it travelled.
+    pub direction: PacketDirection,
+    /// What was captured.
+    pub data: &'a [u8],
+}
+
+/// A capture's counters at the end of a pcapng file (an Interface
+/// Statistics Block).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    /// When, in nanoseconds since the Unix epoch.
+    pub timestamp_ns: u64,
+    /// Packets the filter ran on (`isb_ifrecv`).
+    pub received: u64,
+    /// Packets lost because the buffer was full (`isb_ifdrop`).
+    pub dropped: u64,
+    /// Packets the filter accepted (`isb_filteraccept`).
+    pub matched: u64,
+    /// Packets delivered (`isb_usrdeliv`).
+    pub delivered: u64,
+}
+
+/// A savefile's header: pcap's 24 bytes, or for pcapng a Section Header
+/// Block (`shb_os`, `shb_userappl`) and one Interface Description Block
+/// (`if_name`, `if_description`, `if_tsresol` = nanoseconds, `if_filter`),
+/// in the host's byte order.
+///
+/// `link_type` is a `LINKTYPE_*` value (for example [`LINKTYPE_ETHERNET`]);
+/// `snaplen` is the most bytes kept of each packet, 0 for no limit (the
+/// pcap header then says 262144, the largest snaplen libpcap uses, since
+/// some readers reject 0).
+pub fn header(
+    format: Format,
+    link_type: u32,
+    snaplen: u32,
+    info: &CaptureInfo,
+) -> io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(128);
+    match format {
+        Format::Pcap => {
+            let header_snaplen = if snaplen == 0 { 262_144 } else { snaplen };
+            out.extend_from_slice(&PCAP_MAGIC_USEC.to_ne_bytes());
+            out.extend_from_slice(&2u16.to_ne_bytes()); // version major
+            out.extend_from_slice(&4u16.to_ne_bytes()); // version minor
+            out.extend_from_slice(&0i32.to_ne_bytes()); // thiszone: timestamps are UTC
+            out.extend_from_slice(&0u32.to_ne_bytes()); // sigfigs
+            out.extend_from_slice(&header_snaplen.to_ne_bytes());
+            out.extend_from_slice(&link_type.to_ne_bytes());
+        }
+        Format::PcapNg => {
+            if link_type > u32::from(u16::MAX) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("link type {link_type} does not fit pcapng's 16 bits"),
+                ));
+            }
+            let application = if info.application.is_empty() {
+                "pktd"
+            } else {
+                &info.application
+            };
+            let section = SectionHeaderBlock {
+                endianness: Endianness::native(),
+                major_version: 1,
+                minor_version: 0,
+                // Unknown: the file is a stream, never sought back into.
+                section_length: -1,
+                options: vec![
+                    SectionHeaderOption::OS(os().into()),
+                    SectionHeaderOption::UserApplication(application.into()),
+                ],
+            };
+            let mut options = Vec::new();
+            if !info.interface.is_empty() {
+                options.push(InterfaceDescriptionOption::IfName(
+                    info.interface.as_str().into(),
+                ));
+            }
+            if !info.description.is_empty() {
+                options.push(InterfaceDescriptionOption::IfDescription(
+                    info.description.as_str().into(),
+                ));
+            }
+            options.push(InterfaceDescriptionOption::IfTsResol(TSRESOL_NS));
+            if !info.filter.is_empty() {
+                let mut filter = vec![FILTER_LIBPCAP];
+                filter.extend_from_slice(info.filter.as_bytes());
+                options.push(InterfaceDescriptionOption::IfFilter(filter.into()));
+            }
+            let interface = InterfaceDescriptionBlock {
+                linktype: DataLink::from(link_type),
+                // pcapng: 0 = no limit.
+                snaplen,
+                options,
+            };
+            section.into_block().write_to::<NativeEndian, _>(&mut out)?;
+            interface
+                .into_block()
+                .write_to::<NativeEndian, _>(&mut out)?;
+        }
+    }
+    Ok(out)
+}
+
+/// The operating system, as `shb_os` names it: "Linux 6.18.0".
+fn os() -> String {
+    let read = |name: &str| {
+        std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+            .map(|text| text.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let (kind, release) = (read("ostype"), read("osrelease"));
+    match (kind.is_empty(), release.is_empty()) {
+        (true, _) => "Linux".to_owned(),
+        (false, true) => kind,
+        (false, false) => format!("{kind} {release}"),
+    }
+}
+
+/// A pcapng Interface Statistics Block of interface 0 with `stats`; nothing
+/// for pcap, which has no place for it.
+pub fn statistics(format: Format, stats: &CaptureStats) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    if format == Format::PcapNg {
+        let block = InterfaceStatisticsBlock {
+            interface_id: 0,
+            timestamp: stats.timestamp_ns,
+            options: vec![
+                InterfaceStatisticsOption::IsbEndTime(stats.timestamp_ns),
+                InterfaceStatisticsOption::IsbIfRecv(stats.received),
+                InterfaceStatisticsOption::IsbIfDrop(stats.dropped),
+                InterfaceStatisticsOption::IsbFilterAccept(stats.matched),
+                InterfaceStatisticsOption::IsbUsrDeliv(stats.delivered),
+            ],
+        };
+        block.into_block().write_to::<NativeEndian, _>(&mut out)?;
+    }
+    Ok(out)
+}
 
 /// Writes packets to a pcap or pcapng savefile.
 ///
@@ -66,60 +258,22 @@ pub struct Writer<W: Write> {
 }
 
 impl<W: Write> Writer<W> {
-    /// Writes the file header (for pcapng, the section and interface blocks)
-    /// to `out` at once and returns a writer for the packets.
-    ///
-    /// `link_type` is a `LINKTYPE_*` value (for example
-    /// [`LINKTYPE_ETHERNET`]); `snaplen` is the most bytes kept of each
-    /// packet. A `snaplen` of 0 means "no limit": packets are never cut, and
-    /// the pcap header says 262144, the largest snaplen libpcap uses, since
-    /// some readers reject 0.
-    pub fn new(mut out: W, format: Format, link_type: u32, snaplen: u32) -> io::Result<Self> {
-        let header_snaplen = if snaplen == 0 { 262_144 } else { snaplen };
-        let mut buf = Vec::with_capacity(64);
-        match format {
-            Format::Pcap => {
-                buf.extend_from_slice(&PCAP_MAGIC_USEC.to_ne_bytes());
-                buf.extend_from_slice(&2u16.to_ne_bytes()); // version major
-                buf.extend_from_slice(&4u16.to_ne_bytes()); // version minor
-                buf.extend_from_slice(&0i32.to_ne_bytes()); // thiszone: timestamps are UTC
-                buf.extend_from_slice(&0u32.to_ne_bytes()); // sigfigs
-                buf.extend_from_slice(&header_snaplen.to_ne_bytes());
-                buf.extend_from_slice(&link_type.to_ne_bytes());
-            }
-            Format::PcapNg => {
-                let link_type = u16::try_from(link_type).map_err(|_| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        format!("link type {link_type} does not fit pcapng's 16 bits"),
-                    )
-                })?;
-                // Section Header Block, no options: 28 bytes.
-                buf.extend_from_slice(&PCAPNG_SHB.to_ne_bytes());
-                buf.extend_from_slice(&28u32.to_ne_bytes());
-                buf.extend_from_slice(&PCAPNG_BOM.to_ne_bytes());
-                buf.extend_from_slice(&1u16.to_ne_bytes()); // major
-                buf.extend_from_slice(&0u16.to_ne_bytes()); // minor
-                // Section length unknown: we write a stream and never seek back.
-                buf.extend_from_slice(&u64::MAX.to_ne_bytes());
-                buf.extend_from_slice(&28u32.to_ne_bytes());
-                // Interface Description Block with if_tsresol = 9 (10^-9 s)
-                // and opt_endofopt: 32 bytes.
-                buf.extend_from_slice(&PCAPNG_IDB.to_ne_bytes());
-                buf.extend_from_slice(&32u32.to_ne_bytes());
-                buf.extend_from_slice(&link_type.to_ne_bytes());
-                buf.extend_from_slice(&0u16.to_ne_bytes()); // reserved
-                buf.extend_from_slice(&snaplen.to_ne_bytes()); // pcapng: 0 = no limit
-                buf.extend_from_slice(&IF_TSRESOL.to_ne_bytes());
-                buf.extend_from_slice(&1u16.to_ne_bytes());
-                buf.extend_from_slice(&[9, 0, 0, 0]); // value + padding to 32 bits
-                buf.extend_from_slice(&OPT_ENDOFOPT.to_ne_bytes());
-                buf.extend_from_slice(&0u16.to_ne_bytes());
-                buf.extend_from_slice(&32u32.to_ne_bytes());
-            }
-        }
+    /// Writes the file's [`header`] (nothing said of the capture) to `out`
+    /// at once and returns a writer for the packets.
+    pub fn new(out: W, format: Format, link_type: u32, snaplen: u32) -> io::Result<Self> {
+        Self::with_info(out, format, link_type, snaplen, &CaptureInfo::default())
+    }
+
+    /// [`Writer::new`], the pcapng header saying what `info` says.
+    pub fn with_info(
+        mut out: W,
+        format: Format,
+        link_type: u32,
+        snaplen: u32,
+        info: &CaptureInfo,
+    ) -> io::Result<Self> {
+        let buf = header(format, link_type, snaplen, info)?;
         out.write_all(&buf)?;
-        buf.clear();
         Ok(Writer {
             out,
             format,
@@ -128,24 +282,34 @@ impl<W: Write> Writer<W> {
         })
     }
 
-    /// Writes one packet (its header and the bytes kept), as
-    /// [`append_record`] lays it out, with one `write_all`.
+    /// Writes one packet of unknown direction (see [`Writer::write`]).
     pub fn write_packet(
         &mut self,
         timestamp_ns: u64,
         wire_len: u32,
         data: &[u8],
     ) -> io::Result<()> {
-        self.buf.clear();
-        append_record(
-            self.format,
-            self.snaplen,
+        self.write(&Frame {
             timestamp_ns,
             wire_len,
+            direction: PacketDirection::Unknown,
             data,
-            &mut self.buf,
-        )?;
+        })
+    }
+
+    /// Writes one packet (its header and the bytes kept), as
+    /// [`append_record`] lays it out, with one `write_all`.
+    pub fn write(&mut self, frame: &Frame<'_>) -> io::Result<()> {
+        self.buf.clear();
+        append_record(self.format, self.snaplen, frame, &mut self.buf)?;
         self.out.write_all(&self.buf)
+    }
+
+    /// Writes the capture's counters (pcapng; nothing for pcap), with one
+    /// `write_all`: the last block of a file.
+    pub fn write_statistics(&mut self, stats: &CaptureStats) -> io::Result<()> {
+        let block = statistics(self.format, stats)?;
+        self.out.write_all(&block)
     }
 
     /// Flushes the underlying writer, so that readers of the file see every
@@ -172,16 +336,39 @@ impl<W: Write> Writer<W> {
     }
 }
 
+/// The bytes [`append_record`] gives a packet of `captured` bytes (before
+/// the snaplen cut) in `direction`.
+pub fn record_len(
+    format: Format,
+    snaplen: u32,
+    captured: usize,
+    direction: PacketDirection,
+) -> u64 {
+    let mut caplen = captured as u64;
+    if snaplen != 0 {
+        caplen = caplen.min(u64::from(snaplen));
+    }
+    match format {
+        Format::Pcap => 16 + caplen,
+        Format::PcapNg => {
+            let flags = if direction == PacketDirection::Unknown {
+                0
+            } else {
+                12
+            };
+            32 + caplen.div_ceil(4) * 4 + flags
+        }
+    }
+}
+
 /// Appends one packet's record to `out`: its header and the bytes kept,
-/// in `format` (for pcapng, an Enhanced Packet Block of interface 0), for a
-/// savefile whose header [`Writer::new`] wrote with `snaplen`.
+/// in `format` (for pcapng, an Enhanced Packet Block of interface 0, with
+/// `epb_flags` when the direction is known), for a savefile whose
+/// [`header`] has `snaplen`.
 ///
-/// `timestamp_ns` is the capture time in nanoseconds since the Unix
-/// epoch (pcap keeps microseconds and drops the rest); `wire_len` is the
-/// packet's length on the wire; `data` is what was captured. `data` is
-/// cut to `snaplen` (0: no limit), and a `wire_len` smaller than the bytes
-/// kept is raised to match, since readers treat a captured length above
-/// the original length as a corrupt file.
+/// The data is cut to `snaplen` (0: no limit), and a wire length smaller
+/// than the bytes kept is raised to match, since readers treat a captured
+/// length above the original length as a corrupt file.
 ///
 /// Fails with `InvalidInput`, leaving `out` as it was, for a pcap
 /// timestamp past 2106, which the format's 32-bit seconds cannot hold, or
@@ -189,11 +376,15 @@ impl<W: Write> Writer<W> {
 pub fn append_record(
     format: Format,
     snaplen: u32,
-    timestamp_ns: u64,
-    wire_len: u32,
-    data: &[u8],
+    frame: &Frame<'_>,
     out: &mut Vec<u8>,
 ) -> io::Result<()> {
+    let Frame {
+        timestamp_ns,
+        wire_len,
+        direction,
+        data,
+    } = *frame;
     let mut caplen = u32::try_from(data.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "packet longer than 4 GiB"))?;
     if snaplen != 0 {
@@ -219,11 +410,18 @@ pub fn append_record(
         }
         Format::PcapNg => {
             let padded = data.len().div_ceil(4) * 4;
-            let start = out.len();
-            // 28 bytes of fixed fields, the padded data, and the trailing length.
-            let total = u32::try_from(32 + padded).map_err(|_| {
+            let flags = match direction {
+                PacketDirection::Unknown => None,
+                PacketDirection::Inbound => Some(1u32),
+                PacketDirection::Outbound => Some(2u32),
+            };
+            let options = if flags.is_some() { 12 } else { 0 };
+            // 28 bytes of fixed fields, the padded data, the options and
+            // the trailing length.
+            let total = u32::try_from(32 + padded + options).map_err(|_| {
                 io::Error::new(io::ErrorKind::InvalidInput, "packet too long for pcapng")
             })?;
+            let start = out.len();
             out.reserve(total as usize);
             out.extend_from_slice(&PCAPNG_EPB.to_ne_bytes());
             out.extend_from_slice(&total.to_ne_bytes());
@@ -234,6 +432,13 @@ pub fn append_record(
             out.extend_from_slice(&wire_len.to_ne_bytes());
             out.extend_from_slice(data);
             out.resize(start + 28 + padded, 0);
+            if let Some(flags) = flags {
+                out.extend_from_slice(&EPB_FLAGS.to_ne_bytes());
+                out.extend_from_slice(&4u16.to_ne_bytes());
+                out.extend_from_slice(&flags.to_ne_bytes());
+                out.extend_from_slice(&OPT_ENDOFOPT.to_ne_bytes());
+                out.extend_from_slice(&0u16.to_ne_bytes());
+            }
             out.extend_from_slice(&total.to_ne_bytes());
         }
     }
@@ -369,31 +574,44 @@ mod reader_tests {
     #[test]
     fn records_appended_after_other_bytes_are_those_the_writer_writes() {
         for format in [Format::Pcap, Format::PcapNg] {
-            for len in [0usize, 1, 3, 4, 61, 1500] {
-                let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
-                let mut writer = Writer::new(Vec::new(), format, LINKTYPE_ETHERNET, 1000).unwrap();
-                let header = writer.get_ref().len();
-                writer
-                    .write_packet(1_700_000_000_123_456_789, 2000, &data)
-                    .unwrap();
-                let written = writer.into_inner().unwrap()[header..].to_vec();
+            for direction in [
+                PacketDirection::Unknown,
+                PacketDirection::Inbound,
+                PacketDirection::Outbound,
+            ] {
+                for len in [0usize, 1, 3, 4, 61, 1500] {
+                    let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                    let frame = Frame {
+                        timestamp_ns: 1_700_000_000_123_456_789,
+                        wire_len: 2000,
+                        direction,
+                        data: &data,
+                    };
+                    let mut writer =
+                        Writer::new(Vec::new(), format, LINKTYPE_ETHERNET, 1000).unwrap();
+                    let header = writer.get_ref().len();
+                    writer.write(&frame).unwrap();
+                    let written = writer.into_inner().unwrap()[header..].to_vec();
 
-                let mut out = vec![0xee; 5];
-                append_record(
-                    format,
-                    1000,
-                    1_700_000_000_123_456_789,
-                    2000,
-                    &data,
-                    &mut out,
-                )
-                .unwrap();
-                assert_eq!(&out[..5], &[0xee; 5]);
-                assert_eq!(out[5..], written, "{format:?}, {len} bytes");
+                    let mut out = vec![0xee; 5];
+                    append_record(format, 1000, &frame, &mut out).unwrap();
+                    assert_eq!(&out[..5], &[0xee; 5]);
+                    assert_eq!(out[5..], written, "{format:?}, {direction:?}, {len} bytes");
+                    assert_eq!(
+                        record_len(format, 1000, len, direction),
+                        written.len() as u64
+                    );
+                }
             }
         }
         let mut out = vec![1, 2, 3];
-        assert!(append_record(Format::Pcap, 0, u64::MAX, 10, &[0; 10], &mut out).is_err());
+        let late = Frame {
+            timestamp_ns: u64::MAX,
+            wire_len: 10,
+            direction: PacketDirection::Inbound,
+            data: &[0; 10],
+        };
+        assert!(append_record(Format::Pcap, 0, &late, &mut out).is_err());
         assert_eq!(out, [1, 2, 3], "a refused record leaves nothing");
     }
 }

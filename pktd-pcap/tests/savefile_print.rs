@@ -1022,7 +1022,15 @@ impl std::io::Write for CountingWriter {
 
 #[test]
 fn each_packet_is_one_write() {
-    for (format, header, overhead) in [(Format::Pcap, 24, 16), (Format::PcapNg, 28 + 32, 32)] {
+    for (format, overhead) in [(Format::Pcap, 16), (Format::PcapNg, 32)] {
+        let header = pktd_pcap::savefile::header(
+            format,
+            LINKTYPE_ETHERNET,
+            100,
+            &pktd_pcap::savefile::CaptureInfo::default(),
+        )
+        .unwrap()
+        .len();
         let mut w = Writer::new(
             CountingWriter { writes: Vec::new() },
             format,
@@ -1062,4 +1070,117 @@ fn timestamps_pcap_cannot_hold_are_refused() {
     let mut w = Writer::new(Vec::new(), Format::PcapNg, LINKTYPE_ETHERNET, 0).unwrap();
     w.write_packet(u64::MAX, 60, &[0; 60])
         .expect("pcapng holds any u64 timestamp");
+}
+
+/// tshark (and capinfos) read back what a pcapng file says of its
+/// capture: the system and application, the interface's name,
+/// description and filter, each packet's direction, and the closing
+/// statistics.
+#[test]
+fn tshark_reads_the_pcapng_options_back() {
+    use pktd_pcap::savefile::{CaptureInfo, CaptureStats, Frame, PacketDirection};
+    let path =
+        std::env::temp_dir().join(format!("pktd-pcapng-options-{}.pcapng", std::process::id()));
+    let info = CaptureInfo {
+        application: "pktcap 0.1 (pktd)".into(),
+        interface: "veth0".into(),
+        description: "netns lab".into(),
+        filter: "udp and port 53".into(),
+    };
+    let mut w = Writer::with_info(
+        std::fs::File::create(&path).unwrap(),
+        Format::PcapNg,
+        LINKTYPE_ETHERNET,
+        262_144,
+        &info,
+    )
+    .unwrap();
+    for (i, direction) in [
+        PacketDirection::Inbound,
+        PacketDirection::Outbound,
+        PacketDirection::Unknown,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        w.write(&Frame {
+            timestamp_ns: T0 + i as u64,
+            wire_len: 61,
+            direction,
+            data: &[0x5a; 61],
+        })
+        .unwrap();
+    }
+    w.write_statistics(&CaptureStats {
+        timestamp_ns: T0 + 10,
+        received: 1000,
+        dropped: 7,
+        matched: 3,
+        delivered: 3,
+    })
+    .unwrap();
+    w.into_inner().unwrap();
+
+    let fields = Command::new("tshark")
+        .arg("-r")
+        .arg(&path)
+        .args(["-T", "fields", "-E", "separator=|"])
+        .args([
+            "-e",
+            "frame.interface_name",
+            "-e",
+            "frame.interface_description",
+        ])
+        .args(["-e", "frame.packet_flags_direction"])
+        .output()
+        .expect("running tshark");
+    assert!(fields.status.success());
+    let stdout = String::from_utf8_lossy(&fields.stdout).into_owned();
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "veth0|netns lab|0x00000001",
+            "veth0|netns lab|0x00000002",
+            "veth0|netns lab|"
+        ]
+    );
+    let capinfos = Command::new("capinfos")
+        .arg(&path)
+        .output()
+        .expect("running capinfos");
+    assert!(capinfos.status.success());
+    let text = String::from_utf8_lossy(&capinfos.stdout).into_owned();
+    let os = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    for expected in [
+        format!("Capture oper-sys:    Linux {}", os.trim()),
+        "Capture application: pktcap 0.1 (pktd)".to_owned(),
+        "Name = veth0".to_owned(),
+        "Description = netns lab".to_owned(),
+        "Filter string = udp and port 53".to_owned(),
+        "Time precision = nanoseconds (9)".to_owned(),
+        "Number of stat entries = 1".to_owned(),
+    ] {
+        assert!(text.contains(&expected), "no {expected:?} in\n{text}");
+    }
+    // The statistics' values, through another reader than ours.
+    let mut reader =
+        pcap_file::pcapng::PcapNgReader::new(std::fs::File::open(&path).unwrap()).unwrap();
+    let mut statistics = Vec::new();
+    while let Some(block) = reader.next_block() {
+        if let pcap_file::pcapng::Block::InterfaceStatistics(isb) = block.unwrap() {
+            statistics = isb.options.into_iter().map(|o| o.into_owned()).collect();
+        }
+    }
+    use pcap_file::pcapng::blocks::interface_statistics::InterfaceStatisticsOption as Isb;
+    assert_eq!(
+        statistics,
+        [
+            Isb::IsbEndTime(T0 + 10),
+            Isb::IsbIfRecv(1000),
+            Isb::IsbIfDrop(7),
+            Isb::IsbFilterAccept(3),
+            Isb::IsbUsrDeliv(3)
+        ]
+    );
+    let _ = std::fs::remove_file(&path);
 }

@@ -1130,3 +1130,171 @@ fn pktcap_lists_the_interfaces_the_policy_allows_and_no_others() {
         "{stderr}"
     );
 }
+
+/// The fields tshark reads from `file`, one line per packet, `|` between.
+fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<String> {
+    let mut command = Command::new("tshark");
+    command
+        .arg("-r")
+        .arg(file)
+        .args(["-T", "fields", "-E", "separator=|"]);
+    for field in fields {
+        command.args(["-e", field]);
+    }
+    let output = command.output().expect("running tshark");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn capinfos(file: &Path) -> String {
+    let output = Command::new("capinfos")
+        .arg(file)
+        .output()
+        .expect("running capinfos");
+    assert!(output.status.success());
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A pcapng file, written by pktcap or recorded by the daemon, says
+/// where and how it was captured (system, application, interface,
+/// namespace, filter), which way each packet went, and ends with the
+/// capture's counters: as tshark and capinfos read them.
+#[test]
+fn pcapng_files_say_where_and_how_their_packets_were_captured() {
+    let lab = Lab::new();
+    let scratch = Scratch::new("ng");
+    let directory = scratch.0.join("records");
+    let (socket, policy) = (scratch.0.join("pktd.sock"), scratch.0.join("policy.toml"));
+    std::fs::write(&policy, recording_policy(&directory, "")).unwrap();
+    let _pktd = start_pktd(&socket, &policy);
+    // UDP to the capture side's own address on a closed port: it answers
+    // with ICMP (and ARP first), outbound.
+    let link = Command::new("ip")
+        .args(["-n", &lab.capture_ns, "-o", "link", "show", &lab.capture_if])
+        .output()
+        .expect("running ip");
+    let link = String::from_utf8_lossy(&link.stdout);
+    let mac_text = link
+        .split_whitespace()
+        .skip_while(|word| *word != "link/ether")
+        .nth(1)
+        .expect("a MAC address");
+    let mut mac = [0u8; 6];
+    for (byte, hex) in mac.iter_mut().zip(mac_text.split(':')) {
+        *byte = u8::from_str_radix(hex, 16).unwrap();
+    }
+    let to_capture = |sequence: u16| {
+        pktd_tests::corpus::ipv4_udp_frame(
+            [2, 0, 0, 0, 0, 1],
+            mac,
+            [10, 77, lab.subnet, 1],
+            [10, 77, lab.subnet, 2],
+            40000 + sequence,
+            9999,
+            &[0x5a; 18],
+        )
+    };
+    let file = scratch.0.join("live.pcapng");
+    let mut live = Running::spawn({
+        let mut command = pktcap(&socket, &lab, &["--pcapng", "-w"]);
+        command.arg(&file).arg("udp or icmp or arp");
+        command
+    });
+    assert!(live.wait_for_stderr("listening on", Duration::from_secs(10)));
+    let recorded = run_pktcap(
+        &socket,
+        &[
+            "--netns",
+            &lab.capture_ns,
+            "-i",
+            &lab.capture_if,
+            "-Q",
+            "in",
+            "--pcapng",
+            "--record",
+            "r-%d.pcapng",
+            "udp",
+        ],
+    );
+    assert!(recorded.status.success(), "{recorded:?}");
+    let stdout = String::from_utf8_lossy(&recorded.stdout);
+    let id = stdout
+        .strip_prefix("recording ")
+        .and_then(|rest| rest.split(':').next())
+        .expect("a recording id")
+        .to_owned();
+    let sender = lab.sender();
+    for sequence in 0..3 {
+        sender.send(&to_capture(sequence));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    live.signal("INT");
+    assert!(
+        live.wait(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
+    );
+    assert!(run_pktcap(&socket, &["--stop", &id]).status.success());
+
+    let where_ = format!("{}|netns {}", lab.capture_if, lab.capture_ns);
+    let live_lines = tshark_fields(
+        &file,
+        &[
+            "frame.interface_name",
+            "frame.interface_description",
+            "frame.packet_flags_direction",
+            "udp.dstport",
+        ],
+    );
+    let inbound: Vec<_> = live_lines
+        .iter()
+        .filter(|line| line.ends_with("|0x00000001|9999"))
+        .collect();
+    assert_eq!(inbound.len(), 3, "{live_lines:?}");
+    assert!(
+        live_lines
+            .iter()
+            .any(|line| line.starts_with(&format!("{where_}|0x00000002"))),
+        "no outbound packet: {live_lines:?}"
+    );
+    assert!(
+        live_lines.iter().all(|line| line.starts_with(&where_)),
+        "{live_lines:?}"
+    );
+    let info = capinfos(&file);
+    for expected in [
+        "Capture application: pktcap",
+        "Filter string = udp or icmp or arp",
+        "Number of stat entries = 1",
+    ] {
+        assert!(info.contains(expected), "{expected:?} not in {info}");
+    }
+
+    let record = directory.join("0").join("r-0.pcapng");
+    assert_eq!(
+        tshark_fields(
+            &record,
+            &[
+                "frame.interface_name",
+                "frame.interface_description",
+                "frame.packet_flags_direction",
+                "udp.dstport",
+            ],
+        ),
+        vec![format!("{where_}|0x00000001|9999"); 3]
+    );
+    let info = capinfos(&record);
+    for expected in [
+        "Capture application: pktd",
+        "Filter string = udp",
+        "Number of stat entries = 1",
+    ] {
+        assert!(info.contains(expected), "{expected:?} not in {info}");
+    }
+}

@@ -9,7 +9,8 @@ use crate::process::{self, command, is_root, probe, run_captured};
 
 /// LLVM 22 (with Polly, zstd and zlib, which llvm-sys links) for building
 /// bpf-linker; libpcap for compiling filters; iproute2, tcpdump and ethtool
-/// for the tests' namespaces, veth pairs and offload settings; gnuplot for
+/// for the tests' namespaces, veth pairs and offload settings; tshark
+/// (with capinfos) to read pcapng options back; gnuplot for
 /// `cargo xtask perf`'s chart.
 const DEBIAN_PACKAGES: &[&str] = &[
     "llvm-22-dev",
@@ -20,6 +21,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "iproute2",
     "tcpdump",
     "ethtool",
+    "tshark",
     "gnuplot-nox",
 ];
 

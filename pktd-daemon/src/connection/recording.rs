@@ -3,8 +3,8 @@
 
 use std::{path::PathBuf, sync::Arc};
 
-use pktd_pcap::savefile::Format;
-use pktd_proto::{RecordingRequest, Reply};
+use pktd_pcap::savefile::{CaptureInfo, Format};
+use pktd_proto::{FilterSpec, RecordingRequest, Reply};
 
 use super::{context::Context, refusal::Refusal};
 use crate::{
@@ -41,6 +41,19 @@ pub(super) async fn start(
             Format::Pcap
         },
         snaplen: granted.capture.spec.snaplen,
+        info: CaptureInfo {
+            application: format!("pktd {}", env!("CARGO_PKG_VERSION")),
+            interface: request.capture.interface.clone(),
+            description: if request.capture.netns.is_empty() {
+                String::new()
+            } else {
+                format!("netns {}", request.capture.netns)
+            },
+            filter: match &request.capture.filter {
+                FilterSpec::Expression(expression) => expression.clone(),
+                FilterSpec::Bytecode(_) => String::new(),
+            },
+        },
         owner: granted.owner,
     };
     let filter = (request.capture.filter.clone(), request.capture.optimize);
@@ -80,6 +93,7 @@ struct FilesRequest {
     limits: Limits,
     format: Format,
     snaplen: u32,
+    info: CaptureInfo,
     owner: (u32, u32),
 }
 
@@ -102,6 +116,7 @@ fn create_files(recordings: &Recordings, files: FilesRequest) -> Result<Savefile
         limits: files.limits,
         format: files.format,
         snaplen: files.snaplen,
+        info: files.info,
         account,
         owner: Some(files.owner),
     })?)

@@ -32,7 +32,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use pktd_pcap::savefile::{Format, LINKTYPE_ETHERNET, Writer, append_record};
+use pktd_pcap::savefile::{
+    self, CaptureInfo, CaptureStats, Format, Frame, LINKTYPE_ETHERNET, PacketDirection,
+    append_record,
+};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::{allowance::Account, directory::UserDirectory, pattern::Pattern};
@@ -130,6 +133,9 @@ pub struct FilesConfig {
     pub format: Format,
     /// The most bytes kept of each packet (0: all).
     pub snaplen: u32,
+    /// What a pcapng file says of the capture (interface, namespace,
+    /// filter).
+    pub info: CaptureInfo,
     /// The principal's disk allowance, shared by all of its recordings:
     /// this recording's oldest files are deleted to make room (never the
     /// current one); when that is not enough, the recording ends with
@@ -191,17 +197,17 @@ impl Output {
 
     /// Adds a packet's record; nothing when it is refused (a timestamp
     /// pcap cannot hold).
-    fn append_packet(&mut self, timestamp_ns: u64, wire_len: u32, data: &[u8]) -> io::Result<()> {
-        append_record(
-            self.format,
-            self.snaplen,
-            timestamp_ns,
-            wire_len,
-            data,
-            &mut self.pending,
-        )?;
+    fn append_packet(&mut self, frame: &Frame<'_>) -> io::Result<()> {
+        append_record(self.format, self.snaplen, frame, &mut self.pending)?;
         self.ends.push(self.pending.len());
         Ok(())
+    }
+
+    /// Adds bytes that are one piece of their own (the header, the
+    /// statistics).
+    fn append_block(&mut self, block: &[u8]) {
+        self.pending.extend_from_slice(block);
+        self.ends.push(self.pending.len());
     }
 
     /// Writes what is pending. When the file takes only part of it
@@ -301,6 +307,11 @@ pub struct Savefiles {
     next_index: u64,
     packets: u64,
     bytes: u64,
+    /// Every file's header (made once: pcapng's names the system).
+    header: Vec<u8>,
+    /// The capture's counters, for the statistics block a pcapng file
+    /// ends with.
+    statistics: Option<CaptureStats>,
 }
 
 impl Savefiles {
@@ -327,6 +338,17 @@ impl Savefiles {
                 reason: "max_files must not be 0",
             });
         }
+        let header = savefile::header(
+            config.format,
+            LINKTYPE_ETHERNET,
+            config.snaplen,
+            &config.info,
+        )
+        .map_err(|source| FilesError::Io {
+            operation: "describe",
+            path: config.directory.path().to_owned(),
+            source,
+        })?;
         let mut files = Savefiles {
             config,
             paths: Vec::new(),
@@ -335,6 +357,8 @@ impl Savefiles {
             next_index: 0,
             packets: 0,
             bytes: 0,
+            header,
+            statistics: None,
         };
         files.fit(files.header_len(), &files.next_path())?;
         files.open_next(Instant::now())?;
@@ -356,23 +380,29 @@ impl Savefiles {
         wire_len: u32,
         data: &[u8],
     ) -> Result<(), FilesError> {
-        let result = self.write_inner(Instant::now(), timestamp_ns, wire_len, data);
+        let frame = Frame {
+            timestamp_ns,
+            wire_len,
+            direction: PacketDirection::Unknown,
+            data,
+        };
+        let result = self.write_inner(Instant::now(), &frame);
         if result.is_err() {
             self.current = None;
         }
         result
     }
 
-    /// Writes a batch of packets (timestamp, length on the wire, captured
-    /// bytes) as [`Savefiles::write`] does, all as of one moment for
-    /// rotation by time, then flushes ([`Savefiles::flush`]).
+    /// Writes a batch of packets as [`Savefiles::write`] does (with their
+    /// directions, which pcapng keeps), all as of one moment for rotation
+    /// by time, then flushes ([`Savefiles::flush`]).
     pub fn write_batch<'a>(
         &mut self,
-        packets: impl IntoIterator<Item = (u64, u32, &'a [u8])>,
+        packets: impl IntoIterator<Item = Frame<'a>>,
     ) -> Result<(), FilesError> {
         let now = Instant::now();
-        for (timestamp_ns, wire_len, data) in packets {
-            let result = self.write_inner(now, timestamp_ns, wire_len, data);
+        for frame in packets {
+            let result = self.write_inner(now, &frame);
             if result.is_err() {
                 self.current = None;
                 return result;
@@ -390,6 +420,12 @@ impl Savefiles {
             self.current = None;
         }
         result
+    }
+
+    /// The capture's counters now: each pcapng file closed from now on
+    /// ends with them.
+    pub fn set_statistics(&mut self, stats: CaptureStats) {
+        self.statistics = Some(stats);
     }
 
     /// Rotates when the current file is older than `limits.seconds`; the
@@ -481,6 +517,19 @@ impl Savefiles {
 
     /// Writes what waits and closes the current file, if any.
     fn close_current(&mut self) -> Result<(), FilesError> {
+        // A pcapng file ends with the capture's counters. The block (tens
+        // of bytes) is not held to the disk allowance: a file never stays
+        // without its end for want of room.
+        if let (Some(current), Some(stats)) = (self.current.as_mut(), &self.statistics)
+            && let Ok(block) = savefile::statistics(self.config.format, stats)
+            && !block.is_empty()
+        {
+            current.output.append_block(&block);
+            let len = block.len() as u64;
+            self.bytes += len;
+            self.config.account.add(len);
+            self.ids.last_mut().expect("a current file").size = current.size();
+        }
         let written = self.write_pending();
         // Nothing is pending now: giving the file back writes nothing.
         drop(self.current.take());
@@ -516,17 +565,16 @@ impl Savefiles {
         })
     }
 
-    fn write_inner(
-        &mut self,
-        now: Instant,
-        timestamp_ns: u64,
-        wire_len: u32,
-        data: &[u8],
-    ) -> Result<(), FilesError> {
+    fn write_inner(&mut self, now: Instant, frame: &Frame<'_>) -> Result<(), FilesError> {
         let Some(current) = &self.current else {
             return Err(FilesError::Finished);
         };
-        let entry = self.entry_len(data.len());
+        let entry = savefile::record_len(
+            self.config.format,
+            self.config.snaplen,
+            frame.data.len(),
+            frame.direction,
+        );
         let limits = &self.config.limits;
         let rotate = self.too_old(current, now)
             || (current.packets > 0
@@ -542,7 +590,7 @@ impl Savefiles {
 
         let current = self.current.as_mut().expect("checked above");
         let before = current.size();
-        if let Err(source) = current.output.append_packet(timestamp_ns, wire_len, data) {
+        if let Err(source) = current.output.append_packet(frame) {
             self.config.account.remove(entry);
             return Err(FilesError::Io {
                 operation: "write a packet to",
@@ -577,22 +625,7 @@ impl Savefiles {
 
     /// The savefile header's size.
     fn header_len(&self) -> u64 {
-        match self.config.format {
-            Format::Pcap => 24,
-            Format::PcapNg => 28 + 32,
-        }
-    }
-
-    /// The size in the file of a packet of `len` captured bytes.
-    fn entry_len(&self, len: usize) -> u64 {
-        let mut caplen = len as u64;
-        if self.config.snaplen != 0 {
-            caplen = caplen.min(u64::from(self.config.snaplen));
-        }
-        match self.config.format {
-            Format::Pcap => 16 + caplen,
-            Format::PcapNg => 32 + caplen.div_ceil(4) * 4,
-        }
+        self.header.len() as u64
     }
 
     fn next_name(&self) -> String {
@@ -721,19 +754,13 @@ impl Savefiles {
             ino: meta.ino(),
             size: 0,
         };
-        let (format, snaplen) = (self.config.format, self.config.snaplen);
-        // The header goes to the file at once (`into_inner` writes it): a
-        // new file is a savefile from the start.
-        let output = match Writer::new(
-            Output::new(file, format, snaplen),
-            format,
-            LINKTYPE_ETHERNET,
-            snaplen,
-        )
-        .and_then(Writer::into_inner)
-        {
+        // The header goes to the file at once: a new file is a savefile
+        // from the start.
+        let mut output = Output::new(file, self.config.format, self.config.snaplen);
+        output.append_block(&self.header);
+        let output = match output.write_pending().map(|()| output) {
             Ok(output) => output,
-            Err(source) => {
+            Err(PartialWrite { error: source, .. }) => {
                 // A file without a whole header is no savefile: remove it.
                 if let Err(error) = delete_if_ours(&self.config.directory, &path, id) {
                     tracing::warn!(%error, "cannot remove a file without a header");

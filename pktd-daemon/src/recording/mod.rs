@@ -23,7 +23,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use pktd_proto::{EndReason, RecordingInfo, RecordingRequest};
+use pktd_pcap::savefile::{CaptureStats, Frame, PacketDirection};
+use pktd_proto::{Direction, EndReason, RecordingInfo, RecordingRequest};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use self::{
@@ -267,8 +268,12 @@ async fn run(recording: Arc<Recording>, start: Start) {
                 })
             }
             Event::Tick => {
+                let stats = capture_stats(&session);
                 let rotated;
                 (files, rotated) = blocking(move || {
+                    if let Some(stats) = stats {
+                        files.set_statistics(stats);
+                    }
                     let rotated = files.tick(Instant::now());
                     (files, rotated)
                 })
@@ -283,10 +288,28 @@ async fn run(recording: Arc<Recording>, start: Start) {
             break reason;
         }
     };
+    if let Some(stats) = capture_stats(&session) {
+        files.set_statistics(stats);
+    }
     session.close().await;
     let reason = finish(&recording, files, reason).await;
     tracing::info!(recording = recording.id, %reason, "recording ended");
     lock(&recording.status).ended = Some(reason);
+}
+
+/// The session's counters now, as a pcapng file's statistics block
+/// says them.
+fn capture_stats(session: &Session) -> Option<CaptureStats> {
+    let stats = session.stats().ok()?;
+    Some(CaptureStats {
+        timestamp_ns: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos() as u64),
+        received: stats.received,
+        dropped: stats.dropped,
+        matched: stats.matched,
+        delivered: stats.delivered,
+    })
 }
 
 /// Marks a recording ended with an error if its task unwinds before it
@@ -306,11 +329,15 @@ impl Drop for EndedOnUnwind<'_> {
 /// rotates. Blocking.
 fn write(files: &mut Savefiles, batch: &Batch) -> Result<(), EndReason> {
     files
-        .write_batch(
-            batch
-                .packets()
-                .map(|packet| (packet.timestamp_ns, packet.wire_len, packet.data)),
-        )
+        .write_batch(batch.packets().map(|packet| Frame {
+            timestamp_ns: packet.timestamp_ns,
+            wire_len: packet.wire_len,
+            direction: match packet.direction {
+                Direction::Out => PacketDirection::Outbound,
+                _ => PacketDirection::Inbound,
+            },
+            data: packet.data,
+        }))
         .map_err(|err| EndReason::Error(errors::chain(&err)))
 }
 

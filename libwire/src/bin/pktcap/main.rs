@@ -6,7 +6,10 @@ mod printer;
 use std::{fs::File, io, path::PathBuf, process::ExitCode};
 
 use clap::{ArgAction, Parser, ValueEnum};
-use libwire::{CaptureBuilder, Direction, EndReason, savefile::Format};
+use libwire::{
+    CaptureBuilder, Direction, EndReason,
+    savefile::{CaptureInfo, Format},
+};
 
 use crate::{output::Output, printer::PrintFlags};
 
@@ -266,6 +269,13 @@ async fn capture(
     expression: String,
     snaplen: u32,
 ) -> anyhow::Result<ExitCode> {
+    // What a pcapng file says the filter was: the expression, unless the
+    // program came from a file.
+    let expression_text = if args.bpf_file.is_some() {
+        String::new()
+    } else {
+        expression.clone()
+    };
     let builder = builder(&args, &interface, expression, snaplen)?;
     if let Some(seconds) = args.stats_only {
         if !(seconds.is_finite() && seconds >= 0.1) {
@@ -287,6 +297,15 @@ async fn capture(
                 Format::Pcap
             },
             capture.snaplen(),
+            &CaptureInfo {
+                application: format!("pktcap {} (pktd)", env!("CARGO_PKG_VERSION")),
+                interface: interface.clone(),
+                description: args
+                    .netns
+                    .as_ref()
+                    .map_or_else(String::new, |netns| format!("netns {netns}")),
+                filter: expression_text.clone(),
+            },
         )?,
         None => Output::printed(&print_flags(&args), capture.snaplen()),
     };
@@ -307,14 +326,24 @@ async fn capture(
     loop {
         // What is there already, without a wait per packet.
         while let Some(packet) = capture.try_next_packet_ref()? {
-            output.packet(packet.timestamp_ns(), packet.wire_len(), packet.data())?;
+            output.packet(
+                packet.timestamp_ns(),
+                packet.wire_len(),
+                packet.direction(),
+                packet.data(),
+            )?;
             captured += 1;
         }
         output.idle()?;
         tokio::select! {
             next = capture.next_packet_ref() => {
                 let Some(packet) = next? else { break };
-                output.packet(packet.timestamp_ns(), packet.wire_len(), packet.data())?;
+                output.packet(
+                packet.timestamp_ns(),
+                packet.wire_len(),
+                packet.direction(),
+                packet.data(),
+            )?;
                 captured += 1;
                 continue;
             }
@@ -324,9 +353,9 @@ async fn capture(
         stopping = true;
         capture.request_close().await?;
     }
-    output.finish()?;
-
     let stats = capture.last_stats();
+    output.finish(&stats)?;
+
     eprintln!("{captured} packets captured");
     eprintln!("{} packets received by filter", stats.received);
     eprintln!("{} packets dropped by kernel", stats.dropped);

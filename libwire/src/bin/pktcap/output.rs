@@ -8,8 +8,11 @@ use std::{
 };
 
 use libwire::{
+    Direction, Stats,
     print::format_packet,
-    savefile::{Format, LINKTYPE_ETHERNET, Writer},
+    savefile::{
+        CaptureInfo, CaptureStats, Format, Frame, LINKTYPE_ETHERNET, PacketDirection, Writer,
+    },
 };
 
 use crate::printer::{PrintFlags, TCPDUMP_ENV, Tcpdump, find_tcpdump};
@@ -24,8 +27,14 @@ pub enum Output {
 }
 
 impl Output {
-    /// A savefile at `path` (`-` for standard output).
-    pub fn savefile(path: &Path, format: Format, snaplen: u32) -> anyhow::Result<Self> {
+    /// A savefile at `path` (`-` for standard output); pcapng says what
+    /// `info` says.
+    pub fn savefile(
+        path: &Path,
+        format: Format,
+        snaplen: u32,
+        info: &CaptureInfo,
+    ) -> anyhow::Result<Self> {
         let sink: Box<dyn Write> = if path.as_os_str() == "-" {
             Box::new(io::stdout().lock())
         } else {
@@ -33,11 +42,12 @@ impl Output {
                 File::create(path).map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?,
             )
         };
-        Ok(Self::Savefile(Writer::new(
+        Ok(Self::Savefile(Writer::with_info(
             BufWriter::with_capacity(SAVEFILE_BUFFER, sink),
             format,
             LINKTYPE_ETHERNET,
             snaplen,
+            info,
         )?))
     }
 
@@ -63,9 +73,24 @@ impl Output {
         Self::Lines(io::stdout().lock())
     }
 
-    pub fn packet(&mut self, timestamp_ns: u64, wire_len: u32, data: &[u8]) -> io::Result<()> {
+    pub fn packet(
+        &mut self,
+        timestamp_ns: u64,
+        wire_len: u32,
+        direction: Direction,
+        data: &[u8],
+    ) -> io::Result<()> {
         match self {
-            Self::Savefile(writer) => writer.write_packet(timestamp_ns, wire_len, data),
+            Self::Savefile(writer) => writer.write(&Frame {
+                timestamp_ns,
+                wire_len,
+                direction: match direction {
+                    Direction::In => PacketDirection::Inbound,
+                    Direction::Out => PacketDirection::Outbound,
+                    Direction::InOut => PacketDirection::Unknown,
+                },
+                data,
+            }),
             Self::Tcpdump(printer) => printer.packet(timestamp_ns, wire_len, data),
             Self::Lines(out) => writeln!(out, "{}", format_packet(timestamp_ns, wire_len, data)),
         }
@@ -81,12 +106,28 @@ impl Output {
         }
     }
 
-    /// Everything out (tcpdump done printing).
-    pub fn finish(&mut self) -> io::Result<()> {
+    /// Everything out (tcpdump done printing); a pcapng savefile ends
+    /// with the capture's counters.
+    pub fn finish(&mut self, stats: &Stats) -> io::Result<()> {
         match self {
-            Self::Savefile(writer) => writer.flush(),
+            Self::Savefile(writer) => {
+                writer.write_statistics(&CaptureStats {
+                    timestamp_ns: now_ns(),
+                    received: stats.received,
+                    dropped: stats.dropped,
+                    matched: stats.matched,
+                    delivered: stats.delivered,
+                })?;
+                writer.flush()
+            }
             Self::Tcpdump(printer) => printer.finish(),
             Self::Lines(out) => out.flush(),
         }
     }
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64)
 }

@@ -129,6 +129,7 @@ fn config(dir: &Path, pattern: &str, limits: Limits) -> FilesConfig {
         limits,
         format: Format::Pcap,
         snaplen: 0,
+        info: CaptureInfo::default(),
         account: allowance(dir, 0),
         owner: None,
     }
@@ -241,11 +242,31 @@ fn rotates_by_packets_pcapng_with_snaplen() {
     );
     config.format = Format::PcapNg;
     config.snaplen = 61;
+    config.info = CaptureInfo {
+        application: "pktd test".into(),
+        interface: "veth9".into(),
+        description: "netns lab".into(),
+        filter: "udp".into(),
+    };
+    let header = savefile::header(Format::PcapNg, LINKTYPE_ETHERNET, 61, &config.info)
+        .unwrap()
+        .len() as u64;
+    let stats = CaptureStats {
+        timestamp_ns: T0,
+        received: 12,
+        dropped: 1,
+        matched: 11,
+        delivered: 10,
+    };
+    let statistics = savefile::statistics(Format::PcapNg, &stats).unwrap().len() as u64;
     let mut files = Savefiles::create(config).unwrap();
+    // Every file closed from now on ends with the counters.
+    files.set_statistics(stats);
     write_n(&mut files, 10, 100);
     assert_eq!(files.packets(), 10);
-    // 3 headers of 60, 10 records of 32 + 64 (61 rounded up).
-    assert_eq!(files.bytes(), 3 * 60 + 10 * 96);
+    // 3 headers, 10 records of 32 + 64 (61 rounded up), and the
+    // statistics of the two files closed so far.
+    assert_eq!(files.bytes(), 3 * header + 10 * 96 + 2 * statistics);
     assert_eq!(files.disk_usage(), files.bytes());
     let files = files.finish().unwrap();
     assert_eq!(files.len(), 3);
@@ -254,7 +275,24 @@ fn rotates_by_packets_pcapng_with_snaplen() {
         .iter()
         .map(|f| std::fs::metadata(f).unwrap().len())
         .sum();
-    assert_eq!(sizes, 3 * 60 + 10 * 96);
+    assert_eq!(sizes, 3 * (header + statistics) + 10 * 96);
+    // What each file says of its capture, as capinfos reads it.
+    for file in &files {
+        let capinfos = Command::new("capinfos")
+            .arg(file)
+            .output()
+            .expect("capinfos");
+        let text = String::from_utf8_lossy(&capinfos.stdout);
+        for expected in [
+            "Capture application: pktd test",
+            "Name = veth9",
+            "Description = netns lab",
+            "Filter string = udp",
+            "Number of stat entries = 1",
+        ] {
+            assert!(text.contains(expected), "{expected:?} not in {text}");
+        }
+    }
 }
 
 #[test]
@@ -519,7 +557,12 @@ fn fill_a_small_filesystem(format: Format, batch: u64) {
                 .write(T0 + written * 1000, 1500, &data)
                 .and_then(|()| files.flush())
         } else {
-            files.write_batch((0..batch).map(|i| (T0 + (written + i) * 1000, 1500, &data[..])))
+            files.write_batch((0..batch).map(|i| Frame {
+                timestamp_ns: T0 + (written + i) * 1000,
+                wire_len: 1500,
+                direction: PacketDirection::Unknown,
+                data: &data,
+            }))
         };
         match result {
             Ok(()) => written += batch,
@@ -552,9 +595,12 @@ fn fill_a_small_filesystem(format: Format, batch: u64) {
         files.write(T0, 1500, &data),
         Err(FilesError::Finished)
     ));
-    let (header, record) = match format {
-        Format::Pcap => (24, 16 + 1500),
-        Format::PcapNg => (60, 32 + 1500),
+    let header = savefile::header(format, LINKTYPE_ETHERNET, 0, &CaptureInfo::default())
+        .unwrap()
+        .len() as u64;
+    let record = match format {
+        Format::Pcap => 16 + 1500,
+        Format::PcapNg => 32 + 1500,
     };
     let files = files.finish().unwrap();
     assert_eq!(files.len(), 1);
