@@ -260,6 +260,19 @@ pub struct Capture {
     current: Option<Packet>,
 }
 
+impl std::os::fd::AsFd for Capture {
+    /// [`Capture::wait_fd`].
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.wait_fd()
+    }
+}
+
+impl std::os::fd::AsRawFd for Capture {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsFd::as_fd(self).as_raw_fd()
+    }
+}
+
 /// The connection and what its replies brought.
 struct Replies {
     connection: Connection<FdStream>,
@@ -302,6 +315,18 @@ impl Capture {
     /// readable (poll, epoll) when the kernel has woken its reader.
     pub fn ring_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.ring.as_ref().map(RingReader::fd)
+    }
+
+    /// The descriptor that becomes readable when packets may be waiting:
+    /// the ring's when they are read in place (woken as the kernel wakes
+    /// readers: every record in immediate mode, else once the ring is an
+    /// eighth full, so poll it with the capture's timeout), the daemon
+    /// connection's otherwise.
+    pub fn wait_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        match &self.ring {
+            Some(ring) => ring.fd(),
+            None => self.replies.connection.get_ref().fd(),
+        }
     }
 
     /// Why packets come through the daemon though the ring was asked for

@@ -24,6 +24,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`blocking`] offers the same without async, for callers that run no
+//! tokio runtime; its capture is a selectable descriptor (`AsFd`).
+//!
 //! [`Injector`] sends Ethernet frames through the daemon, which checks each
 //! against the policy. [`CaptureBuilder::record`] has the daemon write the
 //! capture to files itself, and a [`Control`] connection lists and stops
@@ -36,6 +39,7 @@
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod blocking;
 mod capture;
 mod control;
 mod handshake;

@@ -33,6 +33,11 @@ impl FdStream {
         }
     }
 
+    /// The socket's descriptor: readable when the daemon has written.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.stream.as_fd()
+    }
+
     /// The oldest descriptor received and not yet taken.
     pub fn take_fd(&mut self) -> Option<OwnedFd> {
         (!self.received.is_empty()).then(|| self.received.remove(0))
