@@ -11,7 +11,10 @@
 //! match capture.next_packet_within(Duration::from_secs(1))? {
 //!     Next::Packet(packet) => println!("{} bytes", packet.data().len()),
 //!     Next::Timeout => println!("nothing within a second"),
-//!     Next::End => println!("ended: {:?}", capture.end_reason()),
+//!     Next::End => println!("the session has ended"),
+//! }
+//! if let Some(reason) = capture.end_reason() {
+//!     println!("ended: {reason}");
 //! }
 //! capture.close()?;
 //! # Ok(()) }
