@@ -4,6 +4,7 @@
 
 mod bootstrap;
 mod fuzz;
+mod install;
 mod layout;
 mod process;
 mod run;
@@ -63,6 +64,18 @@ enum Command {
         /// validator, translator, patterns.
         targets: Vec<String>,
     },
+    /// Bootstrap, build in release mode and install pktd, pktcap, libwire's
+    /// C library, header and pkg-config file, and pktd-extcap in
+    /// Wireshark's extcap folder.
+    Install {
+        /// Where: bin/, sbin/, lib/, include/ and share/ under it.
+        #[arg(long, default_value = "/usr/local")]
+        prefix: PathBuf,
+        /// Wireshark's extcap folder (default: Debian's for /usr, else
+        /// PREFIX/lib/wireshark/extcap).
+        #[arg(long)]
+        extcap_dir: Option<PathBuf>,
+    },
     /// The longest files and functions and the import circles between
     /// modules, read from the source alone (no bootstrap, no build), to plan
     /// and check restructurings.
@@ -106,6 +119,7 @@ fn main() -> ExitCode {
             no_tests,
             deny_cycles,
         } => layout::layout(&dirs, no_tests, deny_cycles),
+        Command::Install { prefix, extcap_dir } => install::install(&prefix, extcap_dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

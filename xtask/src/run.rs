@@ -48,7 +48,7 @@ pub fn perf(args: &[OsString]) -> Result<()> {
 /// Where cargo puts the build: $CARGO_TARGET_DIR (or its config-variable
 /// twin) if set, which cargo resolves against its working directory, the
 /// root; else the workspace's target/.
-fn target_dir() -> PathBuf {
+pub fn target_dir() -> PathBuf {
     ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR"]
         .into_iter()
         .find_map(|var| env::var_os(var).filter(|dir| !dir.is_empty()))

@@ -12,7 +12,7 @@ use aya::maps::{MapData, RingBuf};
 use pktd_common::RecordHeader;
 use tokio::io::unix::AsyncFd;
 
-use super::{Batch, native::SlotEngine};
+use super::{batch::Batch, native::SlotEngine};
 use crate::sys;
 
 /// The ring a session's records arrive in, read without waiting (the
