@@ -95,12 +95,17 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* A new filter, mid-capture. */
-    if (wire_setfilter(wire, argv[optind + 1], 1) != 0) {
-        fprintf(stderr, "wire_setfilter: %s\n", wire_geterr(wire));
+    /* A new filter, mid-capture: compiled here, as pcap_compile would,
+     * then installed (the daemon validates it again). */
+    struct wire_program program;
+    if (wire_compile(wire, &program, argv[optind + 1], 1) != 0 ||
+        wire_setfilter_program(wire, &program) != 0) {
+        fprintf(stderr, "changing the filter: %s\n", wire_geterr(wire));
         wire_close(wire);
         return 1;
     }
+    fprintf(stderr, "compiled to %u instructions\n", program.bf_len);
+    wire_freecode(&program);
     fprintf(stderr, "filter changed to \"%s\"\n", argv[optind + 1]);
     for (int got = 0; got < count;) {
         const struct wire_pkthdr *header;

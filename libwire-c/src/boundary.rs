@@ -80,6 +80,18 @@ pub unsafe fn bytes<'a>(data: *const u8, len: usize) -> &'a [u8] {
     unsafe { std::slice::from_raw_parts(data, len) }
 }
 
+/// `len` values at `data` (none for a NULL pointer or 0).
+///
+/// # Safety
+/// `data` is NULL or valid for reads of `len` values for the call.
+pub unsafe fn slice<'a, T>(data: *const T, len: usize) -> &'a [T] {
+    if data.is_null() || len == 0 {
+        return &[];
+    }
+    // SAFETY: the caller's promise.
+    unsafe { std::slice::from_raw_parts(data, len) }
+}
+
 /// Gives a boxed object to C.
 pub fn into_raw<T>(object: T) -> *mut T {
     Box::into_raw(Box::new(object))

@@ -3,36 +3,44 @@
 
 use std::{
     cell::UnsafeCell,
-    ffi::CString,
+    ffi::{CString, c_char},
     path::PathBuf,
     sync::atomic::{AtomicBool, Ordering},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use libwire::{
-    CaptureBuilder, Direction, ErrorCode, InjectVerdict,
+    CaptureBuilder, CbpfInsn, Direction, ErrorCode, InjectVerdict,
     blocking::{Capture, Injector, Next},
 };
 
 use crate::{
-    WIRE_ERROR, WIRE_ERROR_ACTIVATED, WIRE_ERROR_BREAK, WIRE_ERROR_NOT_ACTIVATED,
-    WIRE_ERROR_PERM_DENIED, WirePkthdr, WireStat,
+    WIRE_D_IN, WIRE_D_INOUT, WIRE_D_OUT, WIRE_ERROR, WIRE_ERROR_ACTIVATED, WIRE_ERROR_BREAK,
+    WIRE_ERROR_NOT_ACTIVATED, WIRE_ERROR_PERM_DENIED, WirePkthdr, WireStat,
 };
 
-/// What `struct wire` points to. Used by one thread at a time (the
-/// header says so), except `breaking`, which `wire_breakloop` sets from
-/// any thread or a signal handler.
+/// Longest a wait goes without looking for `wire_breakloop`.
+const BREAK_CHECK: Duration = Duration::from_millis(50);
+
+/// What `struct wire` points to. Its state is reached through
+/// [`Wire::enter`], one call at a time; `breaking` is set by
+/// `wire_breakloop` from any thread or a signal handler.
 pub struct Wire {
     state: UnsafeCell<State>,
     breaking: AtomicBool,
+    /// A call is under way on the handle: another one (from a packet
+    /// callback, or a second thread) is refused rather than let alias its
+    /// state.
+    busy: AtomicBool,
 }
 
-// SAFETY: `state` is only reached through `Wire::state`, whose callers
-// (the C functions) are used by one thread at a time per handle, as the
-// header documents; `breaking` is atomic.
+// SAFETY: `state` is only reached through `Wire::enter`, which `busy`
+// admits one at a time, and `Wire::error` outside any call; the flags are
+// atomic.
 unsafe impl Sync for Wire {}
 
-struct State {
+/// A handle's state.
+pub struct State {
     interface: String,
     netns: String,
     socket: PathBuf,
@@ -67,28 +75,59 @@ impl Wire {
                 data: Vec::new(),
             }),
             breaking: AtomicBool::new(false),
+            busy: AtomicBool::new(false),
         }
     }
 
-    #[allow(clippy::mut_from_ref)]
-    fn state(&self) -> &mut State {
-        // SAFETY: see `unsafe impl Sync`: one thread at a time uses the
-        // state, and no reference to it outlives a C call.
-        unsafe { &mut *self.state.get() }
+    /// Runs `body` with the handle's state, one call at a time: a nested
+    /// call (from a packet callback) fails with WIRE_ERROR.
+    pub fn enter(&self, body: impl FnOnce(&mut State, &AtomicBool) -> i32) -> i32 {
+        if self.busy.swap(true, Ordering::Acquire) {
+            return WIRE_ERROR;
+        }
+        struct Leave<'a>(&'a AtomicBool);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _leave = Leave(&self.busy);
+        // SAFETY: `busy` admits one call at a time, and the reference does
+        // not outlive it.
+        let state = unsafe { &mut *self.state.get() };
+        body(state, &self.breaking)
     }
 
-    /// The last error's message.
-    pub fn error(&self) -> &CString {
-        &self.state().error
+    /// The last error's message (a fixed text during another call).
+    pub fn error(&self) -> *const c_char {
+        if self.busy.load(Ordering::Acquire) {
+            return c"wire_geterr called during another call on the handle".as_ptr();
+        }
+        // SAFETY: no call is under way (one thread at a time per handle,
+        // as the header says), and only a pointer leaves.
+        unsafe { (*self.state.get()).error.as_ptr() }
     }
 
-    fn fail(&self, code: i32, message: impl std::fmt::Display) -> i32 {
+    pub fn breakloop(&self) {
+        self.breaking.store(true, Ordering::Release);
+    }
+
+    pub fn close(self) {
+        let state = self.state.into_inner();
+        if let Some(capture) = state.capture {
+            let _ = capture.close();
+        }
+    }
+}
+
+impl State {
+    fn fail(&mut self, code: i32, message: impl std::fmt::Display) -> i32 {
         let text = message.to_string().replace('\0', " ");
-        self.state().error = CString::new(text).unwrap_or_default();
+        self.error = CString::new(text).unwrap_or_default();
         code
     }
 
-    fn failure(&self, err: &libwire::Error) -> i32 {
+    fn failure(&mut self, err: &libwire::Error) -> i32 {
         let code = match err {
             libwire::Error::Daemon {
                 code: ErrorCode::Denied,
@@ -100,126 +139,166 @@ impl Wire {
     }
 
     /// Changes a setting before activation.
-    pub fn set(&self, change: impl FnOnce(CaptureBuilder) -> CaptureBuilder) -> i32 {
-        let state = self.state();
-        match state.builder.take() {
+    pub fn set(&mut self, change: impl FnOnce(CaptureBuilder) -> CaptureBuilder) -> i32 {
+        match self.builder.take() {
             Some(builder) => {
-                state.builder = Some(change(builder));
+                self.builder = Some(change(builder));
                 0
             }
             None => self.fail(WIRE_ERROR_ACTIVATED, "the capture is already active"),
         }
     }
 
-    pub fn set_socket(&self, socket: String) -> i32 {
-        self.state().socket = PathBuf::from(&socket);
+    pub fn set_socket(&mut self, socket: String) -> i32 {
+        self.socket = PathBuf::from(&socket);
         self.set(|builder| builder.socket(socket))
     }
 
-    pub fn set_netns(&self, netns: String) -> i32 {
-        self.state().netns = netns.clone();
+    pub fn set_netns(&mut self, netns: String) -> i32 {
+        self.netns = netns.clone();
         self.set(|builder| builder.netns(netns))
     }
 
-    pub fn set_timeout(&self, timeout: Duration) -> i32 {
-        self.state().timeout = timeout;
+    pub fn set_timeout(&mut self, timeout: Duration) -> i32 {
+        self.timeout = timeout;
         self.set(|builder| builder.timeout(timeout))
     }
 
-    pub fn set_nonblock(&self, nonblock: bool) -> i32 {
-        self.state().nonblock = nonblock;
+    pub fn set_nonblock(&mut self, nonblock: bool) -> i32 {
+        self.nonblock = nonblock;
         0
     }
 
     pub fn nonblock(&self) -> bool {
-        self.state().nonblock
+        self.nonblock
     }
 
-    pub fn activate(&self) -> i32 {
-        let state = self.state();
-        let Some(builder) = state.builder.take() else {
+    pub fn activate(&mut self) -> i32 {
+        let Some(builder) = self.builder.take() else {
             return self.fail(WIRE_ERROR_ACTIVATED, "the capture is already active");
         };
         match Capture::open(builder) {
             Ok(capture) => {
-                state.capture = Some(capture);
+                self.capture = Some(capture);
                 0
             }
             Err(err) => self.failure(&err),
         }
     }
 
-    fn capture(&self) -> Result<&mut Capture, i32> {
-        match self.state().capture.as_mut() {
-            Some(capture) => Ok(capture),
-            None => Err(self.fail(WIRE_ERROR_NOT_ACTIVATED, "the capture is not active")),
+    /// The capture, or the code saying there is none yet.
+    fn active(&mut self) -> Result<(), i32> {
+        if self.capture.is_some() {
+            Ok(())
+        } else {
+            Err(self.fail(WIRE_ERROR_NOT_ACTIVATED, "the capture is not active"))
         }
     }
 
-    pub fn set_filter(&self, expression: &str, optimize: bool) -> i32 {
-        let capture = match self.capture() {
-            Ok(capture) => capture,
-            Err(code) => return code,
-        };
-        match capture.set_filter(expression, optimize) {
+    pub fn set_filter(&mut self, expression: &str, optimize: bool) -> i32 {
+        if let Err(code) = self.active() {
+            return code;
+        }
+        let result = self
+            .capture
+            .as_mut()
+            .expect("active")
+            .set_filter(expression, optimize);
+        match result {
+            Ok(()) => 0,
+            Err(err) => self.failure(&err),
+        }
+    }
+
+    /// Compiles `expression` here, for the handle's snaplen.
+    pub fn compile(&mut self, expression: &str, optimize: bool) -> Result<Vec<CbpfInsn>, i32> {
+        let snaplen = self.capture.as_ref().map_or(262_144, Capture::snaplen);
+        match pktd_filter::compile(expression, optimize, snaplen) {
+            Ok(program) => Ok(program.insns().to_vec()),
+            Err(err) => Err(self.fail(WIRE_ERROR, err)),
+        }
+    }
+
+    pub fn set_filter_program(&mut self, program: &[CbpfInsn]) -> i32 {
+        if let Err(code) = self.active() {
+            return code;
+        }
+        let result = self
+            .capture
+            .as_mut()
+            .expect("active")
+            .set_filter_program(program);
+        match result {
             Ok(()) => 0,
             Err(err) => self.failure(&err),
         }
     }
 
     fn wait(&self) -> Duration {
-        if self.state().nonblock {
+        if self.nonblock {
             Duration::ZERO
         } else {
-            self.state().timeout
+            self.timeout
         }
     }
 
     /// `wire_next_ex`: 1 and the packet, 0 on timeout, WIRE_ERROR_BREAK
     /// at the end, WIRE_ERROR on failure.
-    pub fn next_ex(&self) -> (i32, Option<(*const WirePkthdr, *const u8)>) {
+    pub fn next_ex(&mut self) -> (i32, Option<(*const WirePkthdr, *const u8)>) {
+        if let Err(code) = self.active() {
+            return (code, None);
+        }
         let wait = self.wait();
-        let state = self.state();
-        let capture = match self.capture() {
-            Ok(capture) => capture,
-            Err(code) => return (code, None),
-        };
-        match capture.next_packet_within(wait) {
+        let capture = self.capture.as_mut().expect("active");
+        let outcome = match capture.next_packet_within(wait) {
             Ok(Next::Packet(packet)) => {
-                state.data.clear();
-                state.data.extend_from_slice(packet.data());
-                state.header = header(&packet);
-                (1, Some((&state.header, state.data.as_ptr())))
+                self.data.clear();
+                self.data.extend_from_slice(packet.data());
+                self.header = header(&packet);
+                Ok(true)
             }
-            Ok(Next::Timeout) => (0, None),
+            Ok(Next::Timeout) => Ok(false),
             Ok(Next::End) => {
-                state.ended = true;
-                (WIRE_ERROR_BREAK, None)
+                self.ended = true;
+                return (WIRE_ERROR_BREAK, None);
             }
+            Err(err) => Err(err),
+        };
+        match outcome {
+            Ok(true) => (1, Some((&self.header, self.data.as_ptr()))),
+            Ok(false) => (0, None),
             Err(err) => (self.failure(&err), None),
         }
     }
 
     /// `wire_dispatch`: at most `count` packets (all there are for 0 or
-    /// less) to `each`, waiting for the first at most the timeout.
-    pub fn dispatch(&self, count: i32, mut each: impl FnMut(&WirePkthdr, &[u8])) -> i32 {
-        let first_wait = self.wait();
-        let capture = match self.capture() {
-            Ok(capture) => capture,
-            Err(code) => return code,
-        };
+    /// less) to `each`, waiting for the first at most the timeout, and
+    /// looking for `wire_breakloop` at least every [`BREAK_CHECK`].
+    pub fn dispatch(
+        &mut self,
+        breaking: &AtomicBool,
+        count: i32,
+        mut each: impl FnMut(&WirePkthdr, &[u8]),
+    ) -> i32 {
+        if let Err(code) = self.active() {
+            return code;
+        }
+        let deadline = Instant::now() + self.wait();
+        let capture = self.capture.as_mut().expect("active");
         let limit = if count <= 0 { u64::MAX } else { count as u64 };
         let mut done = 0u64;
+        let mut failed = None;
         while done < limit {
-            if self.breaking.swap(false, Ordering::AcqRel) {
-                return if done == 0 {
-                    WIRE_ERROR_BREAK
-                } else {
-                    done as i32
-                };
+            if breaking.swap(false, Ordering::AcqRel) {
+                if done == 0 {
+                    return WIRE_ERROR_BREAK;
+                }
+                break;
             }
             let wait = if done == 0 {
-                first_wait
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(BREAK_CHECK)
             } else {
                 Duration::ZERO
             };
@@ -228,24 +307,35 @@ impl Wire {
                     each(&header(&packet), packet.data());
                     done += 1;
                 }
+                Ok(Next::Timeout) if done == 0 && Instant::now() < deadline => {}
                 Ok(Next::Timeout) => break,
                 Ok(Next::End) => {
-                    self.state().ended = true;
+                    self.ended = true;
                     break;
                 }
-                Err(err) => return self.failure(&err),
+                Err(err) => {
+                    failed = Some(err);
+                    break;
+                }
             }
         }
-        done.min(i32::MAX as u64) as i32
+        match failed {
+            Some(err) => self.failure(&err),
+            None => done.min(i32::MAX as u64) as i32,
+        }
     }
 
     /// `wire_loop`: dispatches until `count` packets (forever for 0 or
     /// less), the end (0), a break (WIRE_ERROR_BREAK) or an error.
-    pub fn run(&self, count: i32, mut each: impl FnMut(&WirePkthdr, &[u8])) -> i32 {
+    pub fn run(
+        &mut self,
+        breaking: &AtomicBool,
+        count: i32,
+        mut each: impl FnMut(&WirePkthdr, &[u8]),
+    ) -> i32 {
         let mut left = if count <= 0 { None } else { Some(count) };
         loop {
-            let batch = left.unwrap_or(0);
-            let done = self.dispatch(batch, &mut each);
+            let done = self.dispatch(breaking, left.unwrap_or(0), &mut each);
             if done < 0 {
                 return done;
             }
@@ -255,26 +345,23 @@ impl Wire {
                     return 0;
                 }
             }
-            if self.state().ended {
+            if self.ended {
                 return 0;
             }
         }
     }
 
-    pub fn breakloop(&self) {
-        self.breaking.store(true, Ordering::Release);
-    }
-
     pub fn selectable_fd(&self) -> i32 {
-        match self.state().capture.as_ref() {
+        match self.capture.as_ref() {
             Some(capture) => std::os::fd::AsRawFd::as_raw_fd(capture),
             None => -1,
         }
     }
 
-    pub fn stats(&self) -> Result<WireStat, i32> {
-        let capture = self.capture()?;
-        match capture.stats() {
+    pub fn stats(&mut self) -> Result<WireStat, i32> {
+        self.active()?;
+        let result = self.capture.as_mut().expect("active").stats();
+        match result {
             Ok(stats) => Ok(WireStat {
                 received: stats.received,
                 matched: stats.matched,
@@ -286,41 +373,35 @@ impl Wire {
         }
     }
 
-    /// Sends `frames` on the handle's interface; how many went out (an
+    /// Sends `frames` on the handle's interface; how many went out (the
     /// error says why the first refused one was).
-    pub fn inject(&self, frames: &[Vec<u8>]) -> i32 {
-        let state = self.state();
-        if state.injector.is_none() {
-            match Injector::open(&state.socket, &state.netns, &state.interface) {
-                Ok(injector) => state.injector = Some(injector),
+    pub fn inject(&mut self, frames: &[Vec<u8>]) -> i32 {
+        if self.injector.is_none() {
+            match Injector::open(&self.socket, &self.netns, &self.interface) {
+                Ok(injector) => self.injector = Some(injector),
                 Err(err) => return self.failure(&err),
             }
         }
-        let injector = state.injector.as_mut().expect("opened above");
-        match injector.inject(frames) {
-            Ok(verdicts) => {
-                let mut sent = 0;
-                for verdict in &verdicts {
-                    match verdict {
-                        InjectVerdict::Sent => sent += 1,
-                        InjectVerdict::Refused(reason) if sent == 0 => {
-                            return self.fail(WIRE_ERROR, format!("refused: {reason}"));
-                        }
-                        InjectVerdict::Refused(reason) => {
-                            self.fail(WIRE_ERROR, format!("refused: {reason}"));
-                        }
-                    }
-                }
-                sent
+        let result = self.injector.as_mut().expect("opened above").inject(frames);
+        let verdicts = match result {
+            Ok(verdicts) => verdicts,
+            Err(err) => return self.failure(&err),
+        };
+        let sent = verdicts
+            .iter()
+            .filter(|verdict| **verdict == InjectVerdict::Sent)
+            .count();
+        let refused = verdicts.iter().find_map(|verdict| match verdict {
+            InjectVerdict::Refused(reason) => Some(reason.clone()),
+            InjectVerdict::Sent => None,
+        });
+        match refused {
+            Some(reason) if sent == 0 => self.fail(WIRE_ERROR, format!("refused: {reason}")),
+            Some(reason) => {
+                self.fail(WIRE_ERROR, format!("refused: {reason}"));
+                sent as i32
             }
-            Err(err) => self.failure(&err),
-        }
-    }
-
-    pub fn close(self) {
-        let state = self.state.into_inner();
-        if let Some(capture) = state.capture {
-            let _ = capture.close();
+            None => sent as i32,
         }
     }
 }
@@ -332,9 +413,9 @@ fn header(packet: &libwire::PacketRef<'_>) -> WirePkthdr {
         caplen: packet.data().len() as u32,
         len: packet.wire_len(),
         direction: match packet.direction() {
-            Direction::In => crate::WIRE_D_IN,
-            Direction::Out => crate::WIRE_D_OUT,
-            Direction::InOut => crate::WIRE_D_INOUT,
+            Direction::In => WIRE_D_IN,
+            Direction::Out => WIRE_D_OUT,
+            Direction::InOut => WIRE_D_INOUT,
         },
     }
 }

@@ -11,7 +11,9 @@
 //!   (`wire_geterr`, or an error buffer of `WIRE_ERRBUF_SIZE` bytes);
 //! - no panic crosses into C: it becomes `WIRE_ERROR`;
 //! - a handle is used by one thread at a time; `wire_breakloop` alone may
-//!   be called from another thread or a signal handler;
+//!   be called from another thread or a signal handler, and takes effect
+//!   within 50 ms; a call on a handle from its own packet callback fails
+//!   with `WIRE_ERROR` (`wire_breakloop` and `wire_geterr` aside);
 //! - timestamps are nanoseconds since the Unix epoch.
 //!
 //! The daemon checks every request against the policy for the calling
@@ -22,11 +24,12 @@ mod handle;
 
 use std::{
     ffi::{CString, c_char, c_int},
+    sync::atomic::AtomicBool,
     time::Duration,
 };
 
 use boundary::{bytes, free, guard, into_raw, object, put, set_errbuf, string};
-use handle::Wire;
+use handle::{State, Wire};
 use libwire::Direction;
 
 /// Bytes of an error buffer.
@@ -97,6 +100,25 @@ pub struct WireIf {
     pub flags: u32,
 }
 
+/// One classic-BPF instruction, laid out as Linux's `struct sock_filter`
+/// and libpcap's `struct bpf_insn`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WireInsn {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+/// A compiled filter (`wire_compile`), as libpcap's `struct bpf_program`.
+#[repr(C)]
+pub struct WireProgram {
+    /// Instructions.
+    pub bf_len: u32,
+    pub bf_insns: *mut WireInsn,
+}
+
 /// Frames queued to be sent together (`wire_sendqueue_*`).
 pub struct WireSendQueue {
     frames: Vec<Vec<u8>>,
@@ -129,35 +151,36 @@ pub unsafe extern "C" fn wire_create(interface: *const c_char, errbuf: *mut c_ch
     })
 }
 
-/// Runs `body` on the handle, or fails for NULL.
+/// Runs `body` on the handle's state (one call at a time), or fails for
+/// NULL.
 ///
 /// # Safety
 /// `wire` is NULL or a handle from `wire_create` not yet closed.
-unsafe fn with(wire: *const Wire, body: impl FnOnce(&Wire) -> c_int) -> c_int {
+unsafe fn with(wire: *const Wire, body: impl FnOnce(&mut State, &AtomicBool) -> c_int) -> c_int {
     guard(WIRE_ERROR, || {
         // SAFETY: the caller's promise.
         match unsafe { object(wire) } {
-            Some(wire) => body(wire),
+            Some(wire) => wire.enter(body),
             None => WIRE_ERROR,
         }
     })
 }
 
-/// Runs `body` on the handle and a string argument.
+/// Runs `body` on the handle's state and a string argument.
 ///
 /// # Safety
 /// As for `with`; `text` is a NUL-terminated string.
 unsafe fn with_text(
     wire: *const Wire,
     text: *const c_char,
-    body: impl FnOnce(&Wire, String) -> c_int,
+    body: impl FnOnce(&mut State, String) -> c_int,
 ) -> c_int {
     // SAFETY: the caller's promise.
     let text = unsafe { string(text) };
     // SAFETY: the caller's promise.
     unsafe {
-        with(wire, |wire| match text {
-            Some(text) => body(wire, text),
+        with(wire, |state, _| match text {
+            Some(text) => body(state, text),
             None => WIRE_ERROR,
         })
     }
@@ -170,7 +193,7 @@ unsafe fn with_text(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wire_set_socket(wire: *mut Wire, path: *const c_char) -> c_int {
     // SAFETY: the caller's promise.
-    unsafe { with_text(wire, path, Wire::set_socket) }
+    unsafe { with_text(wire, path, State::set_socket) }
 }
 
 /// The interface's network namespace: an `ip netns` name or
@@ -181,7 +204,7 @@ pub unsafe extern "C" fn wire_set_socket(wire: *mut Wire, path: *const c_char) -
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wire_set_netns(wire: *mut Wire, netns: *const c_char) -> c_int {
     // SAFETY: the caller's promise.
-    unsafe { with_text(wire, netns, Wire::set_netns) }
+    unsafe { with_text(wire, netns, State::set_netns) }
 }
 
 /// Bytes kept of each packet (at most 262144). Before activation.
@@ -191,7 +214,11 @@ pub unsafe extern "C" fn wire_set_netns(wire: *mut Wire, netns: *const c_char) -
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wire_set_snaplen(wire: *mut Wire, snaplen: c_int) -> c_int {
     // SAFETY: the caller's promise.
-    unsafe { with(wire, |wire| wire.set(|b| b.snaplen(snaplen.max(0) as u32))) }
+    unsafe {
+        with(wire, |state, _| {
+            state.set(|b| b.snaplen(snaplen.max(0) as u32))
+        })
+    }
 }
 
 /// `WIRE_D_IN`, `WIRE_D_OUT` or `WIRE_D_INOUT` (the default). Before
@@ -208,7 +235,7 @@ pub unsafe extern "C" fn wire_set_direction(wire: *mut Wire, direction: u32) -> 
         _ => return WIRE_ERROR,
     };
     // SAFETY: the caller's promise.
-    unsafe { with(wire, |wire| wire.set(|b| b.direction(direction))) }
+    unsafe { with(wire, |state, _| state.set(|b| b.direction(direction))) }
 }
 
 /// How long a read waits for a packet, in milliseconds (libpcap's
@@ -220,7 +247,7 @@ pub unsafe extern "C" fn wire_set_direction(wire: *mut Wire, direction: u32) -> 
 pub unsafe extern "C" fn wire_set_timeout(wire: *mut Wire, ms: c_int) -> c_int {
     let timeout = Duration::from_millis(ms.max(1) as u64);
     // SAFETY: the caller's promise.
-    unsafe { with(wire, |wire| wire.set_timeout(timeout)) }
+    unsafe { with(wire, |state, _| state.set_timeout(timeout)) }
 }
 
 /// Each packet as it comes rather than in batches. Before activation.
@@ -230,7 +257,7 @@ pub unsafe extern "C" fn wire_set_timeout(wire: *mut Wire, ms: c_int) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wire_set_immediate_mode(wire: *mut Wire, immediate: c_int) -> c_int {
     // SAFETY: the caller's promise.
-    unsafe { with(wire, |wire| wire.set(|b| b.immediate(immediate != 0))) }
+    unsafe { with(wire, |state, _| state.set(|b| b.immediate(immediate != 0))) }
 }
 
 /// The kernel buffer, in bytes (the policy may cut it). Before activation.
@@ -241,8 +268,8 @@ pub unsafe extern "C" fn wire_set_immediate_mode(wire: *mut Wire, immediate: c_i
 pub unsafe extern "C" fn wire_set_buffer_size(wire: *mut Wire, bytes: c_int) -> c_int {
     // SAFETY: the caller's promise.
     unsafe {
-        with(wire, |wire| {
-            wire.set(|b| b.buffer_bytes(bytes.max(0) as u32))
+        with(wire, |state, _| {
+            state.set(|b| b.buffer_bytes(bytes.max(0) as u32))
         })
     }
 }
@@ -256,7 +283,7 @@ pub unsafe extern "C" fn wire_set_buffer_size(wire: *mut Wire, bytes: c_int) -> 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wire_activate(wire: *mut Wire) -> c_int {
     // SAFETY: the caller's promise.
-    unsafe { with(wire, Wire::activate) }
+    unsafe { with(wire, |state, _| state.activate()) }
 }
 
 /// Compiles `expression` (tcpdump's filter language) and installs it, at
@@ -278,6 +305,98 @@ pub unsafe extern "C" fn wire_setfilter(
     }
 }
 
+/// Compiles `expression` (tcpdump's filter language) with libpcap, here,
+/// for the handle's snaplen, into `program` (free it with
+/// `wire_freecode`); the daemon validates it again when it is set.
+///
+/// # Safety
+/// `wire` is a live handle; `program` valid for a write; `expression` a
+/// NUL-terminated string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wire_compile(
+    wire: *mut Wire,
+    program: *mut WireProgram,
+    expression: *const c_char,
+    optimize: c_int,
+) -> c_int {
+    // SAFETY: the caller's promise.
+    unsafe {
+        with_text(wire, expression, |wire, text| {
+            match wire.compile(&text, optimize != 0) {
+                Ok(insns) => {
+                    let insns: Box<[WireInsn]> = insns
+                        .iter()
+                        .map(|insn| WireInsn {
+                            code: insn.code,
+                            jt: insn.jt,
+                            jf: insn.jf,
+                            k: insn.k,
+                        })
+                        .collect();
+                    let len = insns.len() as u32;
+                    put(
+                        program,
+                        WireProgram {
+                            bf_len: len,
+                            bf_insns: Box::into_raw(insns).cast::<WireInsn>(),
+                        },
+                    );
+                    0
+                }
+                Err(code) => code,
+            }
+        })
+    }
+}
+
+/// Installs a compiled program as the filter, as `wire_setfilter` does an
+/// expression.
+///
+/// # Safety
+/// `wire` is a live handle; `program` points to a program whose
+/// `bf_insns` holds `bf_len` instructions.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wire_setfilter_program(
+    wire: *mut Wire,
+    program: *const WireProgram,
+) -> c_int {
+    // SAFETY: the caller's promise.
+    let insns: Vec<libwire::CbpfInsn> = match unsafe { program.as_ref() } {
+        Some(program) => {
+            // SAFETY: the caller's promise: bf_len instructions.
+            let raw =
+                unsafe { boundary::slice(program.bf_insns.cast_const(), program.bf_len as usize) };
+            raw.iter()
+                .map(|insn| libwire::CbpfInsn::new(insn.code, insn.jt, insn.jf, insn.k))
+                .collect()
+        }
+        None => return WIRE_ERROR,
+    };
+    // SAFETY: the caller's promise.
+    unsafe { with(wire, |state, _| state.set_filter_program(&insns)) }
+}
+
+/// Frees what `wire_compile` put in `program`.
+///
+/// # Safety
+/// `program` is NULL or filled by `wire_compile` and not freed yet.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn wire_freecode(program: *mut WireProgram) {
+    guard((), || {
+        // SAFETY: the caller's promise.
+        if let Some(program) = unsafe { program.as_mut() }
+            && !program.bf_insns.is_null()
+        {
+            let slice =
+                std::ptr::slice_from_raw_parts_mut(program.bf_insns, program.bf_len as usize);
+            // SAFETY: from Box::into_raw of a boxed slice of this length.
+            drop(unsafe { Box::from_raw(slice) });
+            program.bf_insns = std::ptr::null_mut();
+            program.bf_len = 0;
+        }
+    })
+}
+
 /// The next packet: 1 and `*header`, `*data` (valid until the next call
 /// on the handle), 0 if none came within the timeout (at once in
 /// non-blocking mode), `WIRE_ERROR_BREAK` once the session has ended,
@@ -293,8 +412,8 @@ pub unsafe extern "C" fn wire_next_ex(
 ) -> c_int {
     // SAFETY: the caller's promise.
     unsafe {
-        with(wire, |wire| {
-            let (code, packet) = wire.next_ex();
+        with(wire, |state, _| {
+            let (code, packet) = state.next_ex();
             if let Some((packet_header, packet_data)) = packet {
                 put(header, packet_header);
                 put(data, packet_data);
@@ -320,8 +439,8 @@ pub unsafe extern "C" fn wire_dispatch(
 ) -> c_int {
     // SAFETY: the caller's promise.
     unsafe {
-        with(wire, |wire| {
-            wire.dispatch(count, |header, bytes| {
+        with(wire, |state, breaking| {
+            state.dispatch(breaking, count, |header, bytes| {
                 boundary::call(handler, user, header, bytes)
             })
         })
@@ -343,8 +462,8 @@ pub unsafe extern "C" fn wire_loop(
 ) -> c_int {
     // SAFETY: the caller's promise.
     unsafe {
-        with(wire, |wire| {
-            wire.run(count, |header, bytes| {
+        with(wire, |state, breaking| {
+            state.run(breaking, count, |header, bytes| {
                 boundary::call(handler, user, header, bytes)
             })
         })
@@ -373,7 +492,7 @@ pub unsafe extern "C" fn wire_breakloop(wire: *mut Wire) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn wire_get_selectable_fd(wire: *mut Wire) -> c_int {
     // SAFETY: the caller's promise.
-    unsafe { with(wire, Wire::selectable_fd) }
+    unsafe { with(wire, |state, _| state.selectable_fd()) }
 }
 
 /// Non-blocking mode: reads return at once when nothing is there.
@@ -388,7 +507,7 @@ pub unsafe extern "C" fn wire_setnonblock(
 ) -> c_int {
     let _ = errbuf;
     // SAFETY: the caller's promise.
-    unsafe { with(wire, |wire| wire.set_nonblock(nonblock != 0)) }
+    unsafe { with(wire, |state, _| state.set_nonblock(nonblock != 0)) }
 }
 
 /// 1 in non-blocking mode, 0 otherwise.
@@ -399,7 +518,7 @@ pub unsafe extern "C" fn wire_setnonblock(
 pub unsafe extern "C" fn wire_getnonblock(wire: *mut Wire, errbuf: *mut c_char) -> c_int {
     let _ = errbuf;
     // SAFETY: the caller's promise.
-    unsafe { with(wire, |wire| c_int::from(wire.nonblock())) }
+    unsafe { with(wire, |state, _| c_int::from(state.nonblock())) }
 }
 
 /// The session's counters, from the daemon.
@@ -410,7 +529,7 @@ pub unsafe extern "C" fn wire_getnonblock(wire: *mut Wire, errbuf: *mut c_char) 
 pub unsafe extern "C" fn wire_stats(wire: *mut Wire, stats: *mut WireStat) -> c_int {
     // SAFETY: the caller's promise.
     unsafe {
-        with(wire, |wire| match wire.stats() {
+        with(wire, |state, _| match state.stats() {
             Ok(counters) => {
                 put(stats, counters);
                 0
@@ -431,8 +550,8 @@ pub unsafe extern "C" fn wire_inject(wire: *mut Wire, frame: *const u8, len: usi
     let frame = unsafe { bytes(frame, len) }.to_vec();
     // SAFETY: the caller's promise.
     unsafe {
-        with(wire, |wire| {
-            match wire.inject(std::slice::from_ref(&frame)) {
+        with(wire, |state, _| {
+            match state.inject(std::slice::from_ref(&frame)) {
                 1 => len.min(c_int::MAX as usize) as c_int,
                 0 => WIRE_ERROR,
                 code => code,
@@ -488,7 +607,7 @@ pub unsafe extern "C" fn wire_sendqueue_transmit(
         return WIRE_ERROR;
     };
     // SAFETY: the caller's promise.
-    unsafe { with(wire, |wire| wire.inject(&queue.frames)) }
+    unsafe { with(wire, |state, _| state.inject(&queue.frames)) }
 }
 
 /// Frees a send queue.
@@ -581,7 +700,7 @@ pub unsafe extern "C" fn wire_geterr(wire: *mut Wire) -> *const c_char {
     guard(c"internal error".as_ptr(), || {
         // SAFETY: the caller's promise.
         match unsafe { object(wire) } {
-            Some(wire) => wire.error().as_ptr(),
+            Some(wire) => wire.error(),
             None => c"no handle".as_ptr(),
         }
     })

@@ -102,6 +102,12 @@ impl Capture {
             .block_on(self.capture.set_filter(expression, optimize))
     }
 
+    /// Replaces the filter with a classic-BPF program.
+    pub fn set_filter_program(&mut self, program: &[pktd_common::CbpfInsn]) -> Result<(), Error> {
+        self.runtime
+            .block_on(self.capture.set_filter_program(program))
+    }
+
     /// The session's counters now.
     pub fn stats(&mut self) -> Result<Stats, Error> {
         self.runtime.block_on(self.capture.stats())

@@ -478,11 +478,21 @@ impl Capture {
     /// Replaces the session's filter with a tcpdump expression; packets
     /// after the reply are judged by the new filter only.
     pub async fn set_filter(&mut self, expression: &str, optimize: bool) -> Result<(), Error> {
+        self.replace_filter(FilterSpec::Expression(expression.to_owned()), optimize)
+            .await
+    }
+
+    /// Replaces the session's filter with a classic-BPF program (compiled
+    /// by the caller; the daemon validates it as any).
+    pub async fn set_filter_program(&mut self, program: &[CbpfInsn]) -> Result<(), Error> {
+        let program = program.iter().map(|&insn| insn.into()).collect();
+        self.replace_filter(FilterSpec::Bytecode(program), false)
+            .await
+    }
+
+    async fn replace_filter(&mut self, filter: FilterSpec, optimize: bool) -> Result<(), Error> {
         self.replies
-            .request(Request::SetFilter {
-                filter: FilterSpec::Expression(expression.to_owned()),
-                optimize,
-            })
+            .request(Request::SetFilter { filter, optimize })
             .await
             .and_then(|reply| match reply {
                 Reply::FilterSet => Ok(()),

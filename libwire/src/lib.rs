@@ -53,6 +53,7 @@ use std::path::PathBuf;
 pub use capture::{Capture, CaptureBuilder, DEFAULT_SOCKET, DEFAULT_TIMEOUT};
 pub use control::{Control, Rotation, list_interfaces, list_recordings, stop_recording};
 pub use inject::Injector;
+pub use pktd_common::CbpfInsn;
 pub use pktd_pcap::{print, savefile};
 pub use pktd_proto::{
     DaemonStats, Direction, EndReason, ErrorCode, InjectVerdict, InterfaceInfo, InterfaceStats,

@@ -72,7 +72,8 @@ impl Netns {
             let pid = rest
                 .strip_suffix("/ns/net")
                 .ok_or_else(|| invalid("a path must be /proc/PID/ns/net"))?;
-            if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            // A pid has at most 7 digits (pid_max is at most 2^22).
+            if pid.is_empty() || pid.len() > 10 || !pid.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(invalid("a path must be /proc/PID/ns/net"));
             }
             return Ok(Self::File(PathBuf::from(name)));

@@ -150,6 +150,20 @@ pub fn header(
             out.extend_from_slice(&link_type.to_ne_bytes());
         }
         Format::PcapNg => {
+            // pcapng option lengths are 16 bits.
+            for (what, text) in [
+                ("application", &info.application),
+                ("interface", &info.interface),
+                ("description", &info.description),
+                ("filter", &info.filter),
+            ] {
+                if text.len() >= usize::from(u16::MAX) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("the {what} is too long for a pcapng option"),
+                    ));
+                }
+            }
             if link_type > u32::from(u16::MAX) {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,

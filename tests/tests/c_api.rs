@@ -199,6 +199,19 @@ async fn the_c_example_captures_changes_its_filter_injects_and_counts() {
         "{:?}",
         run.stderr_lines
     );
+    // The second filter was compiled by the library, as tcpdump -d does.
+    let ddd = Command::new(bin_path("pktcap"))
+        .args(["-d", "udp dst port 7401"])
+        .output()
+        .expect("pktcap -d");
+    let insns = String::from_utf8_lossy(&ddd.stdout).lines().count();
+    assert!(
+        run.stderr_lines
+            .iter()
+            .any(|line| line == &format!("compiled to {insns} instructions")),
+        "{:?}",
+        run.stderr_lines
+    );
     assert!(
         run.stderr_lines
             .iter()

@@ -132,6 +132,16 @@ async fn interfaces(args: &Args) -> anyhow::Result<ExitCode> {
         }
     };
     for interface in listed {
+        // A namespace's owner names its links: nothing that would break
+        // extcap's {key=value} lines (or a terminal) goes through.
+        let printable = |text: &str| {
+            text.chars()
+                .all(|c| c.is_ascii_graphic() && c != '{' && c != '}')
+        };
+        if !printable(&interface.name) || !printable(&interface.netns) {
+            eprintln!("pktd-extcap: an interface with an unprintable name is left out");
+            continue;
+        }
         let (value, display) = if interface.netns.is_empty() {
             (
                 format!("{PREFIX}{}", interface.name),

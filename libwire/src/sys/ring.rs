@@ -184,18 +184,19 @@ fn check_ring(fd: BorrowedFd<'_>, size: usize) -> io::Result<()> {
         info: u64,
     }
     let mut info = MapInfo::default();
-    let attr = InfoAttr {
+    // The kernel writes `info_len` back: a mutable attribute.
+    let mut attr = InfoAttr {
         bpf_fd: fd.as_raw_fd() as u32,
         info_len: std::mem::size_of::<MapInfo>() as u32,
         info: std::ptr::from_mut(&mut info) as u64,
     };
-    // SAFETY: `attr` is a valid bpf_attr of the size passed, naming a
-    // buffer of `info_len` writable bytes that outlives the call.
+    // SAFETY: `attr` is a valid, writable bpf_attr of the size passed,
+    // naming a buffer of `info_len` writable bytes that outlives the call.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_bpf,
             OBJ_GET_INFO_BY_FD,
-            std::ptr::from_ref(&attr),
+            std::ptr::from_mut(&mut attr),
             std::mem::size_of::<InfoAttr>(),
         )
     };

@@ -262,14 +262,16 @@ impl Attachment {
             // The kernel program would go on filling the session's ring,
             // which its client may hold: take the ring from the program at
             // once instead (it then counts drops for a slot nobody reads).
+            // The slot stays taken, never reused: its settings are still
+            // in force, and a new occupant would get them.
             if let Err(source) = sys::delete_map_entry(self.maps.rings_fd.as_fd(), slot) {
                 tracing::error!(slot, %source, "a removed session's ring stays in use");
             }
+            return deactivated;
         }
-        // Either way the slot is gone: its code goes at the next rebuild.
         self.slots[slot as usize] = None;
         self.stale |= 1 << slot;
-        deactivated
+        Ok(())
     }
 
     /// Drops the native code the deferred removals left, if any (a

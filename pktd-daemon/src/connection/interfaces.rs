@@ -1,8 +1,10 @@
 //! Listing the interfaces a client may capture on: in each namespace its
 //! principal names (every ip-netns namespace for `"*"`, at most
-//! `netns::MAX_NAMED`), those its interface patterns match. Entering the
-//! namespaces runs on the blocking pool, through a gate of one listing per
-//! uid and one per CPU in all (root never waits).
+//! `netns::MAX_NAMED`; a `/proc/PID/ns/net` of the policy is not listed,
+//! since it names whatever process has that pid now), those its interface
+//! patterns match, at most [`MAX_LISTED`] in all. Entering the namespaces
+//! runs on the blocking pool, through a gate of one listing per uid and
+//! one per CPU in all (root never waits).
 
 use pktd_proto::{InterfaceInfo, Reply};
 
@@ -15,13 +17,21 @@ use crate::{
     sys,
 };
 
+/// Most interfaces one listing shows, over all namespaces: a namespace's
+/// owner (a container's root) makes as many links as it likes.
+const MAX_LISTED: usize = 4096;
+
 /// The interfaces `peer` may capture on, now.
 pub(super) async fn list(state: &State, peer: Peer) -> Result<Reply, Refusal> {
-    let Grant::Interfaces(granted) = grant(&state.policy().current(), &peer, Ask::Interfaces)?
-    else {
-        unreachable!("a listing is granted as interfaces");
+    let granted = || match grant(&state.policy().current(), &peer, Ask::Interfaces)? {
+        Grant::Interfaces(granted) => Ok::<_, Refusal>(granted),
+        _ => unreachable!("a listing is granted as interfaces"),
     };
+    // Refused at once when it would be; asked again once its turn has
+    // come, since a reload may have come first.
+    granted()?;
     let _turn = state.listings().admit(peer.uid).await;
+    let granted = granted()?;
     Ok(Reply::Interfaces(
         blocking(move || interfaces(&granted)).await,
     ))
@@ -37,6 +47,7 @@ fn interfaces(granted: &InterfacesGrant) -> Vec<InterfaceInfo> {
         let mut named: Vec<String> = granted
             .netns
             .iter()
+            .filter(|name| !name.starts_with('/'))
             .map(|name| {
                 if name == "-" {
                     String::new()
@@ -51,36 +62,26 @@ fn interfaces(granted: &InterfacesGrant) -> Vec<InterfaceInfo> {
     };
     let mut listed = Vec::new();
     for name in namespaces {
+        let left = MAX_LISTED - listed.len();
         // A namespace that is gone (or was never there) lists nothing.
-        let Ok(links) = Netns::parse(&name).and_then(|netns| {
-            netns.run(|| {
-                sys::interfaces().map(|links| {
-                    links
-                        .into_iter()
-                        .filter_map(|link| {
-                            let index = sys::interface_index(&link.name).ok()?;
-                            Some((index, link))
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
+        let Ok(Ok(mut links)) = Netns::parse(&name).and_then(|netns| {
+            netns.run(|| sys::interfaces(|link_name| granted.shows(link_name), left))
         }) else {
             continue;
         };
-        let Ok(mut links) = links else { continue };
-        links.sort_by_key(|(index, _)| *index);
-        for (index, link) in links {
-            if !granted.shows(&link.name) {
-                continue;
-            }
+        links.sort_by_key(|link| link.index);
+        for link in links {
             listed.push(InterfaceInfo {
                 netns: name.clone(),
                 up: link.flags & libc::IFF_UP as u32 != 0,
                 running: link.flags & libc::IFF_RUNNING as u32 != 0,
                 loopback: link.flags & libc::IFF_LOOPBACK as u32 != 0,
                 name: link.name,
-                index,
+                index: link.index,
             });
+        }
+        if listed.len() >= MAX_LISTED {
+            break;
         }
     }
     listed

@@ -181,6 +181,13 @@ impl Scope {
 /// Why a request is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum Denied {
+    /// Not something Linux would name an interface (before the policy is
+    /// asked: the name goes into files and replies).
+    #[error("{name:?} is not an interface name (1 to 15 bytes, no '/', ':', whitespace or NUL)")]
+    InterfaceName {
+        /// The name, cut to 32 characters.
+        name: String,
+    },
     /// No principal matches the client.
     #[error("the policy allows uid {uid} gid {gid} nothing")]
     NoPrincipal {
@@ -272,7 +279,26 @@ pub fn grant(policy: &Policy, peer: &Peer, ask: Ask<'_>) -> Result<Grant, Denied
     }
 }
 
+/// Linux's rule for interface names (`dev_valid_name`).
+fn interface_name(name: &str) -> Result<(), Denied> {
+    let valid = !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b == 0 || b.is_ascii_whitespace());
+    if valid {
+        Ok(())
+    } else {
+        Err(Denied::InterfaceName {
+            name: name.chars().take(32).collect(),
+        })
+    }
+}
+
 fn capture(rules: &Rules, peer: &Peer, request: &OpenCapture) -> Result<CaptureGrant, Denied> {
+    interface_name(&request.interface)?;
     let principal = || rules.principal.clone();
     if !rules.allows_netns(&request.netns) {
         return Err(Denied::Netns {
@@ -341,6 +367,7 @@ fn recording(
 }
 
 fn inject(rules: &Rules, netns: &str, interface: &str) -> Result<InjectGrant, Denied> {
+    interface_name(interface)?;
     let inject = rules.inject.clone().ok_or_else(|| Denied::NoInjection {
         principal: rules.principal.clone(),
     })?;

@@ -25,7 +25,17 @@ pub struct Account {
     base: PathBuf,
     /// 0: no limit.
     limit: AtomicU64,
-    used: Mutex<u64>,
+    used: Mutex<Usage>,
+}
+
+/// What an account counts.
+#[derive(Debug, Default)]
+struct Usage {
+    /// Bytes on disk and in memory.
+    used: u64,
+    /// Of those, bytes recordings hold in memory, not yet written: a
+    /// measure of the directory does not see them.
+    in_memory: u64,
 }
 
 impl Account {
@@ -35,7 +45,10 @@ impl Account {
         Ok(Self {
             base: base.to_owned(),
             limit: AtomicU64::new(limit),
-            used: Mutex::new(measure(base)?),
+            used: Mutex::new(Usage {
+                used: measure(base)?,
+                in_memory: 0,
+            }),
         })
     }
 
@@ -51,7 +64,7 @@ impl Account {
 
     /// Bytes the principal's recordings take, as far as the account knows.
     pub fn used(&self) -> u64 {
-        *lock(&self.used)
+        lock(&self.used).used
     }
 
     /// Whether `bytes` more fit.
@@ -62,35 +75,65 @@ impl Account {
 
     /// Counts `bytes` about to be written if they fit, in one step: two
     /// recordings of a principal that checked, then wrote, could each see
-    /// room for one more packet where there is room for one only.
+    /// room for one more packet where there is room for one only. They
+    /// are held in memory until [`Account::release`].
     pub fn reserve(&self, bytes: u64) -> bool {
         let limit = self.limit();
-        let mut used = lock(&self.used);
-        if limit != 0 && used.saturating_add(bytes) > limit {
+        let mut usage = lock(&self.used);
+        if limit != 0 && usage.used.saturating_add(bytes) > limit {
             return false;
         }
-        *used = used.saturating_add(bytes);
+        usage.used = usage.used.saturating_add(bytes);
+        usage.in_memory = usage.in_memory.saturating_add(bytes);
         true
+    }
+
+    /// Of `reserved` bytes held, `held` were taken after all (more or
+    /// fewer).
+    pub fn adjust(&self, reserved: u64, held: u64) {
+        let mut usage = lock(&self.used);
+        usage.used = usage.used.saturating_sub(reserved).saturating_add(held);
+        usage.in_memory = usage
+            .in_memory
+            .saturating_sub(reserved)
+            .saturating_add(held);
     }
 
     /// Counts `bytes` written.
     pub fn add(&self, bytes: u64) {
-        let mut used = lock(&self.used);
-        *used = used.saturating_add(bytes);
+        let mut usage = lock(&self.used);
+        usage.used = usage.used.saturating_add(bytes);
     }
 
     /// Counts `bytes` deleted.
     pub fn remove(&self, bytes: u64) {
-        let mut used = lock(&self.used);
-        *used = used.saturating_sub(bytes);
+        let mut usage = lock(&self.used);
+        usage.used = usage.used.saturating_sub(bytes);
     }
 
-    /// Measures the directory again (users may have deleted files).
-    /// Blocking.
+    /// Counts `bytes` held in memory whatever the limit (a file's closing
+    /// block).
+    pub fn hold(&self, bytes: u64) {
+        let mut usage = lock(&self.used);
+        usage.used = usage.used.saturating_add(bytes);
+        usage.in_memory = usage.in_memory.saturating_add(bytes);
+    }
+
+    /// Of the bytes held in memory, `written` reached the disk and `lost`
+    /// never will (and are no longer counted).
+    pub fn release(&self, written: u64, lost: u64) {
+        let mut usage = lock(&self.used);
+        usage.in_memory = usage.in_memory.saturating_sub(written.saturating_add(lost));
+        usage.used = usage.used.saturating_sub(lost);
+    }
+
+    /// Measures the directory again (users may have deleted files), plus
+    /// what the principal's recordings hold in memory. Blocking.
     pub fn remeasure(&self) -> io::Result<u64> {
         let measured = measure(&self.base)?;
-        *lock(&self.used) = measured;
-        Ok(measured)
+        let mut usage = lock(&self.used);
+        usage.used = measured.saturating_add(usage.in_memory);
+        Ok(usage.used)
     }
 }
 
@@ -166,6 +209,17 @@ mod tests {
         assert_eq!(account.remeasure().unwrap(), 10, "a user deleted a file");
         account.set_limit(0);
         assert!(account.fits(u64::MAX), "0: no limit");
+
+        // Bytes a recording holds in memory survive a measure of the
+        // directory, which cannot see them.
+        assert!(account.reserve(35));
+        account.adjust(35, 40);
+        assert_eq!(account.remeasure().unwrap(), 50);
+        // 30 reach the disk, 10 are lost.
+        std::fs::write(base.join("1001/b.pcap"), [0u8; 30]).unwrap();
+        account.release(30, 10);
+        assert_eq!(account.used(), 40);
+        assert_eq!(account.remeasure().unwrap(), 40);
         let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -388,7 +388,7 @@ impl Savefiles {
         };
         let result = self.write_inner(Instant::now(), &frame);
         if result.is_err() {
-            self.current = None;
+            self.end();
         }
         result
     }
@@ -404,11 +404,18 @@ impl Savefiles {
         for frame in packets {
             let result = self.write_inner(now, &frame);
             if result.is_err() {
-                self.current = None;
+                self.end();
                 return result;
             }
         }
         self.flush()
+    }
+
+    /// Ends the recording after an error: what waits in memory and was
+    /// counted goes to the file first (or is no longer counted).
+    fn end(&mut self) {
+        let _ = self.write_pending();
+        self.current = None;
     }
 
     /// Writes the packets waiting in memory to the file, with one write:
@@ -417,7 +424,7 @@ impl Savefiles {
     pub fn flush(&mut self) -> Result<(), FilesError> {
         let result = self.write_pending();
         if result.is_err() {
-            self.current = None;
+            self.end();
         }
         result
     }
@@ -438,7 +445,7 @@ impl Savefiles {
         if self.too_old(current, now) {
             let result = self.rotate(now, 0);
             if result.is_err() {
-                self.current = None;
+                self.end();
             }
             return result;
         }
@@ -471,7 +478,7 @@ impl Savefiles {
         self.config.account.set_limit(allowance.unwrap_or(0));
         let result = self.make_room(0);
         if result.is_err() {
-            self.current = None;
+            self.end();
         }
         result
     }
@@ -527,7 +534,7 @@ impl Savefiles {
             current.output.append_block(&block);
             let len = block.len() as u64;
             self.bytes += len;
-            self.config.account.add(len);
+            self.config.account.hold(len);
             self.ids.last_mut().expect("a current file").size = current.size();
         }
         let written = self.write_pending();
@@ -544,8 +551,10 @@ impl Savefiles {
             return Ok(());
         };
         let before = current.size();
+        let pending = current.pending();
         let Err(PartialWrite { error, whole }) = current.output.write_pending() else {
             current.written_packets = current.packets;
+            self.config.account.release(pending, 0);
             return Ok(());
         };
         // Every piece pending was a packet: the header is written as soon
@@ -555,8 +564,11 @@ impl Savefiles {
         current.packets = current.written_packets;
         let size = current.size();
         self.packets -= lost;
-        self.bytes -= before - size;
-        self.config.account.remove(before - size);
+        let lost_bytes = before - size;
+        self.bytes -= lost_bytes;
+        self.config
+            .account
+            .release(pending.saturating_sub(lost_bytes), lost_bytes);
         self.ids.last_mut().expect("a current file").size = size;
         Err(FilesError::Io {
             operation: "write a packet to",
@@ -591,7 +603,7 @@ impl Savefiles {
         let current = self.current.as_mut().expect("checked above");
         let before = current.size();
         if let Err(source) = current.output.append_packet(frame) {
-            self.config.account.remove(entry);
+            self.config.account.release(0, entry);
             return Err(FilesError::Io {
                 operation: "write a packet to",
                 path: self.current_file().to_path_buf(),
@@ -604,10 +616,11 @@ impl Savefiles {
         self.bytes += size - before;
         // `entry` was reserved by `make_room`.
         let written = size - before;
-        if written > entry {
-            self.config.account.add(written - entry);
-        } else {
-            self.config.account.remove(entry - written);
+        // Held in memory until written (a measure of the directory must
+        // not forget it); `record_len` says what a packet takes, so the
+        // adjustment is rare.
+        if written != entry {
+            self.config.account.adjust(entry, written);
         }
         self.ids.last_mut().expect("a current file").size = size;
         if current.pending() >= FLUSH_AT as u64 {

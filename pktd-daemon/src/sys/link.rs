@@ -172,17 +172,19 @@ pub fn interface_addresses(name: &str) -> io::Result<Vec<std::net::IpAddr>> {
     Ok(addresses)
 }
 
-/// An interface of the calling thread's network namespace: its name and
-/// its `IFF_*` flags.
+/// An interface of the calling thread's network namespace: its name,
+/// index and `IFF_*` flags.
 pub struct LinkFlags {
     pub name: String,
+    pub index: u32,
     pub flags: u32,
 }
 
-/// Every interface of the calling thread's network namespace, from
-/// getifaddrs(3) (netlink, so the namespace is the thread's): each link
-/// has one `AF_PACKET` entry, with or without addresses.
-pub fn interfaces() -> io::Result<Vec<LinkFlags>> {
+/// The interfaces of the calling thread's network namespace whose names
+/// `wanted` accepts, at most `most`, from getifaddrs(3) (netlink, so the
+/// namespace is the thread's): each link has one `AF_PACKET` entry, with
+/// or without addresses, which gives its index too.
+pub fn interfaces(wanted: impl Fn(&str) -> bool, most: usize) -> io::Result<Vec<LinkFlags>> {
     let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: as in interface_addresses.
     if unsafe { libc::getifaddrs(&mut list) } != 0 {
@@ -190,7 +192,7 @@ pub fn interfaces() -> io::Result<Vec<LinkFlags>> {
     }
     let mut links = Vec::new();
     let mut entry = list;
-    while !entry.is_null() {
+    while !entry.is_null() && links.len() < most {
         // SAFETY: entry is a non-null node of the list getifaddrs returned,
         // not yet freed.
         let ifa = unsafe { &*entry };
@@ -203,10 +205,18 @@ pub fn interfaces() -> io::Result<Vec<LinkFlags>> {
         if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_PACKET {
             continue;
         }
+        // SAFETY: an AF_PACKET entry's address is a sockaddr_ll (glibc
+        // allocates it so), read unaligned to be safe.
+        let index = unsafe { std::ptr::read_unaligned(ifa.ifa_addr.cast::<libc::sockaddr_ll>()) }
+            .sll_ifindex;
         // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+        let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_string_lossy();
+        if !wanted(&name) {
+            continue;
+        }
         links.push(LinkFlags {
-            name: name.to_string_lossy().into_owned(),
+            name: name.into_owned(),
+            index: u32::try_from(index).unwrap_or(0),
             flags: ifa.ifa_flags,
         });
     }

@@ -445,6 +445,9 @@ async fn list(socket: &std::path::Path) -> anyhow::Result<ExitCode> {
 /// the daemon's own.
 async fn list_interfaces(socket: &std::path::Path) -> anyhow::Result<ExitCode> {
     for (number, interface) in libwire::list_interfaces(socket).await?.iter().enumerate() {
+        // A namespace's owner names its links: control characters are
+        // shown escaped, never sent to the terminal.
+        let shown = |text: &str| text.escape_debug().to_string();
         let mut flags = Vec::new();
         if interface.up {
             flags.push("Up");
@@ -458,12 +461,12 @@ async fn list_interfaces(socket: &std::path::Path) -> anyhow::Result<ExitCode> {
         let netns = if interface.netns.is_empty() {
             String::new()
         } else {
-            format!(" (netns {})", interface.netns)
+            format!(" (netns {})", shown(&interface.netns))
         };
         println!(
             "{}.{}{netns} [{}]",
             number + 1,
-            interface.name,
+            shown(&interface.name),
             flags.join(", ")
         );
     }

@@ -116,11 +116,18 @@ impl Tcpdump {
             .spawn()?;
         let stdin = child.stdin.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
+        // Bytes, not text: a line that is not UTF-8 must not stop the
+        // draining (tcpdump would then block on a full pipe, and pktcap
+        // with it).
         let errors = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !line.starts_with("reading from file -") {
-                    eprintln!("{line}");
+            let mut reader = BufReader::new(stderr);
+            let mut line = Vec::new();
+            while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+                let text = String::from_utf8_lossy(&line);
+                if !text.starts_with("reading from file -") {
+                    eprint!("{text}");
                 }
+                line.clear();
             }
         });
         let writer = Writer::new(

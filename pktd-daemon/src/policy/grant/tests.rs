@@ -306,3 +306,43 @@ fn a_listing_shows_the_principals_namespaces_and_interfaces_only() {
         Err(Denied::NoPrincipal { uid: 4242, .. })
     ));
 }
+
+#[test]
+fn names_linux_would_not_give_an_interface_are_refused_first() {
+    let policy = policy();
+    for name in [
+        "",
+        "veth0123456789012",
+        "veth/0",
+        "veth:0",
+        "veth 0",
+        "..",
+        "veth\u{0}",
+    ] {
+        let request = open("lab1", name, Direction::In);
+        assert!(
+            matches!(
+                grant(&policy, &WATCHER, Ask::Capture(&request)),
+                Err(Denied::InterfaceName { .. })
+            ),
+            "{name:?}"
+        );
+    }
+    let long = "veth".to_owned() + &"x".repeat(200_000);
+    let Err(Denied::InterfaceName { name }) = grant(
+        &policy,
+        &WATCHER,
+        Ask::Capture(&open("lab1", &long, Direction::In)),
+    ) else {
+        panic!("a long name is refused");
+    };
+    assert_eq!(name.len(), 32, "the refusal does not echo it whole");
+    assert!(
+        grant(
+            &policy,
+            &WATCHER,
+            Ask::Capture(&open("lab1", "veth01234567890", Direction::In))
+        )
+        .is_ok()
+    );
+}
