@@ -75,7 +75,11 @@ fn peers(text: &str) -> Vec<Peer> {
 
 /// Requests of every kind, in and out of what a policy usually allows.
 fn asks() -> Vec<Request> {
-    let mut asks = vec![Request::DaemonStats, Request::Recordings];
+    let mut asks = vec![
+        Request::DaemonStats,
+        Request::Recordings,
+        Request::Interfaces,
+    ];
     let places = [
         ("", "eth0"),
         ("-", "veth0"),
@@ -83,6 +87,7 @@ fn asks() -> Vec<Request> {
         ("lab2", "lo"),
         ("/proc/1/ns/net", "wlan0"),
         ("bad/name", "eth0"),
+        ("lab1", "not/an:interface"),
     ];
     for (i, (netns, interface)) in places.into_iter().enumerate() {
         let direction = [Direction::In, Direction::Out, Direction::InOut][i % 3];
@@ -122,6 +127,7 @@ enum Request {
     Inject { netns: String, interface: String },
     DaemonStats,
     Recordings,
+    Interfaces,
 }
 
 impl Request {
@@ -132,6 +138,7 @@ impl Request {
             Self::Inject { netns, interface } => Ask::Inject { netns, interface },
             Self::DaemonStats => Ask::DaemonStats,
             Self::Recordings => Ask::Recordings,
+            Self::Interfaces => Ask::Interfaces,
         }
     }
 }
@@ -149,7 +156,10 @@ fn check_grant(policy: &Policy, peer: &Peer, rules: Option<&Rules>, request: &Re
                 assert_eq!(*got, scope)
             }
             (
-                Request::Capture(_) | Request::Recording(_) | Request::Inject { .. },
+                Request::Capture(_)
+                | Request::Recording(_)
+                | Request::Inject { .. }
+                | Request::Interfaces,
                 Err(Denied::NoPrincipal { .. }),
             ) => {}
             (_, other) => panic!("{peer:?} has no principal, yet: {other:?}"),
@@ -172,6 +182,13 @@ fn check_grant(policy: &Policy, peer: &Peer, rules: Option<&Rules>, request: &Re
             assert_eq!(got.owner, (peer.uid, peer.gid));
             let allowance = (rules.disk_allowance != 0).then_some(rules.disk_allowance);
             assert_eq!(got.disk_allowance, allowance);
+        }
+        (Request::Interfaces, Ok(Grant::Interfaces(got))) => {
+            // A listing shows what a capture would be granted, no more.
+            assert_eq!(got.netns, rules.netns);
+            for interface in ["eth0", "veth1", "lo", "wlan0"] {
+                assert_eq!(got.shows(interface), rules.allows_interface(interface));
+            }
         }
         (Request::Inject { netns, interface }, Ok(Grant::Inject(got))) => {
             assert!(rules.allows_netns(netns) && rules.allows_interface(interface));

@@ -42,7 +42,10 @@ fn write_pc(template: &Path, dir: &Path, out: &Path) {
 async fn the_c_example_captures_changes_its_filter_injects_and_counts() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let build = build_dir();
-    assert!(build.join("libwire.so").exists() && build.join("include/wire.h").exists());
+    assert!(
+        build.join("libwire.so").exists() && build.join("include/wire.h").exists(),
+        "the C library is not built: cargo build -p libwire-c (cargo xtask test does)"
+    );
     let scratch = Scratch::new("c-api-build");
     write_pc(
         &root.join("libwire-c/libwire.pc.in"),

@@ -10,7 +10,8 @@ use crate::process::{self, command, is_root, probe, run_captured};
 /// LLVM 22 (with Polly, zstd and zlib, which llvm-sys links) for building
 /// bpf-linker; libpcap for compiling filters; iproute2, tcpdump and ethtool
 /// for the tests' namespaces, veth pairs and offload settings; tshark
-/// (with capinfos) to read pcapng options back; gnuplot for
+/// (with capinfos) to read pcapng options back; gcc and pkg-config to
+/// build C against libwire; gnuplot for
 /// `cargo xtask perf`'s chart.
 const DEBIAN_PACKAGES: &[&str] = &[
     "llvm-22-dev",
@@ -22,6 +23,8 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "tcpdump",
     "ethtool",
     "tshark",
+    "gcc",
+    "pkg-config",
     "gnuplot-nox",
 ];
 

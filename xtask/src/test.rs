@@ -34,8 +34,16 @@ pub fn test(extra: &[OsString]) -> Result<()> {
     let mut clippy = stable(["clippy", "--workspace", "--exclude", "pktd-ebpf"]);
     clippy.args(["--all-targets", "--", "-D", "warnings"]);
 
-    // The tests run the pktd and pktcap binaries themselves.
-    let mut build = stable(["build", "--workspace", "--exclude", "pktd-ebpf", "--bins"]);
+    // The tests run the pktd and pktcap binaries themselves, and build C
+    // against libwire.so/libwire.a and wire.h (libwire-c's library).
+    let mut build = stable([
+        "build",
+        "--workspace",
+        "--exclude",
+        "pktd-ebpf",
+        "--bins",
+        "--lib",
+    ]);
     let mut tests = stable(["test", "--workspace", "--exclude", "pktd-ebpf"]);
     tests.args(extra);
 
