@@ -5,7 +5,7 @@
 
 use std::{io, os::fd::OwnedFd};
 
-use pktd_common::{DIR_OUT, RecordHeader};
+use pktd_common::RecordHeader;
 use pktd_proto::{Direction, Packet};
 use tokio::io::unix::AsyncFd;
 
@@ -214,11 +214,7 @@ fn parse(payload: &[u8], realtime_minus_tai_ns: i64) -> Option<PacketRef<'_>> {
             .timestamp_ns
             .saturating_add_signed(realtime_minus_tai_ns),
         wire_len: header.wire_len,
-        direction: if header.direction == DIR_OUT {
-            Direction::Out
-        } else {
-            Direction::In
-        },
+        direction: Direction::of_record(header.direction),
         data,
         release: None,
     })

@@ -337,12 +337,6 @@ impl<W: Write> Writer<W> {
         &self.out
     }
 
-    /// The underlying writer. What is written to it directly goes into
-    /// the savefile as it is.
-    pub fn get_mut(&mut self) -> &mut W {
-        &mut self.out
-    }
-
     /// Flushes and returns the underlying writer.
     pub fn into_inner(mut self) -> io::Result<W> {
         self.out.flush()?;

@@ -139,6 +139,18 @@ pub enum Direction {
     InOut,
 }
 
+impl Direction {
+    /// The way a kernel record (`pktd_common::RecordHeader::direction`)
+    /// says its packet went: `DIR_OUT`, or received.
+    pub fn of_record(direction: u32) -> Self {
+        if direction == pktd_common::DIR_OUT {
+            Self::Out
+        } else {
+            Self::In
+        }
+    }
+}
+
 /// One classic-BPF instruction on the wire.
 ///
 /// Kept separate from [`pktd_common::CbpfInsn`] so that the kernel-shared

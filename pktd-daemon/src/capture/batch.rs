@@ -3,7 +3,7 @@
 //! forwards, recordings) moves a batch at a time, so a record costs a copy
 //! into a buffer that is reused, not an allocation of its own.
 
-use pktd_common::{DIR_OUT, RecordHeader};
+use pktd_common::RecordHeader;
 use pktd_proto::{Direction, PacketRef};
 
 /// A batch of records; reused from one batch to the next.
@@ -58,11 +58,7 @@ impl Batch {
                 .timestamp_ns
                 .saturating_add_signed(realtime_minus_tai_ns),
             wire_len: header.wire_len,
-            direction: if header.direction == DIR_OUT {
-                Direction::Out
-            } else {
-                Direction::In
-            },
+            direction: Direction::of_record(header.direction),
             start: self.data.len(),
             len: data.len(),
         });
@@ -94,7 +90,7 @@ impl Batch {
 
 #[cfg(test)]
 mod tests {
-    use pktd_common::{DIR_IN, RECORD_HEADER_LEN};
+    use pktd_common::{DIR_IN, DIR_OUT, RECORD_HEADER_LEN};
 
     use super::*;
 

@@ -151,9 +151,9 @@ pub struct FilesConfig {
 /// not the daemon's batch is over.
 const FLUSH_AT: usize = 1 << 20;
 
-/// A file being written: its header (from [`Writer`], one `write`) and
-/// its packets' records (appended in place) wait in memory until
-/// [`Output::write_pending`].
+/// A file being written: its header, its packets' records (laid out in
+/// place) and its closing block wait in memory, each a piece of its own,
+/// until [`Output::write_pending`].
 #[derive(Debug)]
 struct Output {
     file: File,
@@ -249,18 +249,6 @@ impl Output {
         self.pending.clear();
         self.ends.clear();
         result
-    }
-}
-
-impl Write for Output {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.pending.extend_from_slice(buf);
-        self.ends.push(self.pending.len());
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.write_pending().map_err(|partial| partial.error)
     }
 }
 
@@ -557,8 +545,9 @@ impl Savefiles {
             self.config.account.release(pending, 0);
             return Ok(());
         };
-        // Every piece pending was a packet: the header is written as soon
-        // as the file is made.
+        // Every piece written whole was a packet: the header is written as
+        // soon as the file is made, and the closing block, when there is
+        // one, is the last piece (whole only if everything was).
         current.written_packets += whole as u64;
         let lost = current.packets - current.written_packets;
         current.packets = current.written_packets;
@@ -671,9 +660,6 @@ impl Savefiles {
         while !self.config.account.reserve(entry) {
             if self.paths.len() <= 1 {
                 let path = self.current_file().to_path_buf();
-                // The directory is measured again: what waits in memory
-                // must be on disk first.
-                self.write_pending()?;
                 self.fit(entry, &path)?;
                 if self.config.account.reserve(entry) {
                     return Ok(());

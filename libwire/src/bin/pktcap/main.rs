@@ -326,24 +326,14 @@ async fn capture(
     loop {
         // What is there already, without a wait per packet.
         while let Some(packet) = capture.try_next_packet_ref()? {
-            output.packet(
-                packet.timestamp_ns(),
-                packet.wire_len(),
-                packet.direction(),
-                packet.data(),
-            )?;
+            output.packet(&packet)?;
             captured += 1;
         }
         output.idle()?;
         tokio::select! {
             next = capture.next_packet_ref() => {
                 let Some(packet) = next? else { break };
-                output.packet(
-                packet.timestamp_ns(),
-                packet.wire_len(),
-                packet.direction(),
-                packet.data(),
-            )?;
+                output.packet(&packet)?;
                 captured += 1;
                 continue;
             }

@@ -8,7 +8,7 @@ use std::{
 };
 
 use libwire::{
-    Direction, Stats,
+    Direction, PacketRef, Stats,
     print::format_packet,
     savefile::{
         CaptureInfo, CaptureStats, Format, Frame, LINKTYPE_ETHERNET, PacketDirection, Writer,
@@ -73,18 +73,14 @@ impl Output {
         Self::Lines(io::stdout().lock())
     }
 
-    pub fn packet(
-        &mut self,
-        timestamp_ns: u64,
-        wire_len: u32,
-        direction: Direction,
-        data: &[u8],
-    ) -> io::Result<()> {
+    pub fn packet(&mut self, packet: &PacketRef<'_>) -> io::Result<()> {
+        let (timestamp_ns, wire_len, data) =
+            (packet.timestamp_ns(), packet.wire_len(), packet.data());
         match self {
             Self::Savefile(writer) => writer.write(&Frame {
                 timestamp_ns,
                 wire_len,
-                direction: match direction {
+                direction: match packet.direction() {
                     Direction::In => PacketDirection::Inbound,
                     Direction::Out => PacketDirection::Outbound,
                     Direction::InOut => PacketDirection::Unknown,
