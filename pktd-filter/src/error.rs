@@ -115,7 +115,9 @@ impl fmt::Display for Rule {
             Rule::ShiftTooLarge => "shift by a constant of 32 or more",
             Rule::MemoryIndexOutOfRange => "scratch memory index M[k] with k of 16 or more",
             Rule::JumpOutOfRange => "jump target at or past the end of the program",
-            Rule::AncillaryLoad => "ancillary loads (SKF_AD_*) are not supported",
+            Rule::AncillaryLoad => {
+                "of the ancillary loads (SKF_AD_*) only the packet type, ifindex, protocol and VLAN ones are supported"
+            }
             Rule::NegativeOffset => "negative-offset loads are not supported",
             Rule::LastNotReturn => "the last instruction must be ret #k or ret a",
             Rule::UninitializedMemoryRead => "reads scratch memory M[k] before it is written",

@@ -17,6 +17,45 @@ use crate::validate::ValidProgram;
 /// Never panics: a [`ValidProgram`] has its jumps, memory indexes and final
 /// return checked, and anything else is bounds-checked here.
 pub fn interpret(program: &ValidProgram, packet: &[u8], wire_len: u32) -> u32 {
+    interpret_with(program, packet, wire_len, &Metadata::default())
+}
+
+/// What the kernel knows of a packet besides its bytes, as the supported
+/// ancillary loads ([`Ancillary`]) read it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Metadata {
+    /// The EtherType the skb carries, host order.
+    pub protocol: u16,
+    /// PACKET_HOST (0), _BROADCAST (1), _MULTICAST (2), _OTHERHOST (3) or
+    /// _OUTGOING (4).
+    pub packet_type: u8,
+    /// The interface's index.
+    pub ifindex: u32,
+    /// The TCI of a VLAN tag held in metadata.
+    pub vlan: Option<u16>,
+}
+
+impl Metadata {
+    fn get(&self, ancillary: Ancillary) -> u32 {
+        match ancillary {
+            Ancillary::Protocol => u32::from(self.protocol),
+            Ancillary::PacketType => u32::from(self.packet_type),
+            Ancillary::Ifindex => self.ifindex,
+            Ancillary::VlanTag => u32::from(self.vlan.unwrap_or(0)),
+            Ancillary::VlanTagPresent => u32::from(self.vlan.is_some()),
+        }
+    }
+}
+
+/// [`interpret`] with the packet's metadata, for the ancillary loads: an
+/// absolute load at a supported `SKF_AD_*` offset reads `metadata`
+/// whatever its size, as the kernel's does.
+pub fn interpret_with(
+    program: &ValidProgram,
+    packet: &[u8],
+    wire_len: u32,
+    metadata: &Metadata,
+) -> u32 {
     let insns = program.insns();
     let mut a: u32 = 0;
     let mut x: u32 = 0;
@@ -33,9 +72,12 @@ pub fn interpret(program: &ValidProgram, packet: &[u8], wire_len: u32) -> u32 {
                 BPF_IMM => a = k,
                 BPF_MEM => a = mem[(k % BPF_MEMWORDS) as usize],
                 BPF_LEN => a = wire_len,
-                BPF_ABS => match load(packet, k, size(insn.code)) {
-                    Some(v) => a = v,
-                    None => return 0,
+                BPF_ABS => match Ancillary::at(k) {
+                    Some(ancillary) => a = metadata.get(ancillary),
+                    None => match load(packet, k, size(insn.code)) {
+                        Some(v) => a = v,
+                        None => return 0,
+                    },
                 },
                 BPF_IND => match load(packet, x.wrapping_add(k), size(insn.code)) {
                     Some(v) => a = v,
@@ -241,5 +283,59 @@ mod tests {
         let valid = validate(&program).unwrap_or_else(|e| panic!("program invalid: {e}"));
         assert_eq!(interpret(&valid, &[], 11), 11, "len 11 > 10 returns len");
         assert_eq!(interpret(&valid, &[], 10), 0, "len 10 is not > 10");
+    }
+
+    #[test]
+    fn inbound_outbound_and_ifindex_read_the_packets_metadata() {
+        let frame = [0u8; 60];
+        let host = Metadata {
+            protocol: 0x0800,
+            packet_type: 0,
+            ifindex: 7,
+            vlan: None,
+        };
+        let outgoing = Metadata {
+            packet_type: 4,
+            ..host
+        };
+        for (expression, on_host, on_outgoing) in [
+            ("inbound", true, false),
+            ("outbound", false, true),
+            ("ifindex 7", true, true),
+            ("ifindex 8", false, false),
+        ] {
+            let program = crate::compile(expression, true, 262_144).expect(expression);
+            assert_eq!(
+                interpret_with(&program, &frame, 60, &host) != 0,
+                on_host,
+                "{expression} on a received packet"
+            );
+            assert_eq!(
+                interpret_with(&program, &frame, 60, &outgoing) != 0,
+                on_outgoing,
+                "{expression} on a sent packet"
+            );
+        }
+    }
+
+    #[test]
+    fn unsupported_ancillary_loads_are_still_refused() {
+        use crate::{CbpfInsn, FilterError, Rule};
+        for offset in [12, 16, 56, 60] {
+            let program = [
+                CbpfInsn::new(BPF_LD | BPF_W | BPF_ABS, 0, 0, SKF_AD_OFF + offset),
+                CbpfInsn::new(BPF_RET | BPF_A, 0, 0, 0),
+            ];
+            assert!(
+                matches!(
+                    crate::validate(&program),
+                    Err(FilterError::Invalid {
+                        rule: Rule::AncillaryLoad,
+                        ..
+                    })
+                ),
+                "SKF_AD_OFF + {offset}"
+            );
+        }
     }
 }

@@ -50,7 +50,7 @@ pub use combine::and_then;
 pub use error::{FilterError, Rule};
 pub use headers::{IPV6_EXTENSION_HEADERS, confine_to_headers, header_end, header_prologue_len};
 pub use image::format_d;
-pub use interpret::interpret;
+pub use interpret::{Metadata, interpret, interpret_with};
 pub use kernel::kernel_accepts;
 pub use libpcap::{compile, compile_unvalidated, pcap_offline_filter};
 pub use text::{format_dd, format_ddd, parse_binary, parse_ddd, to_binary};

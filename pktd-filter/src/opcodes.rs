@@ -110,6 +110,37 @@ pub const SKF_LL_OFF: u32 = 0xffe0_0000;
 /// One past the last ancillary-data index (`SKF_AD_MAX`).
 pub const SKF_AD_MAX: u32 = 64;
 
+/// The Linux ancillary loads pktd supports: what `inbound`, `outbound`
+/// and `ifindex N` compile to, and the protocol and VLAN extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ancillary {
+    /// `SKF_AD_PROTOCOL`: the skb's protocol (EtherType), host order.
+    Protocol,
+    /// `SKF_AD_PKTTYPE`: PACKET_HOST, _BROADCAST, _MULTICAST,
+    /// _OTHERHOST or _OUTGOING.
+    PacketType,
+    /// `SKF_AD_IFINDEX`: the interface's index.
+    Ifindex,
+    /// `SKF_AD_VLAN_TAG`: the TCI of a tag held in metadata.
+    VlanTag,
+    /// `SKF_AD_VLAN_TAG_PRESENT`: 1 with such a tag.
+    VlanTagPresent,
+}
+
+impl Ancillary {
+    /// The extension an absolute load at `k` reads, if pktd supports it.
+    pub const fn at(k: u32) -> Option<Self> {
+        match k.wrapping_sub(SKF_AD_OFF) {
+            0 => Some(Self::Protocol),
+            4 => Some(Self::PacketType),
+            8 => Some(Self::Ifindex),
+            44 => Some(Self::VlanTag),
+            48 => Some(Self::VlanTagPresent),
+            _ => None,
+        }
+    }
+}
+
 /// The instruction class (`BPF_CLASS`).
 pub const fn class(code: u16) -> u16 {
     code & 0x07

@@ -114,7 +114,12 @@ fn check_insn(len: usize, pc: usize, insn: &CbpfInsn, strictness: Strictness) ->
         _ if strictness == Strictness::AnyLoadOffset => None,
         // Only loads have a mode: in other classes the same bits are an
         // ALU or jump operation, hence the class test.
-        c if is_load(c) && mode(c) == BPF_ABS && k >= SKF_AD_OFF => Some(Rule::AncillaryLoad),
+        c if is_load(c) && mode(c) == BPF_ABS && k >= SKF_AD_OFF => {
+            // The kernel's only ancillary loads are LD ABS; pktd offers
+            // those `inbound`, `outbound`, `ifindex N`, the protocol and
+            // VLAN extensions need.
+            (class(c) != BPF_LD || Ancillary::at(k).is_none()).then_some(Rule::AncillaryLoad)
+        }
         // MSH is an absolute byte load too, and the kernel gives it the same
         // header-relative meaning for negative k, so it is refused with ABS
         // and IND.

@@ -211,10 +211,19 @@ fn last_must_return() {
 
 #[test]
 fn ancillary_loads_are_ours_alone() {
-    // Known ancillary offsets: the kernel accepts, pktd refuses on purpose
-    // (its eBPF evaluator has no socket-buffer metadata to offer).
+    // The packet type, ifindex, protocol and VLAN extensions: accepted by
+    // both (what `inbound`, `outbound` and `ifindex N` compile to).
     for size in [BPF_W, BPF_H, BPF_B] {
-        for ad in [0, 4, 44, 48, 60] {
+        for ad in [0, 4, 8, 44, 48] {
+            let program = [insn(BPF_LD | size | BPF_ABS, 0, 0, SKF_AD_OFF + ad), RET_A];
+            assert!(validate(&program).is_ok(), "ancillary {ad}");
+            assert!(kernel_ok(&program), "the kernel accepts ancillary {ad}");
+        }
+    }
+    // Other known ancillary offsets: the kernel accepts, pktd refuses on
+    // purpose (nothing at TC or XDP to offer for them).
+    for size in [BPF_W, BPF_H, BPF_B] {
+        for ad in [12, 16, 56, 60] {
             let program = [insn(BPF_LD | size | BPF_ABS, 0, 0, SKF_AD_OFF + ad), RET_A];
             assert_eq!(
                 refusal(&program),
@@ -232,11 +241,11 @@ fn ancillary_loads_are_ours_alone() {
             Rule::AncillaryLoad,
         );
     }
-    let message = validate(&[LD_1, insn(0x30, 0, 0, SKF_AD_OFF), RET_A])
+    let message = validate(&[LD_1, insn(0x30, 0, 0, SKF_AD_OFF + 12), RET_A])
         .expect_err("refused")
         .to_string();
     assert!(
-        message.ends_with("ancillary loads (SKF_AD_*) are not supported"),
+        message.ends_with("only the packet type, ifindex, protocol and VLAN ones are supported"),
         "{message}"
     );
 }
@@ -373,8 +382,8 @@ fn large_k_only_matters_for_loads() {
     // ALU and jump opcodes the same mode bits mean something else.
     for &code in &ALLOWED {
         for k in [
-            SKF_AD_OFF,
-            SKF_AD_OFF + 4,
+            SKF_AD_OFF + 12,
+            SKF_AD_OFF + 16,
             SKF_NET_OFF,
             0x8000_0000,
             u32::MAX,
