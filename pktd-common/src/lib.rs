@@ -80,6 +80,22 @@ pub const DIR_IN: u32 = 1;
 /// Direction bit: the packet was sent on the interface (TC egress).
 pub const DIR_OUT: u32 = 2;
 
+/// Start of Linux's ancillary-data offsets for classic-BPF absolute loads
+/// (`SKF_AD_OFF`, -0x1000 as u32).
+pub const SKF_AD_OFF: u32 = 0xffff_f000;
+/// `SKF_AD_PROTOCOL`: the skb's EtherType, host order.
+pub const SKF_AD_PROTOCOL: u32 = 0;
+/// `SKF_AD_PKTTYPE`: PACKET_HOST (0) … PACKET_OUTGOING (4).
+pub const SKF_AD_PKTTYPE: u32 = 4;
+/// `SKF_AD_IFINDEX`: the interface's index.
+pub const SKF_AD_IFINDEX: u32 = 8;
+/// `SKF_AD_VLAN_TAG`: the TCI of a tag held in metadata.
+pub const SKF_AD_VLAN_TAG: u32 = 44;
+/// `SKF_AD_VLAN_TAG_PRESENT`: 1 with such a tag.
+pub const SKF_AD_VLAN_TAG_PRESENT: u32 = 48;
+/// `PACKET_OUTGOING`, the packet type AF_PACKET's taps see for sent packets.
+pub const PACKET_OUTGOING: u32 = 4;
+
 /// Names of the eBPF programs and maps in the object built from `pktd-ebpf`.
 pub mod names {
     /// TC classifier run on received packets.

@@ -7,7 +7,7 @@
 
 use core::ffi::c_void;
 
-use pktd_common::{FilterProgram, MAX_INSNS, MEM_WORDS};
+use pktd_common::{FilterProgram, MAX_INSNS, MEM_WORDS, SKF_AD_OFF};
 
 use crate::packet::{HookContext, PacketView};
 
@@ -68,6 +68,10 @@ impl<F: HookContext> Vm<F> {
             // BPF_LD
             0x00 => {
                 self.a = match code {
+                    // Absolute loads at SKF_AD_OFF and above read the
+                    // packet's metadata, whatever their size (the kernel's
+                    // rule).
+                    0x20 | 0x28 | 0x30 if k >= SKF_AD_OFF => packet.ancillary(k)?,
                     0x20 => packet.load::<4>(k)?,
                     0x28 => packet.load::<2>(k)?,
                     0x30 => packet.load::<1>(k)?,

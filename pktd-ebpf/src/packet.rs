@@ -13,7 +13,10 @@ use aya_ebpf::{
     bindings::{__sk_buff, xdp_md},
     helpers::generated::{bpf_skb_load_bytes, bpf_xdp_load_bytes},
 };
-use pktd_common::{PREFIX_LEN, PacketPrefix};
+use pktd_common::{
+    DIR_OUT, PACKET_OUTGOING, PREFIX_LEN, PacketPrefix, SKF_AD_IFINDEX, SKF_AD_OFF, SKF_AD_PKTTYPE,
+    SKF_AD_PROTOCOL, SKF_AD_VLAN_TAG, SKF_AD_VLAN_TAG_PRESENT,
+};
 
 /// What a hook's context tells about its packet.
 pub struct FrameInfo {
@@ -28,6 +31,10 @@ pub struct FrameInfo {
 /// A hook's packet context: TC's `__sk_buff` or XDP's `xdp_md`.
 pub trait HookContext: Copy {
     fn info(self) -> FrameInfo;
+    /// The packet type (PACKET_HOST …) and EtherType (host order) the
+    /// kernel gave the packet, for the ancillary loads; only asked when a
+    /// filter reads them.
+    fn metadata(self) -> (u32, u32);
     /// Copies `len` bytes at `offset` of the frame (as the hook holds it)
     /// to `dst`; the helper's return code.
     fn load_bytes(self, offset: u32, dst: *mut u8, len: u32) -> i64;
@@ -50,6 +57,15 @@ impl HookContext for Tc {
                 ifindex: (*skb).ifindex,
             }
         }
+    }
+
+    #[inline(always)]
+    fn metadata(self) -> (u32, u32) {
+        let skb = self.0;
+        // SAFETY: as in `info`.
+        let (pkt_type, protocol) = unsafe { ((*skb).pkt_type, (*skb).protocol) };
+        // `protocol` is the __be16 as stored.
+        (pkt_type, u32::from(u16::from_be(protocol as u16)))
     }
 
     #[inline(always)]
@@ -79,6 +95,13 @@ impl HookContext for Xdp {
             vlan: None,
             ifindex,
         }
+    }
+
+    #[inline(always)]
+    fn metadata(self) -> (u32, u32) {
+        // XDP runs before the kernel has classified the frame: sessions
+        // whose filters read these keep their interface at TC.
+        (0, 0)
     }
 
     #[inline(always)]
@@ -161,6 +184,25 @@ impl<F: HookContext> PacketView<F> {
         let dst = unsafe { (*prefix).bytes.as_mut_ptr() };
         packet.copy_bytes::<PREFIX_LEN>(dst, packet.prefix_len)?;
         Some(packet)
+    }
+
+    /// What the ancillary load at `k` (at or above SKF_AD_OFF) reads:
+    /// `None` (the packet is rejected) for one pktd does not offer.
+    #[inline(always)]
+    pub fn ancillary(&self, k: u32) -> Option<u32> {
+        match k.wrapping_sub(SKF_AD_OFF) {
+            SKF_AD_PROTOCOL => Some(self.frame.metadata().1),
+            SKF_AD_PKTTYPE if self.direction == DIR_OUT => Some(PACKET_OUTGOING),
+            SKF_AD_PKTTYPE => Some(self.frame.metadata().0),
+            SKF_AD_IFINDEX => Some(self.ifindex),
+            SKF_AD_VLAN_TAG => Some(if self.tag_len != 0 {
+                u32::from(u16::from_be_bytes([self.tag[2], self.tag[3]]))
+            } else {
+                0
+            }),
+            SKF_AD_VLAN_TAG_PRESENT => Some(u32::from(self.tag_len != 0)),
+            _ => None,
+        }
     }
 
     /// Copies the first `len` wire bytes (1..=MAX) to `dst`, which must have

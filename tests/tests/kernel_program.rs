@@ -451,3 +451,30 @@ fn interpreted_filters_share_a_per_packet_budget() {
     let counters = bench.attachment.counters(bench.clients[0].slot()).unwrap();
     assert_eq!(counters.over_budget, 0);
 }
+
+/// WIP (ancillary loads): the interpreter in the kernel reads the packet
+/// type for `inbound`/`outbound` (PACKET_OUTGOING for sent packets, as
+/// AF_PACKET's taps see them) and the interface index for `ifindex N`.
+#[test]
+fn the_interpreter_reads_direction_and_ifindex_for_libpcaps_ancillary_loads() {
+    let mut attachment = Attachment::detached(Engine::Interpreter, Hook::Tc).unwrap();
+    let both = ClientSpec {
+        directions: DIR_IN | DIR_OUT,
+        ..ClientSpec::default()
+    };
+    let mut inbound = attachment.add_client(&both, &filter("inbound")).unwrap();
+    let mut outbound = attachment.add_client(&both, &filter("outbound")).unwrap();
+    let frame = udp_frame(9000, 10);
+    attachment.test_run(DIR_IN, &frame, 1).unwrap();
+    assert!(inbound.next_record().is_some(), "inbound, received");
+    assert!(outbound.next_record().is_none(), "outbound, received");
+    attachment.test_run(DIR_OUT, &frame, 1).unwrap();
+    assert!(inbound.next_record().is_none(), "inbound, sent");
+    assert!(outbound.next_record().is_some(), "outbound, sent");
+    // The test run's packet is on the loopback device, index 1.
+    let mut on_lo = attachment.add_client(&both, &filter("ifindex 1")).unwrap();
+    let mut elsewhere = attachment.add_client(&both, &filter("ifindex 2")).unwrap();
+    attachment.test_run(DIR_IN, &frame, 1).unwrap();
+    assert!(on_lo.next_record().is_some(), "ifindex 1");
+    assert!(elsewhere.next_record().is_none(), "ifindex 2");
+}
