@@ -38,6 +38,21 @@ pub enum FilterError {
         reason: String,
     },
 
+    /// A program written for the kernel's view of a frame (it reads the
+    /// VLAN metadata) cannot be run on pktd's, which keeps the tag in the
+    /// frame.
+    #[error(
+        "instruction {index} of the filter {reason}; a program that reads the VLAN \
+         metadata (vlan_avail, vlan_tci) is run on the frame as on an AF_PACKET socket, \
+         its loads past the MAC addresses moved past the tag"
+    )]
+    KernelView {
+        /// The instruction, from 0.
+        index: usize,
+        /// What it does.
+        reason: String,
+    },
+
     /// A textual program (`tcpdump -ddd` form) is malformed.
     #[error("line {line}: {message}")]
     Parse {
@@ -82,8 +97,10 @@ pub enum FilterError {
 
 /// A rule of [`validate`](crate::validate). All but [`Rule::AncillaryLoad`]
 /// and [`Rule::NegativeOffset`] are the Linux kernel's own
-/// (net/core/filter.c); those two are pktd's, because its eBPF evaluator has
-/// no socket-buffer metadata and no header-relative offsets to offer.
+/// (net/core/filter.c); those two are pktd's: of the socket buffer's
+/// metadata its eBPF evaluator offers what libpcap's Linux code reads
+/// (see [`crate::opcodes::Ancillary`]), and it has no header-relative
+/// offsets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Rule {
@@ -97,7 +114,8 @@ pub enum Rule {
     MemoryIndexOutOfRange,
     /// A jump whose target is at or past the end of the program.
     JumpOutOfRange,
-    /// An absolute load at `SKF_AD_OFF` or above (Linux ancillary data).
+    /// An absolute load at `SKF_AD_OFF` or above (Linux ancillary data)
+    /// other than those pktd offers, or another load there.
     AncillaryLoad,
     /// A load at a negative offset (`SKF_NET_OFF` / `SKF_LL_OFF` ranges).
     NegativeOffset,
@@ -116,7 +134,8 @@ impl fmt::Display for Rule {
             Rule::MemoryIndexOutOfRange => "scratch memory index M[k] with k of 16 or more",
             Rule::JumpOutOfRange => "jump target at or past the end of the program",
             Rule::AncillaryLoad => {
-                "of the ancillary loads (SKF_AD_*) only the packet type, ifindex, protocol and VLAN ones are supported"
+                "an ancillary load pktd does not offer (of Linux's SKF_AD_* it offers protocol, pkttype, \
+                 ifindex, vlan_tci and vlan_avail, by absolute loads)"
             }
             Rule::NegativeOffset => "negative-offset loads are not supported",
             Rule::LastNotReturn => "the last instruction must be ret #k or ret a",

@@ -36,9 +36,9 @@ use crate::{
     CbpfInsn, FilterError, ValidProgram,
     asm::{Asm, To},
     opcodes::{
-        BPF_A, BPF_ABS, BPF_ADD, BPF_ALU, BPF_AND, BPF_B, BPF_H, BPF_IMM, BPF_IND, BPF_JEQ,
-        BPF_JGE, BPF_JGT, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_LDX, BPF_LSH, BPF_MEM, BPF_MISC,
-        BPF_MSH, BPF_RET, BPF_RSH, BPF_ST, BPF_SUB, BPF_TAX, BPF_TXA, BPF_X,
+        Ancillary, BPF_A, BPF_ABS, BPF_ADD, BPF_ALU, BPF_AND, BPF_B, BPF_H, BPF_IMM, BPF_IND,
+        BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_LDX, BPF_LSH, BPF_MEM,
+        BPF_MISC, BPF_MSH, BPF_RET, BPF_RSH, BPF_ST, BPF_SUB, BPF_TAX, BPF_TXA, BPF_X,
     },
     validate,
     window::{class, load_size, mode, splice},
@@ -148,9 +148,15 @@ fn expand(original: CbpfInsn, cells: Cells, window: Option<u32>, cut: bool) -> V
     let load_end = insn(BPF_LD | BPF_MEM, 0, 0, cells.end);
     match class(original.code) {
         BPF_LD if mode(original.code) == BPF_ABS => {
-            // A is dead here: the load overwrites it.
-            match original.k.checked_add(load_size(original.code)) {
+            // A is dead here: the load overwrites it. An ancillary load
+            // needs the bytes its value follows from.
+            let needed = match Ancillary::at(original.k) {
+                Some(ancillary) => Some(ancillary.reach()),
+                None => original.k.checked_add(load_size(original.code)),
+            };
+            match needed {
                 None => vec![REJECT],
+                Some(0) => vec![original],
                 Some(needed) => vec![
                     load_end,
                     insn(BPF_JMP | BPF_JGE | BPF_K, 1, 0, needed),

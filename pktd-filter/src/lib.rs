@@ -10,8 +10,12 @@
 //!   [`format_d`], [`format_dd`], [`format_ddd`], [`to_binary`] write them
 //!   (the text forms byte-identical to tcpdump's);
 //! - [`validate`] applies the Linux kernel's classic-BPF rules, so pktd
-//!   accepts exactly the programs the kernel would, minus ancillary and
-//!   negative-offset loads, which pktd's eBPF evaluator cannot serve.
+//!   accepts exactly the programs the kernel would, minus negative-offset
+//!   loads and the ancillary loads pktd's eBPF evaluator cannot serve (it
+//!   serves those libpcap's Linux code uses: `inbound`, `outbound`,
+//!   `ifindex N`, the protocol and the VLAN metadata);
+//! - [`for_wire_view`] runs a program written for the kernel's view of a
+//!   frame (the VLAN tag in metadata) on pktd's (the tag in the frame).
 //!
 //! [`and_then`] ANDs two programs (a policy's filter and a client's);
 //! [`confine`] keeps a client's program to the first bytes of a packet
@@ -34,6 +38,7 @@ mod headers;
 mod image;
 mod interpret;
 mod kernel;
+mod kernel_view;
 mod libpcap;
 pub mod opcodes;
 #[expect(
@@ -52,6 +57,7 @@ pub use headers::{IPV6_EXTENSION_HEADERS, confine_to_headers, header_end, header
 pub use image::format_d;
 pub use interpret::{Metadata, interpret, interpret_with};
 pub use kernel::kernel_accepts;
+pub use kernel_view::{for_wire_view, reads_vlan_metadata};
 pub use libpcap::{compile, compile_unvalidated, pcap_offline_filter};
 pub use text::{format_dd, format_ddd, parse_binary, parse_ddd, to_binary};
 pub use validate::{ValidProgram, validate};

@@ -139,6 +139,22 @@ impl Ancillary {
             _ => None,
         }
     }
+
+    /// How many bytes at the start of the frame (as on the wire) tell
+    /// what this load reads, for the passes that confine a program to a
+    /// part of the frame: the packet type follows from the destination
+    /// MAC (and the direction), the tag's presence from the TPID, the tag
+    /// from the TCI, the protocol from the EtherType past a tag; the
+    /// ifindex from none.
+    pub const fn reach(self) -> u32 {
+        match self {
+            Self::Ifindex => 0,
+            Self::PacketType => 6,
+            Self::VlanTagPresent => 14,
+            Self::VlanTag => 16,
+            Self::Protocol => 18,
+        }
+    }
 }
 
 /// The instruction class (`BPF_CLASS`).

@@ -10,6 +10,8 @@
 //!
 //! - a load at a constant offset past the window (`ld [k]`, `ldx
 //!   4*([k]&0xf)`) becomes `ret #0`, as it would fail on the cut packet;
+//!   so does an ancillary load whose value follows from bytes past it
+//!   ([`Ancillary::reach`]: the protocol past a VLAN tag, say);
 //! - a load at `x + k` is preceded by a check of the offset it will use:
 //!   `txa; add #k; jgt #(window - size), reject` (A is dead there: the load
 //!   overwrites it; offsets wrap at 32 bits as the load's do);
@@ -23,8 +25,8 @@
 use crate::{
     CbpfInsn, FilterError, ValidProgram,
     opcodes::{
-        BPF_A, BPF_ABS, BPF_ADD, BPF_ALU, BPF_B, BPF_H, BPF_IND, BPF_JA, BPF_JEQ, BPF_JGT, BPF_JMP,
-        BPF_K, BPF_LD, BPF_LDX, BPF_MISC, BPF_MSH, BPF_RET, BPF_TXA,
+        Ancillary, BPF_A, BPF_ABS, BPF_ADD, BPF_ALU, BPF_B, BPF_H, BPF_IND, BPF_JA, BPF_JEQ,
+        BPF_JGT, BPF_JMP, BPF_K, BPF_LD, BPF_LDX, BPF_MISC, BPF_MSH, BPF_RET, BPF_TXA,
     },
     validate,
 };
@@ -94,11 +96,11 @@ fn expand(insn: CbpfInsn, window: u32) -> Vec<CbpfInsn> {
         |offset: u32, size: u32| u64::from(offset) + u64::from(size) > u64::from(window);
     match class(insn.code) {
         BPF_LD if mode(insn.code) == BPF_ABS => {
-            if past_window(insn.k, load_size(insn.code)) {
-                vec![reject]
-            } else {
-                vec![insn]
-            }
+            let beyond = match Ancillary::at(insn.k) {
+                Some(ancillary) => past_window(0, ancillary.reach()),
+                None => past_window(insn.k, load_size(insn.code)),
+            };
+            if beyond { vec![reject] } else { vec![insn] }
         }
         BPF_LDX if mode(insn.code) == BPF_MSH => {
             if past_window(insn.k, 1) {
@@ -253,6 +255,42 @@ mod tests {
         }
         frame[40] = 0;
         assert_eq!(interpret(&confined, &frame, 120), 0);
+    }
+
+    /// An ancillary load counts as reading the bytes its value follows
+    /// from: the packet type the destination MAC, the ifindex none.
+    #[test]
+    fn ancillary_loads_need_the_bytes_they_follow_from() {
+        use crate::{Metadata, interpret_with};
+        let frame = [0u8; 60];
+        let received = Metadata {
+            protocol: 0x0800,
+            ifindex: 3,
+            ..Metadata::default()
+        };
+        let sent = Metadata {
+            packet_type: 4,
+            ..received
+        };
+        for (expression, window, on_received, on_sent) in [
+            ("ifindex 3", 1, true, true),
+            ("inbound", 4, false, false),
+            ("inbound", 6, true, false),
+            ("outbound", 64, false, true),
+        ] {
+            let program = compile(expression, true, 262_144).unwrap();
+            let confined = confine(&program, window).unwrap();
+            assert_eq!(
+                interpret_with(&confined, &frame, 60, &received) != 0,
+                on_received,
+                "{expression} in {window}"
+            );
+            assert_eq!(
+                interpret_with(&confined, &frame, 60, &sent) != 0,
+                on_sent,
+                "{expression} in {window}"
+            );
+        }
     }
 
     #[test]

@@ -245,7 +245,7 @@ fn ancillary_loads_are_ours_alone() {
         .expect_err("refused")
         .to_string();
     assert!(
-        message.ends_with("only the packet type, ifindex, protocol and VLAN ones are supported"),
+        message.contains("it offers protocol, pkttype, ifindex, vlan_tci and vlan_avail"),
         "{message}"
     );
 }

@@ -281,7 +281,19 @@ impl Analysis<'_> {
                     BPF_IMM => Val::Const(insn.k),
                     BPF_MEM => state.mem[insn.k as usize],
                     BPF_LEN => Val::Unknown,
-                    BPF_ABS => self.load(&state, insn.k, load_size(insn.code), None)?,
+                    BPF_ABS => match Ancillary::at(insn.k) {
+                        // The packet type tells the hidden MAC addresses
+                        // apart: broadcast, multicast, this host's.
+                        Some(Ancillary::PacketType) if !self.macs_visible => {
+                            return Err("reads the packet type (inbound, outbound), which \
+                                        tells the hidden MAC addresses apart"
+                                .to_owned());
+                        }
+                        // The EtherType, the tag and the interface are
+                        // left as they are.
+                        Some(_) => Val::Unknown,
+                        None => self.load(&state, insn.k, load_size(insn.code), None)?,
+                    },
                     BPF_IND => match state.x {
                         Val::Const(x) => {
                             self.load(&state, x.wrapping_add(insn.k), load_size(insn.code), None)?

@@ -1,5 +1,5 @@
 use super::*;
-use crate::{compile, interpret};
+use crate::{Metadata, compile, interpret, interpret_with};
 
 fn insn(code: u16, jt: u8, jf: u8, k: u32) -> CbpfInsn {
     CbpfInsn::new(code, jt, jf, k)
@@ -200,4 +200,25 @@ fn the_guard_drops_what_the_anonymizer_would_hide() {
     assert!(accepts(&program, &tcp), "a TCP header of 20 bytes");
     tcp[46] = 0x40;
     assert!(!accepts(&program, &tcp), "a TCP data offset of 4");
+}
+
+#[test]
+fn ancillary_loads_under_anonymization() {
+    // The interface and the EtherType are not hidden: allowed.
+    let ifindex = mapped("ifindex 3 and net 10.0.0.0/8").unwrap();
+    let frame = ipv4(0x0a00_0001 ^ V4_KEY, 0x0b00_0001);
+    let metadata = |ifindex| Metadata {
+        protocol: 0x0800,
+        ifindex,
+        ..Metadata::default()
+    };
+    let len = frame.len() as u32;
+    assert_ne!(interpret_with(&ifindex, &frame, len, &metadata(3)), 0);
+    assert_eq!(interpret_with(&ifindex, &frame, len, &metadata(4)), 0);
+    // The packet type follows from the MAC addresses: refused while they
+    // are hidden, allowed when they are kept.
+    let error = mapped("inbound").unwrap_err().to_string();
+    assert!(error.contains("packet type"), "{error}");
+    let program = compile("outbound and udp", true, 262_144).unwrap();
+    assert!(map_addresses(&program, &Xor, true).is_ok());
 }
