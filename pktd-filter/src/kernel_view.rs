@@ -220,12 +220,12 @@ mod tests {
                     frame[14] = 0x45;
                     frame[20..22].fill(0);
                     frame[23] = [6, 17][(rng.next() % 2) as usize];
-                    if rng.next() % 2 == 0 {
+                    if rng.next().is_multiple_of(2) {
                         frame[36..38].copy_from_slice(&53u16.to_be_bytes());
                     }
                 }
                 // Priority bits, and VLAN 10 or 20.
-                let tag = (rng.next() % 3 != 0)
+                let tag = (!rng.next().is_multiple_of(3))
                     .then(|| ((rng.next() % 8) as u16) << 13 | [10, 20][(rng.next() % 2) as usize]);
                 (frame, tag)
             })
