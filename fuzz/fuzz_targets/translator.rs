@@ -1,6 +1,8 @@
 //! Differential: the native code `pktd-translate` makes of a classic-BPF
 //! filter, run by the real kernel, against the reference interpreter
-//! (`pktd_filter::interpret`). Needs root: it loads the kernel program.
+//! (`pktd_filter::interpret_with`, given the metadata a test run's socket
+//! buffer carries, for the ancillary loads). Needs root: it loads the
+//! kernel program.
 //!
 //! One kernel program is loaded, unattached (`Attachment::detached`, TC,
 //! the shared engine), with one client. Per input: a valid program is
@@ -29,7 +31,7 @@ use pktd_daemon::{
     capture::{Attachment, ClientSpec, Engine, Hook, Ring},
     error_chain as chain,
 };
-use pktd_filter::{CbpfInsn, ValidProgram, interpret, opcodes::*, validate};
+use pktd_filter::{CbpfInsn, Metadata, ValidProgram, interpret_with, opcodes::*, validate};
 
 /// Bytes of an Ethernet header.
 const ETH_HLEN: usize = 14;
@@ -91,7 +93,7 @@ fn compare(attachment: &Attachment, ring: &mut Ring, program: &ValidProgram, pac
     assert!(ring.next_record().is_none(), "one packet, two records");
 
     let wire = packet.len() as u32;
-    let verdict = interpret(program, packet, wire);
+    let verdict = interpret_with(program, packet, wire, &test_run_metadata(packet));
     let engine = attachment.slot_engine(ring.slot());
     match (verdict, record) {
         (0, None) => {}
@@ -121,6 +123,36 @@ fn compare(attachment: &Attachment, ring: &mut Ring, program: &ValidProgram, pac
                 program.insns()
             );
         }
+    }
+}
+
+/// What a test run's socket buffer says of `frame` (Linux
+/// `eth_type_trans` on the loopback device, address and broadcast address
+/// all zero): the packet type from the destination MAC, the protocol from
+/// the EtherType (or 802.3/802.2 below 0x600); ifindex 1; no VLAN tag in
+/// metadata (a test run leaves tags in the frame).
+fn test_run_metadata(frame: &[u8]) -> Metadata {
+    let destination = &frame[..6];
+    let packet_type = if destination == [0; 6] {
+        0 // PACKET_HOST
+    } else if destination[0] & 1 != 0 {
+        2 // PACKET_MULTICAST (the broadcast address is all zero)
+    } else {
+        3 // PACKET_OTHERHOST
+    };
+    let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
+    let protocol = if ethertype >= 0x600 {
+        ethertype
+    } else if frame.get(14..16) == Some(&[0xff, 0xff]) {
+        1 // ETH_P_802_3
+    } else {
+        4 // ETH_P_802_2
+    };
+    Metadata {
+        protocol,
+        packet_type,
+        ifindex: 1,
+        vlan: None,
     }
 }
 
@@ -166,6 +198,14 @@ fn insn(shape: u8, a: u8, b: u8, c: u8, room: usize) -> CbpfInsn {
     let jump = |offset: u8| (usize::from(offset) % (room + 1)) as u8;
     let op = ALU_OPS[usize::from(a) % ALU_OPS.len()];
     match shape % 16 {
+        // Sometimes an ancillary load: protocol, pkttype, ifindex, the
+        // VLAN tag and its presence.
+        0 if a >= 240 => CbpfInsn::new(
+            BPF_LD | size | BPF_ABS,
+            0,
+            0,
+            SKF_AD_OFF + [0, 4, 8, 44, 48][usize::from(c) % 5],
+        ),
         0 => CbpfInsn::new(BPF_LD | size | BPF_ABS, 0, 0, offset(b, c)),
         1 => CbpfInsn::new(BPF_LD | size | BPF_IND, 0, 0, offset(b, c)),
         2 => CbpfInsn::new(BPF_LDX | BPF_B | BPF_MSH, 0, 0, offset(b, c)),

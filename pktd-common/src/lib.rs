@@ -278,6 +278,8 @@ pub struct Verdicts {
     pub cap_len: [u32; MAX_CLIENTS as usize],
 }
 const _: () = assert!(size_of::<Verdicts>() == 16 + 4 * MAX_CLIENTS as usize);
+/// Offset of [`Verdicts::direction`], for generated code.
+pub const VERDICTS_DIRECTION: usize = core::mem::offset_of!(Verdicts, direction);
 /// Offset of [`Verdicts::matched`], for generated code.
 pub const VERDICTS_MATCHED: usize = core::mem::offset_of!(Verdicts, matched);
 /// Offset of [`Verdicts::cap_len`], for generated code.

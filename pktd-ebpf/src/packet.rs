@@ -33,8 +33,9 @@ pub trait HookContext: Copy {
     fn info(self) -> FrameInfo;
     /// The packet type (PACKET_HOST …) and EtherType (host order) the
     /// kernel gave the packet, for the ancillary loads; only asked when a
-    /// filter reads them.
-    fn metadata(self) -> (u32, u32);
+    /// filter reads them. `None` at XDP, before the kernel has looked at
+    /// the frame.
+    fn metadata(self) -> Option<(u32, u32)>;
     /// Copies `len` bytes at `offset` of the frame (as the hook holds it)
     /// to `dst`; the helper's return code.
     fn load_bytes(self, offset: u32, dst: *mut u8, len: u32) -> i64;
@@ -60,12 +61,12 @@ impl HookContext for Tc {
     }
 
     #[inline(always)]
-    fn metadata(self) -> (u32, u32) {
+    fn metadata(self) -> Option<(u32, u32)> {
         let skb = self.0;
         // SAFETY: as in `info`.
         let (pkt_type, protocol) = unsafe { ((*skb).pkt_type, (*skb).protocol) };
         // `protocol` is the __be16 as stored.
-        (pkt_type, u32::from(u16::from_be(protocol as u16)))
+        Some((pkt_type, u32::from(u16::from_be(protocol as u16))))
     }
 
     #[inline(always)]
@@ -98,10 +99,10 @@ impl HookContext for Xdp {
     }
 
     #[inline(always)]
-    fn metadata(self) -> (u32, u32) {
+    fn metadata(self) -> Option<(u32, u32)> {
         // XDP runs before the kernel has classified the frame: sessions
         // whose filters read these keep their interface at TC.
-        (0, 0)
+        None
     }
 
     #[inline(always)]
@@ -190,11 +191,17 @@ impl<F: HookContext> PacketView<F> {
     /// `None` (the packet is rejected) for one pktd does not offer.
     #[inline(always)]
     pub fn ancillary(&self, k: u32) -> Option<u32> {
-        match k.wrapping_sub(SKF_AD_OFF) {
-            SKF_AD_PROTOCOL => Some(self.frame.metadata().1),
+        let offset = k.wrapping_sub(SKF_AD_OFF);
+        if offset == SKF_AD_IFINDEX {
+            return Some(self.ifindex);
+        }
+        // The others need the socket buffer (TC); at XDP the packet is
+        // rejected, as native code does.
+        let (pkt_type, protocol) = self.frame.metadata()?;
+        match offset {
+            SKF_AD_PROTOCOL => Some(protocol),
             SKF_AD_PKTTYPE if self.direction == DIR_OUT => Some(PACKET_OUTGOING),
-            SKF_AD_PKTTYPE => Some(self.frame.metadata().0),
-            SKF_AD_IFINDEX => Some(self.ifindex),
+            SKF_AD_PKTTYPE => Some(pkt_type),
             SKF_AD_VLAN_TAG => Some(if self.tag_len != 0 {
                 u32::from(u16::from_be_bytes([self.tag[2], self.tag[3]]))
             } else {

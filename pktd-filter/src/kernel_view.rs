@@ -57,6 +57,16 @@ pub fn reads_vlan_metadata(program: &ValidProgram) -> bool {
     })
 }
 
+/// Does `program` read the socket buffer's metadata, which XDP does not
+/// have (every ancillary load but the ifindex)? Its session runs at TC.
+pub fn reads_socket_buffer(program: &ValidProgram) -> bool {
+    program.insns().iter().any(|insn| {
+        class(insn.code) == BPF_LD
+            && mode(insn.code) == BPF_ABS
+            && Ancillary::at(insn.k).is_some_and(|ancillary| ancillary != Ancillary::Ifindex)
+    })
+}
+
 /// `program` as it decides on pktd's view of a frame (see the module): a
 /// program reading the VLAN metadata rewritten, any other unchanged.
 pub fn for_wire_view(program: &ValidProgram) -> Result<ValidProgram, FilterError> {

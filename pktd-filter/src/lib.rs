@@ -57,7 +57,7 @@ pub use headers::{IPV6_EXTENSION_HEADERS, confine_to_headers, header_end, header
 pub use image::format_d;
 pub use interpret::{Metadata, interpret, interpret_with};
 pub use kernel::kernel_accepts;
-pub use kernel_view::{for_wire_view, reads_vlan_metadata};
+pub use kernel_view::{for_wire_view, reads_socket_buffer, reads_vlan_metadata};
 pub use libpcap::{compile, compile_unvalidated, pcap_offline_filter};
 pub use text::{format_dd, format_ddd, parse_binary, parse_ddd, to_binary};
 pub use validate::{ValidProgram, validate};

@@ -8,7 +8,10 @@
 
 use std::collections::HashSet;
 
-use pktd_common::{CbpfInsn, MAX_CLIENTS, VERDICTS_CAP_LEN, VERDICTS_MATCHED};
+use pktd_common::{
+    CbpfInsn, DIR_OUT, MAX_CLIENTS, PACKET_OUTGOING, VERDICTS_CAP_LEN, VERDICTS_DIRECTION,
+    VERDICTS_MATCHED,
+};
 use pktd_filter::opcodes::*;
 
 use crate::{
@@ -75,6 +78,7 @@ const SUB: u8 = 0x10;
 const OR: u8 = 0x40;
 const AND: u8 = 0x50;
 const LSH: u8 = 0x60;
+const RSH: u8 = 0x70;
 const NEG: u8 = 0x80;
 const MOV: u8 = 0xb0;
 const END_TO_BE: u8 = 0xd0 | 0x08;
@@ -123,8 +127,14 @@ const WIRE_HEAD_LEN: u32 = 24;
 const TAG_SHIFT: i16 = -456;
 const _: () = assert!(TAG_SHIFT >= -512 && WIRE_HEAD + WIRE_HEAD_LEN as i16 <= TAG_SHIFT + 8 + 24);
 
-/// `struct __sk_buff` fields the VLAN handling reads.
+/// `struct __sk_buff` fields the VLAN handling and the ancillary loads
+/// read.
 const SKB_LEN: i16 = 0;
+const SKB_PKT_TYPE: i16 = 4;
+const SKB_PROTOCOL: i16 = 16;
+const SKB_IFINDEX: i16 = 40;
+/// `struct xdp_md`'s `ingress_ifindex`.
+const XDP_INGRESS_IFINDEX: i16 = 12;
 const SKB_VLAN_PRESENT: i16 = 20;
 const SKB_VLAN_TCI: i16 = 24;
 const SKB_VLAN_PROTO: i16 = 28;
@@ -433,9 +443,59 @@ impl Emitter {
         }
     }
 
+    /// `dst` = what the kernel's ancillary load reads (whatever the load's
+    /// size). At XDP there is no socket buffer: only the ifindex is
+    /// there, the others go to `fault` (the daemon keeps sessions whose
+    /// filters read them at TC).
+    fn ancillary(&mut self, dst: u8, ancillary: Ancillary, fault: Label) {
+        match (self.hook, ancillary) {
+            (Hook::Tc, Ancillary::Protocol) => {
+                // The __be16 as stored, to host order.
+                self.emit(LDX | MEM | W, dst, R6, SKB_PROTOCOL, 0);
+                self.emit(ALU | END_TO_BE, dst, 0, 0, 16);
+            }
+            (Hook::Tc, Ancillary::PacketType) => {
+                // A sent packet is PACKET_OUTGOING, as AF_PACKET's taps
+                // see it; a received one has the type the kernel gave it.
+                let (received, done) = (self.label(), self.label());
+                self.emit(LDX | MEM | DW, R1, R10, VERDICTS_POINTER, 0);
+                self.emit(LDX | MEM | W, R1, R1, VERDICTS_DIRECTION as i16, 0);
+                self.jump(JMP | JNE | K, R1, 0, DIR_OUT as i32, received);
+                self.emit(ALU | MOV | K, dst, 0, 0, PACKET_OUTGOING as i32);
+                self.jump(JMP | JA, 0, 0, 0, done);
+                self.bind(received);
+                self.emit(LDX | MEM | W, dst, R6, SKB_PKT_TYPE, 0);
+                self.bind(done);
+            }
+            (Hook::Tc, Ancillary::Ifindex) => self.emit(LDX | MEM | W, dst, R6, SKB_IFINDEX, 0),
+            (Hook::Xdp, Ancillary::Ifindex) => {
+                self.emit(LDX | MEM | W, dst, R6, XDP_INGRESS_IFINDEX, 0);
+            }
+            (Hook::Tc, Ancillary::VlanTagPresent) => {
+                // TAG_SHIFT is 4 with the tag in metadata, else 0.
+                self.emit(LDX | MEM | W, dst, R10, TAG_SHIFT, 0);
+                self.emit(ALU | RSH | K, dst, 0, 0, 2);
+            }
+            (Hook::Tc, Ancillary::VlanTag) => {
+                let done = self.label();
+                self.emit(ALU | MOV | K, dst, 0, 0, 0);
+                self.emit(LDX | MEM | W, R1, R10, TAG_SHIFT, 0);
+                self.jump(JMP | JEQ | K, R1, 0, 0, done);
+                self.emit(LDX | MEM | W, dst, R6, SKB_VLAN_TCI, 0);
+                self.bind(done);
+            }
+            (Hook::Xdp, _) => self.jump(JMP | JA, 0, 0, 0, fault),
+        }
+    }
+
     fn exec(&mut self, insn: &CbpfInsn, fault: Label) {
         let k = insn.k;
         let memory = |k: u32| MEMORY + 4 * (k as i16 & 0xf);
+        if matches!(insn.code, 0x20 | 0x28 | 0x30)
+            && let Some(ancillary) = Ancillary::at(k)
+        {
+            return self.ancillary(REG_A, ancillary, fault);
+        }
         match insn.code {
             0x00 => self.emit(ALU | MOV | K, REG_A, 0, 0, k as i32),
             0x20 => self.load(REG_A, 4, Offset::Absolute(k), fault),

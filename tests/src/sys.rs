@@ -7,6 +7,8 @@ use std::{
     os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
 };
 
+use pktd_common::CbpfInsn;
+
 /// An AF_PACKET raw socket bound to `ifindex` in the calling thread's
 /// namespace, for sending whole Ethernet frames. It receives nothing
 /// (protocol 0).
@@ -34,6 +36,98 @@ pub fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     Ok(fd)
+}
+
+/// An AF_PACKET socket receiving every frame of `ifindex`, both ways, that
+/// `program` accepts: the kernel's own filter, the reference for what a
+/// live tcpdump with that filter sees. Non-blocking. The filter is in
+/// place before the socket is bound, so that nothing unfiltered gets in.
+pub fn filtered_capture_socket(ifindex: u32, program: &[CbpfInsn]) -> io::Result<OwnedFd> {
+    let all = (libc::ETH_P_ALL as u16).to_be();
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr().cast_mut().cast(),
+    };
+    // SAFETY: fprog points at `program`, whose CbpfInsn is laid out as the
+    // kernel's sock_filter (8 bytes: code, jt, jf, k); the kernel copies it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            std::ptr::from_ref(&fprog).cast(),
+            size_of::<libc::sock_fprog>() as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let buffer: libc::c_int = 8 << 20;
+    // SAFETY: a valid int of the size passed.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            std::ptr::from_ref(&buffer).cast(),
+            size_of::<libc::c_int>() as u32,
+        );
+    }
+    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = all;
+    addr.sll_ifindex = ifindex as i32;
+    // SAFETY: addr is a valid sockaddr_ll of the size passed.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            std::ptr::from_ref(&addr).cast(),
+            size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+/// Every frame waiting on a non-blocking packet socket, whole.
+pub fn receive_all(socket: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
+    let mut frames = Vec::new();
+    let mut buffer = vec![0u8; 1 << 16];
+    loop {
+        // SAFETY: buffer is a valid writable buffer of its length.
+        let got = unsafe {
+            libc::recv(
+                socket.as_raw_fd(),
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                libc::MSG_TRUNC,
+            )
+        };
+        if got < 0 {
+            let err = io::Error::last_os_error();
+            return match err.kind() {
+                io::ErrorKind::WouldBlock => Ok(frames),
+                _ => Err(err),
+            };
+        }
+        frames.push(buffer[..(got as usize).min(buffer.len())].to_vec());
+    }
 }
 
 /// Sends one frame on a bound AF_PACKET socket.

@@ -787,6 +787,21 @@ async fn a_daemon_forced_to_xdp_serves_received_packets_and_refuses_sent_ones() 
         .err()
         .expect("a session wanting both directions is refused at XDP");
     assert!(refused.to_string().contains("XDP"), "{refused}");
+    // Nor can XDP serve a filter that reads the socket buffer's packet
+    // type, even on received packets only.
+    let refused = daemon
+        .capture(&lab.capture_if)
+        .netns(&lab.capture_ns)
+        .direction(Direction::In)
+        .filter("inbound and udp")
+        .open()
+        .await
+        .err()
+        .expect("a filter reading the packet type is refused at XDP");
+    assert!(
+        refused.to_string().contains("which XDP does not have"),
+        "{refused}"
+    );
 
     let sender = lab.sender();
     let frames: Vec<Vec<u8>> = (0..20u64)

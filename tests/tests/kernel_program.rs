@@ -452,29 +452,70 @@ fn interpreted_filters_share_a_per_packet_budget() {
     assert_eq!(counters.over_budget, 0);
 }
 
-/// WIP (ancillary loads): the interpreter in the kernel reads the packet
-/// type for `inbound`/`outbound` (PACKET_OUTGOING for sent packets, as
-/// AF_PACKET's taps see them) and the interface index for `ifindex N`.
+/// The ancillary loads libpcap's `inbound`, `outbound`, `ifindex N` and a
+/// protocol test compile to, on every engine (the interpreter in the
+/// kernel program, native code alone and merged): the packet type
+/// (PACKET_OUTGOING for sent packets, as AF_PACKET's taps see them), the
+/// interface index, the skb's protocol. The VLAN metadata, which a test
+/// run cannot set, is checked on live traffic (`ancillary.rs`).
 #[test]
-fn the_interpreter_reads_direction_and_ifindex_for_libpcaps_ancillary_loads() {
-    let mut attachment = Attachment::detached(Engine::Interpreter, Hook::Tc).unwrap();
-    let both = ClientSpec {
-        directions: DIR_IN | DIR_OUT,
-        ..ClientSpec::default()
-    };
-    let mut inbound = attachment.add_client(&both, &filter("inbound")).unwrap();
-    let mut outbound = attachment.add_client(&both, &filter("outbound")).unwrap();
-    let frame = udp_frame(9000, 10);
-    attachment.test_run(DIR_IN, &frame, 1).unwrap();
-    assert!(inbound.next_record().is_some(), "inbound, received");
-    assert!(outbound.next_record().is_none(), "outbound, received");
-    attachment.test_run(DIR_OUT, &frame, 1).unwrap();
-    assert!(inbound.next_record().is_none(), "inbound, sent");
-    assert!(outbound.next_record().is_some(), "outbound, sent");
-    // The test run's packet is on the loopback device, index 1.
-    let mut on_lo = attachment.add_client(&both, &filter("ifindex 1")).unwrap();
-    let mut elsewhere = attachment.add_client(&both, &filter("ifindex 2")).unwrap();
-    attachment.test_run(DIR_IN, &frame, 1).unwrap();
-    assert!(on_lo.next_record().is_some(), "ifindex 1");
-    assert!(elsewhere.next_record().is_none(), "ifindex 2");
+fn every_engine_reads_the_packet_type_ifindex_and_protocol() {
+    // ld proto; jeq #0x800 → ret #262144; ret #0
+    let ipv4_by_protocol = validate(&[
+        CbpfInsn::new(0x28, 0, 0, 0xffff_f000),
+        CbpfInsn::new(0x15, 0, 1, 0x0800),
+        CbpfInsn::new(0x06, 0, 0, 262_144),
+        CbpfInsn::new(0x06, 0, 0, 0),
+    ])
+    .unwrap();
+    for engine in [Engine::Interpreter, Engine::PerClient, Engine::Shared] {
+        let mut attachment = Attachment::detached(engine, Hook::Tc).unwrap();
+        let both = ClientSpec {
+            directions: DIR_IN | DIR_OUT,
+            ..ClientSpec::default()
+        };
+        let mut inbound = attachment.add_client(&both, &filter("inbound")).unwrap();
+        let mut outbound = attachment.add_client(&both, &filter("outbound")).unwrap();
+        // The test run's packet is on the loopback device, index 1.
+        let mut on_lo = attachment
+            .add_client(&both, &filter("ifindex 1 and udp"))
+            .unwrap();
+        let mut elsewhere = attachment.add_client(&both, &filter("ifindex 2")).unwrap();
+        let mut ipv4 = attachment.add_client(&both, &ipv4_by_protocol).unwrap();
+        let expected = match engine {
+            Engine::Interpreter => SlotEngine::Interpreted,
+            _ => SlotEngine::Native,
+        };
+        for ring in [&inbound, &outbound, &on_lo, &elsewhere, &ipv4] {
+            assert_eq!(attachment.slot_engine(ring.slot()).unwrap(), expected);
+        }
+        let frame = udp_frame(9000, 10);
+        attachment.test_run(DIR_IN, &frame, 1).unwrap();
+        assert!(
+            inbound.next_record().is_some(),
+            "{engine:?}: inbound, received"
+        );
+        assert!(
+            outbound.next_record().is_none(),
+            "{engine:?}: outbound, received"
+        );
+        attachment.test_run(DIR_OUT, &frame, 1).unwrap();
+        assert!(inbound.next_record().is_none(), "{engine:?}: inbound, sent");
+        assert!(
+            outbound.next_record().is_some(),
+            "{engine:?}: outbound, sent"
+        );
+        for _ in 0..2 {
+            assert!(on_lo.next_record().is_some(), "{engine:?}: ifindex 1");
+            assert!(ipv4.next_record().is_some(), "{engine:?}: protocol 0x800");
+        }
+        assert!(elsewhere.next_record().is_none(), "{engine:?}: ifindex 2");
+        // An IPv6 frame: the protocol test says no.
+        let mut ipv6 = vec![0u8; 60];
+        ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        ipv6[14] = 0x60;
+        attachment.test_run(DIR_IN, &ipv6, 1).unwrap();
+        assert!(ipv4.next_record().is_none(), "{engine:?}: protocol 0x86dd");
+        assert!(inbound.next_record().is_some(), "{engine:?}: inbound IPv6");
+    }
 }

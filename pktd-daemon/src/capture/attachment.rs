@@ -8,7 +8,7 @@ use aya::{
     programs::{tc::SchedClassifierLinkId, xdp::XdpLinkId},
 };
 use pktd_common::{DEFAULT_INTERPRET_BUDGET, DIR_IN, Globals, MAX_CLIENTS, names};
-use pktd_filter::ValidProgram;
+use pktd_filter::{ValidProgram, reads_socket_buffer};
 use pktd_translate::Hook;
 
 use super::{
@@ -187,12 +187,14 @@ impl Attachment {
         self.slots.iter().filter(|slot| slot.is_some()).count()
     }
 
-    /// Whether every session wants received packets only.
-    pub fn received_only(&self) -> bool {
+    /// Whether XDP can serve every session: each wants received packets
+    /// only, and no filter reads the socket buffer's metadata (the packet
+    /// type, the protocol, the VLAN tag), which XDP does not have.
+    pub fn xdp_serves_all(&self) -> bool {
         self.slots
             .iter()
             .flatten()
-            .all(|state| state.directions == DIR_IN)
+            .all(|state| state.directions == DIR_IN && !reads_socket_buffer(&state.filter))
     }
 
     /// What slot `slot`'s filter runs as now.

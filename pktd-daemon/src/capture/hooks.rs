@@ -103,9 +103,11 @@ impl Attachment {
         else {
             return Ok(());
         };
-        if !self.received_only() {
+        if !self.xdp_serves_all() {
             return Err(CaptureError::InvalidSpec {
-                message: "a session wants sent packets: XDP cannot serve it".to_owned(),
+                message: "a session wants sent packets or the socket buffer's metadata: XDP \
+                          cannot serve it"
+                    .to_owned(),
             });
         }
         object::load_xdp(&mut self.ebpf, &self.maps)?;

@@ -21,7 +21,7 @@ use std::{
     time::Duration,
 };
 
-use pktd_filter::ValidProgram;
+use pktd_filter::{ValidProgram, reads_socket_buffer};
 
 use pktd_translate::Hook;
 
@@ -288,14 +288,15 @@ impl Registry {
         let interface = &entry.key.interface;
         let attachment = match attachment {
             Some(attachment) => {
-                let wants_sent = spec.directions != pktd_common::DIR_IN;
-                if wants_sent && self.hook == HookChoice::Auto && attachment.hook() == Hook::Xdp {
+                let needs_tc =
+                    spec.directions != pktd_common::DIR_IN || reads_socket_buffer(filter);
+                if needs_tc && self.hook == HookChoice::Auto && attachment.hook() == Hook::Xdp {
                     attachment.move_to_tc()?;
                 }
                 attachment
             }
             None => {
-                let made = self.attach(netns, interface, spec)?;
+                let made = self.attach(netns, interface, spec, filter)?;
                 tracing::info!(%netns, interface, engine = %self.engine, hook = ?made.hook(), "attached");
                 if entry.counters.get().is_none() {
                     let _ = entry.counters.set(made.interface_counter_reader()?);
@@ -316,8 +317,9 @@ impl Registry {
         netns: &NetnsHandle,
         interface: &str,
         spec: &ClientSpec,
+        filter: &ValidProgram,
     ) -> Result<Attachment, CaptureError> {
-        let received_only = spec.directions == pktd_common::DIR_IN;
+        let received_only = spec.directions == pktd_common::DIR_IN && !reads_socket_buffer(filter);
         let at = |hook| Attachment::attach_in(netns, interface, self.engine, hook);
         match self.hook {
             HookChoice::Tc => at(Hook::Tc),
@@ -354,17 +356,24 @@ impl Registry {
         }
     }
 
-    /// Replaces a session's filter. Blocking.
+    /// Replaces a session's filter; one that reads the socket buffer's
+    /// metadata moves an XDP attachment to TC first. Blocking.
     pub fn set_filter(&self, slot: &SlotRef, filter: &ValidProgram) -> Result<(), CaptureError> {
         let mut attached = lock(&slot.entry.attachment);
         if attached.occupants.get(&slot.slot) != Some(&slot.occupant) {
             return Err(CaptureError::NoSuchSlot { slot: slot.slot });
         }
-        attached
+        let attachment = attached
             .attachment
             .as_mut()
-            .ok_or(CaptureError::NoSuchSlot { slot: slot.slot })?
-            .set_filter(slot.slot, filter)
+            .ok_or(CaptureError::NoSuchSlot { slot: slot.slot })?;
+        if reads_socket_buffer(filter)
+            && self.hook == HookChoice::Auto
+            && attachment.hook() == Hook::Xdp
+        {
+            attachment.move_to_tc()?;
+        }
+        attachment.set_filter(slot.slot, filter)
     }
 
     /// Changes a session's settings (see [`Attachment::update_client`]).
@@ -408,7 +417,7 @@ impl Registry {
         // it pays off.
         let back_to_xdp = self.hook == HookChoice::Auto
             && attachment.hook() == Hook::Tc
-            && attachment.received_only()
+            && attachment.xdp_serves_all()
             && attachment
                 .place()
                 .is_some_and(|(netns, interface)| xdp_pays_off(netns, interface));

@@ -12,7 +12,7 @@ use pktd_common::{
     ClientConfig, ClientCounters, ClientUsage, DIR_IN, DIR_OUT, FilterProgram, InterfaceCounters,
     MAX_CAPLEN, MAX_CLIENTS, MAX_INSNS, MODE_CAPTURE, MODE_COUNT, names,
 };
-use pktd_filter::ValidProgram;
+use pktd_filter::{ValidProgram, reads_socket_buffer};
 use pktd_translate::Hook;
 
 use super::{
@@ -79,6 +79,7 @@ impl Attachment {
                 message: "XDP sees received packets only: directions must be `in`".to_owned(),
             });
         }
+        check_hook(self.hook, filter)?;
         // A counting session gets the smallest ring: nothing is copied.
         let ring_bytes = if spec.count_only {
             MIN_RING_BYTES
@@ -222,6 +223,7 @@ impl Attachment {
     /// old one in a single update.
     pub fn set_filter(&mut self, slot: u32, filter: &ValidProgram) -> Result<(), CaptureError> {
         self.check_slot(slot)?;
+        check_hook(self.hook, filter)?;
         self.install_filter(slot, filter)?;
         if let Some(state) = &mut self.slots[slot as usize] {
             state.filter = filter.clone();
@@ -529,4 +531,17 @@ pub fn release(maps: &Releasable, slots: u64) {
             }
         }
     }
+}
+
+/// A filter that reads the socket buffer's metadata cannot run at XDP.
+fn check_hook(hook: Hook, filter: &ValidProgram) -> Result<(), CaptureError> {
+    if hook == Hook::Xdp && reads_socket_buffer(filter) {
+        return Err(CaptureError::InvalidSpec {
+            message: "the filter reads the packet type, protocol or VLAN tag the kernel \
+                      keeps beside the packet (inbound, outbound…), which XDP does not have; \
+                      this daemon captures at XDP only"
+                .to_owned(),
+        });
+    }
+    Ok(())
 }

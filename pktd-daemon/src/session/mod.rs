@@ -18,8 +18,8 @@ use std::sync::Arc;
 use pktd_anon::MacMode;
 use pktd_common::ClientCounters;
 use pktd_filter::{
-    FilterError, ValidProgram, and_then, compile, confine, confine_to_headers, header_prologue_len,
-    map_addresses, validate,
+    FilterError, ValidProgram, and_then, compile, confine, confine_to_headers, for_wire_view,
+    header_prologue_len, map_addresses, validate,
 };
 use pktd_proto::{EndReason, FilterSpec, Stats};
 
@@ -629,9 +629,14 @@ async fn client_program(
             .compiler()
             .compile(uid, expression, optimize, grant.snaplen)
             .await?),
+        // Bytecode may be written for the kernel's view of a frame (the
+        // VLAN tag in metadata): it runs on pktd's as it would there.
+        // Expressions, compiled for a dead handle, never are.
         FilterSpec::Bytecode(insns) => {
             let insns: Vec<_> = insns.iter().copied().map(Into::into).collect();
-            validate(&insns).map_err(OpenError::Filter)
+            validate(&insns)
+                .and_then(|program| for_wire_view(&program))
+                .map_err(OpenError::Filter)
         }
     }
 }
