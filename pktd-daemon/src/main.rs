@@ -26,7 +26,15 @@ use signal_hook::{
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(version, about = "pktd: packet capture and injection multiplexer")]
+#[command(
+    version,
+    about = "packet capture and injection multiplexer",
+    long_about = "pktd owns the network devices on behalf of unprivileged tools. They ask it, \
+                  through libwire (pktcap, pktd-extcap, libwire.so), to capture with a tcpdump \
+                  filter, to record traces or to inject packets; the policy file decides, per \
+                  user and group, which traffic each may see, how much of each packet, how much \
+                  in total, where it may write and what it may inject. See pktd-policy(5)."
+)]
 struct Args {
     #[command(subcommand)]
     command: Option<Subcommand>,
@@ -70,6 +78,69 @@ struct Args {
     /// dropped.
     #[arg(long, default_value_t = ConnectionLimits::default().write.as_secs_f64(), value_parser = deadline)]
     write_timeout: f64,
+    /// Print the man page or shell completions to standard output and exit
+    /// (for packagers).
+    #[arg(long, hide = true, value_enum, value_name = "WHAT")]
+    generate: Option<Generated>,
+}
+
+/// pktd(8)'s sections beyond the flags.
+const MAN_SECTIONS: &str = r#".SH SIGNALS
+.TP
+\fBSIGHUP\fR
+Reload the policy file. A file that does not parse or check keeps the old
+policy (the error is logged); running sessions are held to the new one.
+.TP
+\fBSIGTERM\fR, \fBSIGINT\fR
+End every session, detach the kernel programs, remove the socket and exit.
+A second one exits at once.
+.SH SYSTEMD
+Started by \fBpktd.socket\fR, pktd takes the listening socket it is handed
+(the LISTEN_FDS protocol) instead of binding \fB\-\-socket\fR, and tells the
+service manager when it is ready, reloading and stopping (sd_notify).
+.SH FILES
+.TP
+\fI/etc/pktd/policy.toml\fR
+The policy (\fB\-\-policy\fR), see \fBpktd-policy\fR(5).
+.TP
+\fI/run/pktd/pktd.sock\fR
+The socket clients connect to; its directory must be root's alone.
+.SH EXIT STATUS
+0 after a clean shutdown or a successful \fB\-\-check\fR; 1 on an error
+(the reason is printed).
+.SH SEE ALSO
+\fBpktcap\fR(1), \fBpktd-policy\fR(5), \fBtcpdump\fR(8), \fBpcap-filter\fR(7),
+\fBsystemd.socket\fR(5)
+"#;
+
+/// What `--generate` prints.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Generated {
+    /// pktd(8), roff.
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// Prints what `--generate` asks for, from the flags' own definitions
+/// (clap_mangen, clap_complete).
+fn generate(what: Generated) -> std::io::Result<()> {
+    use clap::CommandFactory as _;
+    use clap_complete::Shell;
+    let mut command = Args::command().name("pktd");
+    let out = &mut std::io::stdout().lock();
+    let shell = match what {
+        Generated::Man => {
+            clap_mangen::Man::new(command).section("8").render(out)?;
+            return std::io::Write::write_all(out, MAN_SECTIONS.as_bytes());
+        }
+        Generated::Bash => Shell::Bash,
+        Generated::Zsh => Shell::Zsh,
+        Generated::Fish => Shell::Fish,
+    };
+    clap_complete::generate(shell, &mut command, "pktd", out);
+    Ok(())
 }
 
 /// A deadline in seconds: positive and finite.
@@ -112,6 +183,10 @@ fn main() -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(what) = args.generate {
+        generate(what).context("writing to standard output")?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(Subcommand::Stats {
         interval,
         count,

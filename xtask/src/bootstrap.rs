@@ -12,7 +12,9 @@ use crate::process::{self, command, is_root, probe, run_captured};
 /// for the tests' namespaces, veth pairs and offload settings; tshark
 /// (with capinfos) to read pcapng options back; gcc and pkg-config to
 /// build C against libwire; gnuplot for
-/// `cargo xtask perf`'s chart.
+/// `cargo xtask perf`'s chart; systemd's tools to check the units and
+/// activate a socket; zsh and fish to check their completions; lintian
+/// and dpkg-dev for `cargo xtask package`; man-db to render man pages.
 const DEBIAN_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -26,6 +28,12 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "gcc",
     "pkg-config",
     "gnuplot-nox",
+    "systemd",
+    "zsh",
+    "fish",
+    "lintian",
+    "dpkg-dev",
+    "man-db",
 ];
 
 /// (toolchain, components). Nightly builds the eBPF crate (`-Z build-std`

@@ -143,9 +143,70 @@ struct Args {
     /// Print help.
     #[arg(short = 'h', long = "help", action = ArgAction::Help)]
     help: Option<bool>,
+    /// Print the man page or shell completions to standard output and exit
+    /// (for packagers).
+    #[arg(long, hide = true, value_enum, value_name = "WHAT")]
+    generate: Option<Generated>,
     /// The filter expression (tcpdump syntax).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     expression: Vec<String>,
+}
+
+/// pktcap(1)'s sections beyond the flags.
+const MAN_SECTIONS: &str = r#".SH DESCRIPTION OF OUTPUT
+Without \fB\-w\fR, pktcap hands the packets it receives to \fBtcpdump \-r \-\fR
+with the print flags given (\fB\-v\fR, \fB\-e\fR, \fB\-x\fR, \fB\-X\fR,
+\fB\-A\fR, \fB\-q\fR, \fB\-t\fR..., \fB\-S\fR, \fB\-\-number\fR, \fB\-n\fR),
+so that it prints what tcpdump prints. Without tcpdump (or with
+\fBPKTCAP_TCPDUMP\fR set empty) it prints with its own printer and says so once.
+.SH ENVIRONMENT
+.TP
+\fBPKTD_SOCKET\fR
+The daemon's socket (\fB\-\-socket\fR).
+.TP
+\fBPKTCAP_TCPDUMP\fR
+The tcpdump to print through; empty for the built-in printer.
+.SH EXIT STATUS
+0 when the capture ends (count reached, interrupted, or ended by the daemon
+for a reason it gives); 1 on an error, with the daemon's reason (a policy
+refusal names the rule).
+.SH SEE ALSO
+\fBpktd\fR(8), \fBpktd-policy\fR(5), \fBtcpdump\fR(8), \fBpcap-filter\fR(7)
+"#;
+
+/// What `--generate` prints.
+#[derive(Clone, Copy, ValueEnum)]
+enum Generated {
+    /// pktcap(1), roff.
+    Man,
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// Prints what `--generate` asks for, from the flags' own definitions
+/// (clap_mangen, clap_complete).
+fn generate(what: Generated) -> io::Result<()> {
+    use clap::CommandFactory as _;
+    use clap_complete::Shell;
+    let mut command = Args::command().name("pktcap");
+    let out = &mut io::stdout().lock();
+    let shell = match what {
+        Generated::Man => {
+            clap_mangen::Man::new(command).section("1").render(out)?;
+            return io::Write::write_all(out, MAN_SECTIONS.as_bytes());
+        }
+        Generated::Bash => Shell::Bash,
+        Generated::Zsh => Shell::Zsh,
+        // clap_complete writes `-s #` unquoted, which fish reads as a
+        // comment: `-#` is offered there as `--number` only.
+        Generated::Fish => {
+            command = command.mut_arg("number", |arg| arg.short(None));
+            Shell::Fish
+        }
+    };
+    clap_complete::generate(shell, &mut command, "pktcap", out);
+    Ok(())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -167,6 +228,10 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(what) = args.generate {
+        generate(what)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let expression = args.expression.join(" ");
     let snaplen = if args.snaplen == 0 {
         262_144
