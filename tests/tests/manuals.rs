@@ -114,8 +114,7 @@ fn pktd_and_pktcap_man_pages_render_cleanly_and_list_every_flag() {
 /// an unknown one ("expected one of `a`, `b`, …").
 fn known_keys(policy: &str) -> Vec<String> {
     let error = Policy::parse(policy, "keys.toml")
-        .err()
-        .expect("an unknown key is refused")
+        .expect_err("an unknown key is refused")
         .to_string();
     // serde says "expected `a`" for one key, "expected one of `a`, …" for
     // more.
