@@ -144,15 +144,16 @@ impl Ancillary {
     /// what this load reads, for the passes that confine a program to a
     /// part of the frame: the packet type follows from the destination
     /// MAC (and the direction), the tag's presence from the TPID, the tag
-    /// from the TCI, the protocol from the EtherType past a tag; the
-    /// ifindex from none.
+    /// from the TCI, the protocol from the EtherType past a tag and, for
+    /// an 802.3 length there, from the two bytes after it (0xffff makes
+    /// it ETH_P_802_3, anything else ETH_P_802_2); the ifindex from none.
     pub const fn reach(self) -> u32 {
         match self {
             Self::Ifindex => 0,
             Self::PacketType => 6,
             Self::VlanTagPresent => 14,
             Self::VlanTag => 16,
-            Self::Protocol => 18,
+            Self::Protocol => 20,
         }
     }
 }

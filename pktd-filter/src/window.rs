@@ -277,8 +277,21 @@ mod tests {
             ("inbound", 4, false, false),
             ("inbound", 6, true, false),
             ("outbound", 64, false, true),
+            ("protocol", 19, false, false),
+            ("protocol", 20, true, true),
         ] {
-            let program = compile(expression, true, 262_144).unwrap();
+            let program = match expression {
+                // ld proto; jeq #0x800 (802.3 frames: bytes 18-19 tell
+                // ETH_P_802_3 from _802_2 past a tag).
+                "protocol" => validate(&[
+                    CbpfInsn::new(0x28, 0, 0, 0xffff_f000),
+                    CbpfInsn::new(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 0x0800),
+                    CbpfInsn::new(BPF_RET | BPF_K, 0, 0, 100),
+                    CbpfInsn::new(BPF_RET | BPF_K, 0, 0, 0),
+                ])
+                .unwrap(),
+                _ => compile(expression, true, 262_144).unwrap(),
+            };
             let confined = confine(&program, window).unwrap();
             assert_eq!(
                 interpret_with(&confined, &frame, 60, &received) != 0,

@@ -27,21 +27,43 @@ enum Kind {
     Ipv4,
     Ipv6,
     Arp,
+    /// 802.3 with an 802.2 LLC header (a length where the EtherType is).
+    Llc,
+    /// "Raw" 802.3: a length, then 0xffff (Novell's IPX).
+    Raw8023,
 }
+
+const KINDS: [Kind; 5] = [Kind::Ipv4, Kind::Ipv6, Kind::Arp, Kind::Llc, Kind::Raw8023];
+
+/// The tags a frame is sent with: none, VLAN 100 (priority 1), VLAN 200,
+/// and QinQ (802.1ad 300 outside, 802.1Q 100 inside).
+const TAGS: [&[(u16, u16)]; 4] = [
+    &[],
+    &[(0x8100, 0x2064)],
+    &[(0x8100, 0x00c8)],
+    &[(0x88a8, 0x012c), (0x8100, 0x0064)],
+];
 
 /// One frame of the test traffic.
 struct Frame {
     bytes: Vec<u8>,
-    /// Tagged as sent (802.1Q, VLAN 100 or 200).
+    /// Tagged as sent.
     tagged: bool,
 }
 
-fn frame(dst: [u8; 6], src: [u8; 6], kind: Kind, tci: Option<u16>, len: usize, seq: u16) -> Frame {
+fn frame(
+    dst: [u8; 6],
+    src: [u8; 6],
+    kind: Kind,
+    tags: &[(u16, u16)],
+    len: usize,
+    seq: u16,
+) -> Frame {
     let mut bytes = Vec::with_capacity(len);
     bytes.extend_from_slice(&dst);
     bytes.extend_from_slice(&src);
-    if let Some(tci) = tci {
-        bytes.extend_from_slice(&[0x81, 0x00]);
+    for (tpid, tci) in tags {
+        bytes.extend_from_slice(&tpid.to_be_bytes());
         bytes.extend_from_slice(&tci.to_be_bytes());
     }
     match kind {
@@ -69,12 +91,14 @@ fn frame(dst: [u8; 6], src: [u8; 6], kind: Kind, tci: Option<u16>, len: usize, s
             bytes.extend_from_slice(&src);
             bytes.extend_from_slice(&[192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 192, 0, 2, 9]);
         }
+        Kind::Llc => bytes.extend_from_slice(&[0x00, 0x2e, 0xaa, 0xaa, 0x03, 0, 0, 0]),
+        Kind::Raw8023 => bytes.extend_from_slice(&[0x00, 0x2e, 0xff, 0xff, 0, 0, 0, 0]),
     }
     bytes.resize(len - 4, 0);
     bytes.extend_from_slice(&(MAGIC << 16 | u32::from(seq)).to_be_bytes());
     Frame {
         bytes,
-        tagged: tci.is_some(),
+        tagged: !tags.is_empty(),
     }
 }
 
@@ -140,6 +164,18 @@ struct Case {
     /// which pktd evaluates as libpcap does offline. Such a case is
     /// compared on untagged frames only.
     on_tagged_frames: bool,
+    /// How many of the compared frames the kernel selects.
+    expect: Expect,
+}
+
+/// How many frames a case selects: a check of the reference itself.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    /// Some, not all.
+    Some,
+    Nothing,
+    Everything,
+    Exactly(usize),
 }
 
 fn cases(lab: &Lab, ifindex: u32) -> Vec<Case> {
@@ -147,6 +183,11 @@ fn cases(lab: &Lab, ifindex: u32) -> Vec<Case> {
         label: label.to_owned(),
         program,
         on_tagged_frames,
+        expect: match label {
+            "ifindex (this one)" => Expect::Everything,
+            "ifindex (another)" => Expect::Nothing,
+            _ => Expect::Some,
+        },
     };
     let expression = |text: &str| compile(text, true, 262_144).unwrap();
     // `ld <ancillary>; jeq #k; ret #65535; ret #0`, and with a mask.
@@ -211,7 +252,13 @@ fn cases(lab: &Lab, ifindex: u32) -> Vec<Case> {
             true,
         ),
     ];
-    for (name, protocol) in [("IPv4", 0x0800), ("IPv6", 0x86dd), ("ARP", 0x0806)] {
+    for (name, protocol) in [
+        ("IPv4", 0x0800),
+        ("IPv6", 0x86dd),
+        ("ARP", 0x0806),
+        ("802.3", 0x0001),
+        ("802.2", 0x0004),
+    ] {
         cases.push(case(
             &format!("protocol = {name}"),
             equals(0, protocol),
@@ -234,31 +281,26 @@ fn cases(lab: &Lab, ifindex: u32) -> Vec<Case> {
     cases
 }
 
-/// Received and sent traffic: every kind, to this host, broadcast,
-/// multicast and another host, untagged and tagged, short and long.
-fn traffic(mac: [u8; 6]) -> (Vec<Frame>, Vec<Frame>) {
-    let peer = [0x02, 0x77, 0, 0, 0, 1];
+/// Frames of every kind, tag and length, from `src` to this host (`own`),
+/// broadcast, multicast and another host, numbered from `*seq`.
+fn frames(src: [u8; 6], own: [u8; 6], seq: &mut u16) -> Vec<Frame> {
     let other = [0x02, 0x77, 0, 0, 0, 9];
-    let destinations = |own: [u8; 6]| [own, [0xff; 6], [0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb], other];
-    let mut seq = 0;
-    let mut make = |src: [u8; 6], own: [u8; 6]| {
-        let mut frames = Vec::new();
-        for dst in destinations(own) {
-            for kind in [Kind::Ipv4, Kind::Ipv6, Kind::Arp] {
-                for tci in [None, Some(0x2064), Some(0x00c8)] {
-                    for len in [64, 98, 102, 160] {
-                        frames.push(frame(dst, src, kind, tci, len, seq));
-                        seq += 1;
-                    }
+    let mut frames = Vec::new();
+    for dst in [own, [0xff; 6], [0x01, 0x00, 0x5e, 0x00, 0x00, 0xfb], other] {
+        for kind in KINDS {
+            for tags in TAGS {
+                for len in [64, 98, 102, 160] {
+                    frames.push(frame(dst, src, kind, tags, len, *seq));
+                    *seq += 1;
                 }
             }
         }
-        frames
-    };
-    let received = make(peer, mac);
-    let sent = make(mac, peer);
-    (received, sent)
+    }
+    frames
 }
+
+/// The peer's MAC address in the test traffic.
+const PEER: [u8; 6] = [0x02, 0x77, 0, 0, 0, 1];
 
 fn drain(ring: &mut Ring) -> BTreeSet<u16> {
     let mut seen = BTreeSet::new();
@@ -282,29 +324,28 @@ fn received_by(socket: &OwnedFd) -> BTreeSet<u16> {
         .collect()
 }
 
-#[test]
-fn ancillary_loads_select_what_the_kernels_af_packet_filter_selects() {
-    let lab = Lab::new();
+/// Runs every case on `interface` (index `ifindex`, in the capture
+/// namespace) in a pktd session and on an AF_PACKET socket, for each
+/// engine, while `send` sends `all`; both must select the same frames.
+fn compare(
+    lab: &Lab,
+    interface: &str,
+    ifindex: u32,
+    cases: &[Case],
+    all: &[&Frame],
+    send: &dyn Fn(),
+) {
     let netns = lab.capture_netns();
-    let capture_if = lab.capture_if.clone();
-    let ifindex = netns
-        .run(|| interface_index(&capture_if))
-        .unwrap()
-        .expect("the capture interface");
-    let mac = mac_of(&lab);
-    let cases = cases(&lab, ifindex);
-    let (received, sent) = traffic(mac);
-    let all: Vec<&Frame> = received.iter().chain(&sent).collect();
     let both = ClientSpec {
         directions: DIR_IN | DIR_OUT,
         ..ClientSpec::default()
     };
-    for engine in [Engine::Interpreter, Engine::Shared] {
+    for engine in [Engine::Interpreter, Engine::PerClient, Engine::Shared] {
         let mut attachment =
-            Attachment::attach(&netns, &lab.capture_if, engine, Hook::Tc).expect("attaching at TC");
+            Attachment::attach(&netns, interface, engine, Hook::Tc).expect("attaching at TC");
         let mut sessions = Vec::new();
         let mut sockets = Vec::new();
-        for case in &cases {
+        for case in cases {
             let program = for_wire_view(&case.program).unwrap();
             let ring = attachment.add_client(&both, &program).unwrap();
             let wanted = match engine {
@@ -314,7 +355,7 @@ fn ancillary_loads_select_what_the_kernels_af_packet_filter_selects() {
             assert_eq!(
                 attachment.slot_engine(ring.slot()).unwrap(),
                 wanted,
-                "{}",
+                "{engine:?}: {}",
                 case.label
             );
             sessions.push(ring);
@@ -326,17 +367,7 @@ fn ancillary_loads_select_what_the_kernels_af_packet_filter_selects() {
                     .expect("an AF_PACKET socket with the filter"),
             );
         }
-        let sender = lab.sender();
-        let own = netns
-            .run(|| sys::packet_socket(ifindex))
-            .unwrap()
-            .expect("a socket to send from the capture side");
-        for frame in &received {
-            sender.send(&frame.bytes);
-        }
-        for frame in &sent {
-            sys::send_frame(&own, &frame.bytes).expect("sending from the capture side");
-        }
+        send();
         std::thread::sleep(Duration::from_millis(300));
 
         let mut differences = Vec::new();
@@ -349,10 +380,11 @@ fn ancillary_loads_select_what_the_kernels_af_packet_filter_selects() {
                 .iter()
                 .filter(|f| case.on_tagged_frames || !f.tagged)
                 .count();
-            let (least, most) = match case.label.as_str() {
-                "ifindex (this one)" => (compared, compared),
-                "ifindex (another)" => (0, 0),
-                _ => (1, compared - 1),
+            let (least, most) = match case.expect {
+                Expect::Some => (1, compared - 1),
+                Expect::Nothing => (0, 0),
+                Expect::Everything => (compared, compared),
+                Expect::Exactly(count) => (count, count),
             };
             assert!(
                 (least..=most).contains(&kernel.len()),
@@ -360,18 +392,6 @@ fn ancillary_loads_select_what_the_kernels_af_packet_filter_selects() {
                 case.label,
                 kernel.len()
             );
-            // The reference itself: inbound is exactly what came in,
-            // outbound what went out.
-            let expected_direction = match case.label.as_str() {
-                "inbound" => Some(&received),
-                "outbound" => Some(&sent),
-                _ => None,
-            };
-            if let Some(frames) = expected_direction {
-                let sequences: BTreeSet<u16> =
-                    frames.iter().filter_map(|f| sequence(&f.bytes)).collect();
-                assert_eq!(kernel, sequences, "{engine:?}: the kernel's {}", case.label);
-            }
             if kernel != pktd {
                 differences.push(format!(
                     "{}: kernel only {:?}, pktd only {:?}",
@@ -387,6 +407,100 @@ fn ancillary_loads_select_what_the_kernels_af_packet_filter_selects() {
             differences.join("\n")
         );
     }
+}
+
+fn interface_index_in(lab: &Lab, interface: &str) -> u32 {
+    let interface = interface.to_owned();
+    lab.capture_netns()
+        .run(move || interface_index(&interface))
+        .unwrap()
+        .expect("the interface's index")
+}
+
+/// Received and sent frames on one interface: the packet type (to this
+/// host, broadcast, multicast, another host, sent), the ifindex, the
+/// protocol (IPv4, IPv6, ARP, 802.3 with and without LLC), the VLAN
+/// metadata of received frames (the kernel takes the outer tag out), and
+/// the length beside it.
+#[test]
+fn ancillary_loads_select_what_the_kernels_af_packet_filter_selects() {
+    let lab = Lab::new();
+    let ifindex = interface_index_in(&lab, &lab.capture_if);
+    let mac = mac_of(&lab);
+    let cases = cases(&lab, ifindex);
+    let mut seq = 0;
+    let received = frames(PEER, mac, &mut seq);
+    let sent = frames(mac, PEER, &mut seq);
+    let all: Vec<&Frame> = received.iter().chain(&sent).collect();
+    let send = || {
+        let sender = lab.sender();
+        for frame in &received {
+            sender.send(&frame.bytes);
+        }
+        let own = lab
+            .capture_netns()
+            .run(|| sys::packet_socket(ifindex))
+            .unwrap()
+            .expect("a socket to send from the capture side");
+        for frame in &sent {
+            sys::send_frame(&own, &frame.bytes).expect("sending from the capture side");
+        }
+    };
+    // The reference itself: inbound is exactly what came in, outbound
+    // what went out.
+    let cases: Vec<Case> = cases
+        .into_iter()
+        .map(|case| match case.label.as_str() {
+            "inbound" => Case {
+                expect: Expect::Exactly(received.len()),
+                ..case
+            },
+            "outbound" => Case {
+                expect: Expect::Exactly(sent.len()),
+                ..case
+            },
+            _ => case,
+        })
+        .collect();
+    compare(&lab, &lab.capture_if, ifindex, &cases, &all, &send);
+}
+
+/// Frames leaving a bridge port with their tag still in metadata (the
+/// receive path took it out, the bridge forwards it so): TC egress and
+/// AF_PACKET's tap both see it there.
+#[test]
+fn tags_held_in_metadata_on_egress_decide_as_on_af_packet() {
+    let lab = Lab::new();
+    let port = lab.bridge_capture_to_new_port();
+    let ifindex = interface_index_in(&lab, &port);
+    let cases: Vec<Case> = cases(&lab, ifindex)
+        .into_iter()
+        .filter(|case| {
+            case.label.starts_with("live:")
+                || case.label.starts_with("vlan_")
+                || case.label.starts_with("len")
+                || case.label.starts_with("protocol")
+        })
+        .map(|case| match case.label.as_str() {
+            // Everything here is sent by the port.
+            "live: inbound and not vlan" => Case {
+                expect: Expect::Nothing,
+                ..case
+            },
+            _ => case,
+        })
+        .collect();
+    assert!(cases.len() >= 9, "{}", cases.len());
+    let mut seq = 0;
+    let forwarded = frames(PEER, [0x02, 0x77, 0, 0, 0, 2], &mut seq);
+    let all: Vec<&Frame> = forwarded.iter().collect();
+    let send = || {
+        let sender = lab.sender();
+        for frame in &forwarded {
+            sender.send(&frame.bytes);
+        }
+    };
+    compare(&lab, &port, ifindex, &cases, &all, &send);
 }
 
 async fn collect(capture: &mut Capture) -> BTreeSet<u16> {
@@ -440,13 +554,13 @@ async fn the_daemon_serves_inbound_outbound_and_live_vlan_programs() {
 
     let peer = [0x02, 0x77, 0, 0, 0, 1];
     let untagged: Vec<Frame> = (0..10)
-        .map(|seq| frame(mac, peer, Kind::Ipv4, None, 80, seq))
+        .map(|seq| frame(mac, peer, Kind::Ipv4, TAGS[0], 80, seq))
         .collect();
     let tagged: Vec<Frame> = (10..20)
-        .map(|seq| frame(mac, peer, Kind::Ipv4, Some(0x2064), 80, seq))
+        .map(|seq| frame(mac, peer, Kind::Ipv4, TAGS[1], 80, seq))
         .collect();
     let sent: Vec<Frame> = (20..30)
-        .map(|seq| frame(peer, mac, Kind::Ipv4, None, 80, seq))
+        .map(|seq| frame(peer, mac, Kind::Ipv4, TAGS[0], 80, seq))
         .collect();
     let sender = lab.sender();
     for frame in untagged.iter().chain(&tagged) {

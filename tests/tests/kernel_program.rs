@@ -482,11 +482,20 @@ fn every_engine_reads_the_packet_type_ifindex_and_protocol() {
             .unwrap();
         let mut elsewhere = attachment.add_client(&both, &filter("ifindex 2")).unwrap();
         let mut ipv4 = attachment.add_client(&both, &ipv4_by_protocol).unwrap();
+        // ld pkttype; ret a (+1, so that PACKET_HOST accepts too): the
+        // capture length says the type.
+        let packet_type = validate(&[
+            CbpfInsn::new(0x20, 0, 0, 0xffff_f004),
+            CbpfInsn::new(0x04, 0, 0, 1),
+            CbpfInsn::new(0x16, 0, 0, 0),
+        ])
+        .unwrap();
+        let mut types = attachment.add_client(&both, &packet_type).unwrap();
         let expected = match engine {
             Engine::Interpreter => SlotEngine::Interpreted,
             _ => SlotEngine::Native,
         };
-        for ring in [&inbound, &outbound, &on_lo, &elsewhere, &ipv4] {
+        for ring in [&inbound, &outbound, &on_lo, &elsewhere, &ipv4, &types] {
             assert_eq!(attachment.slot_engine(ring.slot()).unwrap(), expected);
         }
         let frame = udp_frame(9000, 10);
@@ -510,6 +519,23 @@ fn every_engine_reads_the_packet_type_ifindex_and_protocol() {
             assert!(ipv4.next_record().is_some(), "{engine:?}: protocol 0x800");
         }
         assert!(elsewhere.next_record().is_none(), "{engine:?}: ifindex 2");
+        // On the loopback device (address 00:00:00:00:00:00) the frame to
+        // 02:00:00:00:00:02 is PACKET_OTHERHOST (3), one to the device's
+        // own address PACKET_HOST (0), a multicast one PACKET_MULTICAST
+        // (2); sent, PACKET_OUTGOING (4).
+        let mut to_host = frame.clone();
+        to_host[..6].fill(0);
+        let mut to_group = frame.clone();
+        to_group[..6].copy_from_slice(&[0x01, 0x00, 0x5e, 0, 0, 1]);
+        attachment.test_run(DIR_IN, &to_host, 1).unwrap();
+        attachment.test_run(DIR_IN, &to_group, 1).unwrap();
+        let lengths: Vec<usize> = std::iter::from_fn(|| types.next_record())
+            .map(|record| record.data.len())
+            .collect();
+        assert_eq!(lengths, [4, 5, 1, 3], "{engine:?}: packet types + 1");
+        while inbound.next_record().is_some() {}
+        while on_lo.next_record().is_some() {}
+        while ipv4.next_record().is_some() {}
         // An IPv6 frame: the protocol test says no.
         let mut ipv6 = vec![0u8; 60];
         ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);

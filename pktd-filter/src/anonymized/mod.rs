@@ -289,8 +289,15 @@ impl Analysis<'_> {
                                         tells the hidden MAC addresses apart"
                                 .to_owned());
                         }
-                        // The EtherType, the tag and the interface are
-                        // left as they are.
+                        // For an 802.3 frame the protocol follows from
+                        // bytes the anonymizer hides (past the link
+                        // header of a frame it does not parse).
+                        Some(Ancillary::Protocol) => {
+                            return Err("reads the skb protocol, which for 802.3 frames \
+                                        follows from hidden bytes"
+                                .to_owned());
+                        }
+                        // The tag and the interface are left as they are.
                         Some(_) => Val::Unknown,
                         None => self.load(&state, insn.k, load_size(insn.code), None)?,
                     },

@@ -221,4 +221,17 @@ fn ancillary_loads_under_anonymization() {
     assert!(error.contains("packet type"), "{error}");
     let program = compile("outbound and udp", true, 262_144).unwrap();
     assert!(map_addresses(&program, &Xor, true).is_ok());
+    // The skb protocol of an 802.3 frame follows from bytes the
+    // anonymizer hides: refused.
+    let protocol = crate::validate(&[
+        insn(0x28, 0, 0, 0xffff_f000),
+        insn(BPF_JMP | BPF_JEQ | BPF_K, 0, 1, 1),
+        insn(BPF_RET | BPF_K, 0, 0, 100),
+        insn(BPF_RET | BPF_K, 0, 0, 0),
+    ])
+    .unwrap();
+    let error = map_addresses(&protocol, &Xor, true)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("skb protocol"), "{error}");
 }
