@@ -61,6 +61,7 @@ pub mod privileges;
 pub mod recording;
 pub mod report;
 mod server;
+pub mod service;
 mod session;
 mod state;
 mod sync;

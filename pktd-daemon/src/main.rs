@@ -17,6 +17,7 @@ use pktd_daemon::{
     capture::{Attachment, Engine, Hook, HookChoice},
     compiler,
     policy::Policy,
+    service::{self, State},
 };
 use rustix::fs::{AtFlags, FileType, Mode, chmodat, statat, unlinkat};
 use signal_hook::{
@@ -176,6 +177,8 @@ fn main() -> anyhow::Result<ExitCode> {
     if std::env::args_os().nth(1).as_deref() == Some(OsStr::new(compiler::HELPER_ARG)) {
         return Ok(compiler::run_helper());
     }
+    // While no thread runs: this reads and clears the environment.
+    let inherited = service::inherited_listener();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -201,9 +204,10 @@ fn main() -> anyhow::Result<ExitCode> {
         ))?;
         return Ok(ExitCode::SUCCESS);
     }
+    let inherited = inherited?;
     // Before any thread starts: every thread inherits what is left.
     pktd_daemon::privileges::give_up().context("giving up privileges")?;
-    runtime()?.block_on(serve(args))?;
+    runtime()?.block_on(serve(args, inherited))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -211,7 +215,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("starting the runtime")
 }
 
-async fn serve(args: Args) -> anyhow::Result<()> {
+/// Serves on the socket the service manager handed over, or on
+/// `--socket`.
+async fn serve(
+    args: Args,
+    inherited: Option<std::os::unix::net::UnixListener>,
+) -> anyhow::Result<()> {
     let policy = load_policy(args.policy.as_deref())?;
     // Proves the embedded program passes this kernel's verifier before
     // anything is served.
@@ -226,11 +235,22 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     if let Err(err) = pktd_daemon::raise_open_files_limit() {
         tracing::warn!(%err, "cannot raise the open files limit");
     }
-    let listener = bind(&args.socket)?;
+    // A socket pktd bound is pktd's to remove; one handed over is the
+    // service manager's.
+    let (listener, bound_here) = match inherited {
+        Some(listener) => {
+            tracing::info!("serving on the socket the service manager handed over");
+            let listener = tokio::net::UnixListener::from_std(listener)
+                .context("the socket the service manager handed over")?;
+            (listener, false)
+        }
+        None => (bind(&args.socket)?, true),
+    };
     let store = PolicyStore::new(policy);
     let shutdown = CancellationToken::new();
     handle_signals(store.clone(), args.policy.clone(), shutdown.clone())?;
     tracing::info!(socket = %args.socket.display(), engine = %args.engine, hook = %args.hook, "pktd serving");
+    service::notify(State::Ready("serving"));
     let options = pktd_daemon::Options {
         engine: args.engine,
         hook: args.hook,
@@ -245,7 +265,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         },
     };
     pktd_daemon::run_with(listener, store, shutdown, options).await?;
-    let _ = std::fs::remove_file(&args.socket);
+    if bound_here {
+        let _ = std::fs::remove_file(&args.socket);
+    }
     Ok(())
 }
 
@@ -274,13 +296,18 @@ fn handle_signals(
         .name("pktd-reload".into())
         .spawn(move || {
             for () in reloads {
+                service::notify(State::Reloading);
                 match load_policy(path.as_deref()) {
                     Ok(policy) => {
                         store.replace(policy);
                         tracing::info!("policy reloaded");
+                        service::notify(State::Ready("serving (policy reloaded)"));
                     }
                     Err(err) => {
-                        tracing::error!("policy reload failed, keeping the old policy: {err:#}")
+                        tracing::error!("policy reload failed, keeping the old policy: {err:#}");
+                        service::notify(State::Ready(
+                            "serving (policy reload failed, the old policy kept)",
+                        ));
                     }
                 }
             }
@@ -300,6 +327,7 @@ fn handle_signals(
                     }
                     _ => {
                         tracing::info!("shutting down");
+                        service::notify(State::Stopping);
                         shutdown.cancel();
                     }
                 }

@@ -4,6 +4,7 @@
 
 mod bpf;
 mod link;
+mod listen;
 mod netns;
 mod packet;
 mod rights;
@@ -16,6 +17,7 @@ pub use link::{
     interface_addresses, interface_driver, interface_hwaddr, interface_index, interface_mtu,
     interfaces,
 };
+pub use listen::adopt_listener;
 pub use netns::enter_netns;
 pub use packet::{packet_send, packet_socket};
 pub use rights::send_with_fd;
