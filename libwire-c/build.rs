@@ -8,6 +8,9 @@ fn main() {
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it"));
     println!("cargo:rerun-if-changed=src/lib.rs");
+    // The ABI version programs record and the loader looks for
+    // (`cargo xtask install` and `package` make the links).
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libwire.so.0");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("libwire-c/cbindgen.toml");

@@ -47,6 +47,8 @@ async fn the_c_example_captures_changes_its_filter_injects_and_counts() {
         "the C library is not built: cargo build -p libwire-c (cargo xtask test does)"
     );
     let scratch = Scratch::new("c-api-build");
+    std::os::unix::fs::symlink(build.join("libwire.so"), scratch.0.join("libwire.so.0"))
+        .expect("linking libwire.so.0");
     write_pc(
         &root.join("libwire-c/libwire.pc.in"),
         &build,
@@ -144,7 +146,9 @@ async fn the_c_example_captures_changes_its_filter_injects_and_counts() {
             .arg(&daemon.socket)
             .args(["-n", &lab.capture_ns, "-i", &lab.capture_if, "-c", "3"])
             .args(["udp dst port 7400", "udp dst port 7401"])
-            .env("LD_LIBRARY_PATH", &build)
+            // The program asks for libwire.so.0 (the SONAME), which the
+            // scratch directory links to the built library.
+            .env("LD_LIBRARY_PATH", &scratch.0)
             .stdout(Stdio::piped());
         command
     });

@@ -1,18 +1,16 @@
 //! `cargo xtask install [--prefix P]`: builds in release mode and installs
-//! pktd and pktcap, libwire's C library (`libwire.so`, `libwire.a`), its
-//! header `wire.h` and `libwire.pc`, and `pktd-extcap` in Wireshark's
-//! extcap folder.
+//! pktd and pktcap, libwire's C library (`libwire.so` with its SONAME
+//! links, `libwire.a`), its header `wire.h` and `libwire.pc`, the man
+//! pages and completions, and `pktd-extcap` in Wireshark's extcap folder
+//! (the list is `files.rs`'s).
 
-use std::{
-    fs,
-    os::unix::fs::PermissionsExt as _,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use crate::{
     bootstrap::bootstrap,
+    files::{Dirs, install_files},
     process::{self, command, root},
     run::target_dir,
 };
@@ -25,49 +23,16 @@ pub fn install(prefix: &Path, extcap_dir: Option<PathBuf>) -> Result<()> {
             .args(["-p", "pktd-daemon", "-p", "libwire", "-p", "libwire-c"])
             .current_dir(root()),
     )?;
-    let release = target_dir().join("release");
-    let lib = prefix.join("lib");
-    let extcap = extcap_dir.unwrap_or_else(|| default_extcap_dir(prefix));
-    let copies: [(PathBuf, PathBuf, u32); 8] = [
-        (release.join("pktd"), prefix.join("sbin/pktd"), 0o755),
-        (release.join("pktcap"), prefix.join("bin/pktcap"), 0o755),
-        (release.join("libwire.so"), lib.join("libwire.so"), 0o755),
-        (release.join("libwire.a"), lib.join("libwire.a"), 0o644),
-        (
-            release.join("include/wire.h"),
-            prefix.join("include/wire.h"),
-            0o644,
-        ),
-        (
-            release.join("pktd-extcap"),
-            extcap.join("pktd-extcap"),
-            0o755,
-        ),
-        (
-            root().join("examples/c/wire_example.c"),
-            prefix.join("share/doc/libwire/examples/wire_example.c"),
-            0o644,
-        ),
-        (
-            root().join("README.md"),
-            prefix.join("share/doc/libwire/README.md"),
-            0o644,
-        ),
-    ];
-    for (from, to, mode) in &copies {
-        copy(from, to, *mode)?;
-    }
-    let version = env!("CARGO_PKG_VERSION");
-    let pc = fs::read_to_string(root().join("libwire-c/libwire.pc.in"))
-        .context("libwire-c/libwire.pc.in")?
-        .replace("@PREFIX@", &prefix.display().to_string())
-        .replace("@LIBDIR@", "${prefix}/lib")
-        .replace("@INCLUDEDIR@", "${prefix}/include")
-        .replace("@VERSION@", version);
-    let pc_path = lib.join("pkgconfig/libwire.pc");
-    fs::create_dir_all(pc_path.parent().expect("has a parent"))?;
-    fs::write(&pc_path, pc).with_context(|| format!("writing {}", pc_path.display()))?;
-    println!("xtask install: {}", pc_path.display());
+    let dirs = Dirs {
+        staging: PathBuf::from("/"),
+        prefix: prefix.to_path_buf(),
+        libdir: PathBuf::from("lib"),
+        extcap: extcap_dir.unwrap_or_else(|| default_extcap_dir(prefix)),
+        compress_man: false,
+        static_library: true,
+    };
+    install_files(&target_dir().join("release"), &dirs)?;
+    println!("xtask install: installed under {}", prefix.display());
     Ok(())
 }
 
@@ -79,12 +44,4 @@ fn default_extcap_dir(prefix: &Path) -> PathBuf {
     } else {
         prefix.join("lib/wireshark/extcap")
     }
-}
-
-fn copy(from: &Path, to: &Path, mode: u32) -> Result<()> {
-    fs::create_dir_all(to.parent().expect("an install path has a parent"))?;
-    fs::copy(from, to).with_context(|| format!("{} -> {}", from.display(), to.display()))?;
-    fs::set_permissions(to, fs::Permissions::from_mode(mode))?;
-    println!("xtask install: {}", to.display());
-    Ok(())
 }

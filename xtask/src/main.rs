@@ -3,9 +3,11 @@
 //! clone on a fresh Debian 12 machine needs nothing but `cargo xtask test`.
 
 mod bootstrap;
+mod files;
 mod fuzz;
 mod install;
 mod layout;
+mod package;
 mod process;
 mod run;
 mod test;
@@ -76,6 +78,23 @@ enum Command {
         #[arg(long)]
         extcap_dir: Option<PathBuf>,
     },
+    /// Build a Debian package (.deb) of pktd: the daemon and its systemd
+    /// units, pktcap, pktd-extcap, libwire (library, header, pkg-config),
+    /// man pages, completions, a default policy and the `pktd` group.
+    Package {
+        /// Cargo profile to package (`release`, or `dev` for a quick test).
+        #[arg(long, default_value = "release")]
+        profile: String,
+        /// Package what is built already instead of building first.
+        #[arg(long)]
+        no_build: bool,
+        /// Leave the archive uncompressed (quicker; for tests).
+        #[arg(long)]
+        uncompressed: bool,
+        /// Where to put the .deb (default: target/package).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// The longest files and functions and the import circles between
     /// modules, read from the source alone (no bootstrap, no build), to plan
     /// and check restructurings.
@@ -120,6 +139,12 @@ fn main() -> ExitCode {
             deny_cycles,
         } => layout::layout(&dirs, no_tests, deny_cycles),
         Command::Install { prefix, extcap_dir } => install::install(&prefix, extcap_dir),
+        Command::Package {
+            profile,
+            no_build,
+            uncompressed,
+            out,
+        } => package::package(&profile, !no_build, !uncompressed, out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
