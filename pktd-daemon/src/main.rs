@@ -17,6 +17,7 @@ use pktd_daemon::{
     capture::{Attachment, Engine, Hook, HookChoice},
     compiler,
     policy::Policy,
+    scrape::http::MetricsOptions,
     service::{self, State},
 };
 use rustix::fs::{AtFlags, FileType, Mode, chmodat, statat, unlinkat};
@@ -79,6 +80,15 @@ struct Args {
     /// dropped.
     #[arg(long, default_value_t = ConnectionLimits::default().write.as_secs_f64(), value_parser = deadline)]
     write_timeout: f64,
+    /// Serve the metrics (OpenMetrics text, for Prometheus) at
+    /// http://ADDR/metrics, e.g. 127.0.0.1:9477 or [::]:9477.
+    #[arg(long, value_name = "ADDR", requires = "metrics_token_file")]
+    metrics: Option<std::net::SocketAddr>,
+    /// The bearer token every scrape must carry (the metrics name every
+    /// user's sessions): a file only pktd's user may read, of 16 or more
+    /// printable characters.
+    #[arg(long, value_name = "FILE", requires = "metrics")]
+    metrics_token_file: Option<PathBuf>,
     /// Print the man page or shell completions to standard output and exit
     /// (for packagers).
     #[arg(long, hide = true, value_enum, value_name = "WHAT")]
@@ -222,6 +232,12 @@ async fn serve(
     inherited: Option<std::os::unix::net::UnixListener>,
 ) -> anyhow::Result<()> {
     let policy = load_policy(args.policy.as_deref())?;
+    let metrics = match (args.metrics, &args.metrics_token_file) {
+        (Some(addr), Some(token)) => {
+            Some(MetricsOptions::new(addr, token).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
+    };
     // Proves the embedded program passes this kernel's verifier before
     // anything is served.
     drop(Attachment::detached(args.engine, Hook::Tc).context("loading the kernel program")?);
@@ -263,6 +279,7 @@ async fn serve(
             write: Duration::from_secs_f64(args.write_timeout),
             ..ConnectionLimits::default()
         },
+        metrics,
     };
     pktd_daemon::run_with(listener, store, shutdown, options).await?;
     if bound_here {

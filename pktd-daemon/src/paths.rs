@@ -157,3 +157,47 @@ pub fn check(
     }
     Ok(())
 }
+
+/// The contents of a file only pktd may read: an absolute path to a
+/// regular file, not a link, not group- or world-accessible, and owned by
+/// pktd's uid; at most `max` bytes (a key, a token).
+pub fn read_private_file(path: &Path, max: usize) -> Result<Vec<u8>, String> {
+    use std::{
+        fs::OpenOptions,
+        io::Read as _,
+        os::unix::fs::{MetadataExt as _, OpenOptionsExt as _},
+    };
+    if !path.is_absolute() {
+        return Err("not an absolute path".to_owned());
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|err| err.to_string())?;
+    let metadata = file.metadata().map_err(|err| err.to_string())?;
+    if !metadata.is_file() {
+        return Err("not a regular file".to_owned());
+    }
+    if metadata.mode() & 0o077 != 0 {
+        return Err(format!(
+            "mode {:o}: group or others may access it (chmod 600)",
+            metadata.mode() & 0o777
+        ));
+    }
+    let euid = rustix::process::geteuid().as_raw();
+    if metadata.uid() != euid {
+        return Err(format!(
+            "owned by uid {}, not by pktd's uid {euid}",
+            metadata.uid()
+        ));
+    }
+    let mut contents = Vec::new();
+    file.take(max as u64 + 1)
+        .read_to_end(&mut contents)
+        .map_err(|err| err.to_string())?;
+    if contents.len() > max {
+        return Err(format!("longer than {max} bytes"));
+    }
+    Ok(contents)
+}

@@ -55,7 +55,7 @@ pub async fn watch(
         let snapshot = control.daemon_stats().await?;
         if let Some(before) = &previous {
             let (interfaces, sessions) = rates(before, &snapshot);
-            println!("{}", table(&interfaces, &sessions));
+            println!("{}", table(snapshot.time_ns, &interfaces, &sessions));
             if let (Some(file), Some(path)) = (csv_file.as_mut(), csv_path) {
                 let rows = csv(snapshot.time_ns, &interfaces, &sessions);
                 file.write_all(rows.as_bytes())
@@ -208,8 +208,14 @@ fn place(netns: &str, interface: &str) -> String {
 }
 
 /// The rows as a console table.
-pub fn table(interfaces: &[InterfaceRow], sessions: &[SessionRow]) -> String {
+pub fn table(time_ns: u64, interfaces: &[InterfaceRow], sessions: &[SessionRow]) -> String {
     let mut out = String::new();
+    // When the counters were read, local time, as Snort's perfmonitor
+    // stamps each report.
+    let stamp = chrono::DateTime::from_timestamp_nanos(time_ns as i64)
+        .with_timezone(&chrono::Local)
+        .format("%Y-%m-%d %H:%M:%S %Z");
+    let _ = writeln!(out, "at {stamp}");
     if !interfaces.is_empty() {
         let _ = writeln!(
             out,
@@ -344,6 +350,9 @@ mod tests {
                 "{line}"
             );
         }
-        assert!(table(&interfaces, &sessions).contains("lab/veth0"));
+        let printed = table(1_700_000_000_000_000_000, &interfaces, &sessions);
+        assert!(printed.contains("lab/veth0"));
+        // 2023-11-14 22:13:20 UTC, in whatever zone the test runs.
+        assert!(printed.starts_with("at 2023-11-1"), "{printed}");
     }
 }

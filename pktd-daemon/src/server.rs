@@ -9,7 +9,8 @@ use std::{
     time::Duration,
 };
 
-use tokio::net::UnixListener;
+use pktd_proto::ErrorCode;
+use tokio::net::{TcpListener, UnixListener};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
@@ -19,6 +20,7 @@ use crate::{
     policy::Peer,
     policy::PolicyStore,
     recording::Recordings,
+    scrape::http::MetricsOptions,
     state::State,
     sync::{blocking, lock},
 };
@@ -37,6 +39,8 @@ pub struct Options {
     pub compile_deadline: Duration,
     /// Limits on connections.
     pub connections: ConnectionLimits,
+    /// Serve the metrics over HTTP.
+    pub metrics: Option<MetricsOptions>,
 }
 
 impl Default for Options {
@@ -47,6 +51,7 @@ impl Default for Options {
             compile_helper: None,
             compile_deadline: compiler::DEFAULT_DEADLINE,
             connections: ConnectionLimits::default(),
+            metrics: None,
         }
     }
 }
@@ -81,6 +86,16 @@ pub async fn run_with(
         shutdown: shutdown.clone(),
         limits: options.connections,
     });
+    if let Some(metrics) = &options.metrics {
+        let http = TcpListener::bind(metrics.addr).await?;
+        tracing::info!(addr = %metrics.addr, "serving metrics");
+        tokio::spawn(crate::scrape::http::serve(
+            http,
+            metrics.token.clone(),
+            context.state.clone(),
+            shutdown.clone(),
+        ));
+    }
     let connections = TaskTracker::new();
     accept(&listener, &context, &connections, &shutdown).await;
     connections.close();
@@ -133,13 +148,16 @@ async fn accept(
         match admission.admit(peer.uid) {
             Ok(ticket) => {
                 let context = context.clone();
+                let counted = context.state.metrics().connection();
                 connections.spawn(async move {
                     connection::serve(stream, peer, context).await;
                     drop(ticket);
+                    drop(counted);
                 });
             }
             Err(refusal) => {
                 tracing::debug!(uid = peer.uid, %refusal, "connection refused");
+                context.state.metrics().refused(ErrorCode::from(&refusal));
                 connections.spawn(connection::refuse(stream, refusal));
             }
         }

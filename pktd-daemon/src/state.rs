@@ -21,6 +21,7 @@ use crate::{
     compiler::Compiler,
     inject::Senders,
     loads::Loads,
+    metrics::Metrics,
     policy::{PolicyStore, Scope},
     sync::lock,
 };
@@ -36,6 +37,8 @@ pub struct SessionInfo {
     pub netns: String,
     /// Where it captures.
     pub interface: String,
+    /// The principal the policy matched it to.
+    pub principal: String,
     /// Its counters, read without any lock.
     pub counters: Arc<SlotCounters>,
     /// A policy filter hides part of the traffic from it.
@@ -66,6 +69,8 @@ pub struct State {
     /// kind of gate, one per uid and one per CPU in all.
     listings: Loads,
     next_id: AtomicU64,
+    /// What is counted as it happens, for `--metrics`.
+    metrics: Arc<Metrics>,
     /// Map ids of the rings handed to each uid's clients, alive or not:
     /// a client keeps its ring's memory alive for as long as it keeps the
     /// descriptor, session or no session. A lock per uid, taken on a
@@ -90,6 +95,7 @@ impl State {
             loads: Loads::per_cpu(),
             listings: Loads::per_cpu(),
             next_id: AtomicU64::new(1),
+            metrics: Arc::default(),
             handed_rings: Mutex::default(),
         })
     }
@@ -119,6 +125,11 @@ impl State {
         &self.loads
     }
 
+    /// The metrics counted as things happen.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// The gate of interface listings.
     pub fn listings(&self) -> &Loads {
         &self.listings
@@ -139,13 +150,20 @@ impl State {
 
     /// Shows a reserved session in the statistics.
     pub fn register(&self, id: u64, info: SessionInfo) {
-        lock(&self.sessions).running.insert(id, info);
+        let running = {
+            let mut sessions = lock(&self.sessions);
+            sessions.running.insert(id, info);
+            sessions.running.len()
+        };
+        self.metrics.session_opened(running);
     }
 
     /// Takes a session out of the statistics (before its slot is given
     /// back, so that the slot's next occupant is never shown under its id).
     pub fn unregister(&self, id: u64) {
-        lock(&self.sessions).running.remove(&id);
+        if lock(&self.sessions).running.remove(&id).is_some() {
+            self.metrics.session_closed();
+        }
     }
 
     /// Charges session `id`'s new filter of `insns` instructions to its
@@ -192,7 +210,9 @@ impl State {
     /// [`State::charge_filter`].
     pub fn release(&self, id: u64, uid: u32) {
         let mut sessions = lock(&self.sessions);
-        sessions.running.remove(&id);
+        if sessions.running.remove(&id).is_some() {
+            self.metrics.session_closed();
+        }
         uncharge(&mut sessions, id, uid);
         if let Some(count) = sessions.per_uid.get_mut(&uid) {
             *count = count.saturating_sub(1);

@@ -14,7 +14,8 @@ use crate::process::{self, command, is_root, probe, run_captured};
 /// build C against libwire; gnuplot for
 /// `cargo xtask perf`'s chart; systemd's tools to check the units and
 /// activate a socket; zsh and fish to check their completions; lintian
-/// and dpkg-dev for `cargo xtask package`; man-db to render man pages.
+/// and dpkg-dev for `cargo xtask package`; man-db to render man pages;
+/// Prometheus's Python client, whose parser reads the metrics back.
 const DEBIAN_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -34,6 +35,7 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "lintian",
     "dpkg-dev",
     "man-db",
+    "python3-prometheus-client",
 ];
 
 /// (toolchain, components). Nightly builds the eBPF crate (`-Z build-std`

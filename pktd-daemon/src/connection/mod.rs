@@ -31,7 +31,7 @@ mod stats;
 
 use std::{sync::Arc, time::Duration};
 
-use pktd_proto::{EndReason, ProtoError, Reply, Request};
+use pktd_proto::{EndReason, ErrorCode, ProtoError, Reply, Request};
 use tokio::{net::UnixStream, time::Instant};
 
 use self::{
@@ -218,6 +218,10 @@ impl Handler {
         };
         let reply = answered.unwrap_or_else(|refusal| {
             tracing::debug!(uid = self.peer.uid, %refusal, "request refused");
+            self.context
+                .state
+                .metrics()
+                .refused(ErrorCode::from(&refusal));
             refusal.reply()
         });
         let sent = match self.ring_to_send.take() {

@@ -14,9 +14,6 @@
 
 use std::{
     fmt,
-    fs::OpenOptions,
-    io::Read,
-    os::unix::fs::{MetadataExt, OpenOptionsExt},
     path::{Path, PathBuf},
 };
 
@@ -140,43 +137,11 @@ impl RawAnonymize {
     }
 }
 
-/// The 32 bytes of a key file that is a regular file, not a link, not
-/// group- or world-accessible, and (when pktd runs as root) root's.
+/// The 32 bytes of a key file: a private file of pktd's
+/// ([`crate::paths::read_private_file`]) of exactly that length.
 fn read_key(path: &Path) -> Result<[u8; 32], String> {
-    if !path.is_absolute() {
-        return Err("not an absolute path".to_owned());
-    }
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|err| err.to_string())?;
-    let metadata = file.metadata().map_err(|err| err.to_string())?;
-    if !metadata.is_file() {
-        return Err("not a regular file".to_owned());
-    }
-    if metadata.mode() & 0o077 != 0 {
-        return Err(format!(
-            "mode {:o}: group or others may access it (chmod 600)",
-            metadata.mode() & 0o777
-        ));
-    }
-    let euid = rustix::process::geteuid().as_raw();
-    if metadata.uid() != euid {
-        return Err(format!(
-            "owned by uid {}, not by pktd's uid {euid}",
-            metadata.uid()
-        ));
-    }
-    let mut key = [0u8; 32];
-    let mut rest = Vec::new();
-    file.read_exact(&mut key)
-        .map_err(|_| format!("{} bytes, not 32", metadata.len()))?;
-    file.take(1)
-        .read_to_end(&mut rest)
-        .map_err(|err| err.to_string())?;
-    if !rest.is_empty() {
-        return Err(format!("{} bytes, not 32", metadata.len()));
-    }
-    Ok(key)
+    let bytes = crate::paths::read_private_file(path, 32)?;
+    bytes
+        .try_into()
+        .map_err(|bytes: Vec<u8>| format!("{} bytes, not 32", bytes.len()))
 }

@@ -224,6 +224,7 @@ where
             pid: peer.pid,
             netns: grant.netns_name.clone(),
             interface: grant.interface.clone(),
+            principal: grant.principal.clone(),
             counters: counters.clone(),
             policy_filtered: grant.policy_filter.is_some(),
         },
@@ -296,10 +297,12 @@ where
     // Only the load itself waits for the turn.
     let _turn = state.loads().admit(uid).await;
     let (registry, grant) = (state.registry().clone(), grant.clone());
+    let metrics = state.metrics().clone();
     blocking(move || {
-        registry
-            .add_client(&grant.netns, &grant.interface, &grant.spec, &program)
-            .map(|added| (prepared, added))
+        let started = std::time::Instant::now();
+        let added = registry.add_client(&grant.netns, &grant.interface, &grant.spec, &program);
+        metrics.loaded(started.elapsed());
+        added.map(|added| (prepared, added))
     })
     .await
     .map_err(|err| E::from(OpenError::from(err)))
@@ -494,9 +497,13 @@ impl Session {
             Asker::Client => Some(self.state.loads().admit(self.peer.uid).await),
             Asker::Owner => None,
         };
+        let metrics = self.state.metrics().clone();
         blocking(move || {
             let program = with_policy(&grant, client)?;
-            registry.set_filter(&slot, &program)?;
+            let started = std::time::Instant::now();
+            let set = registry.set_filter(&slot, &program);
+            metrics.loaded(started.elapsed());
+            set?;
             Ok(())
         })
         .await
@@ -625,10 +632,15 @@ async fn client_program(
     optimize: bool,
 ) -> Result<ValidProgram, OpenError> {
     match filter {
-        FilterSpec::Expression(expression) => Ok(state
-            .compiler()
-            .compile(uid, expression, optimize, grant.snaplen)
-            .await?),
+        FilterSpec::Expression(expression) => {
+            let started = std::time::Instant::now();
+            let program = state
+                .compiler()
+                .compile(uid, expression, optimize, grant.snaplen)
+                .await;
+            state.metrics().compiled(started.elapsed());
+            Ok(program?)
+        }
         // Bytecode may be written for the kernel's view of a frame (the
         // VLAN tag in metadata): it runs on pktd's as it would there.
         // Expressions, compiled for a dead handle, never are.
