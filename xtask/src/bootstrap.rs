@@ -36,7 +36,13 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "dpkg-dev",
     "man-db",
     "python3-prometheus-client",
+    "python3-venv",
 ];
+
+/// kubernetes-validate (PyPI), which checks the Kubernetes manifests
+/// against the API's schemas offline, in a virtual environment under the
+/// target directory.
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
 
 /// (toolchain, components). Nightly builds the eBPF crate (`-Z build-std`
 /// needs rust-src) and lints it; stable builds, formats and lints the rest.
@@ -54,7 +60,32 @@ pub fn bootstrap() -> Result<()> {
     debian_packages()?;
     rust_toolchains()?;
     bpf_linker()?;
-    bpffs()
+    bpffs()?;
+    kubernetes_validate()
+}
+
+/// Where `kubernetes-validate` is installed: `target/tools/kubernetes-validate`.
+pub fn kubernetes_validate_dir() -> PathBuf {
+    crate::run::target_dir().join("tools/kubernetes-validate")
+}
+
+fn kubernetes_validate() -> Result<()> {
+    let venv = kubernetes_validate_dir();
+    if venv.join("bin/kubernetes-validate").exists() {
+        return Ok(());
+    }
+    say(&format!(
+        "installing {KUBERNETES_VALIDATE} (PyPI) into {}",
+        venv.display()
+    ));
+    // Debian's Python (with venv), whatever else comes first on PATH.
+    run_captured(command("/usr/bin/python3").args(["-m", "venv"]).arg(&venv))?;
+    run_captured(
+        command(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(KUBERNETES_VALIDATE),
+    )?;
+    Ok(())
 }
 
 fn say(what: &str) {
