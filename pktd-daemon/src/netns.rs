@@ -1,5 +1,6 @@
 //! Network namespaces, named the way operators name them: `ip netns` names
-//! (`/run/netns/NAME`) or a process's namespace (`/proc/PID/ns/net`).
+//! (`/run/netns/NAME`), a process's namespace (`/proc/PID/ns/net`), or a
+//! container's (`container:ID`, found through the cgroups in `/proc`).
 //!
 //! Work that must happen inside a namespace (resolving an interface,
 //! attaching a program, opening an AF_PACKET socket) runs on a short-lived
@@ -37,6 +38,14 @@ pub enum NetnsError {
         #[source]
         source: std::io::Error,
     },
+    /// No process, or more than one container, matches a container ID.
+    #[error("container {id}: {reason}")]
+    Container {
+        /// The ID as given.
+        id: String,
+        /// What was found.
+        reason: String,
+    },
     /// setns(2) failed.
     #[error("cannot enter network namespace {path}")]
     Enter {
@@ -55,6 +64,9 @@ pub enum Netns {
     Current,
     /// A namespace file: `/run/netns/NAME` or `/proc/PID/ns/net`.
     File(PathBuf),
+    /// A container's namespace: `container:ID`, 12 to 64 lowercase hex
+    /// digits of its 64-digit ID (as `docker ps` and `crictl ps` show it).
+    Container(String),
 }
 
 impl Netns {
@@ -67,6 +79,18 @@ impl Netns {
         };
         if name.is_empty() || name == "-" {
             return Ok(Self::Current);
+        }
+        if let Some(id) = name.strip_prefix("container:") {
+            if !(12..=64).contains(&id.len())
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(invalid(
+                    "a container ID is 12 to 64 lowercase hexadecimal digits",
+                ));
+            }
+            return Ok(Self::Container(id.to_owned()));
         }
         if let Some(rest) = name.strip_prefix("/proc/") {
             let pid = rest
@@ -102,13 +126,17 @@ impl Netns {
         match self {
             Self::Current => PathBuf::from("/proc/thread-self/ns/net"),
             Self::File(path) => path.clone(),
+            Self::Container(id) => PathBuf::from(format!("container:{id}")),
         }
     }
 
     /// Opens the namespace: from here on the handle names it, whatever
     /// becomes of the name (a process that exits, a pid reused, a file
-    /// replaced).
+    /// replaced). A container is found by a scan of `/proc` (blocking).
     pub fn open(&self) -> Result<NetnsHandle, NetnsError> {
+        if let Self::Container(id) = self {
+            return self.open_container(id);
+        }
         let path = self.path();
         let file = File::open(&path).map_err(|source| NetnsError::Open {
             path: path.clone(),
@@ -129,9 +157,100 @@ impl Netns {
     pub fn run<T: Send>(&self, work: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
         match self {
             Self::Current => Ok(work()),
-            Self::File(_) => self.open()?.run(work),
+            Self::File(_) | Self::Container(_) => self.open()?.run(work),
         }
     }
+
+    /// The network namespace of the container whose ID starts with
+    /// `prefix`: that of its lowest pid. The pid's cgroups are read again
+    /// once its namespace is open, so that a pid reused meanwhile is
+    /// never taken for the container's.
+    fn open_container(&self, prefix: &str) -> Result<NetnsHandle, NetnsError> {
+        let failed = |reason: String| NetnsError::Container {
+            id: prefix.to_owned(),
+            reason,
+        };
+        let (pid, id) = find_container(prefix).map_err(failed)?;
+        let path = PathBuf::from(format!("/proc/{pid}/ns/net"));
+        let file = File::open(&path).map_err(|source| NetnsError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        if !container_ids(pid).contains(&id) {
+            return Err(failed(format!("its process {pid} went away")));
+        }
+        let meta = file.metadata().map_err(|source| NetnsError::Open {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(NetnsHandle {
+            file: Arc::new(file),
+            name: self.clone(),
+            key: (meta.dev(), meta.ino()),
+        })
+    }
+}
+
+/// Most processes a container lookup reads the cgroups of.
+const MAX_SCANNED: usize = 1 << 16;
+
+/// The lowest pid in a container whose 64-digit ID starts with `prefix`,
+/// and that ID; an error when none or more than one container matches.
+fn find_container(prefix: &str) -> Result<(u32, String), String> {
+    let entries = std::fs::read_dir("/proc").map_err(|err| format!("reading /proc: {err}"))?;
+    let mut pids: Vec<u32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .take(MAX_SCANNED)
+        .collect();
+    pids.sort_unstable();
+    let mut found: Option<(u32, String)> = None;
+    for pid in pids {
+        for id in container_ids(pid) {
+            if !id.starts_with(prefix) {
+                continue;
+            }
+            match &found {
+                None => found = Some((pid, id)),
+                Some((_, seen)) if *seen == id => {}
+                Some((_, seen)) => {
+                    return Err(format!(
+                        "matches containers {seen} and {id}: give more digits"
+                    ));
+                }
+            }
+        }
+    }
+    found.ok_or_else(|| "no running process is in such a container".to_owned())
+}
+
+/// The container IDs (64 lowercase hex digits: Docker, containerd, CRI-O,
+/// Podman) that name a cgroup of process `pid`: `/docker/ID`,
+/// `docker-ID.scope`, `cri-containerd-ID.scope`, `crio-ID.scope`,
+/// `libpod-ID.scope`. None for a process that is gone.
+fn container_ids(pid: u32) -> Vec<String> {
+    let Ok(cgroups) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return Vec::new();
+    };
+    let mut ids = Vec::new();
+    for line in cgroups.lines() {
+        // hierarchy-ID:controllers:path
+        let Some(path) = line.splitn(3, ':').nth(2) else {
+            continue;
+        };
+        for segment in path.split('/') {
+            let stem = segment.strip_suffix(".scope").unwrap_or(segment);
+            let id = stem.rsplit('-').next().unwrap_or(stem);
+            if id.len() == 64
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                && !ids.iter().any(|seen| seen == id)
+            {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+    ids
 }
 
 /// A network namespace held open (see [`Netns::open`]).
@@ -208,6 +327,7 @@ impl fmt::Display for Netns {
                 Ok(name) => write!(f, "{}", name.display()),
                 Err(_) => write!(f, "{}", path.display()),
             },
+            Self::Container(id) => write!(f, "container:{id}"),
         }
     }
 }
@@ -238,6 +358,10 @@ mod tests {
             "/proc/42/ns/mnt",
             "/proc//ns/net",
             "name with space",
+            "container:abc",
+            "container:0123456789AB",
+            "container:0123456789ab/../x",
+            &format!("container:{}", "a".repeat(65)),
         ] {
             assert!(
                 matches!(Netns::parse(hostile), Err(NetnsError::InvalidName { .. })),
@@ -245,6 +369,10 @@ mod tests {
             );
         }
         assert!(Netns::parse(&"x".repeat(256)).is_err());
+        assert_eq!(
+            Netns::parse("container:0123456789ab").unwrap(),
+            Netns::Container("0123456789ab".to_owned())
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Listing the interfaces a client may capture on: in each namespace its
-//! principal names (every ip-netns namespace for `"*"`, at most
-//! `netns::MAX_NAMED`; a `/proc/PID/ns/net` of the policy is not listed,
-//! since it names whatever process has that pid now), those its interface
+//! principal names (every ip-netns namespace for `"*"`, those a pattern
+//! such as `"lab-*"` matches, at most `netns::MAX_NAMED`; a
+//! `/proc/PID/ns/net` of the policy is not listed, since it names whatever
+//! process has that pid now, nor are containers), those its interface
 //! patterns match, at most [`MAX_LISTED`] in all. Entering the namespaces
 //! runs on the blocking pool, through a gate of one listing per uid and
 //! one per CPU in all (root never waits).
@@ -44,16 +45,21 @@ fn interfaces(granted: &InterfacesGrant) -> Vec<InterfaceInfo> {
             .chain(netns::named())
             .collect()
     } else {
+        // A pattern lists the ip-netns namespaces it matches (container
+        // patterns list none: containers are not enumerated).
+        let every_named = netns::named();
         let mut named: Vec<String> = granted
             .netns
             .iter()
             .filter(|name| !name.starts_with('/'))
-            .map(|name| {
-                if name == "-" {
-                    String::new()
-                } else {
-                    name.clone()
-                }
+            .flat_map(|name| match name.strip_suffix('*') {
+                Some(prefix) => every_named
+                    .iter()
+                    .filter(|named| named.starts_with(prefix))
+                    .cloned()
+                    .collect(),
+                None if name == "-" => vec![String::new()],
+                None => vec![name.clone()],
             })
             .collect();
         named.sort();

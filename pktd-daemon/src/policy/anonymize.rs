@@ -140,7 +140,8 @@ impl RawAnonymize {
 /// The 32 bytes of a key file: a private file of pktd's
 /// ([`crate::paths::read_private_file`]) of exactly that length.
 fn read_key(path: &Path) -> Result<[u8; 32], String> {
-    let bytes = crate::paths::read_private_file(path, 32)?;
+    // Read past 32 bytes, to say how long a wrong one is.
+    let bytes = crate::paths::read_private_file(path, 4096)?;
     bytes
         .try_into()
         .map_err(|bytes: Vec<u8>| format!("{} bytes, not 32", bytes.len()))

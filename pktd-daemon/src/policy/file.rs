@@ -259,9 +259,14 @@ impl Check<'_> {
     fn places(&self, raw: &RawPrincipal) -> Result<(), PolicyError> {
         for netns in &raw.netns {
             let value = netns.get_ref();
-            if value != "*" {
-                Netns::parse(value)
-                    .map_err(|error| self.invalid(netns.span(), error.to_string()))?;
+            match value.strip_suffix('*') {
+                // "*", or a prefix of ip-netns names or container IDs.
+                Some(prefix) => check_netns_prefix(prefix)
+                    .map_err(|message| self.invalid(netns.span(), message))?,
+                None => drop(
+                    Netns::parse(value)
+                        .map_err(|error| self.invalid(netns.span(), error.to_string()))?,
+                ),
             }
         }
         for interface in &raw.interfaces {
@@ -490,4 +495,31 @@ fn check_interface(pattern: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A `netns` pattern's prefix (before its `*`): empty, `container:` and
+/// hex digits, or the start of an ip-netns name. Process paths have no
+/// patterns: a pid names nothing stable.
+fn check_netns_prefix(prefix: &str) -> Result<(), String> {
+    let hex = |text: &str| {
+        text.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    let ok = match prefix.strip_prefix("container:") {
+        Some(digits) => digits.len() < 64 && hex(digits),
+        None => {
+            prefix.len() < 255
+                && prefix
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "netns pattern {prefix:?}*: a pattern is \"*\", \"container:\" and hex digits then \"*\", \
+             or the start of an ip netns name then \"*\""
+        ))
+    }
 }

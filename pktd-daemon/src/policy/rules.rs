@@ -119,12 +119,17 @@ pub struct InjectRules {
 
 impl Rules {
     /// Whether a session may capture in network namespace `netns` (an
-    /// ip-netns name, or `""`/`"-"` for pktd's own).
+    /// ip-netns name, `container:ID`, or `""`/`"-"` for pktd's own); a
+    /// pattern ending in `*` allows the names it is a prefix of
+    /// (`"container:*"`, `"lab-*"`), `"*"` alone every namespace.
     pub fn allows_netns(&self, netns: &str) -> bool {
         let wanted = own_netns(netns);
         self.netns
             .iter()
-            .any(|allowed| allowed == "*" || own_netns(allowed) == wanted)
+            .any(|allowed| match allowed.strip_suffix('*') {
+                Some(prefix) => wanted.starts_with(prefix),
+                None => own_netns(allowed) == wanted,
+            })
     }
 
     /// Whether a session may capture on interface `interface`.

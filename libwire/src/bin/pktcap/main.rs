@@ -87,7 +87,8 @@ struct Args {
     /// Kernel ring buffer size in KiB.
     #[arg(short = 'B', long = "buffer-size")]
     buffer_kib: Option<u32>,
-    /// Network namespace of the interface (ip netns name or /proc/PID/ns/net).
+    /// Network namespace of the interface: an ip netns name, /proc/PID/ns/net
+    /// or container:ID.
     #[arg(long)]
     netns: Option<String>,
     /// pktd's socket.
