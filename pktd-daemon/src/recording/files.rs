@@ -187,6 +187,14 @@ impl Output {
     }
 
     /// The file's size once what is pending is written.
+    /// Asks the kernel to put the file's data on the disk (at rotation
+    /// and close: a file ended is whole even if the machine is not).
+    fn sync(&self) {
+        if let Err(err) = self.file.sync_data() {
+            tracing::warn!(%err, "syncing a recorded file");
+        }
+    }
+
     fn size(&self) -> u64 {
         self.written + self.pending.len() as u64
     }
@@ -526,6 +534,9 @@ impl Savefiles {
             self.ids.last_mut().expect("a current file").size = current.size();
         }
         let written = self.write_pending();
+        if let Some(current) = &self.current {
+            current.output.sync();
+        }
         // Nothing is pending now: giving the file back writes nothing.
         drop(self.current.take());
         written
