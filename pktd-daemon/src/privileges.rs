@@ -15,6 +15,7 @@
 //! | `CAP_DAC_OVERRIDE` | making files in users' own `0700` record directories |
 //! | `CAP_SETUID`, `CAP_SETGID` | compile helpers becoming `nobody` |
 //! | `CAP_KILL` | killing a compile helper (then `nobody`) at its deadline |
+//! | `CAP_SYS_PTRACE` | opening `/proc/PID/ns/net` of a process with other credentials or more capabilities (a container's, `container:ID`): the kernel asks for ptrace read access; the system calls that trace or read another process (`ptrace`, `process_vm_readv`/`writev`) stay denied by the seccomp filter |
 //!
 //! Everything else goes, from the bounding set too, so that nothing the
 //! daemon runs (its compile helpers) can regain it. `CAP_PERFMON` goes
@@ -24,7 +25,7 @@ use caps::{CapSet, Capability, CapsHashSet};
 use seccompiler::{SeccompAction, SeccompFilter, TargetArch};
 
 /// The capabilities the daemon keeps (see the module).
-pub const KEPT: [Capability; 9] = [
+pub const KEPT: [Capability; 10] = [
     Capability::CAP_BPF,
     Capability::CAP_NET_ADMIN,
     Capability::CAP_NET_RAW,
@@ -34,6 +35,7 @@ pub const KEPT: [Capability; 9] = [
     Capability::CAP_SETUID,
     Capability::CAP_SETGID,
     Capability::CAP_KILL,
+    Capability::CAP_SYS_PTRACE,
 ];
 
 /// System calls the daemon never makes, denied (EPERM) so that a bug
@@ -99,10 +101,20 @@ pub fn give_up() -> Result<(), PrivilegeError> {
     if !crate::sys::is_root() {
         return Ok(());
     }
-    let kept: CapsHashSet = KEPT.into_iter().collect();
     let failed = |set| move |source| PrivilegeError::Caps { set, source };
+    // A service manager may have narrowed the sets already (systemd's
+    // CapabilityBoundingSet=, a container's capabilities): what is gone
+    // is neither dropped again (that needs CAP_SETPCAP) nor asked back.
+    let permitted = caps::read(None, CapSet::Permitted).map_err(failed("permitted"))?;
+    let kept: CapsHashSet = KEPT
+        .into_iter()
+        .filter(|cap| permitted.contains(cap))
+        .collect();
+    for cap in KEPT.iter().filter(|cap| !kept.contains(cap)) {
+        tracing::warn!(capability = %cap, "not permitted: what needs it will fail");
+    }
     for cap in caps::all() {
-        if !kept.contains(&cap) {
+        if !kept.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(true) {
             caps::drop(None, CapSet::Bounding, cap).map_err(failed("bounding"))?;
         }
     }

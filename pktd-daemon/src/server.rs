@@ -87,8 +87,8 @@ pub async fn run_with(
         limits: options.connections,
     });
     if let Some(metrics) = &options.metrics {
-        let http = TcpListener::bind(metrics.addr).await?;
-        tracing::info!(addr = %metrics.addr, "serving metrics");
+        let http = TcpListener::from_std(metrics.listener.try_clone()?)?;
+        tracing::info!(addr = %http.local_addr()?, "serving metrics");
         tokio::spawn(crate::scrape::http::serve(
             http,
             metrics.token.clone(),

@@ -39,6 +39,8 @@ pub struct SessionInfo {
     pub interface: String,
     /// The principal the policy matched it to.
     pub principal: String,
+    /// The attachment's namespace identity (device, inode).
+    pub netns_key: (u64, u64),
     /// Its counters, read without any lock.
     pub counters: Arc<SlotCounters>,
     /// A policy filter hides part of the traffic from it.

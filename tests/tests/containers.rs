@@ -15,11 +15,7 @@ use std::{
 
 use libwire::{CaptureBuilder, Direction};
 use pktd_daemon::policy::Policy;
-use pktd_tests::{
-    corpus::numbered_udp_frame,
-    daemon::{TestDaemon, open_as},
-    netlab::Lab,
-};
+use pktd_tests::{corpus::numbered_udp_frame, daemon::open_as, netlab::Lab, pktd::RealDaemon};
 use tokio::time::timeout;
 
 const ANY_CONTAINER_UID: u32 = 4551;
@@ -79,10 +75,10 @@ async fn a_container_is_named_by_its_id_and_policies_name_namespaces_by_pattern(
     // ip netns exec has exec'd sleep once the process is in the namespace.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let lab_prefix: String = lab.capture_ns.chars().take(12).collect();
-    let daemon = TestDaemon::start(
-        Policy::parse(
-            &format!(
-                r#"
+    // The real daemon, with the capabilities it keeps: opening another
+    // process's namespace takes ptrace read access (CAP_SYS_PTRACE, kept).
+    let policy_text = format!(
+        r#"
 [[principal]]
 name = "any-container"
 users = [{ANY_CONTAINER_UID}]
@@ -97,15 +93,12 @@ netns = ["container:ffff*", "{lab_prefix}*"]
 interfaces = ["*"]
 directions = ["in"]
 "#
-            ),
-            "containers.toml",
-        )
-        .expect("a policy with netns patterns"),
     );
+    let daemon = RealDaemon::start("containers", &policy_text, &[]);
     let short = &container.id[..12];
     let by_id = |id: &str| {
-        daemon
-            .capture(&lab.capture_if)
+        CaptureBuilder::new(&lab.capture_if)
+            .socket(&daemon.socket)
             .netns(format!("container:{id}"))
             .direction(Direction::In)
             .filter("udp dst port 9100")
@@ -177,6 +170,7 @@ directions = ["in"]
         "{refused}"
     );
     let by_pattern = CaptureBuilder::new(&lab.capture_if)
+        .socket(&daemon.socket)
         .netns(&lab.capture_ns)
         .direction(Direction::In);
     open_as(

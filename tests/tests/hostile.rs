@@ -580,8 +580,8 @@ fn the_daemon_keeps_only_the_capabilities_it_needs() {
             .to_owned()
     };
     // CHOWN 0, DAC_OVERRIDE 1, KILL 5, SETGID 6, SETUID 7, NET_ADMIN 12,
-    // NET_RAW 13, SYS_ADMIN 21, BPF 39.
-    let expected: u64 = [0, 1, 5, 6, 7, 12, 13, 21, 39]
+    // NET_RAW 13, SYS_PTRACE 19, SYS_ADMIN 21, BPF 39.
+    let expected: u64 = [0, 1, 5, 6, 7, 12, 13, 19, 21, 39]
         .iter()
         .map(|bit| 1u64 << bit)
         .sum();

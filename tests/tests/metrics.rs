@@ -145,9 +145,33 @@ async fn a_scrape_parses_and_counts_interfaces_sessions_refusals_and_time() {
     let token_path = token_file(&secrets.0, token, 0o600);
     let addr = free_addr();
     let lab = Lab::new();
+    // A name the owner of a namespace chose, with what OpenMetrics must
+    // escape (the kernel allows it).
+    let odd = "q\"b\\s";
+    let status = Command::new("ip")
+        .args([
+            "-n",
+            &lab.capture_ns,
+            "link",
+            "add",
+            odd,
+            "type",
+            "veth",
+            "peer",
+            "name",
+        ])
+        .arg(format!("pkm{}", &lab.capture_if[3..]))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = Command::new("ip")
+        .args(["-n", &lab.capture_ns, "link", "set", odd, "up"])
+        .status()
+        .unwrap();
+    assert!(status.success());
     let daemon = RealDaemon::start(
         "metrics",
-        "[[principal]]\nname = \"admins\"\nusers = [0]\nnetns = [\"*\"]\ninterfaces = [\"*\"]\n",
+        "[[principal]]\nname = \"ad\\\"mins\"\nusers = [0]\nnetns = [\"*\"]\ninterfaces = [\"*\"]\n",
         &[
             "--metrics",
             &addr.to_string(),
@@ -159,6 +183,11 @@ async fn a_scrape_parses_and_counts_interfaces_sessions_refusals_and_time() {
     // Without the token, or with another, nothing is told.
     assert_eq!(get(addr, "/metrics", None).0, 401);
     assert_eq!(get(addr, "/metrics", Some("not-the-token-at-all")).0, 401);
+    // Same length, one byte off.
+    let mut near = token.to_owned();
+    near.pop();
+    near.push('X');
+    assert_eq!(get(addr, "/metrics", Some(&near)).0, 401);
     assert_eq!(get(addr, "/other", Some(token)).0, 404);
 
     // A session that receives 20 packets, and two refusals.
@@ -177,6 +206,13 @@ async fn a_scrape_parses_and_counts_interfaces_sessions_refusals_and_time() {
         .open()
         .await;
     assert!(refused.is_err(), "a filter that does not compile");
+    let _odd_session = CaptureBuilder::new(odd)
+        .socket(&daemon.socket)
+        .netns(&lab.capture_ns)
+        .stats_only(Duration::from_secs(60))
+        .open()
+        .await
+        .expect("a session on the oddly named interface");
     let stranger = CaptureBuilder::new(&lab.capture_if).netns(&lab.capture_ns);
     assert!(open_as(stranger, &daemon.socket, 4343, 4343).await.is_err());
     let sender = lab.sender();
@@ -212,8 +248,21 @@ async fn a_scrape_parses_and_counts_interfaces_sessions_refusals_and_time() {
         .keys()
         .find(|key| key.starts_with("pktd_session_delivered_total{"))
         .expect("a session's samples");
+    // The odd names came through whole.
+    let odd_labels = [("netns", lab.capture_ns.as_str()), ("interface", odd)];
+    assert_eq!(
+        sample(&samples, "pktd_interface_sessions", &odd_labels),
+        1.0
+    );
+    assert!(
+        samples
+            .keys()
+            .any(|key| key.contains("principal=\"ad\"mins\"")),
+        "{:?}",
+        samples.keys().collect::<Vec<_>>()
+    );
     for label in [
-        "principal=\"admins\"",
+        "principal=\"ad\"mins\"",
         "uid=\"0\"",
         &format!("interface=\"{}\"", lab.capture_if),
         &format!("netns=\"{}\"", lab.capture_ns),
@@ -232,9 +281,9 @@ async fn a_scrape_parses_and_counts_interfaces_sessions_refusals_and_time() {
         samples[&format!("pktd_session_matched_total{labels}")],
         20.0
     );
-    assert_eq!(sample(&samples, "pktd_sessions", &[]), 1.0);
-    assert_eq!(sample(&samples, "pktd_sessions_opened_total", &[]), 1.0);
-    assert_eq!(sample(&samples, "pktd_sessions_max", &[]), 1.0);
+    assert_eq!(sample(&samples, "pktd_sessions", &[]), 2.0);
+    assert_eq!(sample(&samples, "pktd_sessions_opened_total", &[]), 2.0);
+    assert_eq!(sample(&samples, "pktd_sessions_max", &[]), 2.0);
     assert_eq!(
         sample(
             &samples,
@@ -250,7 +299,7 @@ async fn a_scrape_parses_and_counts_interfaces_sessions_refusals_and_time() {
     assert!(sample(&samples, "pktd_connections", &[]) >= 1.0);
     assert!(sample(&samples, "pktd_connections_accepted_total", &[]) >= 3.0);
     assert!(sample(&samples, "pktd_filter_compile_seconds_count", &[]) >= 2.0);
-    assert_eq!(sample(&samples, "pktd_filter_load_seconds_count", &[]), 1.0);
+    assert_eq!(sample(&samples, "pktd_filter_load_seconds_count", &[]), 2.0);
     assert!(sample(&samples, "pktd_cpu_seconds_total", &[("mode", "user")]) > 0.0);
     assert!(sample(&samples, "pktd_cpu_seconds_total", &[("mode", "system")]) > 0.0);
     assert!(sample(&samples, "pktd_host_cpu_idle_seconds_total", &[]) > 0.0);
@@ -262,17 +311,31 @@ async fn a_scrape_parses_and_counts_interfaces_sessions_refusals_and_time() {
     loop {
         let samples = parsed(&get(addr, "/metrics", Some(token)).1);
         if sample(&samples, "pktd_sessions_closed_total", &[]) == 1.0 {
-            assert_eq!(sample(&samples, "pktd_sessions", &[]), 0.0);
-            assert!(
-                !samples
-                    .keys()
-                    .any(|k| k.starts_with("pktd_session_delivered"))
-            );
+            assert_eq!(sample(&samples, "pktd_sessions", &[]), 1.0);
+            let delivered = samples
+                .keys()
+                .filter(|k| k.starts_with("pktd_session_delivered"))
+                .count();
+            assert_eq!(delivered, 1, "only the odd one's left");
             break;
         }
         assert!(Instant::now() < deadline, "the end is not counted");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // Two connections that send nothing hold this address's slots: a
+    // third is closed at once, and once theirs time out scrapes go on.
+    let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = TcpStream::connect(addr).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(third.read(&mut byte).unwrap_or(1), 0, "closed at once");
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(get(addr, "/metrics", Some(token)).0, 200);
+    drop(idle);
     daemon.terminate(Duration::from_secs(15));
 }
 

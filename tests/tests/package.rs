@@ -357,8 +357,9 @@ fn the_maintainer_scripts_do_what_they_say(deb: &Path, dir: &Path) {
     for expected in [
         "getent group pktd",
         "addgroup --system --quiet pktd",
-        "chown root:root /etc/pktd/policy.toml",
-        "chmod 0600 /etc/pktd/policy.toml",
+        // What postrm masked on a removal is unmasked: both units.
+        "deb-systemd-helper unmask pktd.socket",
+        "deb-systemd-helper unmask pktd.service",
         "deb-systemd-helper enable pktd.socket",
     ] {
         assert!(
@@ -366,6 +367,13 @@ fn the_maintainer_scripts_do_what_they_say(deb: &Path, dir: &Path) {
             "{expected}: {first:?}"
         );
     }
+    // The conffile is dpkg's to handle: the scripts leave it alone.
+    assert!(
+        !first
+            .iter()
+            .any(|call| call.starts_with("chown") || call.starts_with("chmod")),
+        "{first:?}"
+    );
     // An upgrade: the group is there already.
     let upgrade = calls("postinst", &["configure", "0.0.9-1"], true);
     assert!(

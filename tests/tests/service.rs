@@ -293,3 +293,73 @@ fn the_daemon_tells_the_service_manager_ready_reloading_and_stopping() {
     let status = daemon.wait(Duration::from_secs(15)).expect("pktd exits");
     assert!(status.success(), "{status:?}: {:?}", daemon.stderr_lines);
 }
+
+/// The daemon, started within the unit's capability bounding set and
+/// without new privileges (as systemd starts it: `setpriv` does the
+/// same), loads its program, enters a namespace and captures.
+#[test]
+fn the_daemon_serves_within_the_units_capability_bounding_set() {
+    let service = std::fs::read_to_string(units_dir().join("pktd.service")).unwrap();
+    let bounding: Vec<String> = directive(&service, "CapabilityBoundingSet")
+        .expect("a CapabilityBoundingSet")
+        .split_whitespace()
+        .map(|cap| format!("+{}", cap.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    let scratch = Scratch::new("bounded");
+    let socket = scratch.0.join("pktd.sock");
+    let policy = scratch.0.join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[principal]]\nname = \"root\"\nusers = [0]\nnetns = [\"*\"]\ninterfaces = [\"*\"]\n",
+    )
+    .unwrap();
+    let mut command = Command::new("setpriv");
+    command
+        .arg("--no-new-privs")
+        .arg(format!("--bounding-set=-all,{}", bounding.join(",")))
+        .arg("--")
+        .arg(bin_path("pktd"))
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--socket")
+        .arg(&socket)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null());
+    let mut daemon = Running::spawn(command);
+    assert!(
+        daemon.wait_for_stderr("pktd serving", Duration::from_secs(15)),
+        "{:?}",
+        daemon.stderr_lines
+    );
+    assert!(
+        !daemon
+            .stderr_lines
+            .iter()
+            .any(|line| line.contains("not permitted")),
+        "{:?}",
+        daemon.stderr_lines
+    );
+    let lab = Lab::new();
+    let mut capture = libwire::blocking::Capture::open(
+        libwire::CaptureBuilder::new(&lab.capture_if)
+            .socket(&socket)
+            .netns(&lab.capture_ns)
+            .direction(libwire::Direction::In)
+            .filter("udp dst port 9000"),
+    )
+    .expect("a capture");
+    let sender = lab.sender();
+    for sequence in 0..5 {
+        sender.send(&numbered_udp_frame(9000, sequence, 20));
+    }
+    for _ in 0..5 {
+        match capture.next_packet_within(Duration::from_secs(5)) {
+            Ok(libwire::blocking::Next::Packet(_)) => {}
+            other => panic!("a packet: {:?}", other.map(|_| ())),
+        }
+    }
+    drop(capture);
+    daemon.signal("TERM");
+    let status = daemon.wait(Duration::from_secs(15)).expect("pktd exits");
+    assert!(status.success(), "{status:?}: {:?}", daemon.stderr_lines);
+}

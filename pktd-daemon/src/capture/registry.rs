@@ -101,6 +101,12 @@ impl SlotRef {
     pub fn slot(&self) -> u32 {
         self.slot
     }
+
+    /// The attachment's namespace identity (device, inode), whatever name
+    /// reached it.
+    pub fn netns_key(&self) -> (u64, u64) {
+        self.entry.key.netns
+    }
 }
 
 impl std::fmt::Debug for SlotRef {
@@ -127,6 +133,8 @@ pub struct Added {
 pub struct InterfaceSnapshot {
     /// The namespace as the first session there named it.
     pub netns: String,
+    /// The namespace's identity (device, inode).
+    pub netns_key: (u64, u64),
     /// The interface.
     pub interface: String,
     /// Everything the program saw there.
@@ -442,6 +450,7 @@ impl Registry {
                 let counters = entry.counters.get()?.read().ok()?;
                 Some(InterfaceSnapshot {
                     netns: entry.netns.clone(),
+                    netns_key: entry.key.netns,
                     interface: entry.key.interface.clone(),
                     counters,
                     sessions: entry.sessions.load(Ordering::Relaxed),

@@ -5,11 +5,22 @@
 //! bearer token of `--metrics-token-file` (a file only pktd may read;
 //! Prometheus's `authorization: {credentials_file: …}`), compared in
 //! constant time. Whoever can connect costs the daemon little: at most
-//! [`MAX_SCRAPERS`] connections at once (others are closed at once), a
-//! request's head within [`HEAD_TIMEOUT`], one request per connection, and
-//! the scrape itself on a blocking thread.
+//! [`PER_ADDRESS`] connections from one address and [`MAX_SCRAPERS`] in
+//! all (others are closed at once), a request's head within
+//! [`HEAD_TIMEOUT`], one request per connection, and the scrape itself on
+//! a blocking thread. A client that holds its address's connections open
+//! delays the scrapes from that address only: Prometheus should reach
+//! pktd from an address local users do not share (another host, the pod
+//! network), not from 127.0.0.1.
 
-use std::{convert::Infallible, net::SocketAddr, path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -20,10 +31,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{state::State, sync::blocking};
 
-/// Scrapes served at once.
-pub const MAX_SCRAPERS: usize = 8;
-/// How long a connection has to send its request's head.
-pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once, in all.
+pub const MAX_SCRAPERS: usize = 64;
+/// Connections served at once from one address.
+pub const PER_ADDRESS: usize = 2;
+/// How long a connection has to send its request's head (Prometheus
+/// sends it at once).
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest token accepted.
 const MAX_TOKEN: usize = 4096;
 
@@ -32,15 +46,16 @@ const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset
 /// Where and how the metrics are served.
 #[derive(Clone, Debug)]
 pub struct MetricsOptions {
-    /// The TCP address to listen on.
-    pub addr: SocketAddr,
+    /// The TCP socket, bound already (an address in use is an error at
+    /// start, before the daemon says it is ready).
+    pub listener: Arc<std::net::TcpListener>,
     /// The bearer token scrapes must carry.
     pub token: Arc<[u8]>,
 }
 
 impl MetricsOptions {
     /// Reads the token from `path`: a file only pktd may read, of 16 to
-    /// 4096 bytes (surrounding white space ignored).
+    /// 4096 bytes (surrounding white space ignored); binds `addr`.
     pub fn new(addr: SocketAddr, path: &Path) -> Result<Self, String> {
         let bytes = crate::paths::read_private_file(path, MAX_TOKEN)
             .map_err(|err| format!("--metrics-token-file {}: {err}", path.display()))?;
@@ -54,8 +69,11 @@ impl MetricsOptions {
                 path.display()
             ));
         }
+        let listener = std::net::TcpListener::bind(addr)
+            .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+            .map_err(|err| format!("--metrics {addr}: {err}"))?;
         Ok(Self {
-            addr,
+            listener: Arc::new(listener),
             token: Arc::from(token.as_bytes()),
         })
     }
@@ -69,17 +87,21 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let scrapers = Arc::new(Semaphore::new(MAX_SCRAPERS));
+    let per_address: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => return,
             accepted = listener.accept() => accepted,
         };
-        let Ok((stream, _)) = accepted else {
+        let Ok((stream, peer)) = accepted else {
             // Out of descriptors and the like: the next scrape retries.
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        // Over the limit: closed at once.
+        // Over a limit: closed at once.
+        let Some(address) = AddressSlot::take(&per_address, peer.ip()) else {
+            continue;
+        };
         let Ok(permit) = scrapers.clone().try_acquire_owned() else {
             continue;
         };
@@ -102,7 +124,41 @@ pub async fn serve(
                 () = shutdown.cancelled() => {}
             }
             drop(permit);
+            drop(address);
         });
+    }
+}
+
+/// One of an address's [`PER_ADDRESS`] connections, given back on drop.
+struct AddressSlot {
+    counts: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    address: IpAddr,
+}
+
+impl AddressSlot {
+    fn take(counts: &Arc<Mutex<HashMap<IpAddr, usize>>>, address: IpAddr) -> Option<Self> {
+        let mut map = crate::sync::lock(counts);
+        let count = map.entry(address).or_default();
+        if *count >= PER_ADDRESS {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            counts: counts.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut map = crate::sync::lock(&self.counts);
+        if let Some(count) = map.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.address);
+            }
+        }
     }
 }
 
@@ -143,10 +199,30 @@ async fn respond(
     response
 }
 
-/// Whether `a` equals `b`, in a time that depends on their lengths only.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+/// Whether `offered` equals `token`, in a time that depends on the
+/// token's length only (not on what was offered, nor where it differs).
+fn same(offered: &[u8], token: &[u8]) -> bool {
+    let differ = token.iter().enumerate().fold(0u8, |diff, (i, byte)| {
+        diff | (offered.get(i).copied().unwrap_or(!byte) ^ byte)
+    });
+    differ == 0 && offered.len() == token.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same;
+
+    #[test]
+    fn only_the_token_itself_is_the_same() {
+        let token = b"0123456789abcdef";
+        assert!(same(token, token));
+        for offered in [
+            &b"0123456789abcdeX"[..],
+            b"0123456789abcde",
+            b"0123456789abcdef0",
+            b"",
+        ] {
+            assert!(!same(offered, token), "{offered:?}");
+        }
     }
-    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }

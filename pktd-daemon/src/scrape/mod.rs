@@ -52,7 +52,9 @@ pub fn encode(state: &State) -> String {
     let dropped = Family::<SessionLabels, Counter>::default();
     let over_quota = Family::<SessionLabels, Counter>::default();
     let matched = Family::<SessionLabels, Counter>::default();
-    let mut interface_drops: BTreeMap<InterfaceLabels, u64> = BTreeMap::new();
+    // By namespace identity: sessions may have named it otherwise than the
+    // attachment's first session did.
+    let mut interface_drops: BTreeMap<((u64, u64), String), u64> = BTreeMap::new();
     for (id, info) in &sessions {
         let Ok(counters) = info.counters.read() else {
             continue;
@@ -61,19 +63,16 @@ pub fn encode(state: &State) -> String {
         let labels = SessionLabels {
             session: id.to_string(),
             uid: info.uid.to_string(),
-            principal: info.principal.clone(),
-            netns: info.netns.clone(),
-            interface: info.interface.clone(),
+            principal: label(&info.principal),
+            netns: label(&info.netns),
+            interface: label(&info.interface),
         };
         delivered.get_or_create(&labels).inc_by(stats.delivered);
         dropped.get_or_create(&labels).inc_by(stats.dropped);
         over_quota.get_or_create(&labels).inc_by(stats.over_quota);
         matched.get_or_create(&labels).inc_by(stats.matched);
         *interface_drops
-            .entry(InterfaceLabels {
-                netns: info.netns.clone(),
-                interface: info.interface.clone(),
-            })
+            .entry((info.netns_key, info.interface.clone()))
             .or_default() += stats.dropped;
     }
     registry.register(
@@ -105,9 +104,13 @@ pub fn encode(state: &State) -> String {
     let synack = Family::<InterfaceLabels, Counter>::default();
     let interface_sessions = Family::<InterfaceLabels, Gauge>::default();
     for snapshot in state.registry().interfaces() {
+        let dropped = interface_drops
+            .get(&(snapshot.netns_key, snapshot.interface.clone()))
+            .copied()
+            .unwrap_or(0);
         let labels = InterfaceLabels {
-            netns: snapshot.netns,
-            interface: snapshot.interface,
+            netns: label(&snapshot.netns),
+            interface: label(&snapshot.interface),
         };
         packets
             .get_or_create(&labels)
@@ -120,9 +123,7 @@ pub fn encode(state: &State) -> String {
         interface_sessions
             .get_or_create(&labels)
             .set(i64::from(snapshot.sessions));
-        drops
-            .get_or_create(&labels)
-            .inc_by(interface_drops.get(&labels).copied().unwrap_or(0));
+        drops.get_or_create(&labels).inc_by(dropped);
     }
     registry.register(
         "interface_packets",
@@ -178,6 +179,22 @@ pub fn encode(state: &State) -> String {
     // Writing to a String does not fail.
     let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
     text
+}
+
+/// `value` as an OpenMetrics label value: prometheus-client writes label
+/// values as they are, and names (an interface's, which a namespace's
+/// owner chooses; a principal's) may hold a backslash, `"` or a line break.
+fn label(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            c => escaped.push(c),
+        }
+    }
+    escaped
 }
 
 /// The daemon's user and system CPU time, from /proc/self/stat (fields 14

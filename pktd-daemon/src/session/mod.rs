@@ -225,6 +225,7 @@ where
             netns: grant.netns_name.clone(),
             interface: grant.interface.clone(),
             principal: grant.principal.clone(),
+            netns_key: added.slot.netns_key(),
             counters: counters.clone(),
             policy_filtered: grant.policy_filter.is_some(),
         },
