@@ -633,11 +633,14 @@ fn pktd_stats_reports_rates_as_table_and_csv_and_users_see_only_their_own() {
         !user_table.contains("SYN/s"),
         "a user saw interface rows: {user_table}"
     );
-    let session_lines: Vec<&str> = user_table
-        .lines()
-        .skip(1)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
+    // Each table is stamped with the time the counters were read.
+    let mut lines = user_table.lines();
+    let stamp = lines.next().unwrap_or_default();
+    assert!(
+        stamp.starts_with("at 20") && stamp.len() >= "at 2026-12-01 17:16:42".len(),
+        "{user_table}"
+    );
+    let session_lines: Vec<&str> = lines.skip(1).filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(session_lines.len(), 1, "{user_table}");
     assert!(
         session_lines[0].split_whitespace().nth(1) == Some(UID),
