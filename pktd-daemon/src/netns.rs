@@ -142,8 +142,13 @@ impl Netns {
             path: path.clone(),
             source,
         })?;
+        self.handle(file, &path)
+    }
+
+    /// The handle of `file`, this namespace's nsfs file opened at `path`.
+    fn handle(&self, file: File, path: &Path) -> Result<NetnsHandle, NetnsError> {
         let meta = file.metadata().map_err(|source| NetnsError::Open {
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         })?;
         Ok(NetnsHandle {
@@ -179,15 +184,7 @@ impl Netns {
         if !container_ids(pid).contains(&id) {
             return Err(failed(format!("its process {pid} went away")));
         }
-        let meta = file.metadata().map_err(|source| NetnsError::Open {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(NetnsHandle {
-            file: Arc::new(file),
-            name: self.clone(),
-            key: (meta.dev(), meta.ino()),
-        })
+        self.handle(file, &path)
     }
 }
 

@@ -13,16 +13,35 @@ use pktd_common::CbpfInsn;
 /// namespace, for sending whole Ethernet frames. It receives nothing
 /// (protocol 0).
 pub fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
+    let fd = raw_packet_socket(0)?;
+    bind_packet_socket(&fd, ifindex, 0)?;
+    Ok(fd)
+}
+
+/// A fresh AF_PACKET raw socket with extra `flags` (SOCK_NONBLOCK…).
+fn raw_packet_socket(flags: i32) -> io::Result<OwnedFd> {
     // SAFETY: plain socket(2) call; the result is checked before use.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC | flags,
+            0,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fd is a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Binds `fd` to `ifindex`, receiving `protocol` (network order; 0:
+/// nothing).
+fn bind_packet_socket(fd: &OwnedFd, ifindex: u32, protocol: u16) -> io::Result<()> {
     // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
     let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = protocol;
     addr.sll_ifindex = ifindex as i32;
     // SAFETY: addr is a valid sockaddr_ll of the size passed.
     let rc = unsafe {
@@ -35,7 +54,7 @@ pub fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(fd)
+    Ok(())
 }
 
 /// An AF_PACKET socket receiving every frame of `ifindex`, both ways, that
@@ -43,20 +62,7 @@ pub fn packet_socket(ifindex: u32) -> io::Result<OwnedFd> {
 /// live tcpdump with that filter sees. Non-blocking. The filter is in
 /// place before the socket is bound, so that nothing unfiltered gets in.
 pub fn filtered_capture_socket(ifindex: u32, program: &[CbpfInsn]) -> io::Result<OwnedFd> {
-    let all = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: plain socket(2) call; the result is checked before use.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is a fresh descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let fd = raw_packet_socket(libc::SOCK_NONBLOCK)?;
     let fprog = libc::sock_fprog {
         len: program.len() as u16,
         filter: program.as_ptr().cast_mut().cast(),
@@ -86,22 +92,7 @@ pub fn filtered_capture_socket(ifindex: u32, program: &[CbpfInsn]) -> io::Result
             size_of::<libc::c_int>() as u32,
         );
     }
-    // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = all;
-    addr.sll_ifindex = ifindex as i32;
-    // SAFETY: addr is a valid sockaddr_ll of the size passed.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            std::ptr::from_ref(&addr).cast(),
-            size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    bind_packet_socket(&fd, ifindex, (libc::ETH_P_ALL as u16).to_be())?;
     Ok(fd)
 }
 
