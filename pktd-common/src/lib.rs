@@ -224,7 +224,10 @@ pub struct Globals {
     /// 1 while the XDP program serves received packets, 0 while TC
     /// ingress does: when the daemon moves from one hook to the other, both
     /// are attached for a moment, and this flag makes exactly one of them
-    /// see each packet.
+    /// see each packet. The flag can change between a packet's XDP and its
+    /// TC ingress, so XDP also writes what it decided into the packet's
+    /// metadata ([`HandOverMark`]), and TC ingress follows that when it
+    /// finds it.
     pub xdp_receives: u32,
     /// Bit `i` set: slot `i`'s filter has no native code and is
     /// interpreted.
@@ -233,8 +236,10 @@ pub struct Globals {
     /// all interpreted slots together (a safety net: the caps below add up
     /// to at most this). 0: [`DEFAULT_INTERPRET_BUDGET`].
     pub interpret_budget: u32,
-    /// Padding.
-    pub _pad: u32,
+    /// This attachment's [`HandOverMark::attachment`]: random, so that a
+    /// mark another attachment left in a packet's metadata is not taken
+    /// for this one's.
+    pub hand_over_mark: u32,
     /// Entry `i`: the instructions slot `i`'s filter may run per packet
     /// while the slots of `interpreted` are; entry `MAX_CLIENTS + i`: the
     /// same when every slot in use is interpreted (no native program is
@@ -255,11 +260,27 @@ impl Default for Globals {
             xdp_receives: 0,
             interpreted: 0,
             interpret_budget: 0,
-            _pad: 0,
+            hand_over_mark: 0,
             interpret_caps: [0; 2 * MAX_CLIENTS as usize],
         }
     }
 }
+
+/// What the XDP program writes into a received packet's metadata (in front
+/// of its data, by `bpf_xdp_adjust_meta`) and TC ingress reads back from
+/// the socket buffer's `data_meta`: whether XDP served the packet, so that
+/// during a move between the hooks exactly one of them does, whenever the
+/// flag flips. Drivers without metadata support get no mark; then TC
+/// ingress follows [`Globals::xdp_receives`] alone.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandOverMark {
+    /// [`Globals::hand_over_mark`] of the attachment that wrote it.
+    pub attachment: u32,
+    /// 1: XDP delivered the packet to the clients; 0: it left it to TC.
+    pub xdp_served: u32,
+}
+const _: () = assert!(size_of::<HandOverMark>() == 8);
 
 /// What the native filters decided about the packet being classified
 /// (per-CPU; written by the classifier and the generated programs, read by

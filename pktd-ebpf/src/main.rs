@@ -37,11 +37,11 @@ use core::{
 };
 
 use aya_ebpf::{
-    bindings::{TC_ACT_UNSPEC, xdp_action::XDP_PASS},
+    bindings::{TC_ACT_UNSPEC, xdp_action::XDP_PASS, xdp_md},
     btf_maps::{Array, ArrayOfMaps, PerCpuArray, ProgramArray, RingBuf},
     helpers::generated::{
         bpf_ktime_get_tai_ns, bpf_loop, bpf_ringbuf_discard, bpf_ringbuf_query,
-        bpf_ringbuf_reserve, bpf_ringbuf_submit,
+        bpf_ringbuf_reserve, bpf_ringbuf_submit, bpf_xdp_adjust_meta,
     },
     macros::{btf_map, classifier, xdp},
     programs::{TcContext, XdpContext},
@@ -49,8 +49,8 @@ use aya_ebpf::{
 use aya_log_ebpf::warn;
 use pktd_common::{
     ClientConfig, ClientCounters, ClientUsage, DEFAULT_INTERPRET_BUDGET, DIR_IN, DIR_OUT,
-    FilterProgram, Globals, InterfaceCounters, MAX_CAPLEN, MAX_CLIENTS, MAX_INSNS, MODE_COUNT,
-    PacketPrefix, RECORD_CLASSES, RECORD_HEADER_LEN, RecordHeader, Verdicts, jump,
+    FilterProgram, Globals, HandOverMark, InterfaceCounters, MAX_CAPLEN, MAX_CLIENTS, MAX_INSNS,
+    MODE_COUNT, PacketPrefix, RECORD_CLASSES, RECORD_HEADER_LEN, RecordHeader, Verdicts, jump,
 };
 
 use crate::{
@@ -126,9 +126,18 @@ pub fn pktd_deliver(ctx: TcContext) -> i32 {
 #[xdp]
 pub fn pktd_xdp(ctx: XdpContext) -> u32 {
     let md = ctx.ctx;
+    let Some(globals) = PKTD_GLOBALS.get(0) else {
+        return XDP_PASS;
+    };
+    // One read of the flag decides, and the mark tells TC ingress what.
+    let serves = globals.xdp_receives != 0;
+    mark_hand_over(md, globals.hand_over_mark, serves);
+    if !serves {
+        return XDP_PASS;
+    }
     // SAFETY: the context's own fields; the verifier rewrites the reads.
     let (data, data_end) = unsafe { ((*md).data as usize, (*md).data_end as usize) };
-    if let Some(verdicts) = start_packet(data, data_end, DIR_IN, true) {
+    if let Some(verdicts) = start_packet(globals, data, data_end, DIR_IN) {
         // SAFETY: tail calls return only when they fail.
         unsafe { PKTD_XDP_JUMP.tail_call(&ctx, jump::DECIDE) };
         verdicts.interpret_all = 1;
@@ -136,6 +145,46 @@ pub fn pktd_xdp(ctx: XdpContext) -> u32 {
         unsafe { PKTD_XDP_JUMP.tail_call(&ctx, jump::DELIVER) };
     }
     XDP_PASS
+}
+
+/// Writes whether XDP serves this packet into its metadata, for TC ingress
+/// (see `HandOverMark`). Nothing when the driver keeps no metadata.
+#[inline(always)]
+fn mark_hand_over(md: *mut xdp_md, attachment: u32, served: bool) {
+    // SAFETY: grows the metadata area of this packet, which is ours.
+    if unsafe { bpf_xdp_adjust_meta(md, -(size_of::<HandOverMark>() as i32)) } != 0 {
+        return;
+    }
+    // SAFETY: the context's own fields (read again: the helper moved
+    // `data_meta`).
+    let (meta, data) = unsafe { ((*md).data_meta as usize, (*md).data as usize) };
+    if meta + size_of::<HandOverMark>() > data {
+        return;
+    }
+    let mark = HandOverMark {
+        attachment,
+        xdp_served: u32::from(served),
+    };
+    // SAFETY: bounds checked against `data` just above.
+    unsafe { ptr::write_unaligned(meta as *mut HandOverMark, mark) };
+}
+
+/// Whether TC ingress serves this received packet: as the XDP program's
+/// mark says when this attachment's XDP program saw it, otherwise as the
+/// flag says.
+#[inline(always)]
+fn tc_serves_received(ctx: &TcContext, globals: &Globals) -> bool {
+    let skb = ctx.skb.skb;
+    // SAFETY: the context's own fields; the verifier rewrites the reads.
+    let (meta, data) = unsafe { ((*skb).data_meta as usize, (*skb).data as usize) };
+    if meta + size_of::<HandOverMark>() <= data {
+        // SAFETY: bounds checked just above.
+        let mark = unsafe { ptr::read_unaligned(meta as *const HandOverMark) };
+        if mark.attachment == globals.hand_over_mark {
+            return mark.xdp_served == 0;
+        }
+    }
+    globals.xdp_receives == 0
 }
 
 #[xdp]
@@ -153,7 +202,13 @@ pub fn pktd_empty(_ctx: TcContext) -> i32 {
 
 #[inline(always)]
 fn classify_tc(ctx: &TcContext, direction: u32) {
-    let Some(verdicts) = start_packet(ctx.data(), ctx.data_end(), direction, false) else {
+    let Some(globals) = PKTD_GLOBALS.get(0) else {
+        return;
+    };
+    if direction == DIR_IN && !tc_serves_received(ctx, globals) {
+        return;
+    }
+    let Some(verdicts) = start_packet(globals, ctx.data(), ctx.data_end(), direction) else {
         return;
     };
     // SAFETY: tail calls return only when they fail (no native filters
@@ -165,20 +220,16 @@ fn classify_tc(ctx: &TcContext, direction: u32) {
 }
 
 /// Counts the packet and resets this CPU's verdicts; `None` when no client
-/// is active, or when the other hook serves received packets (nothing else
-/// to do).
+/// is active (nothing else to do). The caller has made sure that this hook
+/// serves the packet.
 #[inline(always)]
 fn start_packet(
+    globals: &Globals,
     data: usize,
     data_end: usize,
     direction: u32,
-    at_xdp: bool,
 ) -> Option<&'static mut Verdicts> {
-    let globals = PKTD_GLOBALS.get(0)?;
     if globals.slot_count == 0 {
-        return None;
-    }
-    if direction == DIR_IN && (globals.xdp_receives != 0) != at_xdp {
         return None;
     }
     count_interface_traffic(data, data_end, direction);

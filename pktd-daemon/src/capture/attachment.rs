@@ -74,6 +74,8 @@ pub struct Attachment {
     pub(super) tc_links: Vec<(&'static str, SchedClassifierLinkId)>,
     /// The XDP program, not TC ingress, serves received packets.
     pub(super) xdp_receives: bool,
+    /// `Globals::hand_over_mark`.
+    pub(super) hand_over_mark: u32,
     /// The kernel program's log.
     pub(super) kernel_log: KernelLog,
 }
@@ -114,6 +116,7 @@ impl Attachment {
             xdp_link: None,
             tc_links: Vec::new(),
             xdp_receives: hook == Hook::Xdp,
+            hand_over_mark: random_u32()?,
             kernel_log,
         })
     }
@@ -247,7 +250,7 @@ impl Attachment {
                     xdp_receives: u32::from(self.xdp_receives),
                     interpreted,
                     interpret_budget: DEFAULT_INTERPRET_BUDGET,
-                    _pad: 0,
+                    hand_over_mark: self.hand_over_mark,
                     interpret_caps: budget::caps(
                         &lengths(interpreted),
                         &lengths(in_use),
@@ -263,3 +266,14 @@ impl Attachment {
 // The kernel program's prefix must cover every header a filter commonly
 // reads (Ethernet + two VLAN tags + IPv6 + TCP with options).
 const _: () = assert!(pktd_common::PREFIX_LEN >= 14 + 8 + 40 + 60);
+
+/// A random number from the kernel.
+fn random_u32() -> Result<u32, CaptureError> {
+    let mut bytes = [0u8; 4];
+    rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()).map_err(
+        |errno| CaptureError::Random {
+            source: errno.into(),
+        },
+    )?;
+    Ok(u32::from_ne_bytes(bytes))
+}

@@ -12,6 +12,14 @@ pub enum CaptureError {
         #[source]
         source: aya::EbpfError,
     },
+    /// The kernel gave no random number (for the attachment's hand-over
+    /// mark).
+    #[error("reading a random number for the attachment")]
+    Random {
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The object lacks a map or program pktd-common names.
     #[error("the pktd eBPF object has no {name}")]
     Missing {

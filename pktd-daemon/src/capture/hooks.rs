@@ -62,8 +62,12 @@ impl Attachment {
     /// Moves an XDP attachment to TC ingress and egress (for a session that
     /// wants sent packets too), without losing or doubling a packet: TC is
     /// attached first while the XDP program still serves received packets,
-    /// then one flag hands them over, then XDP is detached. A move that
-    /// fails before the hand-over leaves the attachment at XDP as it was.
+    /// then one flag hands them over, then XDP is detached. A packet in
+    /// flight between the hooks when the flag flips is judged by the mark
+    /// XDP left in its metadata (`HandOverMark`), so that exactly one hook
+    /// serves it; drivers that keep no metadata leave a window of that
+    /// flight's length. A move that fails before the hand-over leaves the
+    /// attachment at XDP as it was.
     pub fn move_to_tc(&mut self) -> Result<(), CaptureError> {
         let Some((netns, interface)) = self.place.clone().filter(|_| self.xdp_link.is_some())
         else {
@@ -96,8 +100,9 @@ impl Attachment {
     /// Moves a TC attachment to XDP (when every session wants received
     /// packets only), without losing or doubling a packet: XDP is attached
     /// first while TC ingress still serves received packets, then one flag
-    /// hands them over, then TC is detached. A move that fails before the
-    /// hand-over leaves the attachment at TC as it was.
+    /// hands them over, then TC is detached; marks decide for packets in
+    /// flight, as in [`Attachment::move_to_tc`]. A move that fails before
+    /// the hand-over leaves the attachment at TC as it was.
     pub fn move_to_xdp(&mut self) -> Result<(), CaptureError> {
         let Some((netns, interface)) = self.place.clone().filter(|_| self.xdp_link.is_none())
         else {
@@ -121,6 +126,12 @@ impl Attachment {
             self.rebuild_native()?;
             return Err(err);
         }
+        // Packets that passed the XDP hook before the program was there
+        // carry no mark, and TC ingress would go by the flag for them:
+        // let those reach TC before the flag flips. The kernel runs a
+        // received packet's XDP and TC ingress in one softirq pass, or one
+        // backlog round later, well within this.
+        std::thread::sleep(HAND_OVER_GRACE);
         // The hand-over: XDP serves received packets from here on.
         self.xdp_receives = true;
         self.publish_globals()?;
@@ -133,6 +144,10 @@ impl Attachment {
         Ok(())
     }
 }
+
+/// How long a move to XDP waits between attaching the XDP program and
+/// handing received packets over to it (see `move_to_xdp`).
+const HAND_OVER_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The index of `interface` in the calling thread's namespace, which is
 /// `netns` (for the error).

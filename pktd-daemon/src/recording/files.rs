@@ -186,7 +186,6 @@ impl Output {
         }
     }
 
-    /// The file's size once what is pending is written.
     /// Asks the kernel to put the file's data on the disk (at rotation
     /// and close: a file ended is whole even if the machine is not).
     fn sync(&self) {
@@ -195,6 +194,7 @@ impl Output {
         }
     }
 
+    /// The file's size once what is pending is written.
     fn size(&self) -> u64 {
         self.written + self.pending.len() as u64
     }
