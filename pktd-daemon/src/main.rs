@@ -89,6 +89,14 @@ struct Args {
     /// printable characters.
     #[arg(long, value_name = "FILE", requires = "metrics")]
     metrics_token_file: Option<PathBuf>,
+    /// Keep each running recording here (root's alone, made 0700) so that
+    /// it goes on after a restart, a crash or SIGKILL: resumed at the next
+    /// start under the policy then in force, continuing its file numbers,
+    /// its last file cut back to its last whole record. Without it,
+    /// recordings end with the daemon. The packaged service uses
+    /// /var/lib/pktd/state.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Print the man page or shell completions to standard output and exit
     /// (for packagers).
     #[arg(long, hide = true, value_enum, value_name = "WHAT")]
@@ -103,8 +111,9 @@ Reload the policy file. A file that does not parse or check keeps the old
 policy (the error is logged); running sessions are held to the new one.
 .TP
 \fBSIGTERM\fR, \fBSIGINT\fR
-End every session, detach the kernel programs, remove the socket and exit.
-A second one exits at once.
+End every session (clients are told "daemon restarting"), detach the kernel
+programs, remove the socket and exit. With \fB\-\-state\-dir\fR, running
+recordings are kept and go on at the next start. A second one exits at once.
 .SH SYSTEMD
 Started by \fBpktd.socket\fR, pktd takes the listening socket it is handed
 (the LISTEN_FDS protocol) instead of binding \fB\-\-socket\fR, and tells the
@@ -116,6 +125,10 @@ The policy (\fB\-\-policy\fR), see \fBpktd-policy\fR(5).
 .TP
 \fI/run/pktd/pktd.sock\fR
 The socket clients connect to; its directory must be root's alone.
+.TP
+\fI/var/lib/pktd/state\fR
+The packaged service's \fB\-\-state\-dir\fR: one JSON file per running
+recording.
 .SH EXIT STATUS
 0 after a clean shutdown or a successful \fB\-\-check\fR; 1 on an error
 (the reason is printed).
@@ -280,6 +293,7 @@ async fn serve(
             ..ConnectionLimits::default()
         },
         metrics,
+        state_directory: args.state_dir.clone(),
     };
     pktd_daemon::run_with(listener, store, shutdown, options).await?;
     if bound_here {

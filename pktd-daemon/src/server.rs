@@ -19,7 +19,7 @@ use crate::{
     connection::{self, ConnectionLimits, Context, Refusal},
     policy::Peer,
     policy::PolicyStore,
-    recording::Recordings,
+    recording::{Journal, Recordings},
     scrape::http::MetricsOptions,
     state::State,
     sync::{blocking, lock},
@@ -41,6 +41,9 @@ pub struct Options {
     pub connections: ConnectionLimits,
     /// Serve the metrics over HTTP.
     pub metrics: Option<MetricsOptions>,
+    /// Keep running recordings here, to resume them at the next start
+    /// (none: they end with the daemon).
+    pub state_directory: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -52,6 +55,7 @@ impl Default for Options {
             compile_deadline: compiler::DEFAULT_DEADLINE,
             connections: ConnectionLimits::default(),
             metrics: None,
+            state_directory: None,
         }
     }
 }
@@ -80,9 +84,17 @@ pub async fn run_with(
         None => std::env::current_exe()?,
     };
     let compiler = Compiler::new(helper, options.compile_deadline);
+    let journal = match options.state_directory {
+        Some(path) => Some(
+            blocking(move || Journal::open(&path))
+                .await
+                .map_err(std::io::Error::other)?,
+        ),
+        None => None,
+    };
     let context = Arc::new(Context {
         state: State::new(policy, registry.clone(), compiler),
-        recordings: Arc::new(Recordings::default()),
+        recordings: Arc::new(Recordings::new(journal)),
         shutdown: shutdown.clone(),
         limits: options.connections,
     });
@@ -96,6 +108,8 @@ pub async fn run_with(
             shutdown.clone(),
         ));
     }
+    // The recordings of the run before go on before anyone else asks.
+    connection::resume_recordings(&context).await;
     let connections = TaskTracker::new();
     accept(&listener, &context, &connections, &shutdown).await;
     connections.close();

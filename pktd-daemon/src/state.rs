@@ -150,6 +150,12 @@ impl State {
         Ok(self.next_id.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// Makes every id given from now on at least `first`: ids of sessions
+    /// of an earlier run that the journal names are never given again.
+    pub fn skip_ids_below(&self, first: u64) {
+        self.next_id.fetch_max(first, Ordering::Relaxed);
+    }
+
     /// Shows a reserved session in the statistics.
     pub fn register(&self, id: u64, info: SessionInfo) {
         let running = {

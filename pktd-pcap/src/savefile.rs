@@ -552,6 +552,146 @@ impl<R: Read> Reader<R> {
     }
 }
 
+/// The length of the longest start of a savefile that is whole: its
+/// header and every record or block after it that is complete and
+/// consistent. Cutting a file to it (after a crash in the middle of a
+/// write, or a machine that lost the tail) leaves a file every reader takes
+/// to its last whole packet. `None` when not even the header is whole or
+/// the file is neither pcap nor pcapng (in either byte order).
+///
+/// Reads the file's record headers and skips over their bodies: the time
+/// taken grows with the number of records, and memory stays constant.
+pub fn whole_prefix_len<R: Read + io::Seek>(input: R) -> io::Result<Option<u64>> {
+    let mut input = io::BufReader::new(input);
+    let mut magic = [0u8; 4];
+    if !read_all_or_eof(&mut input, &mut magic)? {
+        return Ok(None);
+    }
+    match u32::from_le_bytes(magic) {
+        0xa1b2_c3d4 | 0xa1b2_3c4d => whole_pcap(&mut input, false),
+        0xd4c3_b2a1 | 0x4d3c_b2a1 => whole_pcap(&mut input, true),
+        PCAPNG_SHB => whole_pcapng(&mut input),
+        _ => Ok(None),
+    }
+}
+
+/// pcapng's Section Header Block type, the same in both byte orders.
+const PCAPNG_SHB: u32 = 0x0a0d_0d0a;
+
+/// Fills `buffer`; `false` when the input ends first.
+fn read_all_or_eof(input: &mut impl Read, buffer: &mut [u8]) -> io::Result<bool> {
+    match input.read_exact(buffer) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
+/// Skips `len` bytes; `false` when the input ends first.
+fn skip<R: Read + io::Seek>(input: &mut io::BufReader<R>, len: u64) -> io::Result<bool> {
+    let mut left = len;
+    let mut scratch = [0u8; 512];
+    // Short skips within the buffer; long ones by seeking past it, then
+    // one byte read to learn whether the file reaches that far.
+    if left > scratch.len() as u64 {
+        input.seek_relative(left as i64 - 1)?;
+        left = 1;
+    }
+    while left > 0 {
+        let take = left.min(scratch.len() as u64) as usize;
+        if !read_all_or_eof(input, &mut scratch[..take])? {
+            return Ok(false);
+        }
+        left -= take as u64;
+    }
+    Ok(true)
+}
+
+fn whole_pcap<R: Read + io::Seek>(
+    input: &mut io::BufReader<R>,
+    big_endian: bool,
+) -> io::Result<Option<u64>> {
+    let word = |bytes: &[u8]| {
+        let bytes: [u8; 4] = bytes.try_into().expect("4 bytes");
+        if big_endian {
+            u32::from_be_bytes(bytes)
+        } else {
+            u32::from_le_bytes(bytes)
+        }
+    };
+    let mut rest = [0u8; 20];
+    if !read_all_or_eof(input, &mut rest)? {
+        return Ok(None);
+    }
+    let mut whole = 24u64;
+    let mut header = [0u8; 16];
+    loop {
+        if !read_all_or_eof(input, &mut header)? {
+            return Ok(Some(whole));
+        }
+        let cap_len = word(&header[8..12]);
+        let wire_len = word(&header[12..16]);
+        // Garbage where a header should be: stop before it.
+        if cap_len > MAX_PACKET || cap_len > wire_len {
+            return Ok(Some(whole));
+        }
+        if !skip(input, u64::from(cap_len))? {
+            return Ok(Some(whole));
+        }
+        whole += 16 + u64::from(cap_len);
+    }
+}
+
+fn whole_pcapng<R: Read + io::Seek>(input: &mut io::BufReader<R>) -> io::Result<Option<u64>> {
+    // The section header's byte-order magic says how to read lengths.
+    let mut start = [0u8; 8];
+    if !read_all_or_eof(input, &mut start)? {
+        return Ok(None);
+    }
+    let big_endian = match u32::from_le_bytes(start[4..8].try_into().expect("4 bytes")) {
+        0x1a2b_3c4d => false,
+        0x4d3c_2b1a => true,
+        _ => return Ok(None),
+    };
+    let word = |bytes: &[u8]| {
+        let bytes: [u8; 4] = bytes.try_into().expect("4 bytes");
+        if big_endian {
+            u32::from_be_bytes(bytes)
+        } else {
+            u32::from_le_bytes(bytes)
+        }
+    };
+    let first_len = word(&start[..4]);
+    // The section header: length, body, trailing length.
+    let mut whole = 0u64;
+    let mut block_len = first_len;
+    let mut read_of_block = 12u64;
+    loop {
+        if block_len < 12 || block_len % 4 != 0 || block_len > MAX_PACKET + 4096 {
+            return Ok((whole > 0).then_some(whole));
+        }
+        if !skip(input, u64::from(block_len) - read_of_block - 4)? {
+            return Ok((whole > 0).then_some(whole));
+        }
+        let mut trailer = [0u8; 4];
+        if !read_all_or_eof(input, &mut trailer)? || word(&trailer) != block_len {
+            return Ok((whole > 0).then_some(whole));
+        }
+        whole += u64::from(block_len);
+        let mut next = [0u8; 8];
+        if !read_all_or_eof(input, &mut next)? {
+            return Ok(Some(whole));
+        }
+        // A second section (another byte order) is not written by pktd:
+        // the file is cut before it.
+        if u32::from_le_bytes(next[..4].try_into().expect("4 bytes")) == PCAPNG_SHB {
+            return Ok(Some(whole));
+        }
+        block_len = word(&next[4..8]);
+        read_of_block = 8;
+    }
+}
+
 #[cfg(test)]
 mod reader_tests {
     use super::*;
@@ -621,5 +761,67 @@ mod reader_tests {
         };
         assert!(append_record(Format::Pcap, 0, &late, &mut out).is_err());
         assert_eq!(out, [1, 2, 3], "a refused record leaves nothing");
+    }
+
+    /// Every cut of a file, at every byte, is repaired back to its last
+    /// whole record, in both formats and both byte orders of pcap.
+    #[test]
+    fn a_cut_file_is_whole_up_to_its_last_whole_record() {
+        for format in [Format::Pcap, Format::PcapNg] {
+            let mut writer = Writer::new(Vec::new(), format, LINKTYPE_ETHERNET, 1000).unwrap();
+            let mut ends = vec![writer.get_ref().len() as u64];
+            if format == Format::PcapNg {
+                // The section header ends before the interface's block.
+                let shb = u32::from_ne_bytes(writer.get_ref()[4..8].try_into().unwrap());
+                ends.insert(0, u64::from(shb));
+            }
+            for (i, len) in [60usize, 1, 0, 777, 64].into_iter().enumerate() {
+                let frame = Frame {
+                    timestamp_ns: 1_700_000_000_000_000_000 + i as u64,
+                    wire_len: 1500,
+                    direction: PacketDirection::Inbound,
+                    data: &vec![i as u8; len],
+                };
+                writer.write(&frame).unwrap();
+                ends.push(writer.get_ref().len() as u64);
+            }
+            let bytes = writer.into_inner().unwrap();
+            for cut in 0..=bytes.len() as u64 {
+                let expected = ends.iter().rev().find(|&&end| end <= cut).copied();
+                let whole = whole_prefix_len(io::Cursor::new(&bytes[..cut as usize])).unwrap();
+                assert_eq!(whole, expected, "{format:?} cut at {cut}");
+            }
+            // Garbage after the last record is cut off too.
+            let mut spoiled = bytes.clone();
+            spoiled.extend_from_slice(&[0xff; 40]);
+            assert_eq!(
+                whole_prefix_len(io::Cursor::new(&spoiled)).unwrap(),
+                Some(bytes.len() as u64)
+            );
+        }
+        // The other byte order of pcap.
+        let mut swapped = vec![0xa1, 0xb2, 0xc3, 0xd4, 0, 2, 0, 4];
+        swapped.extend_from_slice(&[0; 8]);
+        swapped.extend_from_slice(&65535u32.to_be_bytes());
+        swapped.extend_from_slice(&1u32.to_be_bytes());
+        let header = swapped.len() as u64;
+        swapped.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2]);
+        swapped.extend_from_slice(&3u32.to_be_bytes());
+        swapped.extend_from_slice(&3u32.to_be_bytes());
+        swapped.extend_from_slice(&[1, 2, 3]);
+        let record = swapped.len() as u64;
+        swapped.extend_from_slice(&[0, 0]);
+        assert_eq!(
+            whole_prefix_len(io::Cursor::new(&swapped)).unwrap(),
+            Some(record)
+        );
+        assert_eq!(
+            whole_prefix_len(io::Cursor::new(&swapped[..header as usize - 1])).unwrap(),
+            None
+        );
+        assert_eq!(
+            whole_prefix_len(io::Cursor::new(&b"not a savefile at all"[..])).unwrap(),
+            None
+        );
     }
 }

@@ -562,7 +562,8 @@ pub enum EndReason {
     ByteQuota,
     /// The policy no longer allows this capture.
     PolicyRevoked,
-    /// The daemon is stopping.
+    /// The daemon is stopping (said "daemon restarting": a service stops
+    /// to start again, and its recordings go on then).
     DaemonShutdown,
     /// The session failed (a ring buffer, a file written).
     Error(String),
@@ -581,7 +582,7 @@ impl fmt::Display for EndReason {
             Self::PacketQuota => f.write_str("packet quota exhausted"),
             Self::ByteQuota => f.write_str("byte quota exhausted"),
             Self::PolicyRevoked => f.write_str("no longer allowed by the policy"),
-            Self::DaemonShutdown => f.write_str("daemon shutting down"),
+            Self::DaemonShutdown => f.write_str("daemon restarting"),
             Self::Error(message) => write!(f, "failed: {message}"),
             Self::Stopped => f.write_str("stopped"),
             Self::AnonymizationChanged => {

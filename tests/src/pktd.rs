@@ -42,10 +42,17 @@ impl RealDaemon {
     /// Starts `pktd --policy POLICY ARGS` (the policy's text written to a
     /// file) and waits until it serves.
     pub fn start(tag: &str, policy: &str, args: &[&str]) -> Self {
-        let dir = Scratch::new(tag);
+        Self::start_in(Scratch::new(tag), policy, args)
+    }
+
+    /// [`RealDaemon::start`] in a scratch directory that exists already
+    /// (another daemon's, for a restart).
+    pub fn start_in(dir: Scratch, policy: &str, args: &[&str]) -> Self {
         let socket = dir.0.join("pktd.sock");
         let policy_file = dir.0.join("policy.toml");
         std::fs::write(&policy_file, policy).expect("writing the policy");
+        // A daemon killed leaves its socket: this one takes the name.
+        let _ = std::fs::remove_file(&socket);
         let mut command = Command::new(bin_path("pktd"));
         command
             .arg("--socket")
@@ -68,6 +75,19 @@ impl RealDaemon {
         }
     }
 
+    /// Kills the daemon with SIGKILL, as the OOM killer does, and waits
+    /// until it is gone; its scratch directory, for the next one.
+    pub fn kill(mut self) -> Scratch {
+        self.process.signal("KILL");
+        assert!(
+            self.process.wait(Duration::from_secs(5)).is_some(),
+            "pktd outlived SIGKILL"
+        );
+        let Self { process, dir, .. } = self;
+        drop(process);
+        dir
+    }
+
     /// Sends SIGTERM and waits for the daemon to exit: how long it took
     /// (panics if it has not exited within `within`).
     pub fn terminate(mut self, within: Duration) -> Duration {
@@ -81,5 +101,20 @@ impl RealDaemon {
             self.process.stderr_lines
         );
         took
+    }
+
+    /// [`RealDaemon::terminate`], keeping the scratch directory (for a
+    /// daemon after it).
+    pub fn terminate_keeping(mut self, within: Duration) -> Scratch {
+        self.process.signal("TERM");
+        let status = self.process.wait(within);
+        assert!(
+            status.is_some(),
+            "pktd did not exit within {within:?} of SIGTERM: {:?}",
+            self.process.stderr_lines
+        );
+        let Self { process, dir, .. } = self;
+        drop(process);
+        dir
     }
 }

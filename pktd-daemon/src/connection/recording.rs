@@ -10,9 +10,11 @@ use super::{context::Context, refusal::Refusal};
 use crate::{
     policy::{Ask, Grant, Peer, Scope, grant},
     recording::{
-        DirectoryError, FilesConfig, Limits, Pattern, Recordings, Savefiles, Start, UserDirectory,
+        DirectoryError, FilesConfig, JournalFile, Limits, Pattern, Recording, Recordings,
+        Savefiles, Start, UserDirectory, repair,
     },
     session,
+    sync::blocking,
 };
 
 /// Starts a recording into the principal's directory.
@@ -21,6 +23,26 @@ pub(super) async fn start(
     peer: Peer,
     request: RecordingRequest,
 ) -> Result<Reply, Refusal> {
+    let recording = begin(context, peer, request, None).await?;
+    Ok(Reply::Recording(recording.info()))
+}
+
+/// A recording of an earlier run, as its journal entry says.
+struct Resume {
+    /// The id it had (its entry's).
+    id: u64,
+    files: Vec<JournalFile>,
+    next_index: u64,
+}
+
+/// Starts a recording, or goes on with one of an earlier run: granted by
+/// the policy in force either way.
+async fn begin(
+    context: &Arc<Context>,
+    peer: Peer,
+    request: RecordingRequest,
+    resume: Option<Resume>,
+) -> Result<Arc<Recording>, Refusal> {
     let state = &context.state;
     let policy_changes = state.policy().subscribe();
     let Grant::Recording(granted) =
@@ -29,6 +51,7 @@ pub(super) async fn start(
         unreachable!("a recording is granted as a recording");
     };
     let pattern = Pattern::parse(&request.pattern)?;
+    let resumed_from = resume.as_ref().map(|resume| resume.id);
     let files = FilesRequest {
         base: granted.directory.clone(),
         principal: granted.capture.principal.clone(),
@@ -55,6 +78,7 @@ pub(super) async fn start(
             },
         },
         owner: granted.owner,
+        resume,
     };
     let filter = (request.capture.filter.clone(), request.capture.optimize);
     // The first file before the slot: a refused name attaches nothing.
@@ -72,7 +96,7 @@ pub(super) async fn start(
         },
     )
     .await?;
-    let recording = context.recordings.start(Start {
+    Ok(context.recordings.start(Start {
         session,
         files,
         peer,
@@ -80,8 +104,91 @@ pub(super) async fn start(
         state: state.clone(),
         shutdown: context.shutdown.clone(),
         policy_changes,
-    });
-    Ok(Reply::Recording(recording.info()))
+        resumed_from,
+    }))
+}
+
+/// Goes on with every recording the journal kept from the run before (a
+/// restart, a crash): each is granted again by the policy in force and
+/// continues its numbering in its directory, after its last file was cut
+/// back to its last whole record. One the policy no longer grants, or
+/// whose files cannot go on, ends: its files are repaired all the same,
+/// and its entry removed. Runs before the first client is accepted.
+pub async fn resume(context: &Arc<Context>) {
+    let Some(journal) = context.recordings.journal().cloned() else {
+        return;
+    };
+    let entries = match blocking({
+        let journal = journal.clone();
+        move || journal.entries()
+    })
+    .await
+    {
+        Ok(entries) => entries,
+        Err(err) => {
+            tracing::error!(path = %journal.path().display(), %err, "cannot read the journal");
+            return;
+        }
+    };
+    // The new run's ids never meet the old ones.
+    if let Some(last) = entries.iter().map(|(id, _)| *id).max() {
+        context.state.skip_ids_below(last.saturating_add(1));
+    }
+    for (id, entry) in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) => {
+                tracing::error!(entry = id, %err, "a journal entry that cannot be read is left");
+                continue;
+            }
+        };
+        let peer = Peer {
+            uid: entry.uid,
+            gid: entry.gid,
+            pid: 0,
+        };
+        let resume = Resume {
+            id,
+            files: entry.files.clone(),
+            next_index: entry.next_index,
+        };
+        match begin(context, peer, entry.request.clone(), Some(resume)).await {
+            Ok(recording) => tracing::info!(
+                recording = recording.id,
+                earlier = id,
+                uid = entry.uid,
+                "recording resumed"
+            ),
+            Err(refusal) => {
+                let journal = journal.clone();
+                let uid = entry.uid;
+                blocking(move || {
+                    let directory = UserDirectory::open(&entry.directory, entry.uid, entry.gid);
+                    match (directory, Pattern::parse(&entry.request.pattern)) {
+                        (Ok(directory), Ok(pattern)) => drop(repair(
+                            &directory,
+                            &entry.files,
+                            &pattern,
+                            entry.next_index,
+                            entry.uid,
+                        )),
+                        (Err(err), _) => {
+                            tracing::warn!(%err, "cannot open the recording's directory")
+                        }
+                        (_, Err(err)) => tracing::warn!(%err, "the journal's pattern"),
+                    }
+                    journal.remove(id);
+                })
+                .await;
+                tracing::warn!(
+                    earlier = id,
+                    uid,
+                    reason = %refusal,
+                    "a recording of the run before cannot go on; its files were repaired"
+                );
+            }
+        }
+    }
 }
 
 /// What a recording's files need, known before its directory is opened.
@@ -95,13 +202,26 @@ struct FilesRequest {
     snaplen: u32,
     info: CaptureInfo,
     owner: (u32, u32),
+    /// What is left of the recording, when it goes on from an earlier run.
+    resume: Option<Resume>,
 }
 
 /// Opens (making what is missing) the user's record directory, the
-/// principal's disk allowance, and the recording's first file. Blocking.
+/// principal's disk allowance, and the recording's first file (after
+/// repairing what is left, when it resumes). Blocking.
 fn create_files(recordings: &Recordings, files: FilesRequest) -> Result<Savefiles, Refusal> {
     let (uid, gid) = files.owner;
     let directory = UserDirectory::open(&files.base, uid, gid)?;
+    // Repaired first, so that the account measures the files as they stay.
+    let kept = files.resume.as_ref().map(|resume| {
+        repair(
+            &directory,
+            &resume.files,
+            &files.pattern,
+            resume.next_index,
+            uid,
+        )
+    });
     let account = recordings
         .accounts()
         .get(&files.principal, &files.base, files.allowance)
@@ -110,7 +230,7 @@ fn create_files(recordings: &Recordings, files: FilesRequest) -> Result<Savefile
             path: files.base.clone(),
             source,
         })?;
-    Ok(Savefiles::create(FilesConfig {
+    let config = FilesConfig {
         directory: Arc::new(directory),
         pattern: files.pattern,
         limits: files.limits,
@@ -119,7 +239,11 @@ fn create_files(recordings: &Recordings, files: FilesRequest) -> Result<Savefile
         info: files.info,
         account,
         owner: Some(files.owner),
-    })?)
+    };
+    Ok(match kept {
+        Some((kept, next_index)) => Savefiles::resume(config, kept, next_index)?,
+        None => Savefiles::create(config)?,
+    })
 }
 
 /// The client's recordings (root: all).

@@ -38,7 +38,11 @@ use pktd_pcap::savefile::{
 };
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
-use super::{allowance::Account, directory::UserDirectory, pattern::Pattern};
+use super::{
+    allowance::Account,
+    directory::UserDirectory,
+    pattern::{self, Pattern},
+};
 
 /// The permissions of every file created.
 const FILE_MODE: u32 = 0o640;
@@ -260,6 +264,158 @@ impl Output {
     }
 }
 
+/// A file of the recording, as its journal names it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JournalFile {
+    /// Its name in the user's directory (made by the recording's pattern).
+    pub name: String,
+    /// The device and inode it was created as: a file of that name that is
+    /// another one is not the recording's.
+    pub dev: u64,
+    /// See `dev`.
+    pub ino: u64,
+}
+
+/// A file [`repair`] found to be the recording's, for
+/// [`Savefiles::resume`].
+#[derive(Debug)]
+pub struct Kept {
+    name: String,
+    id: FileId,
+}
+
+/// Most files [`repair`] takes beyond those the journal names.
+const MAX_UNJOURNALED: usize = 64;
+
+/// Looks at the files a journal names, after the daemon stopped without
+/// closing them: those gone or replaced (another file, a link, another
+/// inode) are forgotten and left alone; the last one, the file being
+/// written, is cut back to its last whole record (a write cut short by
+/// SIGKILL or a crash), or deleted when not even its header is whole.
+///
+/// The journal is saved after its recording's files change, so a daemon
+/// killed in between made files it does not name: the files of the next
+/// numbers are taken too, as long as they are regular files of `owner`
+/// with one link (never another user's file, never a hard link to one).
+/// Returns the files kept and the next file's number. Blocking: it reads
+/// the last file's record headers.
+pub fn repair(
+    directory: &UserDirectory,
+    journaled: &[JournalFile],
+    pattern: &Pattern,
+    mut next_index: u64,
+    owner: u32,
+) -> (Vec<Kept>, u64) {
+    let mut files = journaled.to_vec();
+    for _ in 0..MAX_UNJOURNALED {
+        let name = pattern.file_name(next_index);
+        match rustix::fs::statat(directory.fd(), name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat)
+                if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
+                    && stat.st_uid == owner
+                    && stat.st_nlink == 1 =>
+            {
+                files.push(JournalFile {
+                    name,
+                    dev: stat.st_dev,
+                    ino: stat.st_ino,
+                });
+                next_index += 1;
+            }
+            _ => break,
+        }
+    }
+    let mut kept = Vec::new();
+    for (position, file) in files.iter().enumerate() {
+        if !pattern::is_plain_name(&file.name) {
+            tracing::warn!(name = file.name, "a journal names a file no pattern makes");
+            continue;
+        }
+        let path = directory.path().join(&file.name);
+        let expected = FileId {
+            dev: file.dev,
+            ino: file.ino,
+            size: 0,
+        };
+        let size = if position + 1 == files.len() {
+            cut_to_whole(directory, &path, &file.name, expected)
+        } else {
+            ours(directory, &file.name, expected)
+        };
+        match size {
+            Ok(Some(size)) => kept.push(Kept {
+                name: file.name.clone(),
+                id: FileId { size, ..expected },
+            }),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(path = %path.display(), %err, "a recorded file left as it is")
+            }
+        }
+    }
+    (kept, next_index)
+}
+
+/// The size of `name` if it is still the regular file `id`.
+fn ours(directory: &UserDirectory, name: &str, id: FileId) -> io::Result<Option<u64>> {
+    match rustix::fs::statat(directory.fd(), name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat)
+            if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
+                && stat.st_dev == id.dev
+                && stat.st_ino == id.ino =>
+        {
+            Ok(Some(stat.st_size as u64))
+        }
+        Ok(_) | Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(errno) => Err(errno.into()),
+    }
+}
+
+/// Cuts `name`, if it is still the file `id`, to its last whole record;
+/// its size then (`None`: not the file, or deleted for want of a whole
+/// header).
+fn cut_to_whole(
+    directory: &UserDirectory,
+    path: &Path,
+    name: &str,
+    id: FileId,
+) -> io::Result<Option<u64>> {
+    // Never follows a link, never waits on a FIFO put there.
+    let file = match rustix::fs::openat(
+        directory.fd(),
+        name,
+        OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => File::from(fd),
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::LOOP) => return Ok(None),
+        Err(errno) => return Err(errno.into()),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.dev() != id.dev || meta.ino() != id.ino {
+        return Ok(None);
+    }
+    match savefile::whole_prefix_len(&file)? {
+        Some(whole) if whole == meta.len() => Ok(Some(whole)),
+        Some(whole) => {
+            tracing::info!(
+                path = %path.display(),
+                from = meta.len(),
+                to = whole,
+                "cut a recorded file back to its last whole record"
+            );
+            file.set_len(whole)?;
+            file.sync_data()?;
+            Ok(Some(whole))
+        }
+        None => {
+            tracing::info!(path = %path.display(), "deleting a recorded file without a whole header");
+            delete_if_ours(directory, path, id).map_err(io::Error::other)?;
+            Ok(None)
+        }
+    }
+}
+
 /// A file of the recording that is still on disk.
 #[derive(Debug, Clone, Copy)]
 struct FileId {
@@ -313,6 +469,41 @@ pub struct Savefiles {
 impl Savefiles {
     /// Checks the configuration and creates the first file (number 0).
     pub fn create(config: FilesConfig) -> Result<Self, FilesError> {
+        let mut files = Self::new(config)?;
+        files.fit(files.header_len(), &files.next_path())?;
+        files.open_next(Instant::now())?;
+        Ok(files)
+    }
+
+    /// Goes on with a recording the daemon was writing when it stopped
+    /// (killed, or shut down), from what its journal kept: the files still
+    /// there that are the ones it made ([`repair`] them first) count
+    /// toward `max_files` and are deleted oldest first as before, and the
+    /// next file takes the next number.
+    pub fn resume(
+        config: FilesConfig,
+        kept: Vec<Kept>,
+        next_index: u64,
+    ) -> Result<Self, FilesError> {
+        let mut files = Self::new(config)?;
+        for Kept { name, id } in kept {
+            files.paths.push(files.directory().join(name));
+            files.ids.push(id);
+        }
+        files.next_index = next_index;
+        files.fit(files.header_len(), &files.next_path())?;
+        files.open_next(Instant::now())?;
+        if let Some(max) = files.config.limits.max_files {
+            while files.paths.len() > max as usize {
+                files.delete_oldest()?;
+            }
+        }
+        files.make_room(0)?;
+        Ok(files)
+    }
+
+    /// Checks the configuration; no file yet.
+    fn new(config: FilesConfig) -> Result<Self, FilesError> {
         let limits = &config.limits;
         if limits.seconds == Some(Duration::ZERO) {
             return Err(FilesError::Limits {
@@ -345,7 +536,7 @@ impl Savefiles {
             path: config.directory.path().to_owned(),
             source,
         })?;
-        let mut files = Savefiles {
+        Ok(Savefiles {
             config,
             paths: Vec::new(),
             ids: Vec::new(),
@@ -355,10 +546,23 @@ impl Savefiles {
             bytes: 0,
             header,
             statistics: None,
-        };
-        files.fit(files.header_len(), &files.next_path())?;
-        files.open_next(Instant::now())?;
-        Ok(files)
+        })
+    }
+
+    /// What a journal keeps to resume the recording: its files on disk,
+    /// oldest first, and the next file's number.
+    pub fn journal(&self) -> (Vec<JournalFile>, u64) {
+        let files = self
+            .names()
+            .into_iter()
+            .zip(&self.ids)
+            .map(|(name, id)| JournalFile {
+                name,
+                dev: id.dev,
+                ino: id.ino,
+            })
+            .collect();
+        (files, self.next_index)
     }
 
     /// Writes one packet: `timestamp_ns` since the Unix epoch, the length on

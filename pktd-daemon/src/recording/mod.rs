@@ -11,10 +11,12 @@
 //! | `allowance.rs` | disk allowances per principal |
 //! | `files.rs` | a recording's savefiles: safe creation, rotation, limits |
 //! | `pattern.rs` | the names those files get |
+//! | `journal.rs` | what a restart needs to resume them |
 
 mod allowance;
 mod directory;
 mod files;
+mod journal;
 mod pattern;
 
 use std::{
@@ -30,7 +32,8 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub use self::{
     allowance::{Account, Accounts},
     directory::{DirectoryError, UserDirectory},
-    files::{FilesConfig, FilesError, Limits, Savefiles},
+    files::{FilesConfig, FilesError, JournalFile, Kept, Limits, Savefiles, repair},
+    journal::{Entry, Journal},
     pattern::{MAX_PATTERN_LEN, Pattern, PatternError},
 };
 use crate::{
@@ -118,6 +121,9 @@ pub struct Start {
     /// Policy changes, subscribed to before the recording was granted so
     /// that a reload during its opening is not missed.
     pub policy_changes: tokio::sync::watch::Receiver<u64>,
+    /// The journal entry of the run before this one it goes on with:
+    /// removed once its own is saved.
+    pub resumed_from: Option<u64>,
 }
 
 /// Every recording of the daemon, running or recently ended.
@@ -126,9 +132,25 @@ pub struct Recordings {
     all: Mutex<HashMap<u64, Arc<Recording>>>,
     tasks: TaskTracker,
     accounts: Accounts,
+    /// Where running recordings are kept for a restart; none: they end
+    /// with the daemon.
+    journal: Option<Arc<Journal>>,
 }
 
 impl Recordings {
+    /// Recordings kept in `journal` for a restart (none: not kept).
+    pub fn new(journal: Option<Journal>) -> Self {
+        Self {
+            journal: journal.map(Arc::new),
+            ..Self::default()
+        }
+    }
+
+    /// The journal, if recordings are kept.
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.as_ref()
+    }
+
     /// Starts a recording's task.
     pub fn start(&self, start: Start) -> Arc<Recording> {
         let recording = Arc::new(Recording {
@@ -152,7 +174,8 @@ impl Recordings {
             pattern = recording.pattern,
             "recording started"
         );
-        self.tasks.spawn(run(recording.clone(), start));
+        self.tasks
+            .spawn(run(recording.clone(), start, self.journal.clone()));
         recording
     }
 
@@ -204,7 +227,7 @@ enum Event {
 }
 
 /// A recording's task.
-async fn run(recording: Arc<Recording>, start: Start) {
+async fn run(recording: Arc<Recording>, start: Start, journal: Option<Arc<Journal>>) {
     // Whatever happens below, a panic included, the recording is seen to
     // have ended and whoever waits for it is released.
     let _done = recording.done.clone().drop_guard();
@@ -217,7 +240,13 @@ async fn run(recording: Arc<Recording>, start: Start) {
         state,
         shutdown,
         mut policy_changes,
+        resumed_from,
     } = start;
+    let mut persisted = Persisted::new(journal, &recording, &peer, &request, &files);
+    persisted.save(&files).await;
+    if let Some(earlier) = resumed_from {
+        persisted.forget(earlier).await;
+    }
     // Reused from one batch to the next.
     let mut batch = Batch::default();
     let mut tick = tokio::time::interval(TICK);
@@ -284,6 +313,7 @@ async fn run(recording: Arc<Recording>, start: Start) {
             }
         };
         recording.update(&files);
+        persisted.save(&files).await;
         if let Err(reason) = outcome {
             break reason;
         }
@@ -293,8 +323,73 @@ async fn run(recording: Arc<Recording>, start: Start) {
     }
     session.close().await;
     let reason = finish(&recording, files, reason).await;
+    // Shut down, it goes on at the next start; any other end is for good.
+    if reason != EndReason::DaemonShutdown {
+        persisted.forget(recording.id).await;
+    }
     tracing::info!(recording = recording.id, %reason, "recording ended");
     lock(&recording.status).ended = Some(reason);
+}
+
+/// A recording's entry in the journal, saved whenever its files change.
+struct Persisted {
+    journal: Option<Arc<Journal>>,
+    id: u64,
+    owner: (u32, u32),
+    request: RecordingRequest,
+    directory: std::path::PathBuf,
+    /// The files' state last saved: (files on disk, next number).
+    saved: Option<(usize, u64)>,
+}
+
+impl Persisted {
+    fn new(
+        journal: Option<Arc<Journal>>,
+        recording: &Recording,
+        peer: &Peer,
+        request: &RecordingRequest,
+        files: &Savefiles,
+    ) -> Self {
+        Self {
+            journal,
+            id: recording.id,
+            owner: (peer.uid, peer.gid),
+            request: request.clone(),
+            directory: files.principal_directory().to_owned(),
+            saved: None,
+        }
+    }
+
+    /// Saves the entry if the files changed since the last save (a
+    /// rotation, a deletion). A failure is logged: the recording goes on,
+    /// but would not survive a restart as it is now.
+    async fn save(&mut self, files: &Savefiles) {
+        let Some(journal) = self.journal.clone() else {
+            return;
+        };
+        let (names, next_index) = files.journal();
+        if self.saved == Some((names.len(), next_index)) {
+            return;
+        }
+        self.saved = Some((names.len(), next_index));
+        let entry = Entry::new(
+            self.owner,
+            self.request.clone(),
+            self.directory.clone(),
+            (names, next_index),
+        );
+        let id = self.id;
+        if let Err(err) = blocking(move || journal.save(id, &entry)).await {
+            tracing::warn!(recording = id, %err, "cannot keep the recording in the journal");
+        }
+    }
+
+    /// Removes entry `id` from the journal.
+    async fn forget(&self, id: u64) {
+        if let Some(journal) = self.journal.clone() {
+            blocking(move || journal.remove(id)).await;
+        }
+    }
 }
 
 /// The session's counters now, as a pcapng file's statistics block

@@ -69,6 +69,19 @@ impl Pattern {
     }
 }
 
+/// Whether `name` could have been made by a pattern: the characters a
+/// pattern allows and digits, not starting with `.` or `-`, at most
+/// `NAME_MAX` bytes. What a journal names is checked with it before it is
+/// looked up in a user's directory.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= NAME_MAX
+        && !name.starts_with(['.', '-'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 impl std::fmt::Display for Pattern {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}%d{}", self.prefix, self.suffix)
