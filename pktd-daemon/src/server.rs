@@ -108,9 +108,14 @@ pub async fn run_with(
             shutdown.clone(),
         ));
     }
-    // The recordings of the run before go on before anyone else asks.
-    connection::resume_recordings(&context).await;
     let connections = TaskTracker::new();
+    // The recordings of the run before go on, beside the clients: their
+    // repairs read files their users can make long.
+    let journaled = connection::journaled(&context).await;
+    connections.spawn({
+        let context = context.clone();
+        async move { connection::resume_recordings(&context, journaled).await }
+    });
     accept(&listener, &context, &connections, &shutdown).await;
     connections.close();
     connections.wait().await;

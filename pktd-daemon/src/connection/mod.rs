@@ -40,7 +40,7 @@ use self::{
 };
 pub use self::{
     context::{ConnectionLimits, Context},
-    recording::resume as resume_recordings,
+    recording::{journaled, resume as resume_recordings},
     refusal::Refusal,
 };
 use crate::policy::Peer;

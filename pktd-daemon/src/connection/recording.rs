@@ -108,34 +108,52 @@ async fn begin(
     }))
 }
 
-/// Goes on with every recording the journal kept from the run before (a
-/// restart, a crash): each is granted again by the policy in force and
-/// continues its numbering in its directory, after its last file was cut
-/// back to its last whole record. One the policy no longer grants, or
-/// whose files cannot go on, ends: its files are repaired all the same,
-/// and its entry removed. Runs before the first client is accepted.
-pub async fn resume(context: &Arc<Context>) {
+/// The journal entries of the run before, and the new run's ids made to
+/// start past them (a new recording must never take an old one's entry).
+/// Call it before the first client is accepted.
+pub async fn journaled(context: &Arc<Context>) -> Vec<u64> {
     let Some(journal) = context.recordings.journal().cloned() else {
-        return;
+        return Vec::new();
     };
-    let entries = match blocking({
+    let ids = match blocking({
         let journal = journal.clone();
-        move || journal.entries()
+        move || journal.ids()
     })
     .await
     {
-        Ok(entries) => entries,
+        Ok(ids) => ids,
         Err(err) => {
             tracing::error!(path = %journal.path().display(), %err, "cannot read the journal");
-            return;
+            return Vec::new();
         }
     };
-    // The new run's ids never meet the old ones.
-    if let Some(last) = entries.iter().map(|(id, _)| *id).max() {
+    if let Some(last) = ids.last() {
         context.state.skip_ids_below(last.saturating_add(1));
     }
-    for (id, entry) in entries {
-        let entry = match entry {
+    ids
+}
+
+/// Goes on with the recordings `ids` the journal kept from the run before
+/// (a restart, a crash): each is granted again by the policy in force and
+/// continues its numbering in its directory, after its last file was cut
+/// back to its last whole record. One the policy no longer grants, or
+/// whose files cannot go on, ends: its files are repaired all the same,
+/// and its entry removed. Runs beside the clients (repairs read files
+/// their users can make long), one recording at a time.
+pub async fn resume(context: &Arc<Context>, ids: Vec<u64>) {
+    let Some(journal) = context.recordings.journal().cloned() else {
+        return;
+    };
+    for id in ids {
+        if context.shutdown.is_cancelled() {
+            return;
+        }
+        let entry = match blocking({
+            let journal = journal.clone();
+            move || journal.entry(id)
+        })
+        .await
+        {
             Ok(entry) => entry,
             Err(err) => {
                 tracing::error!(entry = id, %err, "a journal entry that cannot be read is left");

@@ -30,8 +30,10 @@ use crate::paths::{DirectoryError, open_root_directory};
 
 /// The format of an entry; another one is not read.
 const VERSION: u32 = 1;
-/// The largest entry read back: a request is a few kilobytes at most.
-const MAX_ENTRY: u64 = 1 << 20;
+/// The largest entry read back: a request is a few kilobytes, and each
+/// file kept adds about a hundred bytes (a recording without `max_files`
+/// or an allowance keeps them all).
+const MAX_ENTRY: u64 = 64 << 20;
 /// The most entries read back at a start.
 const MAX_ENTRIES: usize = 4096;
 
@@ -141,12 +143,10 @@ impl Journal {
         }
     }
 
-    /// Every entry, by the id it was saved under; an entry that cannot be
-    /// read comes with the reason (and is left for the operator).
-    /// Blocking.
-    pub fn entries(&self) -> io::Result<Vec<(u64, Result<Entry, String>)>> {
+    /// The ids of the entries, in order. Blocking.
+    pub fn ids(&self) -> io::Result<Vec<u64>> {
         let dir = rustix::fs::Dir::read_from(&self.fd)?;
-        let mut entries = Vec::new();
+        let mut ids = Vec::new();
         for item in dir {
             let item = item?;
             let Some(id) = item
@@ -158,14 +158,20 @@ impl Journal {
             else {
                 continue;
             };
-            if entries.len() == MAX_ENTRIES {
+            if ids.len() == MAX_ENTRIES {
                 tracing::warn!(max = MAX_ENTRIES, "more journal entries than are read");
                 break;
             }
-            entries.push((id, self.read(id)));
+            ids.push(id);
         }
-        entries.sort_by_key(|(id, _)| *id);
-        Ok(entries)
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Entry `id`, or why it cannot be read (it is then left for the
+    /// operator). Blocking.
+    pub fn entry(&self, id: u64) -> Result<Entry, String> {
+        self.read(id)
     }
 
     fn read(&self, id: u64) -> Result<Entry, String> {
