@@ -123,6 +123,19 @@ impl Capture {
         self.capture.end_reason()
     }
 
+    /// Whether the session ended because the daemon went away (see
+    /// [`crate::Capture::daemon_went_away`]).
+    pub fn daemon_went_away(&self) -> bool {
+        self.capture.daemon_went_away()
+    }
+
+    /// Opens the same capture again after the daemon went away, waiting up
+    /// to `patience` for it; what the gap may have lost (see
+    /// [`crate::Capture::reconnect`]).
+    pub fn reconnect(&mut self, patience: Duration) -> Result<crate::Gap, Error> {
+        self.runtime.block_on(self.capture.reconnect(patience))
+    }
+
     /// Ends the session; its last counters.
     pub fn close(self) -> Result<Stats, Error> {
         let Self { runtime, capture } = self;

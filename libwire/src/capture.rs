@@ -196,7 +196,7 @@ impl CaptureBuilder {
         let mut connection = greet(FdStream::new(stream)).await?;
         let count = self.request.packet_count;
         connection
-            .write_request(&Request::Open(self.request))
+            .write_request(&Request::Open(self.request.clone()))
             .await?;
         let mut replies = Replies {
             connection,
@@ -204,6 +204,8 @@ impl CaptureBuilder {
             intervals: VecDeque::new(),
             last_stats: Stats::default(),
             end: None,
+            ended_at: None,
+            lost: false,
             closing: false,
         };
         let Reply::Opened {
@@ -229,6 +231,7 @@ impl CaptureBuilder {
             }
         };
         Ok(Capture {
+            origin: self.clone(),
             replies,
             ring,
             session_id,
@@ -245,6 +248,8 @@ impl CaptureBuilder {
 
 /// An open capture session.
 pub struct Capture {
+    /// What opened it, to open it again ([`Capture::reconnect`]).
+    origin: CaptureBuilder,
     replies: Replies,
     /// The session's ring, when the client reads it in place.
     ring: Option<RingReader>,
@@ -281,7 +286,27 @@ struct Replies {
     intervals: VecDeque<Interval>,
     last_stats: Stats,
     end: Option<EndReason>,
+    /// When the end (or the connection's loss) was seen.
+    ended_at: Option<std::time::Instant>,
+    /// The connection was lost rather than ended by the daemon.
+    lost: bool,
     closing: bool,
+}
+
+/// What a reconnection after a daemon restart missed
+/// ([`Capture::reconnect`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gap {
+    /// From the end of the old session (as this process saw it: its end,
+    /// or the connection's loss) to the opening of the new one.
+    pub duration: Duration,
+    /// The packets the interface itself counted in the session's
+    /// directions between the last counters the old session sent and the
+    /// new session's first: at most that many were missed (fewer, if the
+    /// filter would not have taken them all). `None` when the daemon gave
+    /// no such count (a principal under a policy filter may not learn the
+    /// interface's traffic; or its counters were not readable).
+    pub packets: Option<u64>,
 }
 
 impl Capture {
@@ -511,6 +536,57 @@ impl Capture {
             })
     }
 
+    /// Opens the same capture again after the daemon went away (it said
+    /// "daemon restarting", or the connection was lost: a crash, SIGKILL),
+    /// trying for up to `patience` while the daemon is not there yet; what
+    /// the gap may have lost. A count asked for goes on from what is left.
+    /// The bound on the gap is as fresh as the last counters the old
+    /// session sent: at its end after a restart, only those of the last
+    /// [`Capture::stats`] or drop notice after a crash (ask for them now
+    /// and then to keep it tight).
+    pub async fn reconnect(&mut self, patience: Duration) -> Result<Gap, Error> {
+        let ended_at = self
+            .replies
+            .ended_at
+            .unwrap_or_else(std::time::Instant::now);
+        let before = self.replies.last_stats.interface_packets;
+        let mut builder = self.origin.clone();
+        if let Some(left) = self.left {
+            builder.request.packet_count = left;
+        }
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut wait = Duration::from_millis(50);
+        let fresh = loop {
+            match builder.clone().open().await {
+                Ok(fresh) => break fresh,
+                // Not there yet, or going away again: try once more.
+                Err(Error::Connect { .. } | Error::Disconnected | Error::Protocol(_))
+                    if tokio::time::Instant::now() + wait < deadline =>
+                {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(1));
+                }
+                Err(err) => return Err(err),
+            }
+        };
+        let duration = ended_at.elapsed();
+        *self = fresh;
+        let after = self.stats().await?.interface_packets;
+        Ok(Gap {
+            duration,
+            packets: before
+                .zip(after)
+                .map(|(before, after)| after.saturating_sub(before)),
+        })
+    }
+
+    /// Whether the session ended because the daemon went away (said
+    /// "daemon restarting", or the connection was lost), so that
+    /// [`Capture::reconnect`] may go on with it.
+    pub fn daemon_went_away(&self) -> bool {
+        matches!(&self.replies.end, Some(EndReason::DaemonShutdown)) || self.replies.lost
+    }
+
     /// Asks the daemon to end the session. Packets already captured keep
     /// coming from [`Capture::next_packet`] until it returns `None`.
     pub async fn request_close(&mut self) -> Result<(), Error> {
@@ -580,7 +656,18 @@ impl Replies {
     /// are recorded, the end and errors become errors. Cancel-safe: it
     /// changes nothing before a whole reply has been read.
     async fn read_one(&mut self) -> Result<Option<Reply>, Error> {
-        let reply = self.connection.read_reply().await?;
+        let reply = match self.connection.read_reply().await {
+            Ok(reply) => reply,
+            Err(err) => {
+                // Reset by a daemon that died with data unread.
+                if self.end.is_none() {
+                    self.end = Some(EndReason::Error(format!("the connection failed: {err}")));
+                    self.ended_at = Some(std::time::Instant::now());
+                    self.lost = true;
+                }
+                return Err(err.into());
+            }
+        };
         match reply {
             Some(Reply::Packets(packets)) => {
                 self.pending.extend(packets);
@@ -597,12 +684,17 @@ impl Replies {
             Some(Reply::End { reason, stats }) => {
                 self.last_stats = stats;
                 self.end = Some(reason.clone());
+                self.ended_at = Some(std::time::Instant::now());
                 Err(Error::Ended { reason })
             }
             Some(Reply::Error { code, message }) => Err(Error::Daemon { code, message }),
             Some(other) => Ok(Some(other)),
             None => {
-                self.end = Some(EndReason::Error("the daemon closed the connection".into()));
+                if self.end.is_none() {
+                    self.end = Some(EndReason::Error("the daemon closed the connection".into()));
+                    self.ended_at = Some(std::time::Instant::now());
+                    self.lost = true;
+                }
                 Err(Error::Disconnected)
             }
         }

@@ -50,7 +50,7 @@ mod sys;
 
 use std::path::PathBuf;
 
-pub use capture::{Capture, CaptureBuilder, DEFAULT_SOCKET, DEFAULT_TIMEOUT};
+pub use capture::{Capture, CaptureBuilder, DEFAULT_SOCKET, DEFAULT_TIMEOUT, Gap};
 pub use control::{Control, Rotation, list_interfaces, list_recordings, stop_recording};
 pub use inject::Injector;
 pub use pktd_common::CbpfInsn;

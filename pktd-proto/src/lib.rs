@@ -63,7 +63,7 @@ pub use packets::{PacketRef, encode_packets};
 pub const MAGIC: [u8; 4] = *b"PKTD";
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 5;
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Largest payload of a client → daemon frame.
 pub const MAX_REQUEST_FRAME: usize = 256 * 1024;
@@ -456,6 +456,13 @@ pub struct Stats {
     /// native code) and ran out of the interpreter's per-packet budget.
     /// Always 0 under a policy filter, which these packets may not pass.
     pub over_budget: u64,
+    /// The packets the interface itself has counted in the session's
+    /// directions, now (the kernel's counters, which outlive the daemon):
+    /// the difference between two readings around a daemon restart bounds
+    /// what the restart may have lost. `None` under a policy filter (the
+    /// interface's traffic is more than the principal may know of) or when
+    /// the kernel's counters cannot be read.
+    pub interface_packets: Option<u64>,
 }
 
 /// Why the daemon refused or failed a request.

@@ -33,6 +33,7 @@ fn stats() -> Stats {
         dropped: 7,
         over_quota: 3,
         over_budget: 2,
+        interface_packets: Some(123_456),
     }
 }
 

@@ -376,3 +376,146 @@ async fn a_recording_the_new_policy_refuses_ends_with_its_files_repaired() {
     assert_eq!(numbered(&user_dir, "gone-").len(), files, "a file was made");
     drop(dir);
 }
+
+/// pktcap --reconnect across a restart (SIGTERM: the session ends with
+/// "daemon restarting") and a crash (SIGKILL: the connection is lost):
+/// each time it says so, captures again, and says how many packets the
+/// gap may have lost; one file holds it all, whole, and each gap in its
+/// frames is within the bound it gave.
+#[test]
+fn pktcap_reconnects_across_a_restart_and_a_crash_and_bounds_each_gap() {
+    let lab = Lab::new();
+    let dir = Scratch::new("restart-client");
+    let records = dir.0.join("records");
+    let state = dir.0.join("state");
+    let output = dir.0.join("across.pcap");
+    let policy = policy(&records, &lab.capture_if);
+    let args = ["--state-dir", state.to_str().unwrap()];
+    let daemon = RealDaemon::start_in(dir, &policy, &args);
+    let mut command = Command::new(pktd_tests::process::bin_path("pktcap"));
+    command
+        .args(["--socket", daemon.socket.to_str().unwrap()])
+        .args(["--netns", &lab.capture_ns, "-i", &lab.capture_if])
+        .args(["-Q", "in", "--reconnect", "30", "-w"])
+        .arg(&output)
+        .arg("udp")
+        .stdout(std::process::Stdio::null());
+    let mut pktcap = pktd_tests::process::Running::spawn(command);
+    assert!(
+        pktcap.wait_for_stderr("listening on", Duration::from_secs(10)),
+        "{:?}",
+        pktcap.stderr_lines
+    );
+    let traffic = Traffic::start(&lab);
+    std::thread::sleep(Duration::from_millis(700));
+
+    let dir = daemon.terminate_keeping(Duration::from_secs(5));
+    assert!(
+        pktcap.wait_for_stderr("daemon restarting; reconnecting", Duration::from_secs(5)),
+        "{:?}",
+        pktcap.stderr_lines
+    );
+    let daemon = RealDaemon::start_in(dir, &policy, &args);
+    assert!(
+        pktcap.wait_for_stderr("capturing again", Duration::from_secs(20)),
+        "{:?}",
+        pktcap.stderr_lines
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+
+    let dir = daemon.kill();
+    assert!(
+        pktcap.wait_for_stderr("reconnecting", Duration::from_secs(5)),
+        "{:?}",
+        pktcap.stderr_lines
+    );
+    let daemon = RealDaemon::start_in(dir, &policy, &args);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while pktcap
+        .stderr_lines
+        .iter()
+        .filter(|line| line.contains("capturing again"))
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "{:?}", pktcap.stderr_lines);
+        pktcap.wait_for_stderr("\u{0}", Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = traffic.stop();
+    std::thread::sleep(Duration::from_millis(300));
+    pktcap.signal("INT");
+    let status = pktcap.wait(Duration::from_secs(10)).expect("pktcap exits");
+    assert!(status.success(), "{:?}", pktcap.stderr_lines);
+    let dir = daemon.terminate_keeping(Duration::from_secs(5));
+
+    // The bounds pktcap gave, in order.
+    let bounds: Vec<u64> = pktcap
+        .stderr_lines
+        .iter()
+        .filter_map(|line| {
+            let rest = line.split("the interface carried ").nth(1)?;
+            rest.split(' ').next()?.parse().ok()
+        })
+        .collect();
+    assert_eq!(bounds.len(), 2, "{:?}", pktcap.stderr_lines);
+    tcpdump_reads_whole(&output);
+    let all = sequences(&output);
+    assert!(
+        all.windows(2).all(|pair| pair[0] < pair[1]),
+        "frames out of order or twice"
+    );
+    let gaps: Vec<u64> = all
+        .windows(2)
+        .filter(|pair| pair[1] != pair[0] + 1)
+        .map(|pair| pair[1] - pair[0] - 1)
+        .collect();
+    println!(
+        "sent {sent}, captured {} across two reconnections; missed {gaps:?}, bounds said {bounds:?}; {:?}",
+        all.len(),
+        pktcap.stderr_lines
+    );
+    assert!(gaps.len() <= 2, "frames lost outside the gaps: {gaps:?}");
+    // Each gap is within its bound (a gap may be none at all).
+    let mut bounds_left = bounds.clone();
+    for gap in &gaps {
+        let position = bounds_left
+            .iter()
+            .position(|bound| gap <= bound)
+            .unwrap_or_else(|| panic!("a gap of {gap} frames beyond the bounds {bounds:?}"));
+        bounds_left.remove(position);
+    }
+    drop(dir);
+}
+
+/// The interface's own count, which bounds a gap, goes only to principals
+/// that may see all of its traffic: under a policy filter it is withheld.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_interface_count_is_withheld_under_a_policy_filter() {
+    let lab = Lab::new();
+    let policy = format!(
+        "[[principal]]\nname = \"root\"\nusers = [0]\nnetns = [\"*\"]\ninterfaces = [\"*\"]\n\n[[principal]]\nname = \"filtered\"\nusers = [4545]\nnetns = [\"{ns}\"]\ninterfaces = [\"{iface}\"]\nfilter = \"udp port 9000\"\n",
+        ns = lab.capture_ns,
+        iface = lab.capture_if
+    );
+    let daemon = RealDaemon::start("restart-count", &policy, &[]);
+    let builder = || {
+        libwire::CaptureBuilder::new(&lab.capture_if)
+            .socket(&daemon.socket)
+            .netns(&lab.capture_ns)
+            .direction(Direction::In)
+    };
+    let mut root = builder().open().await.unwrap();
+    let mut filtered = pktd_tests::daemon::open_as(builder(), &daemon.socket, 4545, 4545)
+        .await
+        .unwrap();
+    let sender = lab.sender();
+    for sequence in 0..20 {
+        sender.send(&numbered_udp_frame(9000, sequence, 60));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let counted = root.stats().await.unwrap().interface_packets;
+    assert!(counted.is_some_and(|packets| packets >= 20), "{counted:?}");
+    assert_eq!(filtered.stats().await.unwrap().interface_packets, None);
+    daemon.terminate(Duration::from_secs(5));
+}

@@ -3,6 +3,8 @@
 //! concern: `hooks` (TC/XDP and moves), `slots` (sessions), `chain` (native
 //! code), `bench` (test runs).
 
+use std::sync::Arc;
+
 use aya::{
     Ebpf,
     programs::{tc::SchedClassifierLinkId, xdp::XdpLinkId},
@@ -15,6 +17,7 @@ use super::{
     budget,
     error::CaptureError,
     kernel_log::KernelLog,
+    link_stats::LinkStats,
     native::{Engine, SlotEngine},
     object::{self, Maps, map_error},
 };
@@ -76,6 +79,8 @@ pub struct Attachment {
     pub(super) xdp_receives: bool,
     /// `Globals::hand_over_mark`.
     pub(super) hand_over_mark: u32,
+    /// The interface's own counters, once attached.
+    pub(super) link_stats: Option<Arc<LinkStats>>,
     /// The kernel program's log.
     pub(super) kernel_log: KernelLog,
 }
@@ -117,6 +122,7 @@ impl Attachment {
             tc_links: Vec::new(),
             xdp_receives: hook == Hook::Xdp,
             hand_over_mark: random_u32()?,
+            link_stats: None,
             kernel_log,
         })
     }
@@ -152,6 +158,18 @@ impl Attachment {
         };
         attachment.ifindex = Some(ifindex);
         attachment.place = Some((netns.clone(), interface.to_owned()));
+        // Without them, clients only get no bound on a restart's gap.
+        attachment.link_stats = match netns.run(|| LinkStats::open(interface)) {
+            Ok(Ok(stats)) => Some(Arc::new(stats)),
+            Ok(Err(err)) => {
+                tracing::warn!(interface, %err, "the interface's own counters cannot be read");
+                None
+            }
+            Err(err) => {
+                tracing::warn!(interface, %err, "the interface's own counters cannot be read");
+                None
+            }
+        };
         attachment.kernel_log.start();
         Ok(attachment)
     }

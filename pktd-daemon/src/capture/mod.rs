@@ -28,6 +28,7 @@ mod chain;
 mod error;
 mod hooks;
 mod kernel_log;
+mod link_stats;
 mod native;
 mod object;
 mod registry;

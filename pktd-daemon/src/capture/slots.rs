@@ -4,6 +4,7 @@
 
 use std::{
     os::fd::{AsFd, OwnedFd},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -18,6 +19,7 @@ use pktd_translate::Hook;
 use super::{
     attachment::{Attachment, SlotState},
     error::CaptureError,
+    link_stats::LinkStats,
     object::{self, map_error},
     ring::Ring,
 };
@@ -332,6 +334,7 @@ impl Attachment {
             seen_base: state.seen_base,
             counters: open_per_cpu(self.maps.counters.map().fd().as_fd(), names::MAP_COUNTERS)?,
             interface: self.interface_counter_reader()?,
+            link: self.link_stats.clone(),
         })
     }
 
@@ -376,9 +379,24 @@ pub struct SlotCounters {
     seen_base: (u64, u64),
     counters: PerCpuArray<MapData, ClientCounters>,
     interface: InterfaceCounterReader,
+    link: Option<Arc<LinkStats>>,
 }
 
 impl SlotCounters {
+    /// The packets the interface itself has counted in the slot's
+    /// directions (the kernel's counters, which outlive the daemon).
+    pub fn interface_packets(&self) -> Option<u64> {
+        let (received, sent) = self.link.as_ref()?.packets()?;
+        let mut packets = 0;
+        if self.directions & DIR_IN != 0 {
+            packets += received;
+        }
+        if self.directions & DIR_OUT != 0 {
+            packets += sent;
+        }
+        Some(packets)
+    }
+
     /// The slot's counters, summed over CPUs.
     pub fn read(&self) -> Result<ClientCounters, CaptureError> {
         let per_cpu = self

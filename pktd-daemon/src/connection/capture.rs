@@ -164,7 +164,11 @@ impl CaptureSession {
         if counters.dropped > self.told_dropped {
             self.told_dropped = counters.dropped;
             let filtered = self.session.grant().policy_filter.is_some();
-            let reply = Reply::Stats(session::stats(&counters, filtered));
+            let mut stats = session::stats(&counters, filtered);
+            if let Ok(now) = self.session.stats() {
+                stats.interface_packets = now.interface_packets;
+            }
+            let reply = Reply::Stats(stats);
             if socket.send(&reply).await.is_err() {
                 return Flow::Disconnected;
             }

@@ -385,10 +385,15 @@ impl Session {
         self.counters.read()
     }
 
-    /// Its counters as the client sees them.
+    /// Its counters as the client sees them, with the interface's own
+    /// count of packets when the principal may see them all.
     pub fn stats(&self) -> Result<Stats, CaptureError> {
-        self.counters()
-            .map(|counters| stats(&counters, self.grant.policy_filter.is_some()))
+        let filtered = self.grant.policy_filter.is_some();
+        let mut stats = stats(&self.counters()?, filtered);
+        if !filtered {
+            stats.interface_packets = self.counters.interface_packets();
+        }
+        Ok(stats)
     }
 
     /// Why a quota ends the session, once it does: only after every
@@ -708,6 +713,7 @@ pub fn stats(counters: &ClientCounters, policy_filtered: bool) -> Stats {
         } else {
             counters.over_budget
         },
+        interface_packets: None,
     }
 }
 
@@ -768,7 +774,8 @@ mod tests {
                 delivered: 3,
                 dropped: 4,
                 over_quota: 5,
-                over_budget: 6
+                over_budget: 6,
+                interface_packets: None,
             }
         );
     }

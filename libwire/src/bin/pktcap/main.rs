@@ -141,6 +141,12 @@ struct Args {
     /// session's ring in place.
     #[arg(long = "no-zero-copy")]
     no_zero_copy: bool,
+    /// When pktd restarts (it says "daemon restarting") or goes away (a
+    /// crash), wait up to SECONDS for it to come back and go on with the
+    /// same capture, into the same output; say how long the gap was and
+    /// how many packets it may have lost.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "60")]
+    reconnect: Option<f64>,
     /// Print help.
     #[arg(short = 'h', long = "help", action = ArgAction::Help)]
     help: Option<bool>,
@@ -385,31 +391,114 @@ async fn capture(
         }
     );
 
+    let patience = match args.reconnect {
+        Some(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= 86_400.0 => {
+            Some(std::time::Duration::from_secs_f64(seconds))
+        }
+        Some(_) => anyhow::bail!("--reconnect takes a number of seconds in (0, 86400]"),
+        None => None,
+    };
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    // With --reconnect, the daemon's counters now and then: after a crash,
+    // the gap is bounded from the last of them.
+    let mut refresh = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut captured = 0u64;
     let mut stopping = false;
+    // The counters of the sessions before the last reconnection, and the
+    // packets captured in them.
+    let mut earlier = libwire::Stats::default();
+    let mut captured_before = 0u64;
     loop {
-        // What is there already, without a wait per packet.
-        while let Some(packet) = capture.try_next_packet_ref()? {
-            output.packet(&packet)?;
-            captured += 1;
-        }
-        output.idle()?;
-        tokio::select! {
-            next = capture.next_packet_ref() => {
-                let Some(packet) = next? else { break };
-                output.packet(&packet)?;
-                captured += 1;
-                continue;
+        let step = 'step: {
+            // What is there already, without a wait per packet.
+            loop {
+                match capture.try_next_packet_ref() {
+                    Ok(Some(packet)) => {
+                        output.packet(&packet)?;
+                        captured += 1;
+                    }
+                    Ok(None) => break,
+                    Err(err) => break 'step Step::Failed(err),
+                }
             }
-            _ = interrupt.recv(), if !stopping => {}
-            _ = terminate.recv(), if !stopping => {}
+            output.idle()?;
+            tokio::select! {
+                next = capture.next_packet_ref() => match next {
+                    Ok(Some(packet)) => {
+                        output.packet(&packet)?;
+                        captured += 1;
+                        Step::Continue
+                    }
+                    Ok(None) => Step::Ended,
+                    Err(err) => Step::Failed(err),
+                },
+                _ = refresh.tick(), if patience.is_some() && !stopping => Step::Refresh,
+                _ = interrupt.recv(), if !stopping => Step::Stop,
+                _ = terminate.recv(), if !stopping => Step::Stop,
+            }
+        };
+        let step = match step {
+            Step::Refresh => match capture.stats().await {
+                Ok(_) => Step::Continue,
+                Err(err) => Step::Failed(err),
+            },
+            Step::Ended | Step::Failed(_) if capture.daemon_went_away() => Step::WentAway,
+            step => step,
+        };
+        match step {
+            Step::Continue | Step::Refresh => {}
+            Step::Ended => break,
+            Step::Failed(err) => return Err(err.into()),
+            Step::Stop => {
+                stopping = true;
+                capture.request_close().await?;
+            }
+            Step::WentAway => {
+                let Some(patience) = patience.filter(|_| !stopping) else {
+                    break;
+                };
+                match capture.end_reason() {
+                    Some(reason @ EndReason::DaemonShutdown) => {
+                        eprintln!("pktcap: session ended by pktd: {reason}; reconnecting");
+                    }
+                    _ => eprintln!("pktcap: the connection to pktd was lost; reconnecting"),
+                }
+                let before = at_least(capture.last_stats(), captured - captured_before);
+                let reconnected = tokio::select! {
+                    gap = capture.reconnect(patience) => Some(gap),
+                    _ = interrupt.recv() => None,
+                    _ = terminate.recv() => None,
+                };
+                match reconnected {
+                    Some(Ok(gap)) => {
+                        add(&mut earlier, &before);
+                        captured_before = captured;
+                        let missed = match gap.packets {
+                            Some(packets) => format!(
+                                "the interface carried {packets} packets meanwhile: at most that many were missed"
+                            ),
+                            None => "how many packets were missed is not known".to_owned(),
+                        };
+                        eprintln!(
+                            "pktcap: capturing again after a gap of {:.1} s; {missed}",
+                            gap.duration.as_secs_f64()
+                        );
+                    }
+                    Some(Err(err)) => {
+                        eprintln!("pktcap: reconnecting failed: {err}");
+                        break;
+                    }
+                    None => break,
+                }
+            }
         }
-        stopping = true;
-        capture.request_close().await?;
     }
-    let stats = capture.last_stats();
+    let mut stats = earlier;
+    add(
+        &mut stats,
+        &at_least(capture.last_stats(), captured - captured_before),
+    );
     output.finish(&stats)?;
 
     eprintln!("{captured} packets captured");
@@ -440,6 +529,41 @@ async fn capture(
         _ => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What one turn of the capture loop came to.
+enum Step {
+    Continue,
+    /// Time to ask for the daemon's counters.
+    Refresh,
+    /// The session ended (count, quota, policy, close).
+    Ended,
+    /// A signal: ask the daemon to close.
+    Stop,
+    /// The daemon restarted or went away.
+    WentAway,
+    Failed(libwire::Error),
+}
+
+/// A session's last counters, made to count at least the `captured`
+/// packets this process got from it: after a crash, the last counters the
+/// daemon sent are older than the last packets.
+fn at_least(mut stats: libwire::Stats, captured: u64) -> libwire::Stats {
+    stats.delivered = stats.delivered.max(captured);
+    stats.matched = stats.matched.max(stats.delivered);
+    stats.received = stats.received.max(stats.matched);
+    stats
+}
+
+/// Adds a session's counters to those of the sessions before it (across
+/// reconnections).
+fn add(total: &mut libwire::Stats, session: &libwire::Stats) {
+    total.received += session.received;
+    total.matched += session.matched;
+    total.delivered += session.delivered;
+    total.dropped += session.dropped;
+    total.over_quota += session.over_quota;
+    total.over_budget += session.over_budget;
 }
 
 fn describe(info: &libwire::RecordingInfo) -> String {
