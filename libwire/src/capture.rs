@@ -627,7 +627,15 @@ impl Replies {
                 reason: reason.clone(),
             });
         }
-        self.connection.write_request(&request).await?;
+        if let Err(err) = self.connection.write_request(&request).await {
+            // The daemon has gone (EPIPE): as a read of its end would say.
+            if self.end.is_none() {
+                self.end = Some(EndReason::Error(format!("the connection failed: {err}")));
+                self.ended_at = Some(std::time::Instant::now());
+                self.lost = true;
+            }
+            return Err(err.into());
+        }
         self.read_reply().await
     }
 

@@ -560,11 +560,21 @@ impl<R: Read> Reader<R> {
 /// the file is neither pcap nor pcapng (in either byte order).
 ///
 /// Reads the file's record headers and skips over their bodies: the time
-/// taken grows with the number of records, and memory stays constant.
-pub fn whole_prefix_len<R: Read + io::Seek>(input: R) -> io::Result<Option<u64>> {
-    let mut input = io::BufReader::new(input);
+/// taken grows with the number of records, and memory stays constant. A
+/// file still not read through at `give_up_at` (one its owner made huge)
+/// is an error of kind `TimedOut`; so is a record with nothing on the
+/// wire, which no capture writes (zeros, as in a sparse file).
+pub fn whole_prefix_len<R: Read + io::Seek>(
+    input: R,
+    give_up_at: std::time::Instant,
+) -> io::Result<Option<u64>> {
+    let mut input = Scan {
+        input: io::BufReader::new(input),
+        give_up_at,
+        records: 0,
+    };
     let mut magic = [0u8; 4];
-    if !read_all_or_eof(&mut input, &mut magic)? {
+    if !read_all_or_eof(&mut input.input, &mut magic)? {
         return Ok(None);
     }
     match u32::from_le_bytes(magic) {
@@ -572,6 +582,28 @@ pub fn whole_prefix_len<R: Read + io::Seek>(input: R) -> io::Result<Option<u64>>
         0xd4c3_b2a1 | 0x4d3c_b2a1 => whole_pcap(&mut input, true),
         PCAPNG_SHB => whole_pcapng(&mut input),
         _ => Ok(None),
+    }
+}
+
+/// A file being scanned, and when to give up.
+struct Scan<R> {
+    input: io::BufReader<R>,
+    give_up_at: std::time::Instant,
+    records: u64,
+}
+
+impl<R> Scan<R> {
+    /// Counts a record; gives up past the deadline (looked at now and
+    /// then: the clock costs more than a record header).
+    fn record(&mut self) -> io::Result<()> {
+        self.records += 1;
+        if self.records.is_multiple_of(4096) && std::time::Instant::now() > self.give_up_at {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("still scanning after {} records", self.records),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -607,10 +639,7 @@ fn skip<R: Read + io::Seek>(input: &mut io::BufReader<R>, len: u64) -> io::Resul
     Ok(true)
 }
 
-fn whole_pcap<R: Read + io::Seek>(
-    input: &mut io::BufReader<R>,
-    big_endian: bool,
-) -> io::Result<Option<u64>> {
+fn whole_pcap<R: Read + io::Seek>(scan: &mut Scan<R>, big_endian: bool) -> io::Result<Option<u64>> {
     let word = |bytes: &[u8]| {
         let bytes: [u8; 4] = bytes.try_into().expect("4 bytes");
         if big_endian {
@@ -620,32 +649,33 @@ fn whole_pcap<R: Read + io::Seek>(
         }
     };
     let mut rest = [0u8; 20];
-    if !read_all_or_eof(input, &mut rest)? {
+    if !read_all_or_eof(&mut scan.input, &mut rest)? {
         return Ok(None);
     }
     let mut whole = 24u64;
     let mut header = [0u8; 16];
     loop {
-        if !read_all_or_eof(input, &mut header)? {
+        scan.record()?;
+        if !read_all_or_eof(&mut scan.input, &mut header)? {
             return Ok(Some(whole));
         }
         let cap_len = word(&header[8..12]);
         let wire_len = word(&header[12..16]);
         // Garbage where a header should be: stop before it.
-        if cap_len > MAX_PACKET || cap_len > wire_len {
+        if cap_len > MAX_PACKET || cap_len > wire_len || wire_len == 0 {
             return Ok(Some(whole));
         }
-        if !skip(input, u64::from(cap_len))? {
+        if !skip(&mut scan.input, u64::from(cap_len))? {
             return Ok(Some(whole));
         }
         whole += 16 + u64::from(cap_len);
     }
 }
 
-fn whole_pcapng<R: Read + io::Seek>(input: &mut io::BufReader<R>) -> io::Result<Option<u64>> {
+fn whole_pcapng<R: Read + io::Seek>(scan: &mut Scan<R>) -> io::Result<Option<u64>> {
     // The section header's byte-order magic says how to read lengths.
     let mut start = [0u8; 8];
-    if !read_all_or_eof(input, &mut start)? {
+    if !read_all_or_eof(&mut scan.input, &mut start)? {
         return Ok(None);
     }
     let big_endian = match u32::from_le_bytes(start[4..8].try_into().expect("4 bytes")) {
@@ -661,25 +691,34 @@ fn whole_pcapng<R: Read + io::Seek>(input: &mut io::BufReader<R>) -> io::Result<
             u32::from_le_bytes(bytes)
         }
     };
+    // The section header: type, length, byte-order magic, version (4),
+    // section length (8), trailing length: 28 bytes at least.
     let first_len = word(&start[..4]);
-    // The section header: length, body, trailing length.
+    if first_len < 28 {
+        return Ok(None);
+    }
     let mut whole = 0u64;
     let mut block_len = first_len;
+    // Bytes of the block already read.
     let mut read_of_block = 12u64;
     loop {
+        scan.record()?;
         if block_len < 12 || block_len % 4 != 0 || block_len > MAX_PACKET + 4096 {
             return Ok((whole > 0).then_some(whole));
         }
-        if !skip(input, u64::from(block_len) - read_of_block - 4)? {
+        let Some(body) = u64::from(block_len).checked_sub(read_of_block + 4) else {
+            return Ok((whole > 0).then_some(whole));
+        };
+        if !skip(&mut scan.input, body)? {
             return Ok((whole > 0).then_some(whole));
         }
         let mut trailer = [0u8; 4];
-        if !read_all_or_eof(input, &mut trailer)? || word(&trailer) != block_len {
+        if !read_all_or_eof(&mut scan.input, &mut trailer)? || word(&trailer) != block_len {
             return Ok((whole > 0).then_some(whole));
         }
         whole += u64::from(block_len);
         let mut next = [0u8; 8];
-        if !read_all_or_eof(input, &mut next)? {
+        if !read_all_or_eof(&mut scan.input, &mut next)? {
             return Ok(Some(whole));
         }
         // A second section (another byte order) is not written by pktd:
@@ -788,14 +827,15 @@ mod reader_tests {
             let bytes = writer.into_inner().unwrap();
             for cut in 0..=bytes.len() as u64 {
                 let expected = ends.iter().rev().find(|&&end| end <= cut).copied();
-                let whole = whole_prefix_len(io::Cursor::new(&bytes[..cut as usize])).unwrap();
+                let whole =
+                    whole_prefix_len(io::Cursor::new(&bytes[..cut as usize]), later()).unwrap();
                 assert_eq!(whole, expected, "{format:?} cut at {cut}");
             }
             // Garbage after the last record is cut off too.
             let mut spoiled = bytes.clone();
             spoiled.extend_from_slice(&[0xff; 40]);
             assert_eq!(
-                whole_prefix_len(io::Cursor::new(&spoiled)).unwrap(),
+                whole_prefix_len(io::Cursor::new(&spoiled), later()).unwrap(),
                 Some(bytes.len() as u64)
             );
         }
@@ -812,16 +852,55 @@ mod reader_tests {
         let record = swapped.len() as u64;
         swapped.extend_from_slice(&[0, 0]);
         assert_eq!(
-            whole_prefix_len(io::Cursor::new(&swapped)).unwrap(),
+            whole_prefix_len(io::Cursor::new(&swapped), later()).unwrap(),
             Some(record)
         );
         assert_eq!(
-            whole_prefix_len(io::Cursor::new(&swapped[..header as usize - 1])).unwrap(),
+            whole_prefix_len(io::Cursor::new(&swapped[..header as usize - 1]), later()).unwrap(),
             None
         );
         assert_eq!(
-            whole_prefix_len(io::Cursor::new(&b"not a savefile at all"[..])).unwrap(),
+            whole_prefix_len(io::Cursor::new(&b"not a savefile at all"[..]), later()).unwrap(),
             None
         );
+    }
+
+    fn later() -> std::time::Instant {
+        std::time::Instant::now() + std::time::Duration::from_secs(60)
+    }
+
+    /// What a hostile owner can make of a file: a section header too short
+    /// to hold itself, zeros (a sparse file), endless tiny records past a
+    /// deadline. None panics, and none is scanned for long.
+    #[test]
+    fn hostile_files_end_the_scan() {
+        let mut short = 0x0a0d_0d0au32.to_le_bytes().to_vec();
+        short.extend_from_slice(&12u32.to_le_bytes());
+        short.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+        short.extend_from_slice(&[0; 20]);
+        assert_eq!(
+            whole_prefix_len(io::Cursor::new(&short), later()).unwrap(),
+            None
+        );
+
+        let mut zeros = Writer::new(Vec::new(), Format::Pcap, LINKTYPE_ETHERNET, 100)
+            .unwrap()
+            .into_inner()
+            .unwrap();
+        let header = zeros.len() as u64;
+        zeros.resize(1 << 20, 0);
+        assert_eq!(
+            whole_prefix_len(io::Cursor::new(&zeros), later()).unwrap(),
+            Some(header)
+        );
+
+        let mut writer = Writer::new(Vec::new(), Format::Pcap, LINKTYPE_ETHERNET, 100).unwrap();
+        for _ in 0..10_000 {
+            writer.write_packet(1, 1, &[0]).unwrap();
+        }
+        let many = writer.into_inner().unwrap();
+        let past = std::time::Instant::now() - std::time::Duration::from_secs(1);
+        let err = whole_prefix_len(io::Cursor::new(&many), past).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
     }
 }

@@ -4,7 +4,7 @@
 use std::{path::PathBuf, sync::Arc};
 
 use pktd_pcap::savefile::{CaptureInfo, Format};
-use pktd_proto::{FilterSpec, RecordingRequest, Reply};
+use pktd_proto::{ErrorCode, FilterSpec, RecordingRequest, Reply};
 
 use super::{context::Context, refusal::Refusal};
 use crate::{
@@ -31,6 +31,8 @@ pub(super) async fn start(
 struct Resume {
     /// The id it had (its entry's).
     id: u64,
+    /// The principal's record directory it was in.
+    directory: PathBuf,
     files: Vec<JournalFile>,
     next_index: u64,
 }
@@ -51,6 +53,14 @@ async fn begin(
         unreachable!("a recording is granted as a recording");
     };
     let pattern = Pattern::parse(&request.pattern)?;
+    if let Some(resume) = &resume
+        && resume.directory != granted.directory
+    {
+        // As a reload that moves it ends a running recording.
+        return Err(Refusal::RecordDirectoryMoved {
+            directory: granted.directory.clone(),
+        });
+    }
     let resumed_from = resume.as_ref().map(|resume| resume.id);
     let files = FilesRequest {
         base: granted.directory.clone(),
@@ -115,7 +125,7 @@ pub async fn journaled(context: &Arc<Context>) -> Vec<u64> {
     let Some(journal) = context.recordings.journal().cloned() else {
         return Vec::new();
     };
-    let ids = match blocking({
+    let (ids, largest) = match blocking({
         let journal = journal.clone();
         move || journal.ids()
     })
@@ -127,8 +137,8 @@ pub async fn journaled(context: &Arc<Context>) -> Vec<u64> {
             return Vec::new();
         }
     };
-    if let Some(last) = ids.last() {
-        context.state.skip_ids_below(last.saturating_add(1));
+    if let Some(largest) = largest {
+        context.state.skip_ids_below(largest.saturating_add(1));
     }
     ids
 }
@@ -167,6 +177,7 @@ pub async fn resume(context: &Arc<Context>, ids: Vec<u64>) {
         };
         let resume = Resume {
             id,
+            directory: entry.directory.clone(),
             files: entry.files.clone(),
             next_index: entry.next_index,
         };
@@ -178,6 +189,16 @@ pub async fn resume(context: &Arc<Context>, ids: Vec<u64>) {
                 "recording resumed"
             ),
             Err(refusal) => {
+                // A namespace or interface not there yet (at boot), the
+                // limits full: the entry stays for the next start. What
+                // the policy or the files refuse ends the recording.
+                let lasting = !matches!(
+                    ErrorCode::from(&refusal),
+                    ErrorCode::NoSuchInterface
+                        | ErrorCode::NoSuchNetns
+                        | ErrorCode::Limit
+                        | ErrorCode::Internal
+                );
                 let journal = journal.clone();
                 let uid = entry.uid;
                 blocking(move || {
@@ -195,15 +216,27 @@ pub async fn resume(context: &Arc<Context>, ids: Vec<u64>) {
                         }
                         (_, Err(err)) => tracing::warn!(%err, "the journal's pattern"),
                     }
-                    journal.remove(id);
+                    if lasting {
+                        journal.remove(id);
+                    }
                 })
                 .await;
-                tracing::warn!(
-                    earlier = id,
-                    uid,
-                    reason = %refusal,
-                    "a recording of the run before cannot go on; its files were repaired"
-                );
+                if lasting {
+                    tracing::warn!(
+                        earlier = id,
+                        uid,
+                        reason = %refusal,
+                        "a recording of the run before cannot go on; its files were repaired"
+                    );
+                } else {
+                    tracing::warn!(
+                        earlier = id,
+                        uid,
+                        reason = %refusal,
+                        "a recording of the run before cannot go on now; its files were \
+                         repaired, and it is kept for the next start"
+                    );
+                }
             }
         }
     }

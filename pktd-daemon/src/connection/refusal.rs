@@ -64,6 +64,13 @@ pub enum Refusal {
         /// The limit.
         limit: u32,
     },
+    /// A recording of the run before, whose principal's record directory
+    /// the policy has moved since (as a reload that moves it ends it).
+    #[error("the principal's record directory is now {}", directory.display())]
+    RecordDirectoryMoved {
+        /// The directory now.
+        directory: std::path::PathBuf,
+    },
     /// No recording of that id in the client's scope.
     #[error("no recording {id} of yours")]
     NoSuchRecording {
@@ -107,7 +114,9 @@ impl From<&Refusal> for ErrorCode {
             Refusal::Inject(_) => ErrorCode::NoSuchInterface,
             Refusal::OutOfOrder(_) => ErrorCode::OutOfOrder,
             Refusal::Malformed(_) => ErrorCode::Malformed,
-            Refusal::NoSuchRecording { .. } => ErrorCode::Denied,
+            Refusal::NoSuchRecording { .. } | Refusal::RecordDirectoryMoved { .. } => {
+                ErrorCode::Denied
+            }
             Refusal::RecordDirectory(DirectoryError::Unsafe { .. }) => ErrorCode::Denied,
             Refusal::RecordDirectory(DirectoryError::Io { .. }) => ErrorCode::Internal,
             Refusal::Hello { code, .. } => *code,

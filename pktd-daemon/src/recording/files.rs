@@ -284,47 +284,56 @@ pub struct Kept {
     id: FileId,
 }
 
-/// Most files [`repair`] takes beyond those the journal names.
-const MAX_UNJOURNALED: usize = 64;
+/// How far past the journal's next number [`repair`] looks for files a
+/// kill left unjournaled (one batch may rotate more than once).
+const UNJOURNALED_WINDOW: u64 = 64;
+
+/// How long [`repair`] may scan a file for its last whole record: a file
+/// its owner made huge is left as it is rather than hold up the daemon.
+const SCAN_FOR: Duration = Duration::from_secs(2);
 
 /// Looks at the files a journal names, after the daemon stopped without
 /// closing them: those gone or replaced (another file, a link, another
 /// inode) are forgotten and left alone; the last one, the file being
 /// written, is cut back to its last whole record (a write cut short by
-/// SIGKILL or a crash), or deleted when not even its header is whole.
+/// SIGKILL or a crash), or forgotten when not even its header is whole.
 ///
 /// The journal is saved after its recording's files change, so a daemon
-/// killed in between made files it does not name: the files of the next
-/// numbers are taken too, as long as they are regular files of `owner`
-/// with one link (never another user's file, never a hard link to one).
-/// Returns the files kept and the next file's number. Blocking: it reads
-/// the last file's record headers.
+/// killed in between made files it does not name: within the next
+/// numbers, regular files of `owner` with one link are taken too (never
+/// another user's file, never a hard link to one), and the next file's
+/// number goes past every name there (the next file is never one that
+/// exists). Returns the files kept and the next file's number. Blocking:
+/// it reads the last file's record headers, for [`SCAN_FOR`] at most.
 pub fn repair(
     directory: &UserDirectory,
     journaled: &[JournalFile],
     pattern: &Pattern,
-    mut next_index: u64,
+    next_index: u64,
     owner: u32,
 ) -> (Vec<Kept>, u64) {
     let mut files = journaled.to_vec();
-    for _ in 0..MAX_UNJOURNALED {
-        let name = pattern.file_name(next_index);
+    let mut next = next_index;
+    for index in next_index..next_index.saturating_add(UNJOURNALED_WINDOW) {
+        let name = pattern.file_name(index);
         match rustix::fs::statat(directory.fd(), name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(stat)
+            Ok(stat) => {
+                next = index + 1;
                 if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile
                     && stat.st_uid == owner
-                    && stat.st_nlink == 1 =>
-            {
-                files.push(JournalFile {
-                    name,
-                    dev: stat.st_dev,
-                    ino: stat.st_ino,
-                });
-                next_index += 1;
+                    && stat.st_nlink == 1
+                {
+                    files.push(JournalFile {
+                        name,
+                        dev: stat.st_dev,
+                        ino: stat.st_ino,
+                    });
+                }
             }
-            _ => break,
+            Err(_) => continue,
         }
     }
+    let give_up_at = Instant::now() + SCAN_FOR;
     let mut kept = Vec::new();
     for (position, file) in files.iter().enumerate() {
         if !pattern::is_plain_name(&file.name) {
@@ -338,7 +347,7 @@ pub fn repair(
             size: 0,
         };
         let size = if position + 1 == files.len() {
-            cut_to_whole(directory, &path, &file.name, expected)
+            cut_to_whole(directory, &path, &file.name, expected, give_up_at)
         } else {
             ours(directory, &file.name, expected)
         };
@@ -349,11 +358,18 @@ pub fn repair(
             }),
             Ok(None) => {}
             Err(err) => {
-                tracing::warn!(path = %path.display(), %err, "a recorded file left as it is")
+                tracing::warn!(path = %path.display(), %err, "a recorded file left as it is");
+                // Still the recording's, whole or not: it counts.
+                if let Ok(Some(size)) = ours(directory, &file.name, expected) {
+                    kept.push(Kept {
+                        name: file.name.clone(),
+                        id: FileId { size, ..expected },
+                    });
+                }
             }
         }
     }
-    (kept, next_index)
+    (kept, next)
 }
 
 /// The size of `name` if it is still the regular file `id`.
@@ -372,13 +388,14 @@ fn ours(directory: &UserDirectory, name: &str, id: FileId) -> io::Result<Option<
 }
 
 /// Cuts `name`, if it is still the file `id`, to its last whole record;
-/// its size then (`None`: not the file, or deleted for want of a whole
-/// header).
+/// its size then (`None`: not the file, or without a whole header: left
+/// as it is, and no longer the recording's).
 fn cut_to_whole(
     directory: &UserDirectory,
     path: &Path,
     name: &str,
     id: FileId,
+    give_up_at: Instant,
 ) -> io::Result<Option<u64>> {
     // Never follows a link, never waits on a FIFO put there.
     let file = match rustix::fs::openat(
@@ -395,7 +412,7 @@ fn cut_to_whole(
     if !meta.is_file() || meta.dev() != id.dev || meta.ino() != id.ino {
         return Ok(None);
     }
-    match savefile::whole_prefix_len(&file)? {
+    match savefile::whole_prefix_len(&file, give_up_at)? {
         Some(whole) if whole == meta.len() => Ok(Some(whole)),
         Some(whole) => {
             tracing::info!(
@@ -409,8 +426,10 @@ fn cut_to_whole(
             Ok(Some(whole))
         }
         None => {
-            tracing::info!(path = %path.display(), "deleting a recorded file without a whole header");
-            delete_if_ours(directory, path, id).map_err(io::Error::other)?;
+            tracing::warn!(
+                path = %path.display(),
+                "a recorded file without a whole header is left as it is"
+            );
             Ok(None)
         }
     }
@@ -491,14 +510,18 @@ impl Savefiles {
             files.ids.push(id);
         }
         files.next_index = next_index;
-        files.fit(files.header_len(), &files.next_path())?;
-        files.open_next(Instant::now())?;
+        // Room first, as a rotation makes it: the oldest files go to keep
+        // within max_files (counting the one to come) and the allowance.
         if let Some(max) = files.config.limits.max_files {
-            while files.paths.len() > max as usize {
+            while files.paths.len() >= max as usize {
                 files.delete_oldest()?;
             }
         }
-        files.make_room(0)?;
+        while !files.config.account.fits(files.header_len()) && !files.paths.is_empty() {
+            files.delete_oldest()?;
+        }
+        files.fit(files.header_len(), &files.next_path())?;
+        files.open_next(Instant::now())?;
         Ok(files)
     }
 

@@ -143,10 +143,13 @@ impl Journal {
         }
     }
 
-    /// The ids of the entries, in order. Blocking.
-    pub fn ids(&self) -> io::Result<Vec<u64>> {
+    /// The ids of the entries, in order (at most [`MAX_ENTRIES`], the
+    /// first ones; the largest of all comes too, so that new ids go past
+    /// every entry). Blocking.
+    pub fn ids(&self) -> io::Result<(Vec<u64>, Option<u64>)> {
         let dir = rustix::fs::Dir::read_from(&self.fd)?;
         let mut ids = Vec::new();
+        let mut largest = None;
         for item in dir {
             let item = item?;
             let Some(id) = item
@@ -158,14 +161,23 @@ impl Journal {
             else {
                 continue;
             };
-            if ids.len() == MAX_ENTRIES {
-                tracing::warn!(max = MAX_ENTRIES, "more journal entries than are read");
-                break;
-            }
+            largest = largest.max(Some(id));
             ids.push(id);
+            // Keep the smallest MAX_ENTRIES as the listing goes.
+            if ids.len() > 2 * MAX_ENTRIES {
+                ids.sort_unstable();
+                ids.truncate(MAX_ENTRIES);
+            }
         }
         ids.sort_unstable();
-        Ok(ids)
+        if ids.len() > MAX_ENTRIES {
+            tracing::warn!(
+                max = MAX_ENTRIES,
+                "more journal entries than are resumed at once"
+            );
+            ids.truncate(MAX_ENTRIES);
+        }
+        Ok((ids, largest))
     }
 
     /// Entry `id`, or why it cannot be read (it is then left for the

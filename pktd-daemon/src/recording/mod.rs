@@ -242,11 +242,11 @@ async fn run(recording: Arc<Recording>, start: Start, journal: Option<Arc<Journa
         mut policy_changes,
         resumed_from,
     } = start;
-    let mut persisted = Persisted::new(journal, &recording, &peer, &request, &files);
+    // A resumed recording keeps its entry (its id of the first run): one
+    // entry per recording, whenever the daemon dies.
+    let entry_id = resumed_from.unwrap_or(recording.id);
+    let mut persisted = Persisted::new(journal, entry_id, &peer, &request, &files);
     persisted.save(&files).await;
-    if let Some(earlier) = resumed_from {
-        persisted.forget(earlier).await;
-    }
     // Reused from one batch to the next.
     let mut batch = Batch::default();
     let mut tick = tokio::time::interval(TICK);
@@ -325,7 +325,7 @@ async fn run(recording: Arc<Recording>, start: Start, journal: Option<Arc<Journa
     let reason = finish(&recording, files, reason).await;
     // Shut down, it goes on at the next start; any other end is for good.
     if reason != EndReason::DaemonShutdown {
-        persisted.forget(recording.id).await;
+        persisted.forget().await;
     }
     tracing::info!(recording = recording.id, %reason, "recording ended");
     lock(&recording.status).ended = Some(reason);
@@ -345,14 +345,14 @@ struct Persisted {
 impl Persisted {
     fn new(
         journal: Option<Arc<Journal>>,
-        recording: &Recording,
+        id: u64,
         peer: &Peer,
         request: &RecordingRequest,
         files: &Savefiles,
     ) -> Self {
         Self {
             journal,
-            id: recording.id,
+            id,
             owner: (peer.uid, peer.gid),
             request: request.clone(),
             directory: files.principal_directory().to_owned(),
@@ -368,10 +368,10 @@ impl Persisted {
             return;
         };
         let (names, next_index) = files.journal();
-        if self.saved == Some((names.len(), next_index)) {
+        let state = (names.len(), next_index);
+        if self.saved == Some(state) {
             return;
         }
-        self.saved = Some((names.len(), next_index));
         let entry = Entry::new(
             self.owner,
             self.request.clone(),
@@ -379,14 +379,19 @@ impl Persisted {
             (names, next_index),
         );
         let id = self.id;
-        if let Err(err) = blocking(move || journal.save(id, &entry)).await {
-            tracing::warn!(recording = id, %err, "cannot keep the recording in the journal");
+        match blocking(move || journal.save(id, &entry)).await {
+            Ok(()) => self.saved = Some(state),
+            // Tried again at the next change of the files.
+            Err(err) => {
+                tracing::warn!(recording = id, %err, "cannot keep the recording in the journal")
+            }
         }
     }
 
-    /// Removes entry `id` from the journal.
-    async fn forget(&self, id: u64) {
+    /// Removes the entry: the recording has ended for good.
+    async fn forget(&self) {
         if let Some(journal) = self.journal.clone() {
+            let id = self.id;
             blocking(move || journal.remove(id)).await;
         }
     }
@@ -395,7 +400,11 @@ impl Persisted {
 /// The session's counters now, as a pcapng file's statistics block
 /// says them.
 fn capture_stats(session: &Session) -> Option<CaptureStats> {
-    let stats = session.stats().ok()?;
+    // The counters alone: the interface's own count is not wanted here.
+    let stats = crate::session::stats(
+        &session.counters().ok()?,
+        session.grant().policy_filter.is_some(),
+    );
     Some(CaptureStats {
         timestamp_ns: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -443,6 +443,9 @@ async fn capture(
                 Ok(_) => Step::Continue,
                 Err(err) => Step::Failed(err),
             },
+            step => step,
+        };
+        let step = match step {
             Step::Ended | Step::Failed(_) if capture.daemon_went_away() => Step::WentAway,
             step => step,
         };

@@ -630,3 +630,88 @@ fn enospc_leaves_whole_records_and_ends_the_recording() {
     fill_a_small_filesystem(Format::Pcap, 40);
     fill_a_small_filesystem(Format::PcapNg, 40);
 }
+
+/// What a kill leaves between a rotation and the journal's save: files the
+/// journal does not name (one batch rotated several times, max_files
+/// deleting some of them), a file that was never handed to its owner, a
+/// torn last file. The resumed recording takes the owner's files, cuts the
+/// last one back, never reuses a number, and keeps to max_files.
+#[test]
+fn a_resume_takes_unjournaled_files_and_never_reuses_a_number() {
+    let dir = TempDir::new("resume");
+    let limits = Limits {
+        packets: Some(1),
+        max_files: Some(3),
+        ..Limits::default()
+    };
+    let mut files = Savefiles::create(config(&dir.0, "r-%d.pcap", limits.clone())).unwrap();
+    files.write(T0, 60, &frame(0, 60)).unwrap();
+    // The journal as saved after the first packet.
+    let (journaled, next_index) = files.journal();
+    for seq in 1..6 {
+        files.write(T0 + seq, 60, &frame(seq as u16, 60)).unwrap();
+    }
+    let (now, now_next) = files.journal();
+    drop(files);
+    assert_eq!(now_next, 6);
+    assert_eq!(
+        now.iter()
+            .map(|file| file.name.as_str())
+            .collect::<Vec<_>>(),
+        ["r-3.pcap", "r-4.pcap", "r-5.pcap"]
+    );
+    // A file made but never handed over (not the owner's: root's here is
+    // the owner, so another uid's), past a gap; the last file torn.
+    let stray = dir.0.join("r-7.pcap");
+    std::fs::write(&stray, b"not ours").unwrap();
+    std::os::unix::fs::chown(&stray, Some(4242), Some(4242)).unwrap();
+    let last = dir.0.join("r-5.pcap");
+    let whole = std::fs::metadata(&last).unwrap().len();
+    {
+        use std::io::Write as _;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&last)
+            .unwrap();
+        file.write_all(&[1, 2, 3]).unwrap();
+    }
+
+    let config = config(&dir.0, "r-%d.pcap", limits);
+    let (kept, next) = repair(
+        &config.directory,
+        &journaled,
+        &config.pattern,
+        next_index,
+        0,
+    );
+    assert_eq!(next, 8, "past every name there, the stray one included");
+    assert_eq!(
+        kept.iter()
+            .map(|kept| kept.name.as_str())
+            .collect::<Vec<_>>(),
+        ["r-3.pcap", "r-4.pcap", "r-5.pcap"],
+        "the journaled r-0 is gone; the owner's unjournaled files are taken, the stray is not"
+    );
+    assert_eq!(std::fs::metadata(&last).unwrap().len(), whole);
+    let mut files = Savefiles::resume(config, kept, next).unwrap();
+    files.write(T0 + 10, 60, &frame(10, 60)).unwrap();
+    assert_eq!(
+        files.names(),
+        ["r-4.pcap", "r-5.pcap", "r-8.pcap"],
+        "max_files kept, numbers after the stray"
+    );
+    files.finish().unwrap();
+    assert_eq!(std::fs::read(&stray).unwrap(), b"not ours");
+    assert!(
+        !dir.0.join("r-3.pcap").exists(),
+        "the oldest went for max_files"
+    );
+    for name in ["r-4.pcap", "r-5.pcap", "r-8.pcap"] {
+        let output = Command::new("tcpdump")
+            .arg("-r")
+            .arg(dir.0.join(name))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{name}: {:?}", output);
+    }
+}
