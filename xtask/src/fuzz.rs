@@ -28,6 +28,7 @@ pub const TARGETS: &[&str] = &[
     "translator",
     "patterns",
     "anonymized",
+    "savefiles",
 ];
 
 /// The target that loads eBPF programs, and so needs root.
@@ -57,6 +58,7 @@ impl Length {
                     "validator" => 200_000,
                     "translator" => 500,
                     "anonymized" => 100_000,
+                    "savefiles" => 200_000,
                     _ => 1_000_000,
                 };
                 vec!["-seed=1".to_owned(), format!("-runs={runs}")]
