@@ -13,12 +13,13 @@ use std::{
 /// test (`cargo xtask test` builds every binary before testing).
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test's path");
-    // target/<profile>/deps/<test> -> target/<profile>/<name>
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("a target directory")
-        .join(name);
+    // target/<profile>/deps/<test> -> target/<profile>/<name>; a binary
+    // (pktd-perf) is in target/<profile> itself.
+    let mut directory = exe.parent().expect("a target directory");
+    if directory.file_name().is_some_and(|name| name == "deps") {
+        directory = directory.parent().expect("a target directory");
+    }
+    let path = directory.join(name);
     assert!(
         path.exists(),
         "{} is not built: run `cargo build --workspace` (cargo xtask test does)",

@@ -18,7 +18,10 @@
 //! - (g) `vlan`: (b)'s K=16 on untagged and on VLAN-tagged traffic (see
 //!   `vlan.rs`);
 //! - (h) `record`: the daemon's recording next to `tcpdump -w`, the
-//!   writer's CPU per packet in the file (see `record.rs`).
+//!   writer's CPU per packet in the file (see `record.rs`);
+//! - (i) `namespaces`: one session in each of 100 namespaces through the
+//!   real daemon, the time and daemon memory each new namespace costs,
+//!   next to a tcpdump in each (see `namespaces.rs`).
 //!
 //! Every point is repeated (median and spread shown); traffic is bounded
 //! in count and time; the namespaces go away on every exit. `--json FILE`
@@ -28,6 +31,7 @@
 mod control;
 mod hostile;
 mod kernel;
+mod namespaces;
 mod privacy;
 mod record;
 mod vlan;
@@ -45,13 +49,16 @@ use crate::wire::{Backend, Run, Summary};
 #[command(about = "pktd's performance next to tcpdump's")]
 struct Args {
     /// Phases to run: kernel (a), wire (b and c), hostile (d), privacy
-    /// (e), control (f), vlan (g), record (h).
+    /// (e), control (f), vlan (g), record (h), namespaces (i).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "kernel,wire,hostile,privacy,control,vlan,record"
+        default_value = "kernel,wire,hostile,privacy,control,vlan,record,namespaces"
     )]
     phases: Vec<String>,
+    /// (i) Namespaces, one session each.
+    #[arg(long, default_value_t = 100)]
+    namespaces: usize,
     /// (a) Engines to measure.
     #[arg(
         long,
@@ -274,6 +281,12 @@ fn main() -> anyhow::Result<()> {
         let summaries = record::measure(bench, args.reps)?;
         record::print(&summaries);
         json.push(record::json(&summaries));
+    }
+
+    if wants("namespaces") {
+        let result = namespaces::measure(args.namespaces)?;
+        namespaces::print(&result);
+        json.push(namespaces::json(&result));
     }
 
     if let Some(path) = &args.json {
