@@ -30,7 +30,10 @@ fn main() -> anyhow::Result<()> {
         "-Ctarget-cpu=v3".to_owned(),
     ]
     .join("\x1f");
-    let target_dir = out_dir.join("ebpf-target");
+    // One target directory for every build of the workspace (check,
+    // debug, release, the fuzz targets': each runs this script with its own
+    // OUT_DIR): the eBPF object, built once, is reused by the others.
+    let target_dir = root.join("target/ebpf-build");
     let output = Command::new("rustup")
         .args(["run", "nightly", "cargo", "build", "--package", "pktd-ebpf"])
         .args(["--bins", "--release", "--target", "bpfel-unknown-none"])
