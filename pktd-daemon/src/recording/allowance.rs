@@ -26,6 +26,11 @@ pub struct Account {
     /// 0: no limit.
     limit: AtomicU64,
     used: Mutex<Usage>,
+    /// Held across a measure of the directory and across a deletion with
+    /// its count: a measure between a file's unlink and its subtraction
+    /// would count it gone twice, and the principal's recordings could
+    /// then write past the allowance.
+    deletions: Mutex<()>,
 }
 
 /// What an account counts.
@@ -49,6 +54,7 @@ impl Account {
                 used: measure(base)?,
                 in_memory: 0,
             }),
+            deletions: Mutex::new(()),
         })
     }
 
@@ -105,10 +111,21 @@ impl Account {
         usage.used = usage.used.saturating_add(bytes);
     }
 
-    /// Counts `bytes` deleted.
-    pub fn remove(&self, bytes: u64) {
-        let mut usage = lock(&self.used);
-        usage.used = usage.used.saturating_sub(bytes);
+    /// Runs `delete`, which deletes a file of `bytes` and says whether it
+    /// did, and counts them gone, with no measure of the directory in
+    /// between. Blocking (under the lock a measure takes).
+    pub fn delete<E>(
+        &self,
+        bytes: u64,
+        delete: impl FnOnce() -> Result<bool, E>,
+    ) -> Result<bool, E> {
+        let _deletions = lock(&self.deletions);
+        let deleted = delete()?;
+        if deleted {
+            let mut usage = lock(&self.used);
+            usage.used = usage.used.saturating_sub(bytes);
+        }
+        Ok(deleted)
     }
 
     /// Counts `bytes` held in memory whatever the limit (a file's closing
@@ -130,6 +147,7 @@ impl Account {
     /// Measures the directory again (users may have deleted files), plus
     /// what the principal's recordings hold in memory. Blocking.
     pub fn remeasure(&self) -> io::Result<u64> {
+        let _deletions = lock(&self.deletions);
         let measured = measure(&self.base)?;
         let mut usage = lock(&self.used);
         usage.used = measured.saturating_add(usage.in_memory);
@@ -220,6 +238,41 @@ mod tests {
         account.release(30, 10);
         assert_eq!(account.used(), 40);
         assert_eq!(account.remeasure().unwrap(), 40);
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// Two recordings of a principal: one deletes its oldest file while
+    /// the other measures the directory. The measure waits for the
+    /// deletion's count; had it run between the unlink and the count, the
+    /// file would be counted gone twice and the allowance overrun (seen
+    /// in CI as 3,280 bytes kept under 3,000).
+    #[test]
+    fn a_measure_during_a_deletion_does_not_count_the_file_gone_twice() {
+        let base = std::env::temp_dir().join(format!("pktd-allowance-race-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("1001")).unwrap();
+        std::fs::write(base.join("1001/old.pcap"), [0u8; 100]).unwrap();
+        std::fs::write(base.join("1001/new.pcap"), [0u8; 50]).unwrap();
+        let account = Account::open(&base, 1000).unwrap();
+        assert_eq!(account.used(), 150);
+        std::thread::scope(|scope| {
+            let mut measurer = None;
+            account
+                .delete(100, || {
+                    std::fs::remove_file(base.join("1001/old.pcap"))?;
+                    let handle = scope.spawn(|| account.remeasure().unwrap());
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    assert!(
+                        !handle.is_finished(),
+                        "a measure ran between the unlink and its count"
+                    );
+                    measurer = Some(handle);
+                    Ok::<_, io::Error>(true)
+                })
+                .unwrap();
+            assert_eq!(measurer.unwrap().join().unwrap(), 50);
+        });
+        assert_eq!(account.used(), 50);
         let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -940,9 +940,10 @@ impl Savefiles {
     fn delete_oldest(&mut self) -> Result<(), FilesError> {
         let path = self.paths.remove(0);
         let id = self.ids.remove(0);
-        if delete_if_ours(&self.config.directory, &path, id)? {
-            self.config.account.remove(id.size);
-        }
+        let directory = &self.config.directory;
+        self.config
+            .account
+            .delete(id.size, || delete_if_ours(directory, &path, id))?;
         Ok(())
     }
 
