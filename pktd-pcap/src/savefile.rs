@@ -511,12 +511,7 @@ impl<R: Read> Reader<R> {
     }
 
     fn word(&self, bytes: &[u8]) -> u32 {
-        let bytes: [u8; 4] = bytes.try_into().expect("4 bytes");
-        if self.big_endian {
-            u32::from_be_bytes(bytes)
-        } else {
-            u32::from_le_bytes(bytes)
-        }
+        word(self.big_endian, bytes)
     }
 
     /// The next packet; `None` at the end of the file.
@@ -607,6 +602,16 @@ impl<R> Scan<R> {
     }
 }
 
+/// The 32-bit word at the start of `bytes`, in the file's byte order.
+fn word(big_endian: bool, bytes: &[u8]) -> u32 {
+    let bytes: [u8; 4] = bytes[..4].try_into().expect("4 bytes");
+    if big_endian {
+        u32::from_be_bytes(bytes)
+    } else {
+        u32::from_le_bytes(bytes)
+    }
+}
+
 /// pcapng's Section Header Block type, the same in both byte orders.
 const PCAPNG_SHB: u32 = 0x0a0d_0d0a;
 
@@ -640,14 +645,7 @@ fn skip<R: Read + io::Seek>(input: &mut io::BufReader<R>, len: u64) -> io::Resul
 }
 
 fn whole_pcap<R: Read + io::Seek>(scan: &mut Scan<R>, big_endian: bool) -> io::Result<Option<u64>> {
-    let word = |bytes: &[u8]| {
-        let bytes: [u8; 4] = bytes.try_into().expect("4 bytes");
-        if big_endian {
-            u32::from_be_bytes(bytes)
-        } else {
-            u32::from_le_bytes(bytes)
-        }
-    };
+    let word = |bytes: &[u8]| word(big_endian, bytes);
     let mut rest = [0u8; 20];
     if !read_all_or_eof(&mut scan.input, &mut rest)? {
         return Ok(None);
@@ -683,14 +681,7 @@ fn whole_pcapng<R: Read + io::Seek>(scan: &mut Scan<R>) -> io::Result<Option<u64
         0x4d3c_2b1a => true,
         _ => return Ok(None),
     };
-    let word = |bytes: &[u8]| {
-        let bytes: [u8; 4] = bytes.try_into().expect("4 bytes");
-        if big_endian {
-            u32::from_be_bytes(bytes)
-        } else {
-            u32::from_le_bytes(bytes)
-        }
-    };
+    let word = |bytes: &[u8]| word(big_endian, bytes);
     // The section header: type, length, byte-order magic, version (4),
     // section length (8), trailing length: 28 bytes at least.
     let first_len = word(&start[..4]);

@@ -159,12 +159,12 @@ impl Attachment {
         attachment.ifindex = Some(ifindex);
         attachment.place = Some((netns.clone(), interface.to_owned()));
         // Without them, clients only get no bound on a restart's gap.
-        attachment.link_stats = match netns.run(|| LinkStats::open(interface)) {
-            Ok(Ok(stats)) => Some(Arc::new(stats)),
-            Ok(Err(err)) => {
-                tracing::warn!(interface, %err, "the interface's own counters cannot be read");
-                None
-            }
+        attachment.link_stats = match netns
+            .run(|| LinkStats::open(interface))
+            .map_err(std::io::Error::other)
+            .flatten()
+        {
+            Ok(stats) => Some(Arc::new(stats)),
             Err(err) => {
                 tracing::warn!(interface, %err, "the interface's own counters cannot be read");
                 None

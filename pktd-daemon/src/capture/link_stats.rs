@@ -5,19 +5,37 @@
 //! They are read from `/proc/thread-self/net/dev`, opened once on a thread
 //! in the interface's namespace: the file keeps that namespace's view
 //! after the thread has left it, so reading it again takes no namespace
-//! switch (one `pread`, no disk, microseconds).
+//! switch (one `pread`, no disk). A namespace can hold thousands of
+//! interfaces, and any client may ask for its counters as often as it
+//! likes: a reading is kept for [`FRESH_FOR`] and shared.
 
-use std::{fs::File, io, os::unix::fs::FileExt as _};
+use std::{
+    fs::File,
+    io,
+    os::unix::fs::FileExt as _,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use crate::sync::lock;
 
 /// The most bytes of the table read (about 150 bytes per interface).
 const MAX_TABLE: usize = 1 << 20;
+
+/// How long a reading serves.
+const FRESH_FOR: Duration = Duration::from_millis(100);
 
 /// One interface's line of its namespace's `net/dev` table.
 #[derive(Debug)]
 pub struct LinkStats {
     table: File,
     interface: String,
+    /// The last reading and when it was made.
+    last: Mutex<Option<(Instant, Packets)>>,
 }
+
+/// Packets received and sent, when the table had the interface.
+type Packets = Option<(u64, u64)>;
 
 impl LinkStats {
     /// Opens the table; call it on a thread in the interface's namespace.
@@ -25,12 +43,26 @@ impl LinkStats {
         Ok(Self {
             table: File::open("/proc/thread-self/net/dev")?,
             interface: interface.to_owned(),
+            last: Mutex::new(None),
         })
     }
 
-    /// Packets the interface has received and sent; `None` when it is
-    /// gone or the table cannot be read.
-    pub fn packets(&self) -> Option<(u64, u64)> {
+    /// Packets the interface has received and sent, as of at most
+    /// [`FRESH_FOR`] ago; `None` when it is gone or the table cannot be
+    /// read.
+    pub fn packets(&self) -> Packets {
+        let mut last = lock(&self.last);
+        match *last {
+            Some((at, packets)) if at.elapsed() < FRESH_FOR => packets,
+            _ => {
+                let packets = self.read();
+                *last = Some((Instant::now(), packets));
+                packets
+            }
+        }
+    }
+
+    fn read(&self) -> Packets {
         let mut table = Vec::new();
         let mut chunk = vec![0u8; 16 * 1024];
         while table.len() < MAX_TABLE {

@@ -221,22 +221,13 @@ pub async fn resume(context: &Arc<Context>, ids: Vec<u64>) {
                     }
                 })
                 .await;
-                if lasting {
-                    tracing::warn!(
-                        earlier = id,
-                        uid,
-                        reason = %refusal,
-                        "a recording of the run before cannot go on; its files were repaired"
-                    );
-                } else {
-                    tracing::warn!(
-                        earlier = id,
-                        uid,
-                        reason = %refusal,
-                        "a recording of the run before cannot go on now; its files were \
-                         repaired, and it is kept for the next start"
-                    );
-                }
+                tracing::warn!(
+                    earlier = id,
+                    uid,
+                    reason = %refusal,
+                    kept_for_the_next_start = !lasting,
+                    "a recording of the run before cannot go on; its files were repaired"
+                );
             }
         }
     }

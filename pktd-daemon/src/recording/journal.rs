@@ -183,10 +183,6 @@ impl Journal {
     /// Entry `id`, or why it cannot be read (it is then left for the
     /// operator). Blocking.
     pub fn entry(&self, id: u64) -> Result<Entry, String> {
-        self.read(id)
-    }
-
-    fn read(&self, id: u64) -> Result<Entry, String> {
         let file = rustix::fs::openat(
             &self.fd,
             name(id).as_str(),
