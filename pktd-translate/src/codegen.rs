@@ -45,7 +45,7 @@ impl Insn {
         bytes
     }
 
-    fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
+    pub(crate) fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
         Self {
             code,
             regs: dst | (src << 4),
@@ -57,54 +57,54 @@ impl Insn {
 
 // eBPF encoding (include/uapi/linux/bpf.h). Classic BPF's ALU and jump
 // operation bits are the same as eBPF's, so those pass through.
-const LD: u8 = 0x00;
+pub(crate) const LD: u8 = 0x00;
 const LDX: u8 = 0x01;
-const ST: u8 = 0x02;
+pub(crate) const ST: u8 = 0x02;
 const STX: u8 = 0x03;
 const ALU: u8 = 0x04;
-const JMP: u8 = 0x05;
+pub(crate) const JMP: u8 = 0x05;
 const JMP32: u8 = 0x06;
-const ALU64: u8 = 0x07;
-const W: u8 = 0x00;
+pub(crate) const ALU64: u8 = 0x07;
+pub(crate) const W: u8 = 0x00;
 const H: u8 = 0x08;
 const B: u8 = 0x10;
-const DW: u8 = 0x18;
-const IMM: u8 = 0x00;
-const MEM: u8 = 0x60;
-const K: u8 = 0x00;
-const X: u8 = 0x08;
-const ADD: u8 = 0x00;
+pub(crate) const DW: u8 = 0x18;
+pub(crate) const IMM: u8 = 0x00;
+pub(crate) const MEM: u8 = 0x60;
+pub(crate) const K: u8 = 0x00;
+pub(crate) const X: u8 = 0x08;
+pub(crate) const ADD: u8 = 0x00;
 const SUB: u8 = 0x10;
 const OR: u8 = 0x40;
 const AND: u8 = 0x50;
 const LSH: u8 = 0x60;
 const RSH: u8 = 0x70;
 const NEG: u8 = 0x80;
-const MOV: u8 = 0xb0;
+pub(crate) const MOV: u8 = 0xb0;
 const END_TO_BE: u8 = 0xd0 | 0x08;
 const JA: u8 = 0x00;
-const JEQ: u8 = 0x10;
+pub(crate) const JEQ: u8 = 0x10;
 const JGT: u8 = 0x20;
 const JNE: u8 = 0x50;
 const JSLT: u8 = 0xc0;
-const CALL: u8 = 0x80;
-const EXIT: u8 = 0x90;
-const PSEUDO_MAP_FD: u8 = 1;
+pub(crate) const CALL: u8 = 0x80;
+pub(crate) const EXIT: u8 = 0x90;
+pub(crate) const PSEUDO_MAP_FD: u8 = 1;
 
-const R0: u8 = 0;
-const R1: u8 = 1;
-const R2: u8 = 2;
-const R3: u8 = 3;
+pub(crate) const R0: u8 = 0;
+pub(crate) const R1: u8 = 1;
+pub(crate) const R2: u8 = 2;
+pub(crate) const R3: u8 = 3;
 const R4: u8 = 4;
 const R5: u8 = 5;
-const R6: u8 = 6;
+pub(crate) const R6: u8 = 6;
 const REG_A: u8 = 7;
 const REG_X: u8 = 8;
 const REG_MATCHED: u8 = 9;
-const R10: u8 = 10;
+pub(crate) const R10: u8 = 10;
 
-const HELPER_MAP_LOOKUP: i32 = 1;
-const HELPER_TAIL_CALL: i32 = 12;
+pub(crate) const HELPER_MAP_LOOKUP: i32 = 1;
+pub(crate) const HELPER_TAIL_CALL: i32 = 12;
 const HELPER_SKB_LOAD_BYTES: i32 = 26;
 const HELPER_XDP_LOAD_BYTES: i32 = 189;
 

@@ -25,10 +25,12 @@
 //! loading it is the daemon's business.
 
 mod codegen;
+mod entry;
 mod ir;
 pub mod tree;
 
 pub use codegen::Insn;
+pub use entry::{Entry, entry};
 use pktd_filter::ValidProgram;
 
 /// The hook the generated program runs at.
