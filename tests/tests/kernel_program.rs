@@ -348,8 +348,8 @@ fn filters_longer_than_short_jumps_reach_run_native() {
 }
 
 /// Filters without native code are interpreted beside native ones, with
-/// the same verdicts: here the per-client engine's chain is full (32
-/// programs), so a 33rd filter is interpreted.
+/// the same verdicts: here the per-client engine's chain is full
+/// (`MAX_CHAIN` programs), so one more filter is interpreted.
 #[test]
 fn filters_without_native_code_are_interpreted_beside_native_ones() {
     let filters: Vec<ValidProgram> = (0..=MAX_CHAIN)
@@ -544,4 +544,75 @@ fn every_engine_reads_the_packet_type_ifindex_and_protocol() {
         assert!(ipv4.next_record().is_none(), "{engine:?}: protocol 0x86dd");
         assert!(inbound.next_record().is_some(), "{engine:?}: inbound IPv6");
     }
+}
+
+/// Attachments share the kernel program: a packet through one
+/// attachment's entry program reaches that attachment's sessions only,
+/// whatever the others' filters, engines and slots; and an attachment
+/// index given back comes to the next attachment without anything of its
+/// previous one (native code, sessions, counters).
+#[test]
+fn attachments_share_the_programs_and_nothing_else() {
+    let frame = udp_frame(9000, 10);
+    let engines = [Engine::Shared, Engine::PerClient, Engine::Interpreter];
+    let mut benches: Vec<Bench> = engines
+        .iter()
+        .map(|engine| Bench::with_engine(&[filter("udp")], &ClientSpec::default(), *engine))
+        .collect();
+    let mut indices: Vec<u32> = benches.iter().map(|b| b.attachment.index()).collect();
+    indices.sort_unstable();
+    indices.dedup();
+    assert_eq!(indices.len(), 3, "each attachment has its own index");
+    for through in 0..benches.len() {
+        let records = benches[through].run(&frame);
+        assert!(records[0].is_some(), "{through}: its own session missed it");
+        for (other, bench) in benches.iter_mut().enumerate() {
+            if other != through {
+                assert!(
+                    bench.clients[0].next_record().is_none(),
+                    "a packet through attachment {through} reached attachment {other}"
+                );
+            }
+        }
+    }
+    for bench in &benches {
+        let interface = bench.attachment.interface_counters().unwrap();
+        assert_eq!(interface.packets, 1, "each counted its own packet only");
+        let counters = bench.attachment.counters(bench.clients[0].slot()).unwrap();
+        assert_eq!((counters.matched, counters.delivered), (1, 1));
+    }
+
+    // The shared engine's attachment goes; once its index has rested, a
+    // later attachment gets it (tests beside this one take indices too:
+    // take until it comes), and starts clean.
+    let gone = benches.remove(0);
+    let index = gone.attachment.index();
+    drop(gone);
+    std::thread::sleep(pktd_daemon::capture::QUARANTINE * 2);
+    let mut taken = Vec::new();
+    let mut next = loop {
+        let attachment = Attachment::detached(Engine::Shared, Hook::Tc).unwrap();
+        if attachment.index() == index {
+            break attachment;
+        }
+        taken.push(attachment);
+        assert!(taken.len() < 256, "index {index} never came back");
+    };
+    next.test_run(DIR_IN, &frame, 1).unwrap();
+    let interface = next.interface_counters().unwrap();
+    assert_eq!(interface.packets, 0, "no session: nothing counted");
+    let mut ring = next
+        .add_client(&ClientSpec::default(), &filter("tcp"))
+        .unwrap();
+    next.test_run(DIR_IN, &frame, 1).unwrap();
+    assert!(
+        ring.next_record().is_none(),
+        "the previous occupant's `udp` decided for the new session"
+    );
+    let counters = next.counters(ring.slot()).unwrap();
+    assert_eq!(
+        (counters.seen, counters.matched, counters.delivered),
+        (1, 0, 0)
+    );
+    assert_eq!(next.interface_counters().unwrap().packets, 1);
 }

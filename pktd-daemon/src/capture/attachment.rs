@@ -1,30 +1,32 @@
-//! One loaded copy of the kernel program: what it is attached to and which
+//! One attachment of the kernel program: what it is attached to and which
 //! slots are in use. The operations live beside it, one file per
 //! concern: `hooks` (TC/XDP and moves), `slots` (sessions), `chain` (native
 //! code), `bench` (test runs).
 
-use std::sync::Arc;
+use std::{os::fd::OwnedFd, sync::Arc};
 
-use aya::{
-    Ebpf,
-    programs::{tc::SchedClassifierLinkId, xdp::XdpLinkId},
-};
-use pktd_common::{DEFAULT_INTERPRET_BUDGET, DIR_IN, Globals, MAX_CLIENTS, names};
+use pktd_common::{ClientConfig, DEFAULT_INTERPRET_BUDGET, DIR_IN, Globals, MAX_CLIENTS, names};
 use pktd_filter::{ValidProgram, reads_socket_buffer};
-use pktd_translate::Hook;
+use pktd_translate::{Entry, Hook};
 
 use super::{
     budget,
     error::CaptureError,
-    kernel_log::KernelLog,
+    hooks::{self, EntryPrograms},
+    lease::Lease,
     link_stats::LinkStats,
     native::{Engine, SlotEngine},
-    object::{self, Maps, map_error},
+    object::{Kernel, Maps, map_error},
 };
-use crate::netns::{Netns, NetnsHandle};
+use crate::{
+    netns::{Netns, NetnsHandle},
+    sys,
+};
 
-/// The kernel program loaded once for one (namespace, interface), or
-/// loaded but not attached (for BPF_PROG_TEST_RUN).
+/// The kernel program at one (namespace, interface), or loaded but not
+/// attached (for BPF_PROG_TEST_RUN): its entry programs, its entries in
+/// the shared maps, and its sessions' slots. The shared programs are
+/// loaded once per process (see `object.rs`).
 ///
 /// Dropping it detaches the programs (TCX and XDP links end with their fds)
 /// and frees every session's maps.
@@ -42,8 +44,9 @@ use crate::netns::{Netns, NetnsHandle};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Attachment {
-    pub(super) ebpf: Ebpf,
-    pub(super) maps: Maps,
+    pub(super) kernel: Arc<Kernel>,
+    /// The entry programs, loaded as the hooks need them.
+    pub(super) entries: EntryPrograms,
     pub(super) slots: [Option<SlotState>; MAX_CLIENTS as usize],
     pub(super) engine: Engine,
     /// Where the program runs: TC (both directions) or XDP (received
@@ -51,6 +54,8 @@ pub struct Attachment {
     pub(super) hook: Hook,
     /// Slots whose filters have native code installed.
     pub(super) native: u64,
+    /// Slots whose current filter is installed for the interpreter.
+    pub(super) filters_installed: u64,
     /// Which half of the program array the running chain's rest uses.
     pub(super) chain_half: u32,
     /// When each free slot was given back: a slot is taken again only
@@ -71,18 +76,22 @@ pub struct Attachment {
     /// namespace held open since the attachment was made, never named
     /// again.
     pub(super) place: Option<(NetnsHandle, String)>,
-    /// The XDP attachment, if any.
-    pub(super) xdp_link: Option<XdpLinkId>,
-    /// The TC attachments (ingress, egress), if any.
-    pub(super) tc_links: Vec<(&'static str, SchedClassifierLinkId)>,
+    /// The XDP attachment, if any: a link, which detaches when dropped.
+    pub(super) xdp_link: Option<OwnedFd>,
+    /// The TC ingress attachment, if any.
+    pub(super) tc_ingress: Option<OwnedFd>,
+    /// The TC egress attachment, if any: made when a session first wants
+    /// sent packets (each TCX attachment waits for an RCU grace period).
+    pub(super) tc_egress: Option<OwnedFd>,
     /// The XDP program, not TC ingress, serves received packets.
     pub(super) xdp_receives: bool,
     /// `Globals::hand_over_mark`.
     pub(super) hand_over_mark: u32,
     /// The interface's own counters, once attached.
     pub(super) link_stats: Option<Arc<LinkStats>>,
-    /// The kernel program's log.
-    pub(super) kernel_log: KernelLog,
+    /// Its view of the shared maps: last, so that it (and with it the
+    /// attachment's index) goes after the links.
+    pub(super) maps: Maps,
 }
 
 /// What the attachment remembers of a session.
@@ -100,18 +109,19 @@ impl Attachment {
     /// BPF_PROG_TEST_RUN, and to prove at start-up that this kernel's
     /// verifier takes them).
     pub fn detached(engine: Engine, hook: Hook) -> Result<Self, CaptureError> {
-        let (mut ebpf, maps) = object::load()?;
+        let kernel = Kernel::shared()?;
         if hook == Hook::Xdp {
-            object::load_xdp(&mut ebpf, &maps)?;
+            kernel.load_xdp()?;
         }
-        let kernel_log = KernelLog::take(&mut ebpf);
-        Ok(Self {
-            ebpf,
-            maps,
+        let maps = Maps::new(&kernel, Lease::take(&kernel)?)?;
+        let mut attachment = Self {
+            entries: EntryPrograms::default(),
+            kernel,
             slots: std::array::from_fn(|_| None),
             engine,
             hook,
             native: 0,
+            filters_installed: 0,
             chain_half: 0,
             freed: [None; MAX_CLIENTS as usize],
             stale: 0,
@@ -119,18 +129,22 @@ impl Attachment {
             ifindex: None,
             place: None,
             xdp_link: None,
-            tc_links: Vec::new(),
+            tc_ingress: None,
+            tc_egress: None,
             xdp_receives: hook == Hook::Xdp,
             hand_over_mark: random_u32()?,
             link_stats: None,
-            kernel_log,
-        })
+            maps,
+        };
+        attachment.publish_globals()?;
+        attachment.load_entries()?;
+        Ok(attachment)
     }
 
     /// Loads the programs and attaches them to `interface` in `netns`: at
-    /// TC ingress and egress, or at XDP (received packets only; the kernel
-    /// picks the driver's native mode when it has one, generic XDP
-    /// otherwise).
+    /// TC ingress (and egress once a session wants sent packets), or at
+    /// XDP (received packets only; the kernel picks the driver's native
+    /// mode when it has one, generic XDP otherwise).
     pub fn attach(
         netns: &Netns,
         interface: &str,
@@ -147,38 +161,77 @@ impl Attachment {
         engine: Engine,
         hook: Hook,
     ) -> Result<Self, CaptureError> {
+        Self::attach_with(netns, interface, engine, hook, false, |_| Ok(())).map(|(made, ())| made)
+    }
+
+    /// [`Attachment::attach_in`], at TC egress too if `egress`, running
+    /// `first` (the first session's setup) on the attachment meanwhile:
+    /// attaching and putting a session's ring into the shared map each
+    /// wait for an RCU grace period, which then pass together. The
+    /// attachment is only reached through its interface once attached.
+    pub fn attach_with<T>(
+        netns: &NetnsHandle,
+        interface: &str,
+        engine: Engine,
+        hook: Hook,
+        egress: bool,
+        first: impl FnOnce(&mut Self) -> Result<T, CaptureError>,
+    ) -> Result<(Self, T), CaptureError> {
         let mut attachment = Self::detached(engine, hook)?;
-        let ifindex = match hook {
-            Hook::Tc => attachment.attach_tc(netns, interface)?,
-            Hook::Xdp => {
-                let ifindex = attachment.attach_xdp(netns, interface)?;
-                attachment.publish_globals()?;
-                ifindex
-            }
+        let programs = match hook {
+            Hook::Tc => (
+                attachment.owned_entry(Entry::Ingress)?,
+                egress
+                    .then(|| attachment.owned_entry(Entry::Egress))
+                    .transpose()?,
+            ),
+            Hook::Xdp => (attachment.owned_entry(Entry::Xdp)?, None),
         };
-        attachment.ifindex = Some(ifindex);
+        let (linked, first) = std::thread::scope(|scope| {
+            let linked = scope.spawn(|| hooks::link_all(netns, interface, hook, programs));
+            let first = first(&mut attachment);
+            let linked = linked
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (linked, first)
+        });
+        let linked = linked?;
+        let first = first?;
+        match hook {
+            Hook::Tc => {
+                attachment.tc_ingress = Some(linked.main);
+                attachment.tc_egress = linked.egress;
+            }
+            Hook::Xdp => attachment.xdp_link = Some(linked.main),
+        }
+        attachment.ifindex = Some(linked.ifindex);
         attachment.place = Some((netns.clone(), interface.to_owned()));
         // Without them, clients only get no bound on a restart's gap.
-        attachment.link_stats = match netns
-            .run(|| LinkStats::open(interface))
-            .map_err(std::io::Error::other)
-            .flatten()
-        {
+        attachment.link_stats = match linked.stats {
             Ok(stats) => Some(Arc::new(stats)),
             Err(err) => {
                 tracing::warn!(interface, %err, "the interface's own counters cannot be read");
                 None
             }
         };
-        attachment.kernel_log.start();
-        Ok(attachment)
+        if attachment.wants_sent() {
+            attachment.attach_egress()?;
+        }
+        attachment.kernel.start_log();
+        Ok((attachment, first))
     }
 
     /// Forwards the kernel program's log records to the daemon's log, when
     /// no task does it as they arrive (detached programs, or attachments
     /// made outside a tokio runtime).
     pub fn flush_kernel_log(&mut self) {
-        self.kernel_log.flush();
+        self.kernel.flush_log();
+    }
+
+    /// The attachment's index among the attachments of this process (its
+    /// entries in the shared maps).
+    pub fn index(&self) -> u32 {
+        self.maps.index()
     }
 
     /// The interface index, when attached.
@@ -206,6 +259,14 @@ impl Attachment {
     /// Number of sessions in the attachment.
     pub fn client_count(&self) -> usize {
         self.slots.iter().filter(|slot| slot.is_some()).count()
+    }
+
+    /// Whether a session wants sent packets.
+    pub(super) fn wants_sent(&self) -> bool {
+        self.slots
+            .iter()
+            .flatten()
+            .any(|state| state.directions & pktd_common::DIR_OUT != 0)
     }
 
     /// Whether XDP can serve every session: each wants received packets
@@ -237,7 +298,8 @@ impl Attachment {
 
     /// Tells the kernel how many slots to consider, which are interpreted
     /// and how many instructions each may run then, and which hook serves
-    /// received packets.
+    /// received packets; first installs the filters of the slots to be
+    /// interpreted for the interpreter, if they are not.
     pub(super) fn publish_globals(&mut self) -> Result<(), CaptureError> {
         let slot_count = self
             .slots
@@ -251,6 +313,17 @@ impl Attachment {
             .filter(|(_, state)| state.is_some())
             .fold(0u64, |mask, (slot, _)| mask | 1 << slot);
         let interpreted = in_use & !self.native;
+        for slot in 0..MAX_CLIENTS {
+            if (interpreted & !self.filters_installed) & (1 << slot) == 0 {
+                continue;
+            }
+            let filter = match &self.slots[slot as usize] {
+                Some(state) => state.filter.clone(),
+                None => continue,
+            };
+            self.install_filter(slot, &filter)?;
+            self.filters_installed |= 1 << slot;
+        }
         let lengths = |mask: u64| -> Vec<(u32, usize)> {
             self.slots
                 .iter()
@@ -259,10 +332,11 @@ impl Attachment {
                 .filter_map(|(slot, state)| Some((slot as u32, state.as_ref()?.filter.len())))
                 .collect()
         };
+        let index = self.maps.index();
         self.maps
             .globals
             .set(
-                0,
+                index,
                 Globals {
                     slot_count,
                     xdp_receives: u32::from(self.xdp_receives),
@@ -278,6 +352,38 @@ impl Attachment {
                 0,
             )
             .map_err(map_error("publishing the slot count", names::MAP_GLOBALS))
+    }
+}
+
+impl Drop for Attachment {
+    /// Detaches, then takes every session's settings, filter and ring out
+    /// of the shared maps (the lease resets the rest when it ends). Only
+    /// slots still in use or not yet released have any: deleting from a
+    /// map of maps waits for an RCU grace period.
+    fn drop(&mut self) {
+        self.xdp_link = None;
+        self.tc_ingress = None;
+        self.tc_egress = None;
+        let occupied = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, state)| state.is_some())
+            .fold(0u64, |mask, (slot, _)| mask | 1 << slot);
+        let slots = occupied | self.stale | self.releasing;
+        for slot in (0..MAX_CLIENTS).filter(|slot| slots & (1 << slot) != 0) {
+            let entry = self.maps.entry(slot);
+            if let Err(err) = self.maps.clients.set(entry, ClientConfig::default(), 0) {
+                tracing::warn!(slot, %err, "deactivating a client");
+            }
+            for fd in [&self.maps.filters_fd, &self.maps.rings_fd] {
+                match sys::delete_map_entry(std::os::fd::AsFd::as_fd(fd), entry) {
+                    Ok(()) => {}
+                    Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(err) => tracing::warn!(slot, %err, "releasing a client's map"),
+                }
+            }
+        }
     }
 }
 

@@ -14,9 +14,9 @@ use super::{
 };
 use crate::sys;
 
-/// Entries of the program array in each half that chains alternate
+/// Entries of the attachment's block in each half that chains alternate
 /// between: the rest of a chain, after its first program.
-const CHAIN_HALF: u32 = (jump::ENTRIES - jump::CHAIN) / 2;
+const CHAIN_HALF: u32 = (jump::BLOCK - jump::CHAIN) / 2;
 const _: () = assert!(MAX_CHAIN as u32 - 1 <= CHAIN_HALF);
 
 impl Attachment {
@@ -30,12 +30,13 @@ impl Attachment {
     /// each (shared engine); at most [`MAX_CHAIN`].
     ///
     /// A chain is swapped whole: its programs after the first go into the
-    /// half of the program array the running chain does not use, and the
-    /// first replaces `DECIDE` last, so a packet runs the old chain or the
-    /// new one, never parts of both.
+    /// half of the attachment's block the running chain does not use, and
+    /// the first replaces `DECIDE` last, so a packet runs the old chain or
+    /// the new one, never parts of both.
     pub(super) fn rebuild_native(&mut self) -> Result<(), CaptureError> {
         let half = 1 - self.chain_half;
-        let rest = jump::CHAIN + half * CHAIN_HALF;
+        let block = self.maps.block();
+        let rest = block + jump::CHAIN + half * CHAIN_HALF;
         let (programs, native) = loop {
             let groups = self.native_groups();
             match self.load_chain(&groups, rest) {
@@ -45,22 +46,22 @@ impl Attachment {
             }
         };
         let install = |entry, program: &OwnedFd| {
-            sys::set_program_array_entry(self.jump_map(), entry, program.as_fd()).map_err(
-                |source| CaptureError::Io {
+            sys::set_fd_entry(self.jump_map(), entry, program.as_fd()).map_err(|source| {
+                CaptureError::Io {
                     operation: "installing native filters",
                     source,
-                },
-            )
+                }
+            })
         };
         for (index, program) in programs.iter().enumerate().skip(1) {
             install(rest + index as u32 - 1, program)?;
         }
         if let Some(first) = programs.first() {
-            install(jump::DECIDE, first)?;
+            install(block + jump::DECIDE, first)?;
         }
         self.chain_half = half;
         if programs.is_empty() {
-            match sys::delete_map_entry(self.jump_map(), jump::DECIDE) {
+            match sys::delete_map_entry(self.jump_map(), block + jump::DECIDE) {
                 Err(err) if err.raw_os_error() != Some(libc::ENOENT) => {
                     return Err(CaptureError::Io {
                         operation: "removing native filters",

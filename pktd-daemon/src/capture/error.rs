@@ -68,6 +68,13 @@ pub enum CaptureError {
         /// The number of slots.
         max: u32,
     },
+    /// The daemon captures on as many interfaces as the shared kernel
+    /// program has room for.
+    #[error("pktd captures on {max} interfaces already, as many as it can at once")]
+    AttachmentsFull {
+        /// The number of attachments.
+        max: u32,
+    },
     /// A slot number that is not in use.
     #[error("no client in slot {slot}")]
     NoSuchSlot {

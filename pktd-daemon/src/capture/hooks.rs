@@ -1,62 +1,154 @@
 //! Where the kernel program runs: TC ingress and egress, or XDP for
-//! received packets only, and moving between them without losing or
-//! doubling a packet.
+//! received packets only, through the attachment's entry programs; and
+//! moving between them without losing or doubling a packet.
 
-use aya::programs::{TcAttachType, XdpMode};
-use pktd_common::names;
-use pktd_translate::Hook;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
-use super::{
-    attachment::Attachment,
-    error::CaptureError,
-    object::{self, classifier, program_error, xdp_program},
+use pktd_translate::{Entry, Hook, MapFds};
+
+use super::{attachment::Attachment, error::CaptureError, link_stats::LinkStats};
+use crate::{
+    netns::NetnsHandle,
+    sys::{self, LinkTarget},
 };
-use crate::{netns::NetnsHandle, sys};
+
+/// An attachment's entry programs (see `pktd_translate::entry`), each
+/// loaded when first needed.
+#[derive(Default)]
+pub(super) struct EntryPrograms {
+    ingress: Option<OwnedFd>,
+    egress: Option<OwnedFd>,
+    xdp: Option<OwnedFd>,
+}
 
 impl Attachment {
-    /// Attaches the classifiers at TC ingress and egress of `interface` in
-    /// `netns`; the interface's index.
+    /// Loads the entry programs of the attachment's hook.
+    pub(super) fn load_entries(&mut self) -> Result<(), CaptureError> {
+        match self.hook {
+            Hook::Tc => {
+                self.entry(Entry::Ingress)?;
+                self.entry(Entry::Egress)?;
+            }
+            Hook::Xdp => {
+                self.entry(Entry::Xdp)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The entry program at `entry`, loaded if it is not yet.
+    pub(super) fn entry(&mut self, entry: Entry) -> Result<BorrowedFd<'_>, CaptureError> {
+        let (place, name) = match entry {
+            Entry::Ingress => (&mut self.entries.ingress, pktd_common::names::ENTRY_INGRESS),
+            Entry::Egress => (&mut self.entries.egress, pktd_common::names::ENTRY_EGRESS),
+            Entry::Xdp => (&mut self.entries.xdp, pktd_common::names::ENTRY_XDP),
+        };
+        if place.is_none() {
+            if entry == Entry::Xdp {
+                self.kernel.load_xdp()?;
+            }
+            let jump = match entry.hook() {
+                Hook::Tc => &self.maps.jump_fd,
+                Hook::Xdp => &self.maps.xdp_jump_fd,
+            };
+            let maps = MapFds {
+                verdicts: self.maps.verdicts_fd.as_raw_fd(),
+                jump: jump.as_raw_fd(),
+            };
+            let insns: Vec<[u8; 8]> = pktd_translate::entry(entry, self.maps.index(), maps)
+                .iter()
+                .map(|insn| insn.to_bytes())
+                .collect();
+            // As native.rs loads the programs of each hook.
+            let (prog_type, expected_attach_type) = match entry.hook() {
+                Hook::Tc => (3, 0),
+                Hook::Xdp => (6, 37),
+            };
+            let fd = sys::load_program(prog_type, expected_attach_type, name, &insns).map_err(
+                |refused| CaptureError::Io {
+                    operation: "loading an entry program",
+                    source: std::io::Error::other(format!(
+                        "{} (verifier: {})",
+                        refused.error,
+                        refused.log.lines().last().unwrap_or_default()
+                    )),
+                },
+            )?;
+            *place = Some(fd);
+        }
+        Ok(place.as_ref().expect("loaded just above").as_fd())
+    }
+
+    /// The entry program at `entry`, if it is loaded (those of the
+    /// attachment's hook are).
+    pub(super) fn loaded_entry(&self, entry: Entry) -> Result<BorrowedFd<'_>, CaptureError> {
+        let (place, name) = match entry {
+            Entry::Ingress => (&self.entries.ingress, pktd_common::names::ENTRY_INGRESS),
+            Entry::Egress => (&self.entries.egress, pktd_common::names::ENTRY_EGRESS),
+            Entry::Xdp => (&self.entries.xdp, pktd_common::names::ENTRY_XDP),
+        };
+        place
+            .as_ref()
+            .map(AsFd::as_fd)
+            .ok_or(CaptureError::Missing { name })
+    }
+
+    /// Attaches the entry program at TC ingress of `interface` in
+    /// `netns`, and at egress if `egress`; the interface's index.
     pub(super) fn attach_tc(
         &mut self,
         netns: &NetnsHandle,
         interface: &str,
+        egress: bool,
     ) -> Result<u32, CaptureError> {
-        let ebpf = &mut self.ebpf;
-        let (ifindex, links) = netns.run(|| -> Result<_, CaptureError> {
-            let ifindex = interface_index(netns, interface)?;
-            let mut links = Vec::new();
-            for (name, hook) in [
-                (names::PROG_INGRESS, TcAttachType::Ingress),
-                (names::PROG_EGRESS, TcAttachType::Egress),
-            ] {
-                let link = classifier(ebpf, name)?
-                    .attach(interface, hook)
-                    .map_err(program_error("attaching", name))?;
-                links.push((name, link));
-            }
-            Ok((ifindex, links))
-        })??;
-        self.tc_links = links;
-        Ok(ifindex)
+        let ingress = self.owned_entry(Entry::Ingress)?;
+        let egress = egress
+            .then(|| self.owned_entry(Entry::Egress))
+            .transpose()?;
+        let linked = link_all(netns, interface, Hook::Tc, (ingress, egress))?;
+        self.tc_ingress = Some(linked.main);
+        self.tc_egress = linked.egress;
+        Ok(linked.ifindex)
     }
 
-    /// Attaches the XDP program to `interface` in `netns`; the interface's
-    /// index.
+    /// Attaches at TC egress too, if the attachment is at TC ingress only:
+    /// for a session that wants sent packets.
+    pub(super) fn attach_egress(&mut self) -> Result<(), CaptureError> {
+        if self.hook != Hook::Tc || self.tc_egress.is_some() {
+            return Ok(());
+        }
+        let (Some((netns, _)), Some(ifindex)) = (self.place.clone(), self.ifindex) else {
+            // Detached: test runs need no link.
+            return Ok(());
+        };
+        let program = self.owned_entry(Entry::Egress)?;
+        let egress = netns.run(|| link(program.as_fd(), ifindex, LinkTarget::TcxEgress))??;
+        self.tc_egress = Some(egress);
+        Ok(())
+    }
+
+    /// A second fd of the entry program at `entry`, loaded if it is not
+    /// yet (for a thread in another namespace).
+    pub(super) fn owned_entry(&mut self, entry: Entry) -> Result<OwnedFd, CaptureError> {
+        self.entry(entry)?
+            .try_clone_to_owned()
+            .map_err(|source| CaptureError::Io {
+                operation: "duplicating a program fd",
+                source,
+            })
+    }
+
+    /// Attaches the XDP entry program to `interface` in `netns`; the
+    /// interface's index.
     pub(super) fn attach_xdp(
         &mut self,
         netns: &NetnsHandle,
         interface: &str,
     ) -> Result<u32, CaptureError> {
-        let ebpf = &mut self.ebpf;
-        let (ifindex, link) = netns.run(|| -> Result<_, CaptureError> {
-            let ifindex = interface_index(netns, interface)?;
-            let link = xdp_program(ebpf, names::PROG_XDP)?
-                .attach(interface, XdpMode::default())
-                .map_err(program_error("attaching", names::PROG_XDP))?;
-            Ok((ifindex, link))
-        })??;
-        self.xdp_link = Some(link);
-        Ok(ifindex)
+        let program = self.owned_entry(Entry::Xdp)?;
+        let linked = link_all(netns, interface, Hook::Xdp, (program, None))?;
+        self.xdp_link = Some(linked.main);
+        Ok(linked.ifindex)
     }
 
     /// Moves an XDP attachment to TC ingress and egress (for a session that
@@ -76,23 +168,21 @@ impl Attachment {
         // Native code for TC; XDP keeps its own until it is detached, and
         // the globals still say XDP serves received packets.
         self.hook = Hook::Tc;
-        if let Err(err) = self
-            .rebuild_native()
-            .and_then(|()| self.attach_tc(&netns, &interface).map(drop))
-        {
+        if let Err(err) = self.rebuild_native().and_then(|()| {
+            let egress = self.wants_sent();
+            self.attach_tc(&netns, &interface, egress).map(drop)
+        }) {
             self.hook = Hook::Xdp;
-            self.tc_links.clear();
+            self.tc_ingress = None;
+            self.tc_egress = None;
             self.rebuild_native()?;
             return Err(err);
         }
         // The hand-over: TC ingress serves received packets from here on.
         self.xdp_receives = false;
         self.publish_globals()?;
-        if let Some(link) = self.xdp_link.take() {
-            xdp_program(&mut self.ebpf, names::PROG_XDP)?
-                .detach(link)
-                .map_err(program_error("detaching", names::PROG_XDP))?;
-        }
+        // Dropping the link detaches.
+        self.xdp_link = None;
         tracing::info!(%netns, interface, "moved from XDP to TC");
         Ok(())
     }
@@ -115,7 +205,7 @@ impl Attachment {
                     .to_owned(),
             });
         }
-        object::load_xdp(&mut self.ebpf, &self.maps)?;
+        self.entry(Entry::Xdp)?;
         self.hook = Hook::Xdp;
         if let Err(err) = self
             .rebuild_native()
@@ -135,11 +225,9 @@ impl Attachment {
         // The hand-over: XDP serves received packets from here on.
         self.xdp_receives = true;
         self.publish_globals()?;
-        for (name, link) in std::mem::take(&mut self.tc_links) {
-            classifier(&mut self.ebpf, name)?
-                .detach(link)
-                .map_err(program_error("detaching", name))?;
-        }
+        // Dropping the links detaches.
+        self.tc_ingress = None;
+        self.tc_egress = None;
         tracing::info!(%netns, interface, "moved from TC to XDP");
         Ok(())
     }
@@ -157,4 +245,60 @@ fn interface_index(netns: &NetnsHandle, interface: &str) -> Result<u32, CaptureE
         netns: netns.to_string(),
         source,
     })
+}
+
+/// Attaches `program` at `target` of interface `ifindex` (the calling
+/// thread's namespace).
+fn link(
+    program: BorrowedFd<'_>,
+    ifindex: u32,
+    target: LinkTarget,
+) -> Result<OwnedFd, CaptureError> {
+    sys::link_create(program, ifindex, target).map_err(|source| CaptureError::Io {
+        operation: match target {
+            LinkTarget::TcxIngress => "attaching at TC ingress",
+            LinkTarget::TcxEgress => "attaching at TC egress",
+            LinkTarget::Xdp => "attaching at XDP",
+        },
+        source,
+    })
+}
+
+/// What [`link_all`] made.
+pub(super) struct Linked {
+    pub ifindex: u32,
+    /// At TC ingress or XDP.
+    pub main: OwnedFd,
+    /// At TC egress, if asked for.
+    pub egress: Option<OwnedFd>,
+    /// The interface's own counters (read in the namespace, while there).
+    pub stats: std::io::Result<LinkStats>,
+}
+
+/// Attaches the entry programs `(main, egress)` to `interface` in `netns`
+/// at `hook`: `main` at TC ingress or XDP, `egress` (TC only) at TC egress.
+/// Dropping the links detaches them.
+pub(super) fn link_all(
+    netns: &NetnsHandle,
+    interface: &str,
+    hook: Hook,
+    (main, egress): (OwnedFd, Option<OwnedFd>),
+) -> Result<Linked, CaptureError> {
+    netns.run(|| -> Result<_, CaptureError> {
+        let ifindex = interface_index(netns, interface)?;
+        let target = match hook {
+            Hook::Tc => LinkTarget::TcxIngress,
+            Hook::Xdp => LinkTarget::Xdp,
+        };
+        let main = link(main.as_fd(), ifindex, target)?;
+        let egress = egress
+            .map(|egress| link(egress.as_fd(), ifindex, LinkTarget::TcxEgress))
+            .transpose()?;
+        Ok(Linked {
+            ifindex,
+            main,
+            egress,
+            stats: LinkStats::open(interface),
+        })
+    })?
 }

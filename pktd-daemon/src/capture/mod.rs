@@ -1,15 +1,16 @@
 //! The capture path in user space: the kernel program loaded once per
-//! (network namespace, interface) as an [`Attachment`], sessions' slots in
-//! its maps, the native code of their filters, and the [`Ring`]s their
-//! records arrive in. The [`Registry`] attaches on demand and detaches
-//! when the last session leaves.
+//! process and attached per (network namespace, interface) as an
+//! [`Attachment`], sessions' slots in its maps, the native code of their
+//! filters, and the [`Ring`]s their records arrive in. The [`Registry`]
+//! attaches on demand and detaches when the last session leaves.
 //!
 //! | file | concern |
 //! |---|---|
-//! | `object.rs` | loading the embedded eBPF object, its maps by name |
-//! | `attachment.rs` | one loaded program: its slots and where it runs |
+//! | `object.rs` | the embedded eBPF object, loaded once; its maps by name, and an attachment's view of them |
+//! | `lease.rs` | attachment indices: taken, reset, given back after a rest |
+//! | `attachment.rs` | one attachment: its slots and where it runs |
 //! | `error.rs` | what can go wrong |
-//! | `hooks.rs` | TC and XDP, and moving between them |
+//! | `hooks.rs` | entry programs at TC and XDP, and moving between them |
 //! | `slots.rs` | taking, changing and giving back a slot; counters |
 //! | `chain.rs` | native code: groups of filters, chains of programs |
 //! | `native.rs` | engines; translating and loading one program |
@@ -28,6 +29,7 @@ mod chain;
 mod error;
 mod hooks;
 mod kernel_log;
+mod lease;
 mod link_stats;
 mod native;
 mod object;

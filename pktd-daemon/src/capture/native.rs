@@ -86,9 +86,10 @@ impl std::fmt::Display for HookChoice {
     }
 }
 
-/// Most programs in a chain: the kernel allows 33 tail calls per packet,
-/// one of which enters the chain and one leaves it.
-pub const MAX_CHAIN: usize = 32;
+/// Most programs in a chain: the kernel allows 33 tail calls per packet;
+/// one goes from the attachment's entry program to the shared classifier,
+/// one enters the chain and one leaves it.
+pub const MAX_CHAIN: usize = 31;
 
 /// What a session's filter runs as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

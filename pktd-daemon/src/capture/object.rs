@@ -1,8 +1,16 @@
-//! The kernel program's object: loading the embedded ELF into the kernel,
-//! its maps resolved once by the names in `pktd_common::names`, and typed
-//! access to its programs.
+//! The kernel program's object, loaded into the kernel once per process
+//! and shared by every attachment: its maps resolved once by the names in
+//! `pktd_common::names`, its programs, and each attachment's view of the
+//! maps (its own entries in them, see [`Maps`]).
+//!
+//! Verifying the programs takes seconds (the delivery program alone some
+//! 250,000 instructions); an attachment takes milliseconds, because all it
+//! loads is its entry program (`pktd_translate::entry`).
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::{
+    os::fd::{AsFd, BorrowedFd, OwnedFd},
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -11,18 +19,176 @@ use aya::{
     util::nr_cpus,
 };
 use pktd_common::{
-    ClientConfig, ClientCounters, ClientUsage, FilterProgram, Globals, InterfaceCounters, jump,
-    names,
+    ClientConfig, ClientCounters, ClientUsage, FilterProgram, Globals, InterfaceCounters,
+    MAX_CLIENTS, jump, names,
 };
 
-use super::error::CaptureError;
+use super::{error::CaptureError, kernel_log::KernelLog, lease::Lease};
 use crate::sys;
 
 /// The compiled kernel program, embedded at build time.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/pktd-ebpf"));
 
-/// The object's maps, typed, plus second fds for the raw operations aya
-/// 0.14 does not offer.
+/// The process's one copy, once loaded.
+static KERNEL: Mutex<Option<Arc<Kernel>>> = Mutex::new(None);
+
+/// The shared programs and maps.
+pub(super) struct Kernel {
+    /// The object: its programs (the XDP ones loaded on demand).
+    ebpf: Mutex<Ebpf>,
+    /// A second fd of each map, by name.
+    maps: Vec<(&'static str, OwnedFd)>,
+    /// `pktd_empty`, for benchmarks.
+    empty: OwnedFd,
+    /// Attachment indices (see `lease.rs`).
+    pub(super) leases: super::lease::Leases,
+    log: Mutex<KernelLog>,
+}
+
+impl Kernel {
+    /// The process's copy, loaded (with its TC programs) on first use.
+    /// Blocking: the first call runs the verifier for seconds; calls
+    /// meanwhile wait for it.
+    pub fn shared() -> Result<Arc<Self>, CaptureError> {
+        let mut kernel = KERNEL.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(kernel) = &*kernel {
+            return Ok(kernel.clone());
+        }
+        let loaded = Arc::new(Self::load()?);
+        *kernel = Some(loaded.clone());
+        Ok(loaded)
+    }
+
+    /// Loads the object and its TC programs (XDP's are loaded on demand,
+    /// see [`Kernel::load_xdp`]), checks that every map pktd-common names
+    /// exists, and installs the shared TC programs in the program array.
+    fn load() -> Result<Self, CaptureError> {
+        let mut ebpf = EbpfLoader::new()
+            .load(EBPF_OBJECT)
+            .map_err(|source| CaptureError::Load { source })?;
+        let mut maps = Vec::new();
+        for name in names::ALL_MAPS {
+            let data = match ebpf.map(name).ok_or(CaptureError::Missing { name })? {
+                Map::Array(data)
+                | Map::ArrayOfMaps(data)
+                | Map::ProgramArray(data)
+                | Map::PerCpuArray(data) => data,
+                _ => return Err(CaptureError::Missing { name }),
+            };
+            maps.push((name, duplicate(data.fd().as_fd())?));
+        }
+        for name in names::TC_PROGRAMS {
+            classifier(&mut ebpf, name)?
+                .load()
+                .map_err(program_error("loading", name))?;
+        }
+        let program_fd = |ebpf: &mut Ebpf, name| -> Result<OwnedFd, CaptureError> {
+            let fd = classifier(ebpf, name)?
+                .fd()
+                .map_err(program_error("finding", name))?
+                .as_fd()
+                .try_clone_to_owned();
+            fd.map_err(|source| CaptureError::Io {
+                operation: "duplicating a program fd",
+                source,
+            })
+        };
+        let empty = program_fd(&mut ebpf, names::PROG_EMPTY)?;
+        let log = KernelLog::take(&mut ebpf);
+        let kernel = Self {
+            maps,
+            empty,
+            leases: Default::default(),
+            log: Mutex::new(log),
+            ebpf: Mutex::new(ebpf),
+        };
+        {
+            let mut ebpf = kernel.lock_ebpf();
+            for (entry, name) in [
+                (jump::CLASSIFY, names::PROG_INGRESS),
+                (jump::CLASSIFY_EGRESS, names::PROG_EGRESS),
+                (jump::DELIVER, names::PROG_DELIVER),
+            ] {
+                let program = program_fd(&mut ebpf, name)?;
+                kernel.install(names::MAP_JUMP, entry, program.as_fd())?;
+            }
+        }
+        Ok(kernel)
+    }
+
+    /// Loads the XDP programs (once) and installs them in the XDP program
+    /// array. Blocking: the first call runs the verifier for seconds.
+    pub fn load_xdp(&self) -> Result<(), CaptureError> {
+        let mut ebpf = self.lock_ebpf();
+        for (entry, name) in [
+            (jump::CLASSIFY, names::PROG_XDP),
+            (jump::DELIVER, names::PROG_XDP_DELIVER),
+        ] {
+            let program = xdp_program(&mut ebpf, name)?;
+            if program.fd().is_ok() {
+                continue;
+            }
+            program.load().map_err(program_error("loading", name))?;
+            let fd = program.fd().map_err(program_error("finding", name))?;
+            self.install(names::MAP_XDP_JUMP, entry, fd.as_fd())?;
+        }
+        Ok(())
+    }
+
+    fn install(
+        &self,
+        map: &'static str,
+        entry: u32,
+        program: BorrowedFd<'_>,
+    ) -> Result<(), CaptureError> {
+        sys::set_fd_entry(self.map(map)?, entry, program).map_err(|source| CaptureError::Io {
+            operation: "installing a shared program",
+            source,
+        })
+    }
+
+    fn lock_ebpf(&self) -> std::sync::MutexGuard<'_, Ebpf> {
+        self.ebpf.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The shared map `name`.
+    pub fn map(&self, name: &'static str) -> Result<BorrowedFd<'_>, CaptureError> {
+        self.maps
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, fd)| fd.as_fd())
+            .ok_or(CaptureError::Missing { name })
+    }
+
+    /// The program that does nothing.
+    pub fn empty_program(&self) -> BorrowedFd<'_> {
+        self.empty.as_fd()
+    }
+
+    /// Forwards the kernel program's log records as they arrive, from a
+    /// task on the current tokio runtime, if there is one and no task does
+    /// it yet.
+    pub fn start_log(&self) {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .start();
+    }
+
+    /// Forwards the log records waiting, if no task does.
+    pub fn flush_log(&self) {
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .flush();
+    }
+}
+
+/// One attachment's view of the shared maps, each through its own fd: its
+/// entries are `index` in the maps indexed by attachment, and `index *
+/// MAX_CLIENTS + slot` in those indexed by (attachment, slot) (see
+/// [`Maps::entry`]); the counters map is its own. Writes go through these
+/// handles without any lock: the kernel keeps each update whole.
 pub(super) struct Maps {
     pub globals: Array<MapData, Globals>,
     pub clients: Array<MapData, ClientConfig>,
@@ -36,70 +202,78 @@ pub(super) struct Maps {
     pub jump_fd: OwnedFd,
     pub xdp_jump_fd: OwnedFd,
     pub verdicts_fd: OwnedFd,
+    /// This attachment's counters (the inner map of PKTD_COUNTERS at
+    /// `index`).
     pub counters: PerCpuArray<MapData, ClientCounters>,
     pub usage: Array<MapData, ClientUsage>,
     pub interface: PerCpuArray<MapData, InterfaceCounters>,
+    /// The attachment's index, held until the attachment and whatever
+    /// still releases its entries are gone (the last field: dropped after
+    /// the others).
+    pub lease: Arc<Lease>,
 }
 
-/// Loads the object and its TC programs (XDP's are loaded on demand, see
-/// [`load_xdp`]), checks that every map pktd-common names exists, and
-/// installs TC delivery.
-pub(super) fn load() -> Result<(Ebpf, Maps), CaptureError> {
-    let mut ebpf = EbpfLoader::new()
-        .load(EBPF_OBJECT)
-        .map_err(|source| CaptureError::Load { source })?;
-    for name in names::ALL_MAPS {
-        ebpf.map(name).ok_or(CaptureError::Missing { name })?;
+impl Maps {
+    /// The view of attachment `lease`.
+    pub fn new(kernel: &Kernel, lease: Arc<Lease>) -> Result<Self, CaptureError> {
+        let fd = |name| kernel.map(name).and_then(|fd| duplicate(fd));
+        Ok(Self {
+            globals: typed(kernel, names::MAP_GLOBALS, Map::Array)?,
+            clients: typed(kernel, names::MAP_CLIENTS, Map::Array)?,
+            filters: typed(kernel, names::MAP_FILTERS, Map::ArrayOfMaps)?,
+            rings: typed(kernel, names::MAP_RINGS, Map::ArrayOfMaps)?,
+            filters_fd: fd(names::MAP_FILTERS)?,
+            rings_fd: fd(names::MAP_RINGS)?,
+            jump_fd: fd(names::MAP_JUMP)?,
+            xdp_jump_fd: fd(names::MAP_XDP_JUMP)?,
+            verdicts_fd: fd(names::MAP_VERDICTS)?,
+            counters: reopen(lease.counters(), names::MAP_COUNTERS, Map::PerCpuArray)?,
+            usage: typed(kernel, names::MAP_USAGE, Map::Array)?,
+            interface: typed(kernel, names::MAP_INTERFACE, Map::PerCpuArray)?,
+            lease,
+        })
     }
-    let maps = Maps {
-        filters_fd: map_fd(&ebpf, names::MAP_FILTERS)?,
-        rings_fd: map_fd(&ebpf, names::MAP_RINGS)?,
-        jump_fd: map_fd(&ebpf, names::MAP_JUMP)?,
-        xdp_jump_fd: map_fd(&ebpf, names::MAP_XDP_JUMP)?,
-        verdicts_fd: map_fd(&ebpf, names::MAP_VERDICTS)?,
-        filters: typed_map(&mut ebpf, names::MAP_FILTERS)?,
-        rings: typed_map(&mut ebpf, names::MAP_RINGS)?,
-        globals: typed_map(&mut ebpf, names::MAP_GLOBALS)?,
-        clients: typed_map(&mut ebpf, names::MAP_CLIENTS)?,
-        counters: typed_map(&mut ebpf, names::MAP_COUNTERS)?,
-        usage: typed_map(&mut ebpf, names::MAP_USAGE)?,
-        interface: typed_map(&mut ebpf, names::MAP_INTERFACE)?,
-    };
-    for name in names::TC_PROGRAMS {
-        classifier(&mut ebpf, name)?
-            .load()
-            .map_err(program_error("loading", name))?;
+
+    /// The attachment's index.
+    pub fn index(&self) -> u32 {
+        self.lease.index()
     }
-    let deliver = classifier(&mut ebpf, names::PROG_DELIVER)?
-        .fd()
-        .map_err(program_error("finding", names::PROG_DELIVER))?;
-    sys::set_program_array_entry(maps.jump_fd.as_fd(), jump::DELIVER, deliver.as_fd()).map_err(
-        |source| CaptureError::Io {
-            operation: "installing the delivery program",
-            source,
-        },
-    )?;
-    Ok((ebpf, maps))
+
+    /// The entry of slot `slot` in the maps indexed by (attachment, slot).
+    pub fn entry(&self, slot: u32) -> u32 {
+        self.index() * MAX_CLIENTS + slot
+    }
+
+    /// The first entry of the attachment's block in the program arrays.
+    pub fn block(&self) -> u32 {
+        jump::block(self.index())
+    }
 }
 
-/// Loads the XDP programs (once) and installs XDP delivery.
-pub(super) fn load_xdp(ebpf: &mut Ebpf, maps: &Maps) -> Result<(), CaptureError> {
-    for name in names::XDP_PROGRAMS {
-        let program = xdp_program(ebpf, name)?;
-        if program.fd().is_ok() {
-            continue;
-        }
-        program.load().map_err(program_error("loading", name))?;
-    }
-    let deliver = xdp_program(ebpf, names::PROG_XDP_DELIVER)?
-        .fd()
-        .map_err(program_error("finding", names::PROG_XDP_DELIVER))?;
-    sys::set_program_array_entry(maps.xdp_jump_fd.as_fd(), jump::DELIVER, deliver.as_fd()).map_err(
-        |source| CaptureError::Io {
-            operation: "installing the XDP delivery program",
-            source,
-        },
-    )
+/// Shared map `name` through a new fd, as aya type `T` (of `Map` variant
+/// `variant`).
+fn typed<T>(
+    kernel: &Kernel,
+    name: &'static str,
+    variant: fn(MapData) -> Map,
+) -> Result<T, CaptureError>
+where
+    T: TryFrom<Map, Error = aya::maps::MapError>,
+{
+    reopen(kernel.map(name)?, name, variant)
+}
+
+/// Map `fd` through a new fd, as aya type `T`.
+pub(super) fn reopen<T>(
+    fd: BorrowedFd<'_>,
+    name: &'static str,
+    variant: fn(MapData) -> Map,
+) -> Result<T, CaptureError>
+where
+    T: TryFrom<Map, Error = aya::maps::MapError>,
+{
+    let data = MapData::from_fd(duplicate(fd)?).map_err(map_error("reopening", name))?;
+    T::try_from(variant(data)).map_err(map_error("opening", name))
 }
 
 /// The number of possible CPUs (per-CPU maps have a value for each).
@@ -110,40 +284,19 @@ pub(super) fn possible_cpus() -> Result<usize, CaptureError> {
     })
 }
 
-fn typed_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, CaptureError>
-where
-    T: TryFrom<Map, Error = aya::maps::MapError>,
-{
-    let map = ebpf.take_map(name).ok_or(CaptureError::Missing { name })?;
-    T::try_from(map).map_err(map_error("opening", name))
-}
-
-/// A second fd of map `name` (kept for raw map operations aya does not
-/// offer).
-fn map_fd(ebpf: &Ebpf, name: &'static str) -> Result<OwnedFd, CaptureError> {
-    let data = match ebpf.map(name).ok_or(CaptureError::Missing { name })? {
-        Map::ArrayOfMaps(data) | Map::ProgramArray(data) | Map::PerCpuArray(data) => data,
-        _ => return Err(CaptureError::Missing { name }),
-    };
-    duplicate(data.fd().as_fd())
-}
-
 /// A second fd of the same map.
-pub(super) fn duplicate(fd: std::os::fd::BorrowedFd<'_>) -> Result<OwnedFd, CaptureError> {
+pub(super) fn duplicate(fd: BorrowedFd<'_>) -> Result<OwnedFd, CaptureError> {
     fd.try_clone_to_owned().map_err(|source| CaptureError::Io {
         operation: "duplicating a map fd",
         source,
     })
 }
 
-pub(super) fn xdp_program<'a>(
-    ebpf: &'a mut Ebpf,
-    name: &'static str,
-) -> Result<&'a mut Xdp, CaptureError> {
+fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Xdp, CaptureError> {
     program_mut(ebpf, name)
 }
 
-pub(super) fn classifier<'a>(
+fn classifier<'a>(
     ebpf: &'a mut Ebpf,
     name: &'static str,
 ) -> Result<&'a mut SchedClassifier, CaptureError> {

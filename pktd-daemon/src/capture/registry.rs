@@ -294,25 +294,25 @@ impl Registry {
         filter: &ValidProgram,
     ) -> Result<(Ring, SlotCounters), CaptureError> {
         let interface = &entry.key.interface;
-        let attachment = match attachment {
+        let (attachment, ring) = match attachment {
             Some(attachment) => {
                 let needs_tc =
                     spec.directions != pktd_common::DIR_IN || reads_socket_buffer(filter);
                 if needs_tc && self.hook == HookChoice::Auto && attachment.hook() == Hook::Xdp {
                     attachment.move_to_tc()?;
                 }
-                attachment
+                let ring = attachment.add_client(spec, filter)?;
+                (attachment, ring)
             }
             None => {
-                let made = self.attach(netns, interface, spec, filter)?;
+                let (made, ring) = self.attach(netns, interface, spec, filter)?;
                 tracing::info!(%netns, interface, engine = %self.engine, hook = ?made.hook(), "attached");
                 if entry.counters.get().is_none() {
                     let _ = entry.counters.set(made.interface_counter_reader()?);
                 }
-                attachment.insert(made)
+                (attachment.insert(made), ring)
             }
         };
-        let ring = attachment.add_client(spec, filter)?;
         let counters = attachment.slot_counters(ring.slot())?;
         entry
             .sessions
@@ -320,15 +320,21 @@ impl Registry {
         Ok((ring, counters))
     }
 
+    /// A new attachment with the first session in it.
     fn attach(
         &self,
         netns: &NetnsHandle,
         interface: &str,
         spec: &ClientSpec,
         filter: &ValidProgram,
-    ) -> Result<Attachment, CaptureError> {
+    ) -> Result<(Attachment, Ring), CaptureError> {
         let received_only = spec.directions == pktd_common::DIR_IN && !reads_socket_buffer(filter);
-        let at = |hook| Attachment::attach_in(netns, interface, self.engine, hook);
+        let egress = spec.directions & pktd_common::DIR_OUT != 0;
+        let at = |hook| {
+            Attachment::attach_with(netns, interface, self.engine, hook, egress, |made| {
+                made.add_client(spec, filter)
+            })
+        };
         match self.hook {
             HookChoice::Tc => at(Hook::Tc),
             HookChoice::Xdp => at(Hook::Xdp),

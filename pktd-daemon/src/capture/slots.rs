@@ -19,6 +19,7 @@ use pktd_translate::Hook;
 use super::{
     attachment::{Attachment, SlotState},
     error::CaptureError,
+    lease::Lease,
     link_stats::LinkStats,
     object::{self, map_error},
     ring::Ring,
@@ -88,16 +89,23 @@ impl Attachment {
         } else {
             ring_size(spec.ring_bytes)?
         };
+        if config.directions & DIR_OUT != 0 {
+            self.attach_egress()?;
+        }
         let slot = self.free_slot()?;
         let (ring, ring_id) = new_ring(ring_bytes)?;
-        self.install_filter(slot, filter)?;
+        let entry = self.maps.entry(slot);
+        // The interpreter's copy of the filter is installed only if the
+        // slot is interpreted (see `publish_globals`): putting a map into
+        // a map of maps waits for an RCU grace period.
+        self.filters_installed &= !(1 << slot);
         self.maps
             .rings
-            .set(slot, &ring, 0)
+            .set(entry, &ring, 0)
             .map_err(map_error("installing a ring buffer", names::MAP_RINGS))?;
         self.maps
             .usage
-            .set(slot, ClientUsage::default(), 0)
+            .set(entry, ClientUsage::default(), 0)
             .map_err(map_error("resetting usage", names::MAP_USAGE))?;
         let zeros =
             PerCpuValues::try_from(vec![ClientCounters::default(); object::possible_cpus()?])
@@ -125,7 +133,7 @@ impl Attachment {
         // Last: from here on the kernel evaluates the slot.
         self.maps
             .clients
-            .set(slot, config, 0)
+            .set(entry, config, 0)
             .map_err(map_error("activating a client", names::MAP_CLIENTS))?;
         Ok(Ring::new(
             slot,
@@ -184,11 +192,15 @@ impl Attachment {
                 message: "XDP sees received packets only: directions must be `in`".to_owned(),
             });
         }
+        let entry = self.maps.entry(slot);
         let current = self
             .maps
             .clients
-            .get(&slot, 0)
+            .get(&entry, 0)
             .map_err(map_error("reading a client", names::MAP_CLIENTS))?;
+        if config.directions & DIR_OUT != 0 {
+            self.attach_egress()?;
+        }
         let had_quota = current.packet_quota != 0 || current.byte_quota != 0;
         if !had_quota && (config.packet_quota != 0 || config.byte_quota != 0) {
             // Usage is charged only under a quota: a new one starts from
@@ -200,13 +212,13 @@ impl Attachment {
             };
             self.maps
                 .usage
-                .set(slot, usage, 0)
+                .set(entry, usage, 0)
                 .map_err(map_error("charging usage", names::MAP_USAGE))?;
         }
         self.maps
             .clients
             .set(
-                slot,
+                entry,
                 ClientConfig {
                     mode: current.mode,
                     ..config
@@ -226,7 +238,9 @@ impl Attachment {
     pub fn set_filter(&mut self, slot: u32, filter: &ValidProgram) -> Result<(), CaptureError> {
         self.check_slot(slot)?;
         check_hook(self.hook, filter)?;
-        self.install_filter(slot, filter)?;
+        // Installed for the interpreter by the rebuild's publication if
+        // the slot is interpreted; until then it interprets the old one.
+        self.filters_installed &= !(1 << slot);
         if let Some(state) = &mut self.slots[slot as usize] {
             state.filter = filter.clone();
             state.refused = false;
@@ -257,10 +271,11 @@ impl Attachment {
     /// before its quarantine from then.
     pub fn remove_client_deferred(&mut self, slot: u32) -> Result<(), CaptureError> {
         self.check_slot(slot)?;
+        let entry = self.maps.entry(slot);
         let deactivated = self
             .maps
             .clients
-            .set(slot, ClientConfig::default(), 0)
+            .set(entry, ClientConfig::default(), 0)
             .map_err(map_error("deactivating a client", names::MAP_CLIENTS));
         if deactivated.is_err() {
             // The kernel program would go on filling the session's ring,
@@ -268,7 +283,7 @@ impl Attachment {
             // once instead (it then counts drops for a slot nobody reads).
             // The slot stays taken, never reused: its settings are still
             // in force, and a new occupant would get them.
-            if let Err(source) = sys::delete_map_entry(self.maps.rings_fd.as_fd(), slot) {
+            if let Err(source) = sys::delete_map_entry(self.maps.rings_fd.as_fd(), entry) {
                 tracing::error!(slot, %source, "a removed session's ring stays in use");
             }
             return deactivated;
@@ -300,6 +315,7 @@ impl Attachment {
             Releasable {
                 filters: dup(&self.maps.filters_fd),
                 rings: dup(&self.maps.rings_fd),
+                lease: self.maps.lease.clone(),
             },
             self.releasing,
         )
@@ -340,19 +356,28 @@ impl Attachment {
 
     /// All traffic the program has seen on the interface, summed over CPUs.
     pub fn interface_counters(&self) -> Result<InterfaceCounters, CaptureError> {
-        read_interface(&self.maps.interface)
+        read_interface(&self.maps.interface, self.maps.index())
     }
 
     /// A handle that reads [`Attachment::interface_counters`] without this
     /// attachment.
     pub fn interface_counter_reader(&self) -> Result<InterfaceCounterReader, CaptureError> {
-        Ok(InterfaceCounterReader(open_per_cpu(
-            self.maps.interface.map().fd().as_fd(),
-            names::MAP_INTERFACE,
-        )?))
+        Ok(InterfaceCounterReader {
+            map: open_per_cpu(self.maps.interface.map().fd().as_fd(), names::MAP_INTERFACE)?,
+            index: self.maps.index(),
+            _lease: self.maps.lease.clone(),
+        })
     }
 
-    fn install_filter(&mut self, slot: u32, filter: &ValidProgram) -> Result<(), CaptureError> {
+    /// Installs `filter` as slot `slot`'s program for the interpreter: the
+    /// kernel sees the new program whole or not at all, since it is
+    /// written into a fresh map, which then replaces the old one in a
+    /// single update.
+    pub(super) fn install_filter(
+        &mut self,
+        slot: u32,
+        filter: &ValidProgram,
+    ) -> Result<(), CaptureError> {
         let mut program = Box::new(FilterProgram {
             len: filter.len() as u32,
             entry: 0,
@@ -366,7 +391,7 @@ impl Attachment {
             .map_err(map_error("writing a filter", names::MAP_FILTERS))?;
         self.maps
             .filters
-            .set(slot, &inner, 0)
+            .set(self.maps.entry(slot), &inner, 0)
             .map_err(map_error("installing a filter", names::MAP_FILTERS))
     }
 }
@@ -422,20 +447,27 @@ impl SlotCounters {
 
 /// Reads an attachment's interface counters (see
 /// [`Attachment::interface_counter_reader`]).
-pub struct InterfaceCounterReader(PerCpuArray<MapData, InterfaceCounters>);
+pub struct InterfaceCounterReader {
+    map: PerCpuArray<MapData, InterfaceCounters>,
+    index: u32,
+    /// Another attachment's counters would be at this index once it is
+    /// given back: it is not while the reader is there.
+    _lease: Arc<Lease>,
+}
 
 impl InterfaceCounterReader {
     /// All traffic the program has seen on the interface, summed over CPUs.
     pub fn read(&self) -> Result<InterfaceCounters, CaptureError> {
-        read_interface(&self.0)
+        read_interface(&self.map, self.index)
     }
 }
 
 fn read_interface(
     map: &PerCpuArray<MapData, InterfaceCounters>,
+    index: u32,
 ) -> Result<InterfaceCounters, CaptureError> {
     let per_cpu = map
-        .get(&0, 0)
+        .get(&index, 0)
         .map_err(map_error("reading counters", names::MAP_INTERFACE))?;
     let mut total = InterfaceCounters::default();
     for cpu in per_cpu.iter() {
@@ -524,6 +556,8 @@ pub fn ring_size(requested: u32) -> Result<u32, CaptureError> {
 pub struct Releasable {
     filters: Option<OwnedFd>,
     rings: Option<OwnedFd>,
+    /// The slots' entries are the attachment's until this is dropped.
+    lease: Arc<Lease>,
 }
 
 /// Deletes the filter and ring entries of `slots` (bit `i` = slot `i`),
@@ -539,7 +573,8 @@ pub fn release(maps: &Releasable, slots: u64) {
             (&maps.rings, names::MAP_RINGS),
         ] {
             let Some(map) = map else { continue };
-            match sys::delete_map_entry(map.as_fd(), slot) {
+            let entry = maps.lease.index() * MAX_CLIENTS + slot;
+            match sys::delete_map_entry(map.as_fd(), entry) {
                 Ok(()) => {}
                 // Never installed: nothing to release.
                 Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}

@@ -130,7 +130,9 @@ impl From<&CaptureError> for ErrorCode {
         match err {
             CaptureError::NoInterface { .. } => ErrorCode::NoSuchInterface,
             CaptureError::Netns(_) => ErrorCode::NoSuchNetns,
-            CaptureError::SlotsFull { .. } => ErrorCode::Limit,
+            CaptureError::SlotsFull { .. } | CaptureError::AttachmentsFull { .. } => {
+                ErrorCode::Limit
+            }
             CaptureError::InvalidSpec { .. } => ErrorCode::Malformed,
             _ => ErrorCode::Internal,
         }

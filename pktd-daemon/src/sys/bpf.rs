@@ -1,6 +1,7 @@
-//! bpf(2) commands aya 0.14 does not offer: deleting from maps of maps and
-//! program arrays, pointing a program-array entry at a program, and loading
-//! the daemon's own generated programs with the verifier's log.
+//! bpf(2) commands aya 0.14 does not offer, or not for programs it did not
+//! load: deleting from maps of maps and program arrays, pointing their
+//! entries at programs and maps, loading the daemon's own generated
+//! programs with the verifier's log, attaching them (links) and test runs.
 
 use std::{
     io,
@@ -28,17 +29,14 @@ pub fn delete_map_entry(map: BorrowedFd<'_>, key: u32) -> io::Result<()> {
     map_elem(BPF_MAP_DELETE_ELEM, map, key, None)
 }
 
-/// Points entry `key` of a program array at the program `program`.
-pub fn set_program_array_entry(
-    map: BorrowedFd<'_>,
-    key: u32,
-    program: BorrowedFd<'_>,
-) -> io::Result<()> {
+/// Points entry `key` of a program array or a map of maps at the program
+/// or map `object`.
+pub fn set_fd_entry(map: BorrowedFd<'_>, key: u32, object: BorrowedFd<'_>) -> io::Result<()> {
     map_elem(
         BPF_MAP_UPDATE_ELEM,
         map,
         key,
-        Some(program.as_raw_fd() as u32),
+        Some(object.as_raw_fd() as u32),
     )
 }
 
@@ -170,4 +168,180 @@ fn load_program_once(
     }
     // SAFETY: the kernel just returned this new fd, owned by nobody else.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+const BPF_LINK_CREATE: libc::c_long = 28;
+
+/// Where [`link_create`] attaches a program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkTarget {
+    /// TCX ingress (BPF_TCX_INGRESS).
+    TcxIngress,
+    /// TCX egress (BPF_TCX_EGRESS).
+    TcxEgress,
+    /// XDP (BPF_XDP), in the driver's mode when it has one, generic
+    /// otherwise (no mode flag: the kernel picks).
+    Xdp,
+}
+
+/// The `bpf_attr` layout of BPF_LINK_CREATE for TCX and XDP links (the
+/// TCX `relative_fd` and `expected_revision` left 0: append, whatever the
+/// revision).
+#[repr(C)]
+struct LinkCreateAttr {
+    prog_fd: u32,
+    target_ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+    relative_fd: u32,
+    _pad: u32,
+    expected_revision: u64,
+}
+
+/// Attaches `program` to interface `ifindex` of the calling thread's
+/// network namespace; the link, which detaches it when its last fd closes.
+pub fn link_create(
+    program: BorrowedFd<'_>,
+    ifindex: u32,
+    target: LinkTarget,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let attach_type = match target {
+        LinkTarget::TcxIngress => 46,
+        LinkTarget::TcxEgress => 47,
+        LinkTarget::Xdp => 37,
+    };
+    let attr = LinkCreateAttr {
+        prog_fd: program.as_raw_fd() as u32,
+        target_ifindex: ifindex,
+        attach_type,
+        flags: 0,
+        relative_fd: 0,
+        _pad: 0,
+        expected_revision: 0,
+    };
+    // SAFETY: attr is a valid bpf_attr prefix for BPF_LINK_CREATE, read
+    // by the kernel during the call only.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_LINK_CREATE,
+            std::ptr::from_ref(&attr),
+            size_of::<LinkCreateAttr>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this new fd, owned by nobody else.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The `bpf_attr` layout of BPF_PROG_TEST_RUN, up to `ctx_out`.
+#[repr(C)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+}
+
+/// Runs `program` on `data` `repeat` times (BPF_PROG_TEST_RUN); the
+/// kernel's average duration of a run, in nanoseconds.
+pub fn test_run(program: BorrowedFd<'_>, data: &[u8], repeat: u32) -> io::Result<u32> {
+    // Room for what a program may add in front of the packet or write.
+    let mut out = vec![0u8; data.len() + 256];
+    let mut attr = TestRunAttr {
+        prog_fd: program.as_raw_fd() as u32,
+        retval: 0,
+        data_size_in: data.len() as u32,
+        data_size_out: out.len() as u32,
+        data_in: data.as_ptr() as u64,
+        data_out: out.as_mut_ptr() as u64,
+        repeat,
+        duration: 0,
+        ctx_size_in: 0,
+        ctx_size_out: 0,
+        ctx_in: 0,
+        ctx_out: 0,
+    };
+    // SAFETY: attr is a valid bpf_attr prefix for BPF_PROG_TEST_RUN; the
+    // kernel reads `data` and writes at most `data_size_out` bytes into
+    // `out`, both alive for the call, and writes the results into attr.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            std::ptr::from_mut(&mut attr),
+            size_of::<TestRunAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(attr.duration)
+}
+
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+
+/// The `bpf_attr` layout of BPF_MAP_*_BATCH.
+#[repr(C)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+/// Points entries `keys` of a map of maps at the maps `objects`, in one
+/// command: the kernel then waits for one RCU grace period for them all,
+/// where single updates wait for one each.
+pub fn set_fd_entries(
+    map: BorrowedFd<'_>,
+    keys: &[u32],
+    objects: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    if keys.len() != objects.len() {
+        return Err(io::ErrorKind::InvalidInput.into());
+    }
+    let values: Vec<u32> = objects.iter().map(|fd| fd.as_raw_fd() as u32).collect();
+    let mut attr = BatchAttr {
+        in_batch: 0,
+        out_batch: 0,
+        keys: keys.as_ptr() as u64,
+        values: values.as_ptr() as u64,
+        count: keys.len() as u32,
+        map_fd: map.as_raw_fd() as u32,
+        elem_flags: 0,
+        flags: 0,
+    };
+    // SAFETY: attr is a valid bpf_attr prefix for BPF_MAP_UPDATE_BATCH;
+    // `keys` and `values` hold `count` 4-byte entries each and outlive the
+    // call; the kernel writes only `count` back into attr.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_UPDATE_BATCH,
+            std::ptr::from_mut(&mut attr),
+            size_of::<BatchAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

@@ -12,7 +12,9 @@ mod ring;
 mod sandbox;
 mod time;
 
-pub use bpf::{delete_map_entry, load_program, set_program_array_entry};
+pub use bpf::{
+    LinkTarget, delete_map_entry, link_create, load_program, set_fd_entries, set_fd_entry, test_run,
+};
 pub use link::{
     interface_addresses, interface_driver, interface_hwaddr, interface_index, interface_mtu,
     interfaces,

@@ -117,6 +117,9 @@ pub struct Namespaced {
     /// pktd: kernel memory of its maps and programs per namespace after
     /// the first, bytes.
     pub kernel_bytes_per_namespace: f64,
+    /// pktd: kernel memory of its maps and programs with the first
+    /// session (the shared program and maps, loaded once), bytes.
+    pub kernel_bytes_first: u64,
     /// pktd: the daemon's resident memory before the first session.
     pub daemon_bytes_before: u64,
     /// tcpdump: from its start to "listening on", ms.
@@ -220,6 +223,7 @@ pub fn measure(count: usize) -> anyhow::Result<Namespaced> {
         daemon_bytes_per_namespace: after.saturating_sub(with_first) as f64
             / count.saturating_sub(1).max(1) as f64,
         daemon_bytes_first: with_first.saturating_sub(before),
+        kernel_bytes_first: kernel_with_first,
         kernel_bytes_per_namespace: kernel_after.saturating_sub(kernel_with_first) as f64
             / count.saturating_sub(1).max(1) as f64,
         daemon_bytes_before: before,
@@ -258,6 +262,11 @@ pub fn print(result: &Namespaced) {
         mib(result.kernel_bytes_per_namespace),
     );
     println!(
+        "{:>44} {:>10.2} MiB         (the shared program and maps, once)",
+        "pktd: kernel memory with the first",
+        mib(result.kernel_bytes_first as f64),
+    );
+    println!(
         "{:>44} {:>10.1} ms ({:>3.0}%)",
         "tcpdump: start to listening",
         result.tcpdump_ms.median,
@@ -274,12 +283,13 @@ pub fn print(result: &Namespaced) {
 
 pub fn json(result: &Namespaced) -> String {
     format!(
-        "\"namespaces\":{{\"count\":{},\"open_ms\":{},\"daemon_bytes_per_namespace\":{:.0},\"daemon_bytes_first\":{},\"kernel_bytes_per_namespace\":{:.0},\"daemon_bytes_before\":{},\"tcpdump_ms\":{},\"tcpdump_bytes\":{},\"interface\":{}}}",
+        "\"namespaces\":{{\"count\":{},\"open_ms\":{},\"daemon_bytes_per_namespace\":{:.0},\"daemon_bytes_first\":{},\"kernel_bytes_per_namespace\":{:.0},\"kernel_bytes_first\":{},\"daemon_bytes_before\":{},\"tcpdump_ms\":{},\"tcpdump_bytes\":{},\"interface\":{}}}",
         result.namespaces,
         result.open_ms.json(),
         result.daemon_bytes_per_namespace,
         result.daemon_bytes_first,
         result.kernel_bytes_per_namespace,
+        result.kernel_bytes_first,
         result.daemon_bytes_before,
         result.tcpdump_ms.json(),
         result.tcpdump_bytes.json(),

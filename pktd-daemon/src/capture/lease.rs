@@ -1,0 +1,228 @@
+//! Attachment indices: which entries of the shared maps an attachment owns
+//! (see `object.rs`). An index is leased to one attachment at a time; when
+//! the lease ends, the attachment's state in the shared maps is reset and
+//! the index rests for [`QUARANTINE`] before another attachment gets it, so
+//! that no packet still passing through the old attachment's programs is
+//! taken for the new one's.
+
+use std::{
+    os::fd::{AsFd, BorrowedFd, OwnedFd},
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Instant,
+};
+
+use aya::maps::{Array, IterableMap as _, Map, MapData, PerCpuArray, PerCpuValues};
+use pktd_common::{
+    ClientConfig, ClientCounters, Globals, InterfaceCounters, MAX_ATTACHMENTS, MAX_CLIENTS, jump,
+    names,
+};
+
+use super::{
+    error::CaptureError,
+    object::{self, Kernel, map_error},
+    slots::QUARANTINE,
+};
+use crate::sys;
+
+/// Indices whose counters maps are made together: putting maps into a map
+/// of maps waits for an RCU grace period (some 8 ms here), once per
+/// command, so one batch of 16 costs what one would. 16 maps of 4 KiB per
+/// possible CPU each.
+const COUNTERS_BLOCK: u32 = 16;
+
+/// Every index the process has used: whether it is leased and when it is
+/// ready again; and the counters maps, made once per index.
+#[derive(Default)]
+pub(super) struct Leases {
+    indices: Mutex<Vec<IndexState>>,
+    /// The inner map of PKTD_COUNTERS at each index made so far.
+    counters: Mutex<Vec<Arc<OwnedFd>>>,
+}
+
+struct IndexState {
+    leased: bool,
+    /// When it may be leased again (free ones).
+    ready_at: Instant,
+}
+
+/// One attachment's index.
+pub(super) struct Lease {
+    kernel: Arc<Kernel>,
+    index: u32,
+    counters: Arc<OwnedFd>,
+}
+
+impl Lease {
+    /// Leases the free index ready longest (a fresh one when none is ready;
+    /// waiting for the end of one's rest when all are leased or resting).
+    /// Blocking.
+    pub fn take(kernel: &Arc<Kernel>) -> Result<Arc<Self>, CaptureError> {
+        let leases = &kernel.leases;
+        let (index, ready_at) = {
+            let mut indices = leases.indices();
+            let now = Instant::now();
+            let free = |ready: bool| {
+                indices
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, state)| !state.leased && (!ready || state.ready_at <= now))
+                    .min_by_key(|(_, state)| state.ready_at)
+                    .map(|(index, _)| index)
+            };
+            let index = match free(true) {
+                Some(index) => index,
+                None if indices.len() < MAX_ATTACHMENTS as usize => {
+                    indices.push(IndexState {
+                        leased: false,
+                        ready_at: now,
+                    });
+                    indices.len() - 1
+                }
+                None => free(false).ok_or(CaptureError::AttachmentsFull {
+                    max: MAX_ATTACHMENTS,
+                })?,
+            };
+            indices[index].leased = true;
+            (index as u32, indices[index].ready_at)
+        };
+        let wait = ready_at.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
+        let counters = match leases.counters_of(kernel, index) {
+            Ok(counters) => counters,
+            Err(err) => {
+                leases.indices()[index as usize].leased = false;
+                return Err(err);
+            }
+        };
+        let lease = Self {
+            kernel: kernel.clone(),
+            index,
+            counters,
+        };
+        lease.reset();
+        Ok(Arc::new(lease))
+    }
+
+    /// The index.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The attachment's counters map.
+    pub fn counters(&self) -> BorrowedFd<'_> {
+        self.counters.as_fd()
+    }
+
+    /// Leaves nothing of a previous attachment at this index that the
+    /// kernel program could act on or a reader could see: no native code
+    /// in its blocks, no active client, no clients to scan, no traffic
+    /// counted. The attachment removes its sessions' filters and rings
+    /// itself (see `Attachment`'s drop), so that deleting them, which
+    /// waits for RCU, happens only when there are any. Failures are
+    /// logged: nothing runs at a reset index, and the next lease resets it
+    /// again.
+    fn reset(&self) {
+        let kernel = &*self.kernel;
+        let block = jump::block(self.index);
+        for map in [names::MAP_JUMP, names::MAP_XDP_JUMP] {
+            let Ok(fd) = kernel.map(map) else { continue };
+            for entry in block..block + jump::BLOCK {
+                match sys::delete_map_entry(fd, entry) {
+                    Ok(()) => {}
+                    Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(err) => tracing::warn!(index = self.index, %err, "resetting native code"),
+                }
+            }
+        }
+        if let Err(err) = self.reset_maps() {
+            tracing::warn!(
+                index = self.index,
+                err = %crate::errors::chain(&err),
+                "resetting an attachment's index"
+            );
+        }
+    }
+
+    fn reset_maps(&self) -> Result<(), CaptureError> {
+        let kernel = &*self.kernel;
+        let mut globals: Array<MapData, Globals> = object::reopen(
+            kernel.map(names::MAP_GLOBALS)?,
+            names::MAP_GLOBALS,
+            Map::Array,
+        )?;
+        globals
+            .set(self.index, Globals::default(), 0)
+            .map_err(map_error("resetting", names::MAP_GLOBALS))?;
+        let mut interface: PerCpuArray<MapData, InterfaceCounters> = object::reopen(
+            kernel.map(names::MAP_INTERFACE)?,
+            names::MAP_INTERFACE,
+            Map::PerCpuArray,
+        )?;
+        let zeros =
+            PerCpuValues::try_from(vec![InterfaceCounters::default(); object::possible_cpus()?])
+                .map_err(|source| CaptureError::Io {
+                    operation: "building per-CPU counters",
+                    source,
+                })?;
+        interface
+            .set(self.index, zeros, 0)
+            .map_err(map_error("resetting", names::MAP_INTERFACE))?;
+        let mut clients: Array<MapData, ClientConfig> = object::reopen(
+            kernel.map(names::MAP_CLIENTS)?,
+            names::MAP_CLIENTS,
+            Map::Array,
+        )?;
+        for slot in 0..MAX_CLIENTS {
+            clients
+                .set(self.index * MAX_CLIENTS + slot, ClientConfig::default(), 0)
+                .map_err(map_error("resetting", names::MAP_CLIENTS))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.reset();
+        let mut indices = self.kernel.leases.indices();
+        let state = &mut indices[self.index as usize];
+        state.leased = false;
+        state.ready_at = Instant::now() + QUARANTINE;
+    }
+}
+
+impl Leases {
+    fn indices(&self) -> MutexGuard<'_, Vec<IndexState>> {
+        self.indices.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The counters map of `index`, made (with those of its block) if it
+    /// is not yet.
+    fn counters_of(&self, kernel: &Kernel, index: u32) -> Result<Arc<OwnedFd>, CaptureError> {
+        let mut counters = self.counters.lock().unwrap_or_else(PoisonError::into_inner);
+        while counters.len() <= index as usize {
+            let first = counters.len() as u32;
+            let last = (first + COUNTERS_BLOCK).min(MAX_ATTACHMENTS);
+            let made = (first..last)
+                .map(|_| {
+                    let inner: PerCpuArray<MapData, ClientCounters> =
+                        PerCpuArray::create(MAX_CLIENTS, 0)
+                            .map_err(map_error("creating counters", names::MAP_COUNTERS))?;
+                    object::duplicate(inner.map().fd().as_fd())
+                })
+                .collect::<Result<Vec<OwnedFd>, CaptureError>>()?;
+            let keys: Vec<u32> = (first..last).collect();
+            let fds: Vec<BorrowedFd<'_>> = made.iter().map(AsFd::as_fd).collect();
+            sys::set_fd_entries(kernel.map(names::MAP_COUNTERS)?, &keys, &fds).map_err(
+                |source| CaptureError::Io {
+                    operation: "installing attachments' counters",
+                    source,
+                },
+            )?;
+            counters.extend(made.into_iter().map(Arc::new));
+        }
+        Ok(counters[index as usize].clone())
+    }
+}
