@@ -616,3 +616,74 @@ fn attachments_share_the_programs_and_nothing_else() {
     );
     assert_eq!(next.interface_counters().unwrap().packets, 1);
 }
+
+/// A session whose filter leaves the native chain for the interpreter (a
+/// new session took a lower slot of a full per-client chain) misses no
+/// packet meanwhile: its filter is in the interpreter's map, and the
+/// slot interpreted, before the chain without it runs.
+#[test]
+fn a_slot_pushed_into_the_interpreter_misses_nothing() {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    };
+    let udp = filter("udp");
+    let spec = ClientSpec {
+        count_only: true,
+        ..ClientSpec::default()
+    };
+    let mut attachment = Attachment::detached(Engine::PerClient, Hook::Tc).unwrap();
+    let mut rings = Vec::new();
+    for _ in 0..MAX_CHAIN {
+        rings.push(attachment.add_client(&spec, &udp).unwrap());
+    }
+    // Free the first ten slots and fill every other: the chain then ends
+    // ten slots further, at the victim, which has never been interpreted.
+    for slot in 0..10 {
+        attachment.remove_client(slot).unwrap();
+    }
+    for _ in MAX_CHAIN as u32..MAX_CLIENTS {
+        rings.push(attachment.add_client(&spec, &udp).unwrap());
+    }
+    let victim = MAX_CHAIN as u32 + 9;
+    assert_eq!(attachment.slot_engine(victim).unwrap(), SlotEngine::Native);
+    assert_eq!(
+        attachment.slot_engine(victim + 1).unwrap(),
+        SlotEngine::Interpreted
+    );
+    std::thread::sleep(pktd_daemon::capture::QUARANTINE * 2);
+    let before = attachment.counters(victim).unwrap().matched;
+
+    let runner = attachment
+        .test_runner(pktd_daemon::capture::Entry::Ingress)
+        .unwrap();
+    let (stop, sent) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let traffic = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        std::thread::spawn(move || {
+            let frame = udp_frame(9000, 10);
+            while !stop.load(Ordering::SeqCst) {
+                runner.run(&frame).unwrap();
+                sent.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    // Slot 0 again: the victim is pushed past the chain's end.
+    let pusher = attachment.add_client(&spec, &udp).unwrap();
+    assert_eq!(pusher.slot(), 0);
+    assert_eq!(
+        attachment.slot_engine(victim).unwrap(),
+        SlotEngine::Interpreted
+    );
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    stop.store(true, Ordering::SeqCst);
+    traffic.join().unwrap();
+    let sent = sent.load(Ordering::SeqCst);
+    let matched = attachment.counters(victim).unwrap().matched - before;
+    assert!(sent > 100, "too little traffic to tell: {sent}");
+    assert_eq!(matched, sent, "packets the pushed slot missed");
+}

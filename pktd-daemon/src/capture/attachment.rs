@@ -18,10 +18,7 @@ use super::{
     native::{Engine, SlotEngine},
     object::{Kernel, Maps, map_error},
 };
-use crate::{
-    netns::{Netns, NetnsHandle},
-    sys,
-};
+use crate::netns::{Netns, NetnsHandle};
 
 /// The kernel program at one (namespace, interface), or loaded but not
 /// attached (for BPF_PROG_TEST_RUN): its entry programs, its entries in
@@ -56,6 +53,8 @@ pub struct Attachment {
     pub(super) native: u64,
     /// Slots whose current filter is installed for the interpreter.
     pub(super) filters_installed: u64,
+    /// The slots in use as last published to the kernel.
+    pub(super) published: u64,
     /// Which half of the program array the running chain's rest uses.
     pub(super) chain_half: u32,
     /// When each free slot was given back: a slot is taken again only
@@ -122,6 +121,7 @@ impl Attachment {
             hook,
             native: 0,
             filters_installed: 0,
+            published: 0,
             chain_half: 0,
             freed: [None; MAX_CLIENTS as usize],
             stale: 0,
@@ -351,7 +351,9 @@ impl Attachment {
                 },
                 0,
             )
-            .map_err(map_error("publishing the slot count", names::MAP_GLOBALS))
+            .map_err(map_error("publishing the slot count", names::MAP_GLOBALS))?;
+        self.published = in_use;
+        Ok(())
     }
 }
 
@@ -376,14 +378,8 @@ impl Drop for Attachment {
             if let Err(err) = self.maps.clients.set(entry, ClientConfig::default(), 0) {
                 tracing::warn!(slot, %err, "deactivating a client");
             }
-            for fd in [&self.maps.filters_fd, &self.maps.rings_fd] {
-                match sys::delete_map_entry(std::os::fd::AsFd::as_fd(fd), entry) {
-                    Ok(()) => {}
-                    Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}
-                    Err(err) => tracing::warn!(slot, %err, "releasing a client's map"),
-                }
-            }
         }
+        self.maps.lease.delete_entries(slots);
     }
 }
 

@@ -26,6 +26,20 @@ impl Attachment {
         run(self.loaded_entry(entry)?, frame, repeat)
     }
 
+    /// A handle that test-runs the attachment's entry program at `entry`
+    /// without the attachment: packets beside changes to it (a thread of
+    /// its own).
+    pub fn test_runner(&self, entry: Entry) -> Result<TestRunner, CaptureError> {
+        let program = self
+            .loaded_entry(entry)?
+            .try_clone_to_owned()
+            .map_err(|source| CaptureError::Io {
+                operation: "duplicating a program fd",
+                source,
+            })?;
+        Ok(TestRunner(program))
+    }
+
     /// Like [`Attachment::test_run`], for the program that does nothing:
     /// the fixed cost of a test run, which benchmarks subtract.
     pub fn test_run_empty(&self, frame: &[u8], repeat: u32) -> Result<u64, CaptureError> {
@@ -44,4 +58,16 @@ fn run(
             operation: "test-running the kernel program",
             source,
         })
+}
+
+/// Test-runs an attachment's entry program (see
+/// [`Attachment::test_runner`]).
+pub struct TestRunner(std::os::fd::OwnedFd);
+
+impl TestRunner {
+    /// Runs the program once on `frame`.
+    pub fn run(&self, frame: &[u8]) -> Result<u64, CaptureError> {
+        use std::os::fd::AsFd;
+        run(self.0.as_fd(), frame, 1)
+    }
 }

@@ -45,6 +45,14 @@ impl Attachment {
                 Err(()) => continue,
             }
         };
+        // While the chains swap, every slot native in only one of them is
+        // interpreted (its filter installed first, see `publish_globals`),
+        // so that no packet finds a slot in neither; an interpreted slot
+        // takes no native verdict, so none is delivered twice. Slots not
+        // yet published are not active: their code may just go live.
+        let before = self.native;
+        self.native = (before & native) | (native & !self.published);
+        self.publish_globals()?;
         let install = |entry, program: &OwnedFd| {
             sys::set_fd_entry(self.jump_map(), entry, program.as_fd()).map_err(|source| {
                 CaptureError::Io {

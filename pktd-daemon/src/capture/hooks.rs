@@ -117,12 +117,38 @@ impl Attachment {
         if self.hook != Hook::Tc || self.tc_egress.is_some() {
             return Ok(());
         }
-        let (Some((netns, _)), Some(ifindex)) = (self.place.clone(), self.ifindex) else {
+        let (Some((netns, interface)), Some(ifindex)) = (self.place.clone(), self.ifindex) else {
             // Detached: test runs need no link.
             return Ok(());
         };
         let program = self.owned_entry(Entry::Egress)?;
-        let egress = netns.run(|| link(program.as_fd(), ifindex, LinkTarget::TcxEgress))??;
+        let ingress = &self.tc_ingress;
+        let egress = netns.run(|| -> Result<_, CaptureError> {
+            // The interface attached at ingress may have gone since, and
+            // another device taken its index (whoever administers the
+            // namespace can choose indices): only the one of that name
+            // and index gets the egress program, checked before and after.
+            let same = || -> Result<(), CaptureError> {
+                let now = interface_index(&netns, &interface)?;
+                // A device deleted detaches the ingress link (index 0).
+                let ingress = ingress
+                    .as_ref()
+                    .and_then(|link| sys::link_ifindex(link.as_fd()).ok());
+                if now == ifindex && ingress == Some(ifindex) {
+                    return Ok(());
+                }
+                Err(CaptureError::InvalidSpec {
+                    message: format!(
+                        "interface {interface:?} is no longer the one captured (index {ifindex}, \
+                         now {now})"
+                    ),
+                })
+            };
+            same()?;
+            let egress = link(program.as_fd(), ifindex, LinkTarget::TcxEgress)?;
+            same()?;
+            Ok(egress)
+        })??;
         self.tc_egress = Some(egress);
         Ok(())
     }

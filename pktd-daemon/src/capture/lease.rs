@@ -45,11 +45,22 @@ struct IndexState {
     ready_at: Instant,
 }
 
-/// One attachment's index.
-pub(super) struct Lease {
+/// One attachment's index, given back when dropped.
+pub(super) struct Lease(Held);
+
+/// What a lease holds.
+pub(super) struct Held {
     kernel: Arc<Kernel>,
     index: u32,
     counters: Arc<OwnedFd>,
+}
+
+impl std::ops::Deref for Lease {
+    type Target = Held;
+
+    fn deref(&self) -> &Held {
+        &self.0
+    }
 }
 
 impl Lease {
@@ -96,15 +107,17 @@ impl Lease {
                 return Err(err);
             }
         };
-        let lease = Self {
+        let held = Held {
             kernel: kernel.clone(),
             index,
             counters,
         };
-        lease.reset();
-        Ok(Arc::new(lease))
+        held.reset();
+        Ok(Arc::new(Self(held)))
     }
+}
 
+impl Held {
     /// The index.
     pub fn index(&self) -> u32 {
         self.index
@@ -115,14 +128,30 @@ impl Lease {
         self.counters.as_fd()
     }
 
+    /// Deletes the filter and ring entries of `slots` (bit `i` = slot `i`)
+    /// from the shared maps: the memory goes with the last reference.
+    /// Blocking: each entry there is waits for an RCU grace period (one
+    /// that is not there costs nothing).
+    pub fn delete_entries(&self, slots: u64) {
+        for slot in (0..MAX_CLIENTS).filter(|slot| slots & (1 << slot) != 0) {
+            for name in [names::MAP_FILTERS, names::MAP_RINGS] {
+                let Ok(map) = self.kernel.map(name) else {
+                    continue;
+                };
+                match sys::delete_map_entry(map, self.index * MAX_CLIENTS + slot) {
+                    Ok(()) => {}
+                    Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(err) => tracing::warn!(slot, map = name, %err, "releasing a client's map"),
+                }
+            }
+        }
+    }
+
     /// Leaves nothing of a previous attachment at this index that the
     /// kernel program could act on or a reader could see: no native code
     /// in its blocks, no active client, no clients to scan, no traffic
-    /// counted. The attachment removes its sessions' filters and rings
-    /// itself (see `Attachment`'s drop), so that deleting them, which
-    /// waits for RCU, happens only when there are any. Failures are
-    /// logged: nothing runs at a reset index, and the next lease resets it
-    /// again.
+    /// counted, no filter or ring. Failures are logged: nothing runs at a
+    /// reset index, and the next lease resets it again.
     fn reset(&self) {
         let kernel = &*self.kernel;
         let block = jump::block(self.index);
@@ -136,6 +165,7 @@ impl Lease {
                 }
             }
         }
+        self.delete_entries(u64::MAX);
         if let Err(err) = self.reset_maps() {
             tracing::warn!(
                 index = self.index,
@@ -184,12 +214,26 @@ impl Lease {
 }
 
 impl Drop for Lease {
+    /// Resets the index and gives it back: on the blocking pool when there
+    /// is a runtime (the last holder is often a session ending on it; the
+    /// reset is a few hundred system calls), else here.
     fn drop(&mut self) {
-        self.reset();
-        let mut indices = self.kernel.leases.indices();
-        let state = &mut indices[self.index as usize];
-        state.leased = false;
-        state.ready_at = Instant::now() + QUARANTINE;
+        let held = Held {
+            kernel: self.kernel.clone(),
+            index: self.index,
+            counters: self.counters.clone(),
+        };
+        let give_back = move || {
+            held.reset();
+            let mut indices = held.kernel.leases.indices();
+            let state = &mut indices[held.index as usize];
+            state.leased = false;
+            state.ready_at = Instant::now() + QUARANTINE;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(give_back)),
+            Err(_) => give_back(),
+        }
     }
 }
 

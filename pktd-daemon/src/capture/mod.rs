@@ -39,8 +39,10 @@ mod slots;
 
 pub use attachment::Attachment;
 pub use batch::Batch;
+pub use bench::TestRunner;
 pub use error::CaptureError;
 pub use native::{Engine, HookChoice, MAX_CHAIN, NativeError, SlotEngine};
+pub use pktd_translate::Entry;
 pub use pktd_translate::Hook;
 pub use registry::{Added, InterfaceSnapshot, Registry, SlotRef};
 pub use ring::{AsyncRing, HandedRing, Record, Ring, ring_gone};

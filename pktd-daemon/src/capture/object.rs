@@ -63,6 +63,16 @@ impl Kernel {
     /// see [`Kernel::load_xdp`]), checks that every map pktd-common names
     /// exists, and installs the shared TC programs in the program array.
     fn load() -> Result<Self, CaptureError> {
+        // The programs pass a packet's state from one tail call to the
+        // next in per-CPU values, as every attachment shares them: sound
+        // while the network hooks' programs do not interleave on a CPU,
+        // which PREEMPT_RT kernels no longer promise everywhere.
+        if std::fs::read_to_string("/sys/kernel/realtime").is_ok_and(|on| on.trim() == "1") {
+            tracing::warn!(
+                "a PREEMPT_RT kernel: pktd assumes that packets' programs do not interleave on a \
+                 CPU, which such a kernel may break (see docs/security.md)"
+            );
+        }
         let mut ebpf = EbpfLoader::new()
             .load(EBPF_OBJECT)
             .map_err(|source| CaptureError::Load { source })?;
@@ -194,9 +204,8 @@ pub(super) struct Maps {
     pub clients: Array<MapData, ClientConfig>,
     pub filters: ArrayOfMaps<MapData, Array<MapData, FilterProgram>>,
     pub rings: ArrayOfMaps<MapData, RingBuf<MapData>>,
-    /// Second fds of `filters` and `rings`, for deleting entries (aya 0.14's
-    /// ArrayOfMaps can set but not delete).
-    pub filters_fd: OwnedFd,
+    /// A second fd of `rings`, for deleting entries (aya 0.14's
+    /// ArrayOfMaps can set but not delete; the lease deletes the rest).
     pub rings_fd: OwnedFd,
     /// PKTD_JUMP, PKTD_XDP_JUMP and PKTD_VERDICTS, for the native programs.
     pub jump_fd: OwnedFd,
@@ -222,7 +231,6 @@ impl Maps {
             clients: typed(kernel, names::MAP_CLIENTS, Map::Array)?,
             filters: typed(kernel, names::MAP_FILTERS, Map::ArrayOfMaps)?,
             rings: typed(kernel, names::MAP_RINGS, Map::ArrayOfMaps)?,
-            filters_fd: fd(names::MAP_FILTERS)?,
             rings_fd: fd(names::MAP_RINGS)?,
             jump_fd: fd(names::MAP_JUMP)?,
             xdp_jump_fd: fd(names::MAP_XDP_JUMP)?,

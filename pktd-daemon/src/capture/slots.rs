@@ -103,6 +103,35 @@ impl Attachment {
             .rings
             .set(entry, &ring, 0)
             .map_err(map_error("installing a ring buffer", names::MAP_RINGS))?;
+        let added = self.finish_adding(slot, config, filter);
+        if added.is_err() {
+            // Nothing of the session stays in the shared maps, which
+            // outlive the attachment: its ring, and the filter if it got
+            // that far (each deletion waits for RCU; a rare path).
+            self.slots[slot as usize] = None;
+            self.maps.lease.delete_entries(1 << slot);
+            self.filters_installed &= !(1 << slot);
+            self.freed[slot as usize] = Some(Instant::now());
+        }
+        added?;
+        Ok(Ring::new(
+            slot,
+            self.slot_engine(slot)?,
+            ring,
+            (ring_id, ring_bytes),
+        ))
+    }
+
+    /// The rest of [`Attachment::add_client`] once the ring is in place:
+    /// usage and counters reset, the slot's state, its native code, and
+    /// last its activation.
+    fn finish_adding(
+        &mut self,
+        slot: u32,
+        config: ClientConfig,
+        filter: &ValidProgram,
+    ) -> Result<(), CaptureError> {
+        let entry = self.maps.entry(slot);
         self.maps
             .usage
             .set(entry, ClientUsage::default(), 0)
@@ -126,21 +155,12 @@ impl Attachment {
         });
         // Native code for the new filter, then the slot count, before the
         // slot goes live.
-        if let Err(err) = self.rebuild_native() {
-            self.slots[slot as usize] = None;
-            return Err(err);
-        }
+        self.rebuild_native()?;
         // Last: from here on the kernel evaluates the slot.
         self.maps
             .clients
             .set(entry, config, 0)
-            .map_err(map_error("activating a client", names::MAP_CLIENTS))?;
-        Ok(Ring::new(
-            slot,
-            self.slot_engine(slot)?,
-            ring,
-            (ring_id, ring_bytes),
-        ))
+            .map_err(map_error("activating a client", names::MAP_CLIENTS))
     }
 
     /// A free slot, preferring those given back longest ago; one given
@@ -310,11 +330,8 @@ impl Attachment {
     /// period): the two maps, and the slots (bit `i` = slot `i`). Hand the
     /// slots back with [`Attachment::released`] afterwards.
     pub fn releasable(&self) -> (Releasable, u64) {
-        let dup = |fd: &OwnedFd| fd.try_clone().ok();
         (
             Releasable {
-                filters: dup(&self.maps.filters_fd),
-                rings: dup(&self.maps.rings_fd),
                 lease: self.maps.lease.clone(),
             },
             self.releasing,
@@ -554,9 +571,8 @@ pub fn ring_size(requested: u32) -> Result<u32, CaptureError> {
 /// The maps [`release`] deletes from: duplicates of the attachment's, so
 /// that releasing needs neither the attachment nor its lock.
 pub struct Releasable {
-    filters: Option<OwnedFd>,
-    rings: Option<OwnedFd>,
-    /// The slots' entries are the attachment's until this is dropped.
+    /// The attachment's index, whose entries these are until this is
+    /// dropped; the maps are the shared ones.
     lease: Arc<Lease>,
 }
 
@@ -564,26 +580,7 @@ pub struct Releasable {
 /// which no code and no session uses any more: each deletion waits for an
 /// RCU grace period, the memory goes with the last reference. Blocking.
 pub fn release(maps: &Releasable, slots: u64) {
-    for slot in 0..MAX_CLIENTS {
-        if slots & (1 << slot) == 0 {
-            continue;
-        }
-        for (map, name) in [
-            (&maps.filters, names::MAP_FILTERS),
-            (&maps.rings, names::MAP_RINGS),
-        ] {
-            let Some(map) = map else { continue };
-            let entry = maps.lease.index() * MAX_CLIENTS + slot;
-            match sys::delete_map_entry(map.as_fd(), entry) {
-                Ok(()) => {}
-                // Never installed: nothing to release.
-                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(source) => {
-                    tracing::warn!(slot, map = name, %source, "releasing a client's map");
-                }
-            }
-        }
-    }
+    maps.lease.delete_entries(slots);
 }
 
 /// A filter that reads the socket buffer's metadata cannot run at XDP.

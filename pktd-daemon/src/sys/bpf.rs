@@ -345,3 +345,41 @@ pub fn set_fd_entries(
         Err(io::Error::last_os_error())
     }
 }
+
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+
+/// The `bpf_attr` layout of BPF_OBJ_GET_INFO_BY_FD.
+#[repr(C)]
+struct InfoAttr {
+    bpf_fd: u32,
+    info_len: u32,
+    info: u64,
+}
+
+/// The interface a TCX or XDP link is attached to; 0 once its device is
+/// gone (the kernel detaches the link then).
+pub fn link_ifindex(link: BorrowedFd<'_>) -> io::Result<u32> {
+    // struct bpf_link_info: type, id, prog_id, then (8-aligned) the
+    // union whose tcx and xdp members start with the ifindex.
+    let mut info = [0u64; 8];
+    let attr = InfoAttr {
+        bpf_fd: link.as_raw_fd() as u32,
+        info_len: size_of::<[u64; 8]>() as u32,
+        info: info.as_mut_ptr() as u64,
+    };
+    // SAFETY: attr is a valid bpf_attr prefix for BPF_OBJ_GET_INFO_BY_FD;
+    // the kernel writes at most info_len bytes into `info`, alive for the
+    // call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            std::ptr::from_ref(&attr),
+            size_of::<InfoAttr>(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(info[2] as u32)
+}

@@ -13,7 +13,8 @@ mod sandbox;
 mod time;
 
 pub use bpf::{
-    LinkTarget, delete_map_entry, link_create, load_program, set_fd_entries, set_fd_entry, test_run,
+    LinkTarget, delete_map_entry, link_create, link_ifindex, load_program, set_fd_entries,
+    set_fd_entry, test_run,
 };
 pub use link::{
     interface_addresses, interface_driver, interface_hwaddr, interface_index, interface_mtu,
