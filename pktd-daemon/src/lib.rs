@@ -34,10 +34,11 @@
 //! | [`policy`] | the policy file, accounts, and the one authorization function |
 //! | [`compiler`] | clients' expressions compiled in sandboxed helper processes |
 //! | `loads` | verifier loads admitted per uid and in all |
-//! | [`capture`] | the kernel program per (namespace, interface): hooks, slots, native code, rings |
+//! | [`capture`] | the kernel program, loaded once, attached per (namespace, interface): hooks, slots, native code, rings |
 //! | [`inject`] | injection: checks, rate limits, the senders |
 //! | `state` | what connections and sessions share, behind methods |
 //! | [`netns`] | naming and entering network namespaces |
+//! | [`cri`] | Kubernetes pods' namespaces, asked of the container runtime (CRI) |
 //! | [`privileges`] | what the daemon gives up before it serves |
 //! | [`paths`] | directories opened without following links, checked |
 //! | `sys` | every system call std and aya lack; the one module with `unsafe` |
@@ -51,6 +52,7 @@
 pub mod capture;
 pub mod compiler;
 mod connection;
+pub mod cri;
 mod errors;
 pub mod inject;
 mod loads;

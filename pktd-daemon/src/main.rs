@@ -97,6 +97,13 @@ struct Args {
     /// /var/lib/pktd/state.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+
+    /// The container runtime's CRI socket, through which pods' network
+    /// namespaces are found (`pod:NAMESPACE/NAME`). Without it, containerd's
+    /// /run/containerd/containerd.sock or CRI-O's /run/crio/crio.sock,
+    /// whichever exists.
+    #[arg(long, value_name = "PATH")]
+    cri_socket: Option<PathBuf>,
     /// Print the man page or shell completions to standard output and exit
     /// (for packagers).
     #[arg(long, hide = true, value_enum, value_name = "WHAT")]
@@ -244,6 +251,9 @@ async fn serve(
     args: Args,
     inherited: Option<std::os::unix::net::UnixListener>,
 ) -> anyhow::Result<()> {
+    if let Some(socket) = &args.cri_socket {
+        pktd_daemon::cri::set_socket(socket.clone());
+    }
     let policy = load_policy(args.policy.as_deref())?;
     let metrics = match (args.metrics, &args.metrics_token_file) {
         (Some(addr), Some(token)) => {

@@ -1,6 +1,8 @@
 //! Network namespaces, named the way operators name them: `ip netns` names
-//! (`/run/netns/NAME`), a process's namespace (`/proc/PID/ns/net`), or a
-//! container's (`container:ID`, found through the cgroups in `/proc`).
+//! (`/run/netns/NAME`), a process's namespace (`/proc/PID/ns/net`), a
+//! container's (`container:ID`, found through the cgroups in `/proc`), or a
+//! Kubernetes pod's (`pod:NAMESPACE/NAME`, asked of the container runtime
+//! through its CRI socket, `cri.rs`).
 //!
 //! Work that must happen inside a namespace (resolving an interface,
 //! attaching a program, opening an AF_PACKET socket) runs on a short-lived
@@ -38,6 +40,14 @@ pub enum NetnsError {
         #[source]
         source: std::io::Error,
     },
+    /// The container runtime named no network namespace for a pod.
+    #[error("pod {pod}: {reason}")]
+    Pod {
+        /// The pod, `NAMESPACE/NAME`.
+        pod: String,
+        /// Why.
+        reason: String,
+    },
     /// No process, or more than one container, matches a container ID.
     #[error("container {id}: {reason}")]
     Container {
@@ -67,6 +77,14 @@ pub enum Netns {
     /// A container's namespace: `container:ID`, 12 to 64 lowercase hex
     /// digits of its 64-digit ID (as `docker ps` and `crictl ps` show it).
     Container(String),
+    /// A Kubernetes pod's namespace: `pod:NAMESPACE/NAME`, its ready
+    /// sandbox's, as the container runtime says through its CRI socket.
+    Pod {
+        /// The pod's Kubernetes namespace.
+        namespace: String,
+        /// The pod's name.
+        name: String,
+    },
 }
 
 impl Netns {
@@ -91,6 +109,16 @@ impl Netns {
                 ));
             }
             return Ok(Self::Container(id.to_owned()));
+        }
+        if let Some(pod) = name.strip_prefix("pod:") {
+            let (namespace, pod_name) = pod
+                .split_once('/')
+                .ok_or_else(|| invalid("a pod is pod:NAMESPACE/NAME"))?;
+            crate::cri::check_pod(namespace, pod_name).map_err(invalid)?;
+            return Ok(Self::Pod {
+                namespace: namespace.to_owned(),
+                name: pod_name.to_owned(),
+            });
         }
         if let Some(rest) = name.strip_prefix("/proc/") {
             let pid = rest
@@ -127,6 +155,7 @@ impl Netns {
             Self::Current => PathBuf::from("/proc/thread-self/ns/net"),
             Self::File(path) => path.clone(),
             Self::Container(id) => PathBuf::from(format!("container:{id}")),
+            Self::Pod { namespace, name } => PathBuf::from(format!("pod:{namespace}/{name}")),
         }
     }
 
@@ -134,10 +163,16 @@ impl Netns {
     /// becomes of the name (a process that exits, a pid reused, a file
     /// replaced). A container is found by a scan of `/proc` (blocking).
     pub fn open(&self) -> Result<NetnsHandle, NetnsError> {
-        if let Self::Container(id) = self {
-            return self.open_container(id);
-        }
-        let path = self.path();
+        let path = match self {
+            Self::Container(id) => return self.open_container(id),
+            Self::Pod { namespace, name } => {
+                crate::cri::pod_netns(namespace, name).map_err(|reason| NetnsError::Pod {
+                    pod: format!("{namespace}/{name}"),
+                    reason,
+                })?
+            }
+            _ => self.path(),
+        };
         let file = File::open(&path).map_err(|source| NetnsError::Open {
             path: path.clone(),
             source,
@@ -162,7 +197,7 @@ impl Netns {
     pub fn run<T: Send>(&self, work: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
         match self {
             Self::Current => Ok(work()),
-            Self::File(_) | Self::Container(_) => self.open()?.run(work),
+            Self::File(_) | Self::Container(_) | Self::Pod { .. } => self.open()?.run(work),
         }
     }
 
@@ -325,6 +360,7 @@ impl fmt::Display for Netns {
                 Err(_) => write!(f, "{}", path.display()),
             },
             Self::Container(id) => write!(f, "container:{id}"),
+            Self::Pod { namespace, name } => write!(f, "pod:{namespace}/{name}"),
         }
     }
 }
@@ -359,6 +395,14 @@ mod tests {
             "container:0123456789AB",
             "container:0123456789ab/../x",
             &format!("container:{}", "a".repeat(65)),
+            "pod:",
+            "pod:default",
+            "pod:default/",
+            "pod:/web",
+            "pod:Default/web",
+            "pod:default/web/x",
+            "pod:default/../x",
+            "pod:default/web x",
         ] {
             assert!(
                 matches!(Netns::parse(hostile), Err(NetnsError::InvalidName { .. })),
@@ -370,6 +414,15 @@ mod tests {
             Netns::parse("container:0123456789ab").unwrap(),
             Netns::Container("0123456789ab".to_owned())
         );
+        let pod = Netns::parse("pod:kube-system/coredns-0").unwrap();
+        assert_eq!(
+            pod,
+            Netns::Pod {
+                namespace: "kube-system".to_owned(),
+                name: "coredns-0".to_owned()
+            }
+        );
+        assert_eq!(pod.to_string(), "pod:kube-system/coredns-0");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod bystander;
 pub mod corpus;
+pub mod cri;
 pub mod daemon;
 pub mod kernel;
 pub mod netlab;

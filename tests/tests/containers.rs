@@ -190,3 +190,127 @@ directions = ["in"]
         assert!(error.contains("netns"), "{bad}: {error}");
     }
 }
+
+const POD_UID: u32 = 4553;
+const OTHER_PODS_UID: u32 = 4554;
+
+/// A Kubernetes pod, named `pod:NAMESPACE/NAME`, is found through the
+/// container runtime's CRI socket: here a real containerd running two pod
+/// sandboxes as the kubelet runs them, on a CNI bridge. A session in one
+/// pod's namespace sees the traffic sent to that pod; policies name pods
+/// by pattern; unknown, malformed and unpermitted pods are refused with
+/// the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_is_named_through_the_container_runtime() {
+    pktd_tests::cri::check_installed();
+    let mut runtime = tokio::task::spawn_blocking(pktd_tests::cri::Containerd::start)
+        .await
+        .unwrap();
+    let web = runtime.run_pod("pktd-test", "web").await;
+    let db = runtime.run_pod("pktd-other", "db").await;
+    let policy_text = format!(
+        r#"
+[[principal]]
+name = "pods"
+users = [{POD_UID}]
+netns = ["pod:pktd-test/*"]
+interfaces = ["eth0"]
+directions = ["in"]
+
+[[principal]]
+name = "other-pods"
+users = [{OTHER_PODS_UID}]
+netns = ["pod:pktd-other/*"]
+interfaces = ["eth0"]
+directions = ["in"]
+"#
+    );
+    let socket = runtime.socket.display().to_string();
+    let daemon = RealDaemon::start("pods", &policy_text, &["--cri-socket", &socket]);
+    let in_pod = |pod: &str| {
+        CaptureBuilder::new("eth0")
+            .socket(&daemon.socket)
+            .netns(format!("pod:{pod}"))
+            .direction(Direction::In)
+            .filter("udp dst port 9200")
+    };
+
+    let mut capture = open_as(in_pod("pktd-test/web"), &daemon.socket, POD_UID, POD_UID)
+        .await
+        .unwrap_or_else(|err| panic!("the pod's namespace: {err}\n{}", runtime.log()));
+    // Datagrams from the node to each pod: the session sees web's only.
+    let sender = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    for ip in [&db.ip, &web.ip, &db.ip] {
+        for _ in 0..3 {
+            sender.send_to(b"pktd", (ip.as_str(), 9200)).unwrap();
+        }
+    }
+    let web_ip: std::net::Ipv4Addr = web.ip.parse().unwrap();
+    for _ in 0..3 {
+        let packet = timeout(Duration::from_secs(5), capture.next_packet())
+            .await
+            .expect("a packet in time")
+            .expect("reading")
+            .expect("a packet");
+        assert_eq!(
+            packet.data[30..34],
+            web_ip.octets(),
+            "a datagram for another pod"
+        );
+    }
+    assert!(
+        timeout(Duration::from_millis(300), capture.next_packet())
+            .await
+            .is_err(),
+        "more than the pod's own datagrams"
+    );
+
+    let refusal = |pod: &'static str, uid: u32| {
+        let builder = in_pod(pod);
+        let socket = daemon.socket.clone();
+        async move {
+            open_as(builder, &socket, uid, uid)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{pod} opened"))
+                .to_string()
+        }
+    };
+    let other = refusal("pktd-test/web", OTHER_PODS_UID).await;
+    assert!(
+        other.contains("may not capture in network namespace"),
+        "{other}"
+    );
+    let own = open_as(
+        in_pod("pktd-other/db"),
+        &daemon.socket,
+        OTHER_PODS_UID,
+        OTHER_PODS_UID,
+    )
+    .await
+    .expect("its own pattern's pod");
+    drop(own);
+    let unknown = refusal("pktd-test/nope", POD_UID).await;
+    assert!(unknown.contains("no ready pod pktd-test/nope"), "{unknown}");
+    let malformed = refusal("pktd-test/Web", POD_UID).await;
+    assert!(malformed.contains("pod's name"), "{malformed}");
+
+    // A pod that went away is not found again.
+    drop(capture);
+    runtime.remove_pod(&web.id).await;
+    let gone = refusal("pktd-test/web", POD_UID).await;
+    assert!(gone.contains("no ready pod"), "{gone}");
+
+    for (pattern, valid) in [
+        ("pod:*", true),
+        ("pod:kube-system/*", true),
+        ("pod:default/web-*", true),
+        ("pod:Default/*", false),
+        ("pod:a/b/*", false),
+    ] {
+        let text = format!(
+            "[[principal]]\nname = \"x\"\nusers = [1]\nnetns = [\"{pattern}\"]\ninterfaces = [\"*\"]\n"
+        );
+        assert_eq!(Policy::parse(&text, "p.toml").is_ok(), valid, "{pattern}");
+    }
+}

@@ -15,7 +15,9 @@ use crate::process::{self, command, is_root, probe, run_captured};
 /// `cargo xtask perf`'s chart; systemd's tools to check the units and
 /// activate a socket; zsh and fish to check their completions; lintian
 /// and dpkg-dev for `cargo xtask package`; man-db to render man pages;
-/// Prometheus's Python client, whose parser reads the metrics back.
+/// Prometheus's Python client, whose parser reads the metrics back;
+/// containerd (its CRI plugin), runc and the CNI plugins, to run real pods
+/// whose namespaces pktd finds through the CRI socket.
 const DEBIAN_PACKAGES: &[&str] = &[
     "llvm-22-dev",
     "libpolly-22-dev",
@@ -37,6 +39,9 @@ const DEBIAN_PACKAGES: &[&str] = &[
     "man-db",
     "python3-prometheus-client",
     "python3-venv",
+    "containerd",
+    "runc",
+    "containernetworking-plugins",
 ];
 
 /// kubernetes-validate (PyPI), which checks the Kubernetes manifests

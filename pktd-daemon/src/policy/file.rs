@@ -498,16 +498,28 @@ fn check_interface(pattern: &str) -> Result<(), String> {
 }
 
 /// A `netns` pattern's prefix (before its `*`): empty, `container:` and
-/// hex digits, or the start of an ip-netns name. Process paths have no
-/// patterns: a pid names nothing stable.
+/// hex digits, `pod:` and the start of a pod's `NAMESPACE/NAME`, or the
+/// start of an ip-netns name. Process paths have no patterns: a pid names
+/// nothing stable.
 fn check_netns_prefix(prefix: &str) -> Result<(), String> {
     let hex = |text: &str| {
         text.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
     };
-    let ok = match prefix.strip_prefix("container:") {
-        Some(digits) => digits.len() < 64 && hex(digits),
-        None => {
+    let pod = |text: &str| {
+        text.len() < 63 + 1 + 253
+            && text.bytes().filter(|b| *b == b'/').count() <= 1
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-./".contains(&b))
+    };
+    let ok = match (
+        prefix.strip_prefix("container:"),
+        prefix.strip_prefix("pod:"),
+    ) {
+        (Some(digits), _) => digits.len() < 64 && hex(digits),
+        (_, Some(start)) => pod(start),
+        _ => {
             prefix.len() < 255
                 && prefix
                     .bytes()
@@ -519,7 +531,8 @@ fn check_netns_prefix(prefix: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "netns pattern {prefix:?}*: a pattern is \"*\", \"container:\" and hex digits then \"*\", \
-             or the start of an ip netns name then \"*\""
+             \"pod:\" and the start of a pod's NAMESPACE/NAME then \"*\", or the start of an ip \
+             netns name then \"*\""
         ))
     }
 }

@@ -119,9 +119,10 @@ pub struct InjectRules {
 
 impl Rules {
     /// Whether a session may capture in network namespace `netns` (an
-    /// ip-netns name, `container:ID`, or `""`/`"-"` for pktd's own); a
-    /// pattern ending in `*` allows the names it is a prefix of
-    /// (`"container:*"`, `"lab-*"`), `"*"` alone every namespace.
+    /// ip-netns name, `container:ID`, `pod:NAMESPACE/NAME`, or `""`/`"-"`
+    /// for pktd's own); a pattern ending in `*` allows the names it is a
+    /// prefix of (`"container:*"`, `"pod:team-a/*"`, `"lab-*"`), `"*"`
+    /// alone every namespace.
     pub fn allows_netns(&self, netns: &str) -> bool {
         let wanted = own_netns(netns);
         self.netns

@@ -87,8 +87,8 @@ struct Args {
     /// Kernel ring buffer size in KiB.
     #[arg(short = 'B', long = "buffer-size")]
     buffer_kib: Option<u32>,
-    /// Network namespace of the interface: an ip netns name, /proc/PID/ns/net
-    /// or container:ID.
+    /// Network namespace of the interface: an ip netns name, /proc/PID/ns/net,
+    /// container:ID or pod:NAMESPACE/NAME (a Kubernetes pod's).
     #[arg(long)]
     netns: Option<String>,
     /// pktd's socket.
