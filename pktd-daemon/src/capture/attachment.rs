@@ -7,18 +7,17 @@ use std::{os::fd::OwnedFd, sync::Arc};
 
 use pktd_common::{ClientConfig, DEFAULT_INTERPRET_BUDGET, DIR_IN, Globals, MAX_CLIENTS, names};
 use pktd_filter::{ValidProgram, reads_socket_buffer};
-use pktd_translate::{Entry, Hook};
+use pktd_translate::Hook;
 
 use super::{
     budget,
     error::CaptureError,
-    hooks::{self, EntryPrograms},
-    lease::Lease,
+    lease::{Lease, Maps},
     link_stats::LinkStats,
     native::{Engine, SlotEngine},
-    object::{Kernel, Maps, map_error},
+    object::{Kernel, map_error},
 };
-use crate::netns::{Netns, NetnsHandle};
+use crate::netns::NetnsHandle;
 
 /// The kernel program at one (namespace, interface), or loaded but not
 /// attached (for BPF_PROG_TEST_RUN): its entry programs, its entries in
@@ -139,86 +138,6 @@ impl Attachment {
         attachment.publish_globals()?;
         attachment.load_entries()?;
         Ok(attachment)
-    }
-
-    /// Loads the programs and attaches them to `interface` in `netns`: at
-    /// TC ingress (and egress once a session wants sent packets), or at
-    /// XDP (received packets only; the kernel picks the driver's native
-    /// mode when it has one, generic XDP otherwise).
-    pub fn attach(
-        netns: &Netns,
-        interface: &str,
-        engine: Engine,
-        hook: Hook,
-    ) -> Result<Self, CaptureError> {
-        Self::attach_in(&netns.open()?, interface, engine, hook)
-    }
-
-    /// [`Attachment::attach`] in a namespace already open.
-    pub fn attach_in(
-        netns: &NetnsHandle,
-        interface: &str,
-        engine: Engine,
-        hook: Hook,
-    ) -> Result<Self, CaptureError> {
-        Self::attach_with(netns, interface, engine, hook, false, |_| Ok(())).map(|(made, ())| made)
-    }
-
-    /// [`Attachment::attach_in`], at TC egress too if `egress`, running
-    /// `first` (the first session's setup) on the attachment meanwhile:
-    /// attaching and putting a session's ring into the shared map each
-    /// wait for an RCU grace period, which then pass together. The
-    /// attachment is only reached through its interface once attached.
-    pub fn attach_with<T>(
-        netns: &NetnsHandle,
-        interface: &str,
-        engine: Engine,
-        hook: Hook,
-        egress: bool,
-        first: impl FnOnce(&mut Self) -> Result<T, CaptureError>,
-    ) -> Result<(Self, T), CaptureError> {
-        let mut attachment = Self::detached(engine, hook)?;
-        let programs = match hook {
-            Hook::Tc => (
-                attachment.owned_entry(Entry::Ingress)?,
-                egress
-                    .then(|| attachment.owned_entry(Entry::Egress))
-                    .transpose()?,
-            ),
-            Hook::Xdp => (attachment.owned_entry(Entry::Xdp)?, None),
-        };
-        let (linked, first) = std::thread::scope(|scope| {
-            let linked = scope.spawn(|| hooks::link_all(netns, interface, hook, programs));
-            let first = first(&mut attachment);
-            let linked = linked
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            (linked, first)
-        });
-        let linked = linked?;
-        let first = first?;
-        match hook {
-            Hook::Tc => {
-                attachment.tc_ingress = Some(linked.main);
-                attachment.tc_egress = linked.egress;
-            }
-            Hook::Xdp => attachment.xdp_link = Some(linked.main),
-        }
-        attachment.ifindex = Some(linked.ifindex);
-        attachment.place = Some((netns.clone(), interface.to_owned()));
-        // Without them, clients only get no bound on a restart's gap.
-        attachment.link_stats = match linked.stats {
-            Ok(stats) => Some(Arc::new(stats)),
-            Err(err) => {
-                tracing::warn!(interface, %err, "the interface's own counters cannot be read");
-                None
-            }
-        };
-        if attachment.wants_sent() {
-            attachment.attach_egress()?;
-        }
-        attachment.kernel.start_log();
-        Ok((attachment, first))
     }
 
     /// Forwards the kernel program's log records to the daemon's log, when
@@ -381,6 +300,15 @@ impl Drop for Attachment {
         }
         self.maps.lease.delete_entries(slots);
     }
+}
+
+/// An attachment's entry programs (see `pktd_translate::entry`), each
+/// loaded when first needed.
+#[derive(Default)]
+pub(super) struct EntryPrograms {
+    pub ingress: Option<OwnedFd>,
+    pub egress: Option<OwnedFd>,
+    pub xdp: Option<OwnedFd>,
 }
 
 // The kernel program's prefix must cover every header a filter commonly

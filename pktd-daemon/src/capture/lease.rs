@@ -1,9 +1,9 @@
-//! Attachment indices: which entries of the shared maps an attachment owns
-//! (see `object.rs`). An index is leased to one attachment at a time; when
-//! the lease ends, the attachment's state in the shared maps is reset and
-//! the index rests for [`QUARANTINE`] before another attachment gets it, so
-//! that no packet still passing through the old attachment's programs is
-//! taken for the new one's.
+//! Attachment indices: which entries of the shared maps (`object.rs`) an
+//! attachment owns, and its view of them ([`Maps`]). An index is leased to
+//! one attachment at a time; when the lease ends, the attachment's state in
+//! the shared maps is reset and the index rests for [`REST`] before
+//! another attachment gets it, so that no packet still passing through the
+//! old attachment's programs is taken for the new one's.
 
 use std::{
     os::fd::{AsFd, BorrowedFd, OwnedFd},
@@ -11,18 +11,27 @@ use std::{
     time::Instant,
 };
 
-use aya::maps::{Array, IterableMap as _, Map, MapData, PerCpuArray, PerCpuValues};
+use aya::maps::{
+    Array, ArrayOfMaps, IterableMap as _, Map, MapData, PerCpuArray, PerCpuValues, RingBuf,
+};
 use pktd_common::{
-    ClientConfig, ClientCounters, Globals, InterfaceCounters, MAX_ATTACHMENTS, MAX_CLIENTS, jump,
-    names,
+    ClientConfig, ClientCounters, ClientUsage, FilterProgram, Globals, InterfaceCounters,
+    MAX_ATTACHMENTS, MAX_CLIENTS, jump, names,
 };
 
 use super::{
     error::CaptureError,
     object::{self, Kernel, map_error},
-    slots::QUARANTINE,
 };
 use crate::sys;
+
+/// How long an index given back rests: a packet's pass through the
+/// programs takes microseconds (the slots' quarantine, for the same
+/// reason).
+const REST: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The process's indices (the kernel program is the process's too).
+static LEASES: std::sync::LazyLock<Leases> = std::sync::LazyLock::new(Leases::default);
 
 /// Indices whose counters maps are made together: putting maps into a map
 /// of maps waits for an RCU grace period (some 8 ms here), once per
@@ -33,7 +42,7 @@ const COUNTERS_BLOCK: u32 = 16;
 /// Every index the process has used: whether it is leased and when it is
 /// ready again; and the counters maps, made once per index.
 #[derive(Default)]
-pub(super) struct Leases {
+struct Leases {
     indices: Mutex<Vec<IndexState>>,
     /// The inner map of PKTD_COUNTERS at each index made so far.
     counters: Mutex<Vec<Arc<OwnedFd>>>,
@@ -68,7 +77,7 @@ impl Lease {
     /// waiting for the end of one's rest when all are leased or resting).
     /// Blocking.
     pub fn take(kernel: &Arc<Kernel>) -> Result<Arc<Self>, CaptureError> {
-        let leases = &kernel.leases;
+        let leases = &*LEASES;
         let (index, ready_at) = {
             let mut indices = leases.indices();
             let now = Instant::now();
@@ -225,10 +234,10 @@ impl Drop for Lease {
         };
         let give_back = move || {
             held.reset();
-            let mut indices = held.kernel.leases.indices();
+            let mut indices = LEASES.indices();
             let state = &mut indices[held.index as usize];
             state.leased = false;
-            state.ready_at = Instant::now() + QUARANTINE;
+            state.ready_at = Instant::now() + REST;
         };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => drop(runtime.spawn_blocking(give_back)),
@@ -269,4 +278,81 @@ impl Leases {
         }
         Ok(counters[index as usize].clone())
     }
+}
+
+/// One attachment's view of the shared maps, each through its own fd: its
+/// entries are `index` in the maps indexed by attachment, and `index *
+/// MAX_CLIENTS + slot` in those indexed by (attachment, slot) (see
+/// [`Maps::entry`]); the counters map is its own. Writes go through these
+/// handles without any lock: the kernel keeps each update whole.
+pub(super) struct Maps {
+    pub globals: Array<MapData, Globals>,
+    pub clients: Array<MapData, ClientConfig>,
+    pub filters: ArrayOfMaps<MapData, Array<MapData, FilterProgram>>,
+    pub rings: ArrayOfMaps<MapData, RingBuf<MapData>>,
+    /// A second fd of `rings`, for deleting entries (aya 0.14's
+    /// ArrayOfMaps can set but not delete; the lease deletes the rest).
+    pub rings_fd: OwnedFd,
+    /// PKTD_JUMP, PKTD_XDP_JUMP and PKTD_VERDICTS, for the native programs.
+    pub jump_fd: OwnedFd,
+    pub xdp_jump_fd: OwnedFd,
+    pub verdicts_fd: OwnedFd,
+    /// This attachment's counters (the inner map of PKTD_COUNTERS at
+    /// `index`).
+    pub counters: PerCpuArray<MapData, ClientCounters>,
+    pub usage: Array<MapData, ClientUsage>,
+    pub interface: PerCpuArray<MapData, InterfaceCounters>,
+    /// The attachment's index, held until the attachment and whatever
+    /// still releases its entries are gone (the last field: dropped after
+    /// the others).
+    pub lease: Arc<Lease>,
+}
+
+impl Maps {
+    /// The view of attachment `lease`.
+    pub fn new(kernel: &Kernel, lease: Arc<Lease>) -> Result<Self, CaptureError> {
+        let fd = |name| kernel.map(name).and_then(object::duplicate);
+        Ok(Self {
+            globals: typed(kernel, names::MAP_GLOBALS, Map::Array)?,
+            clients: typed(kernel, names::MAP_CLIENTS, Map::Array)?,
+            filters: typed(kernel, names::MAP_FILTERS, Map::ArrayOfMaps)?,
+            rings: typed(kernel, names::MAP_RINGS, Map::ArrayOfMaps)?,
+            rings_fd: fd(names::MAP_RINGS)?,
+            jump_fd: fd(names::MAP_JUMP)?,
+            xdp_jump_fd: fd(names::MAP_XDP_JUMP)?,
+            verdicts_fd: fd(names::MAP_VERDICTS)?,
+            counters: object::reopen(lease.counters(), names::MAP_COUNTERS, Map::PerCpuArray)?,
+            usage: typed(kernel, names::MAP_USAGE, Map::Array)?,
+            interface: typed(kernel, names::MAP_INTERFACE, Map::PerCpuArray)?,
+            lease,
+        })
+    }
+
+    /// The attachment's index.
+    pub fn index(&self) -> u32 {
+        self.lease.index()
+    }
+
+    /// The entry of slot `slot` in the maps indexed by (attachment, slot).
+    pub fn entry(&self, slot: u32) -> u32 {
+        self.index() * MAX_CLIENTS + slot
+    }
+
+    /// The first entry of the attachment's block in the program arrays.
+    pub fn block(&self) -> u32 {
+        jump::block(self.index())
+    }
+}
+
+/// Shared map `name` through a new fd, as aya type `T` (of `Map` variant
+/// `variant`).
+fn typed<T>(
+    kernel: &Kernel,
+    name: &'static str,
+    variant: fn(MapData) -> Map,
+) -> Result<T, CaptureError>
+where
+    T: TryFrom<Map, Error = aya::maps::MapError>,
+{
+    object::reopen(kernel.map(name)?, name, variant)
 }

@@ -6,11 +6,11 @@
 //!
 //! | file | concern |
 //! |---|---|
-//! | `object.rs` | the embedded eBPF object, loaded once; its maps by name, and an attachment's view of them |
-//! | `lease.rs` | attachment indices: taken, reset, given back after a rest |
+//! | `object.rs` | the embedded eBPF object, loaded once; its maps by name |
+//! | `lease.rs` | attachment indices (taken, reset, given back after a rest) and an attachment's view of the maps |
 //! | `attachment.rs` | one attachment: its slots and where it runs |
 //! | `error.rs` | what can go wrong |
-//! | `hooks.rs` | entry programs at TC and XDP, and moving between them |
+//! | `hooks.rs` | attaching: entry programs at TC and XDP, and moving between them |
 //! | `slots.rs` | taking, changing and giving back a slot; counters |
 //! | `chain.rs` | native code: groups of filters, chains of programs |
 //! | `native.rs` | engines; translating and loading one program |

@@ -1,7 +1,7 @@
 //! The kernel program's object, loaded into the kernel once per process
 //! and shared by every attachment: its maps resolved once by the names in
-//! `pktd_common::names`, its programs, and each attachment's view of the
-//! maps (its own entries in them, see [`Maps`]).
+//! `pktd_common::names`, and its programs. Each attachment's own entries
+//! in the maps are `lease.rs`'s.
 //!
 //! Verifying the programs takes seconds (the delivery program alone some
 //! 250,000 instructions); an attachment takes milliseconds, because all it
@@ -14,16 +14,13 @@ use std::{
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, ArrayOfMaps, Map, MapData, PerCpuArray, RingBuf},
+    maps::{Map, MapData},
     programs::{SchedClassifier, Xdp},
     util::nr_cpus,
 };
-use pktd_common::{
-    ClientConfig, ClientCounters, ClientUsage, FilterProgram, Globals, InterfaceCounters,
-    MAX_CLIENTS, jump, names,
-};
+use pktd_common::{jump, names};
 
-use super::{error::CaptureError, kernel_log::KernelLog, lease::Lease};
+use super::{error::CaptureError, kernel_log::KernelLog};
 use crate::sys;
 
 /// The compiled kernel program, embedded at build time.
@@ -40,8 +37,6 @@ pub(super) struct Kernel {
     maps: Vec<(&'static str, OwnedFd)>,
     /// `pktd_empty`, for benchmarks.
     empty: OwnedFd,
-    /// Attachment indices (see `lease.rs`).
-    pub(super) leases: super::lease::Leases,
     log: Mutex<KernelLog>,
 }
 
@@ -108,7 +103,6 @@ impl Kernel {
         let kernel = Self {
             maps,
             empty,
-            leases: Default::default(),
             log: Mutex::new(log),
             ebpf: Mutex::new(ebpf),
         };
@@ -192,83 +186,6 @@ impl Kernel {
             .unwrap_or_else(PoisonError::into_inner)
             .flush();
     }
-}
-
-/// One attachment's view of the shared maps, each through its own fd: its
-/// entries are `index` in the maps indexed by attachment, and `index *
-/// MAX_CLIENTS + slot` in those indexed by (attachment, slot) (see
-/// [`Maps::entry`]); the counters map is its own. Writes go through these
-/// handles without any lock: the kernel keeps each update whole.
-pub(super) struct Maps {
-    pub globals: Array<MapData, Globals>,
-    pub clients: Array<MapData, ClientConfig>,
-    pub filters: ArrayOfMaps<MapData, Array<MapData, FilterProgram>>,
-    pub rings: ArrayOfMaps<MapData, RingBuf<MapData>>,
-    /// A second fd of `rings`, for deleting entries (aya 0.14's
-    /// ArrayOfMaps can set but not delete; the lease deletes the rest).
-    pub rings_fd: OwnedFd,
-    /// PKTD_JUMP, PKTD_XDP_JUMP and PKTD_VERDICTS, for the native programs.
-    pub jump_fd: OwnedFd,
-    pub xdp_jump_fd: OwnedFd,
-    pub verdicts_fd: OwnedFd,
-    /// This attachment's counters (the inner map of PKTD_COUNTERS at
-    /// `index`).
-    pub counters: PerCpuArray<MapData, ClientCounters>,
-    pub usage: Array<MapData, ClientUsage>,
-    pub interface: PerCpuArray<MapData, InterfaceCounters>,
-    /// The attachment's index, held until the attachment and whatever
-    /// still releases its entries are gone (the last field: dropped after
-    /// the others).
-    pub lease: Arc<Lease>,
-}
-
-impl Maps {
-    /// The view of attachment `lease`.
-    pub fn new(kernel: &Kernel, lease: Arc<Lease>) -> Result<Self, CaptureError> {
-        let fd = |name| kernel.map(name).and_then(|fd| duplicate(fd));
-        Ok(Self {
-            globals: typed(kernel, names::MAP_GLOBALS, Map::Array)?,
-            clients: typed(kernel, names::MAP_CLIENTS, Map::Array)?,
-            filters: typed(kernel, names::MAP_FILTERS, Map::ArrayOfMaps)?,
-            rings: typed(kernel, names::MAP_RINGS, Map::ArrayOfMaps)?,
-            rings_fd: fd(names::MAP_RINGS)?,
-            jump_fd: fd(names::MAP_JUMP)?,
-            xdp_jump_fd: fd(names::MAP_XDP_JUMP)?,
-            verdicts_fd: fd(names::MAP_VERDICTS)?,
-            counters: reopen(lease.counters(), names::MAP_COUNTERS, Map::PerCpuArray)?,
-            usage: typed(kernel, names::MAP_USAGE, Map::Array)?,
-            interface: typed(kernel, names::MAP_INTERFACE, Map::PerCpuArray)?,
-            lease,
-        })
-    }
-
-    /// The attachment's index.
-    pub fn index(&self) -> u32 {
-        self.lease.index()
-    }
-
-    /// The entry of slot `slot` in the maps indexed by (attachment, slot).
-    pub fn entry(&self, slot: u32) -> u32 {
-        self.index() * MAX_CLIENTS + slot
-    }
-
-    /// The first entry of the attachment's block in the program arrays.
-    pub fn block(&self) -> u32 {
-        jump::block(self.index())
-    }
-}
-
-/// Shared map `name` through a new fd, as aya type `T` (of `Map` variant
-/// `variant`).
-fn typed<T>(
-    kernel: &Kernel,
-    name: &'static str,
-    variant: fn(MapData) -> Map,
-) -> Result<T, CaptureError>
-where
-    T: TryFrom<Map, Error = aya::maps::MapError>,
-{
-    reopen(kernel.map(name)?, name, variant)
 }
 
 /// Map `fd` through a new fd, as aya type `T`.
