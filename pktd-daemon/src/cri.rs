@@ -227,7 +227,13 @@ impl Client {
                 }
             }))
             .await
-            .map_err(|err| format!("connecting to {}: {}", socket.display(), chain(&err)))?;
+            .map_err(|err| {
+                format!(
+                    "connecting to {}: {}",
+                    socket.display(),
+                    crate::errors::chain(&err)
+                )
+            })?;
         Ok(Self {
             grpc: tonic::client::Grpc::new(channel),
         })
@@ -242,7 +248,7 @@ impl Client {
         self.grpc
             .ready()
             .await
-            .map_err(|err| format!("the CRI socket: {}", chain(&err)))?;
+            .map_err(|err| format!("the CRI socket: {}", crate::errors::chain(&err)))?;
         let path = format!("/runtime.v1.RuntimeService/{method}")
             .parse()
             .map_err(|_| format!("a CRI method name: {method}"))?;
@@ -253,17 +259,6 @@ impl Client {
             .map(tonic::Response::into_inner)
             .map_err(|status| format!("the runtime refused {method}: {}", status.message()))
     }
-}
-
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The kubelet's labels of a pod's sandbox.

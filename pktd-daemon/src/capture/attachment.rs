@@ -7,7 +7,7 @@ use std::{os::fd::OwnedFd, sync::Arc};
 
 use pktd_common::{ClientConfig, DEFAULT_INTERPRET_BUDGET, DIR_IN, Globals, MAX_CLIENTS, names};
 use pktd_filter::{ValidProgram, reads_socket_buffer};
-use pktd_translate::Hook;
+use pktd_translate::{Entry, Hook};
 
 use super::{
     budget,
@@ -305,10 +305,27 @@ impl Drop for Attachment {
 /// An attachment's entry programs (see `pktd_translate::entry`), each
 /// loaded when first needed.
 #[derive(Default)]
-pub(super) struct EntryPrograms {
-    pub ingress: Option<OwnedFd>,
-    pub egress: Option<OwnedFd>,
-    pub xdp: Option<OwnedFd>,
+pub(super) struct EntryPrograms([Option<OwnedFd>; 3]);
+
+impl EntryPrograms {
+    /// The program at `entry`, if loaded.
+    pub fn get(&self, entry: Entry) -> Option<&OwnedFd> {
+        self.0[entry as usize].as_ref()
+    }
+
+    /// The place of the program at `entry`.
+    pub fn place(&mut self, entry: Entry) -> &mut Option<OwnedFd> {
+        &mut self.0[entry as usize]
+    }
+
+    /// The name the program at `entry` is loaded with.
+    pub fn name(entry: Entry) -> &'static str {
+        match entry {
+            Entry::Ingress => names::ENTRY_INGRESS,
+            Entry::Egress => names::ENTRY_EGRESS,
+            Entry::Xdp => names::ENTRY_XDP,
+        }
+    }
 }
 
 // The kernel program's prefix must cover every header a filter commonly

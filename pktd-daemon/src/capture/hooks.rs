@@ -9,7 +9,12 @@ use std::{
 
 use pktd_translate::{Entry, Hook, MapFds};
 
-use super::{attachment::Attachment, error::CaptureError, link_stats::LinkStats, native::Engine};
+use super::{
+    attachment::{Attachment, EntryPrograms},
+    error::CaptureError,
+    link_stats::LinkStats,
+    native::{self, Engine},
+};
 use crate::{
     netns::{Netns, NetnsHandle},
     sys::{self, LinkTarget},
@@ -112,12 +117,7 @@ impl Attachment {
 
     /// The entry program at `entry`, loaded if it is not yet.
     pub(super) fn entry(&mut self, entry: Entry) -> Result<BorrowedFd<'_>, CaptureError> {
-        let (place, name) = match entry {
-            Entry::Ingress => (&mut self.entries.ingress, pktd_common::names::ENTRY_INGRESS),
-            Entry::Egress => (&mut self.entries.egress, pktd_common::names::ENTRY_EGRESS),
-            Entry::Xdp => (&mut self.entries.xdp, pktd_common::names::ENTRY_XDP),
-        };
-        if place.is_none() {
+        if self.entries.get(entry).is_none() {
             if entry == Entry::Xdp {
                 self.kernel.load_xdp()?;
             }
@@ -133,11 +133,8 @@ impl Attachment {
                 .iter()
                 .map(|insn| insn.to_bytes())
                 .collect();
-            // As native.rs loads the programs of each hook.
-            let (prog_type, expected_attach_type) = match entry.hook() {
-                Hook::Tc => (3, 0),
-                Hook::Xdp => (6, 37),
-            };
+            let (prog_type, expected_attach_type) = native::program_type(entry.hook());
+            let name = EntryPrograms::name(entry);
             let fd = sys::load_program(prog_type, expected_attach_type, name, &insns).map_err(
                 |refused| CaptureError::Io {
                     operation: "loading an entry program",
@@ -148,23 +145,20 @@ impl Attachment {
                     )),
                 },
             )?;
-            *place = Some(fd);
+            *self.entries.place(entry) = Some(fd);
         }
-        Ok(place.as_ref().expect("loaded just above").as_fd())
+        self.loaded_entry(entry)
     }
 
     /// The entry program at `entry`, if it is loaded (those of the
     /// attachment's hook are).
     pub(super) fn loaded_entry(&self, entry: Entry) -> Result<BorrowedFd<'_>, CaptureError> {
-        let (place, name) = match entry {
-            Entry::Ingress => (&self.entries.ingress, pktd_common::names::ENTRY_INGRESS),
-            Entry::Egress => (&self.entries.egress, pktd_common::names::ENTRY_EGRESS),
-            Entry::Xdp => (&self.entries.xdp, pktd_common::names::ENTRY_XDP),
-        };
-        place
-            .as_ref()
+        self.entries
+            .get(entry)
             .map(AsFd::as_fd)
-            .ok_or(CaptureError::Missing { name })
+            .ok_or(CaptureError::Missing {
+                name: EntryPrograms::name(entry),
+            })
     }
 
     /// Attaches the entry program at TC ingress of `interface` in

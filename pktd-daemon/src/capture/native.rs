@@ -178,12 +178,7 @@ pub fn load(
         .iter()
         .map(|insn| insn.to_bytes())
         .collect();
-    // BPF_PROG_TYPE_SCHED_CLS / BPF_PROG_TYPE_XDP with BPF_XDP, as aya
-    // loads the programs that tail-call them.
-    let (prog_type, expected_attach_type) = match hook {
-        Hook::Tc => (3, 0),
-        Hook::Xdp => (6, 37),
-    };
+    let (prog_type, expected_attach_type) = program_type(hook);
     let fd = sys::load_program(prog_type, expected_attach_type, "pktd_native", &bytes).map_err(
         |refused| {
             let lines: Vec<&str> = refused.log.lines().collect();
@@ -199,4 +194,15 @@ pub fn load(
         trees: translation.trees,
         standalone: translation.standalone,
     })
+}
+
+/// The program type and expected attach type of the daemon's own programs
+/// at `hook` (native filters, entry programs): BPF_PROG_TYPE_SCHED_CLS, or
+/// BPF_PROG_TYPE_XDP with BPF_XDP, as aya loads the programs they
+/// tail-call or are tail-called by (a program array takes one kind).
+pub(super) fn program_type(hook: Hook) -> (u32, u32) {
+    match hook {
+        Hook::Tc => (3, 0),
+        Hook::Xdp => (6, 37),
+    }
 }

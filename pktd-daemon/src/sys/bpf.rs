@@ -19,6 +19,38 @@ struct MapElemAttr {
     flags: u64,
 }
 
+/// bpf(2) with command `command` and `attr`; the kernel's non-negative
+/// result (an fd for the commands that make one), or its error.
+///
+/// # Safety
+/// `attr` must be the `bpf_attr` layout `command` reads, and every
+/// pointer in it valid, for the call's duration, for what the kernel reads
+/// and writes through it.
+unsafe fn bpf<T>(command: libc::c_long, attr: &mut T) -> io::Result<i64> {
+    // SAFETY: the caller's contract; the kernel reads (and for some
+    // commands writes back) at most `size_of::<T>()` bytes of `attr`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            command,
+            std::ptr::from_mut(attr),
+            size_of::<T>(),
+        )
+    };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// The fd the kernel just returned from a command that makes one.
+fn new_fd(fd: i64) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: a new fd of this process, owned by nobody else.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) }
+}
+
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
@@ -47,7 +79,7 @@ fn map_elem(
     key: u32,
     value: Option<u32>,
 ) -> io::Result<()> {
-    let attr = MapElemAttr {
+    let mut attr = MapElemAttr {
         map_fd: map.as_raw_fd() as u32,
         _pad: 0,
         key: std::ptr::from_ref(&key) as u64,
@@ -59,19 +91,7 @@ fn map_elem(
     // SAFETY: attr is a valid bpf_attr prefix for the BPF_MAP_*_ELEM
     // commands; `key` and `value` (4 bytes each, as these maps have) outlive
     // the call, and the kernel only reads them.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            command,
-            std::ptr::from_ref(&attr),
-            size_of::<MapElemAttr>(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    unsafe { bpf(command, &mut attr) }.map(drop)
 }
 
 /// The `bpf_attr` layout of BPF_PROG_LOAD, up to expected_attach_type.
@@ -128,7 +148,6 @@ fn load_program_once(
     insns: &[[u8; 8]],
     log: Option<&mut [u8]>,
 ) -> io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
     let license = c"GPL";
     let mut prog_name = [0u8; 16];
     for (to, from) in prog_name.iter_mut().zip(name.bytes().take(15)) {
@@ -138,7 +157,7 @@ fn load_program_once(
         Some(log) => (1, log.len() as u32, log.as_mut_ptr() as u64),
         None => (0, 0, 0),
     };
-    let attr = ProgLoadAttr {
+    let mut attr = ProgLoadAttr {
         prog_type,
         insn_cnt: insns.len() as u32,
         insns: insns.as_ptr() as u64,
@@ -155,19 +174,8 @@ fn load_program_once(
     // SAFETY: attr is a valid bpf_attr prefix for BPF_PROG_LOAD; the
     // instructions, license and log buffer it points to outlive the call,
     // and the kernel writes at most log_size bytes into the log.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_LOAD,
-            std::ptr::from_ref(&attr),
-            size_of::<ProgLoadAttr>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this new fd, owned by nobody else.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+    let fd = unsafe { bpf(BPF_PROG_LOAD, &mut attr) }?;
+    Ok(new_fd(fd))
 }
 
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
@@ -206,13 +214,12 @@ pub fn link_create(
     ifindex: u32,
     target: LinkTarget,
 ) -> io::Result<std::os::fd::OwnedFd> {
-    use std::os::fd::FromRawFd;
     let attach_type = match target {
         LinkTarget::TcxIngress => 46,
         LinkTarget::TcxEgress => 47,
         LinkTarget::Xdp => 37,
     };
-    let attr = LinkCreateAttr {
+    let mut attr = LinkCreateAttr {
         prog_fd: program.as_raw_fd() as u32,
         target_ifindex: ifindex,
         attach_type,
@@ -223,19 +230,8 @@ pub fn link_create(
     };
     // SAFETY: attr is a valid bpf_attr prefix for BPF_LINK_CREATE, read
     // by the kernel during the call only.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_LINK_CREATE,
-            std::ptr::from_ref(&attr),
-            size_of::<LinkCreateAttr>(),
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just returned this new fd, owned by nobody else.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+    let fd = unsafe { bpf(BPF_LINK_CREATE, &mut attr) }?;
+    Ok(new_fd(fd))
 }
 
 /// The `bpf_attr` layout of BPF_PROG_TEST_RUN, up to `ctx_out`.
@@ -277,17 +273,7 @@ pub fn test_run(program: BorrowedFd<'_>, data: &[u8], repeat: u32) -> io::Result
     // SAFETY: attr is a valid bpf_attr prefix for BPF_PROG_TEST_RUN; the
     // kernel reads `data` and writes at most `data_size_out` bytes into
     // `out`, both alive for the call, and writes the results into attr.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_PROG_TEST_RUN,
-            std::ptr::from_mut(&mut attr),
-            size_of::<TestRunAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    unsafe { bpf(BPF_PROG_TEST_RUN, &mut attr) }?;
     Ok(attr.duration)
 }
 
@@ -331,19 +317,7 @@ pub fn set_fd_entries(
     // SAFETY: attr is a valid bpf_attr prefix for BPF_MAP_UPDATE_BATCH;
     // `keys` and `values` hold `count` 4-byte entries each and outlive the
     // call; the kernel writes only `count` back into attr.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_MAP_UPDATE_BATCH,
-            std::ptr::from_mut(&mut attr),
-            size_of::<BatchAttr>(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    unsafe { bpf(BPF_MAP_UPDATE_BATCH, &mut attr) }.map(drop)
 }
 
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
@@ -362,7 +336,7 @@ pub fn link_ifindex(link: BorrowedFd<'_>) -> io::Result<u32> {
     // struct bpf_link_info: type, id, prog_id, then (8-aligned) the
     // union whose tcx and xdp members start with the ifindex.
     let mut info = [0u64; 8];
-    let attr = InfoAttr {
+    let mut attr = InfoAttr {
         bpf_fd: link.as_raw_fd() as u32,
         info_len: size_of::<[u64; 8]>() as u32,
         info: info.as_mut_ptr() as u64,
@@ -370,16 +344,6 @@ pub fn link_ifindex(link: BorrowedFd<'_>) -> io::Result<u32> {
     // SAFETY: attr is a valid bpf_attr prefix for BPF_OBJ_GET_INFO_BY_FD;
     // the kernel writes at most info_len bytes into `info`, alive for the
     // call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            BPF_OBJ_GET_INFO_BY_FD,
-            std::ptr::from_ref(&attr),
-            size_of::<InfoAttr>(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) }?;
     Ok(info[2] as u32)
 }
